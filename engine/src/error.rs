@@ -1,0 +1,99 @@
+//! Typed errors. A user's mistake carries the service's own error name (`NoSuchKey`,
+//! `ResourceNotFoundException` …) and a one-line hint; anything else says it is a bug.
+
+use std::path::PathBuf;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The request is refused the way the AWS service would refuse it.
+    #[error("{code}: {message}")]
+    Service {
+        code: &'static str,
+        message: String,
+        hint: Option<String>,
+    },
+    /// The workspace could not be read or written.
+    #[error("cannot access {}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Something Lakebook should never do: a bug.
+    #[error("internal error (a bug in Lakebook, please report it): {0}")]
+    Internal(String),
+}
+
+impl Error {
+    /// A service error with the given AWS-style name.
+    pub fn service(code: &'static str, message: impl Into<String>) -> Self {
+        Error::Service { code, message: message.into(), hint: None }
+    }
+
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io { path: path.into(), source }
+    }
+
+    /// Adds (or replaces) the one-line fix hint of a service error.
+    pub fn with_hint(self, hint: impl Into<String>) -> Self {
+        match self {
+            Error::Service { code, message, .. } => {
+                Error::Service { code, message, hint: Some(hint.into()) }
+            }
+            other => other,
+        }
+    }
+
+    /// The error's name as a user sees it (the Jupyter `ename`).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::Service { code, .. } => code,
+            Error::Io { .. } => "WorkspaceIOError",
+            Error::Internal(_) => "InternalError",
+        }
+    }
+
+    /// The message without the name (the Jupyter `evalue`).
+    pub fn message(&self) -> String {
+        match self {
+            Error::Service { message, .. } => message.clone(),
+            other => other.to_string(),
+        }
+    }
+
+    pub fn hint(&self) -> Option<&str> {
+        match self {
+            Error::Service { hint, .. } => hint.as_deref(),
+            _ => None,
+        }
+    }
+}
+
+/// Builds an [`Error::Service`] with a formatted message: `service_err!(NoSuchKey, "…{}", k)`.
+#[macro_export]
+macro_rules! service_err {
+    ($code:ident, $($arg:tt)*) => {
+        $crate::error::Error::service(stringify!($code), format!($($arg)*))
+    };
+}
+
+/// Builds an [`Error::Internal`] with a formatted message.
+#[macro_export]
+macro_rules! internal_err {
+    ($($arg:tt)*) => {
+        $crate::error::Error::Internal(format!($($arg)*))
+    };
+}
+
+impl From<object_store::Error> for Error {
+    fn from(err: object_store::Error) -> Self {
+        match err {
+            object_store::Error::NotFound { path, .. } => {
+                Error::service("NoSuchKey", format!("the object {path} does not exist"))
+            }
+            other => Error::Internal(format!("object store: {other}")),
+        }
+    }
+}

@@ -1,0 +1,69 @@
+//! Lakebook's embedded engine: one workspace directory holding a data lake and the AWS-style
+//! services over it, usable from plain Rust without Jupyter.
+//!
+//! Layout:
+//! - [`error`]     typed errors: service error names (`NoSuchKey` …) with fix hints, or bugs.
+//! - [`workspace`] the workspace directory, its exclusive lock, atomic file writes.
+//! - [`clock`]     the engine clock: system time or a persisted manual (simulated) time.
+//! - [`lake`]      `s3://bucket/key` objects on `<workspace>/lake` through `object_store`.
+//! - [`Lakebook`]  the façade owning all of the above.
+
+pub mod clock;
+pub mod error;
+pub mod lake;
+pub mod workspace;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub use clock::{Clock, ClockMode};
+pub use error::{Error, Result};
+pub use lake::{Lake, S3Uri};
+pub use workspace::Workspace;
+
+/// The environment variable naming the workspace directory.
+pub const HOME_ENV: &str = "LAKEBOOK_HOME";
+/// The workspace directory used when `LAKEBOOK_HOME` is not set, relative to the working dir.
+pub const DEFAULT_HOME: &str = "lakebook-data";
+
+/// The engine: owns the workspace and every service in it.
+#[derive(Debug)]
+pub struct Lakebook {
+    workspace: Arc<Workspace>,
+    clock: Arc<Clock>,
+    lake: Lake,
+}
+
+impl Lakebook {
+    /// Opens (creating if needed) the workspace at `home` and takes its lock.
+    pub fn open(home: impl Into<PathBuf>) -> Result<Self> {
+        let workspace = Arc::new(Workspace::open(home.into())?);
+        let clock = Arc::new(Clock::open(&workspace)?);
+        let lake = Lake::open(&workspace, clock.clone())?;
+        Ok(Self { workspace, clock, lake })
+    }
+
+    /// The workspace directory named by `LAKEBOOK_HOME`, else `./lakebook-data`.
+    pub fn default_home() -> PathBuf {
+        match std::env::var_os(HOME_ENV) {
+            Some(home) if !home.is_empty() => PathBuf::from(home),
+            _ => PathBuf::from(DEFAULT_HOME),
+        }
+    }
+
+    pub fn home(&self) -> &Path {
+        self.workspace.root()
+    }
+
+    pub fn workspace(&self) -> &Workspace {
+        &self.workspace
+    }
+
+    pub fn clock(&self) -> &Arc<Clock> {
+        &self.clock
+    }
+
+    pub fn lake(&self) -> &Lake {
+        &self.lake
+    }
+}

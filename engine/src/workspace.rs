@@ -1,0 +1,132 @@
+//! The workspace directory: the one place all state lives, guarded by an exclusive lock so
+//! two kernels never write the same files, and written only through atomic replace.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::{Error, Result};
+use crate::service_err;
+
+const LOCK_FILE: &str = ".lock";
+
+/// An open workspace. The lock is held for as long as this value lives.
+#[derive(Debug)]
+pub struct Workspace {
+    root: PathBuf,
+    _lock: File,
+}
+
+impl Workspace {
+    /// Creates the directory if needed and takes its exclusive lock, or fails with
+    /// `WorkspaceLocked` naming the process that holds it.
+    pub fn open(root: PathBuf) -> Result<Self> {
+        fs::create_dir_all(&root).map_err(|e| Error::io(&root, e))?;
+        let root = root.canonicalize().map_err(|e| Error::io(&root, e))?;
+        let lock_path = root.join(LOCK_FILE);
+        let mut lock = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&lock_path)
+            .map_err(|e| Error::io(&lock_path, e))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => {
+                let mut holder = String::new();
+                let _ = lock.read_to_string(&mut holder);
+                let holder = holder.trim();
+                let holder = if holder.is_empty() { "another process" } else { holder };
+                return Err(service_err!(
+                    WorkspaceLocked,
+                    "the workspace {} is in use by {holder}",
+                    root.display()
+                )
+                .with_hint(
+                    "shut down the other notebook's kernel, or give this one its own workspace \
+                     with LAKEBOOK_HOME",
+                ));
+            }
+            Err(fs::TryLockError::Error(e)) => return Err(Error::io(&lock_path, e)),
+        }
+        let holder = format!("process {} (started {})", std::process::id(), chrono::Utc::now());
+        lock.set_len(0).map_err(|e| Error::io(&lock_path, e))?;
+        lock.write_all(holder.as_bytes()).map_err(|e| Error::io(&lock_path, e))?;
+        Ok(Self { root, _lock: lock })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// A directory of the workspace, created if missing (`service` is e.g. "lake", "streams").
+    pub fn dir(&self, service: &str) -> Result<PathBuf> {
+        let dir = self.root.join(service);
+        fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        Ok(dir)
+    }
+}
+
+/// Replaces `path` with `bytes` atomically: a reader sees the old or the new file, never a
+/// torn one, even if the process dies mid-write.
+pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().ok_or_else(|| crate::internal_err!("{} has no parent", path.display()))?;
+    fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".tmp-")
+        .tempfile_in(dir)
+        .map_err(|e| Error::io(dir, e))?;
+    tmp.write_all(bytes).map_err(|e| Error::io(tmp.path(), e))?;
+    tmp.as_file().sync_all().map_err(|e| Error::io(tmp.path(), e))?;
+    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
+    Ok(())
+}
+
+/// Reads a JSON state file; `None` when it does not exist yet.
+pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<Option<T>> {
+    match fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+            crate::internal_err!("{} is not valid state JSON: {e}", path.display())
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io(path, e)),
+    }
+}
+
+/// Writes a JSON state file atomically.
+pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    let bytes = serde_json::to_vec_pretty(value)
+        .map_err(|e| crate::internal_err!("cannot serialise {}: {e}", path.display()))?;
+    atomic_write(path, &bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn second_open_is_refused_naming_the_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = Workspace::open(dir.path().to_path_buf()).unwrap();
+        let err = Workspace::open(dir.path().to_path_buf()).unwrap_err();
+        assert_eq!(err.code(), "WorkspaceLocked");
+        assert!(err.message().contains(&format!("process {}", std::process::id())));
+        drop(first);
+        Workspace::open(dir.path().to_path_buf()).expect("lock released on drop");
+    }
+
+    #[test]
+    fn atomic_write_replaces_and_leaves_no_temp_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        write_json(&path, &vec![1, 2]).unwrap();
+        write_json(&path, &vec![3]).unwrap();
+        assert_eq!(read_json::<Vec<i32>>(&path).unwrap(), Some(vec![3]));
+        let names: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("state.json")]);
+    }
+}

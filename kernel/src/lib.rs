@@ -1,0 +1,23 @@
+//! Lakebook's Jupyter kernel: the messaging protocol over ZeroMQ, cells and magics, and
+//! rendering of results, over the `lakebook-engine` crate.
+//!
+//! Layout (outside in):
+//! - [`server`]   sockets, framing, signing; the only code that touches ZeroMQ.
+//! - [`dispatch`] msg_type → handler, busy/idle, execution count, aborts, interrupt, shutdown.
+//! - [`session`]  the interpreter: cell → magics; completion, inspection, is_complete.
+//! - [`cell`]     cell syntax (stacked `%line` magics, `%%cell` magics, shell quoting).
+//! - [`magics`]   one file per magic (clap definition, help, run against the engine).
+//! - [`render`]   tables, progress and text as mime bundles.
+//! - [`output`]   the handle a running cell publishes through.
+//! - [`history`]  persisted input history.
+//! - [`install`]  the kernelspec.
+
+pub mod cell;
+pub mod dispatch;
+pub mod history;
+pub mod install;
+pub mod magics;
+pub mod output;
+pub mod render;
+pub mod server;
+pub mod session;

@@ -1,0 +1,56 @@
+//! `%lsmagic` and `%help`: what magics exist and how each is used (`%name?` shows the same
+//! help through the pager).
+
+use clap::{CommandFactory, Parser};
+
+use super::{Form, MAGICS, MagicSpec};
+use crate::output::Bundle;
+use crate::render;
+use crate::session::CellError;
+
+pub const LSMAGIC: MagicSpec = MagicSpec {
+    name: "lsmagic",
+    summary: "List the available magics",
+    form: Form::Line,
+    command: LsmagicArgs::command,
+};
+
+pub const HELP: MagicSpec = MagicSpec {
+    name: "help",
+    summary: "Show how a magic is used (also `%name?`)",
+    form: Form::Line,
+    command: HelpArgs::command,
+};
+
+/// List the available magics
+#[derive(Debug, Parser)]
+pub struct LsmagicArgs {}
+
+/// Show how a magic is used (also `%name?`)
+#[derive(Debug, Parser)]
+pub struct HelpArgs {
+    /// The magic to explain, e.g. lake; none lists them all
+    name: Option<String>,
+}
+
+pub fn lsmagic() -> Bundle {
+    let line: Vec<String> = MAGICS.iter().map(|m| format!("%{}", m.name)).collect();
+    let cell: Vec<String> = MAGICS.iter().filter(|m| m.form == Form::LineAndCell).map(|m| format!("%%{}", m.name)).collect();
+    let mut text = format!("Available line magics:\n{}\n\nAvailable cell magics:\n{}\n\n", line.join("  "), cell.join("  "));
+    for m in MAGICS {
+        text.push_str(&format!("  %{:<10} {}\n", m.name, m.summary));
+    }
+    text.push_str("\n%help NAME or %NAME? shows a magic's help.");
+    render::text(&text)
+}
+
+pub fn run(args: HelpArgs) -> Result<Option<Bundle>, CellError> {
+    match args.name {
+        None => Ok(Some(lsmagic())),
+        Some(name) => {
+            let name = name.trim_start_matches('%');
+            let spec = super::find(name).ok_or_else(|| super::unknown_magic(name, false))?;
+            Ok(Some(render::text(&super::help_text(spec))))
+        }
+    }
+}

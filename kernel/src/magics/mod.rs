@@ -1,0 +1,250 @@
+//! The magics: one file per magic (parse with clap, help text, run against the engine), and
+//! here the registry, argument parsing with helpful usage errors, help and completion, all
+//! generated from each magic's clap definition.
+
+pub mod clock;
+pub mod help;
+pub mod lake;
+
+use clap::{Command, FromArgMatches};
+
+use crate::output::{Bundle, Output};
+use crate::session::{CellError, Session};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Form {
+    Line,
+    LineAndCell,
+}
+
+/// A magic's registration.
+pub struct MagicSpec {
+    pub name: &'static str,
+    pub summary: &'static str,
+    pub form: Form,
+    pub command: fn() -> Command,
+}
+
+/// Every magic, in the order `%lsmagic` shows them.
+pub const MAGICS: &[MagicSpec] = &[lake::SPEC, clock::SPEC, help::LSMAGIC, help::HELP];
+
+pub fn find(name: &str) -> Option<&'static MagicSpec> {
+    MAGICS.iter().find(|m| m.name == name)
+}
+
+/// What a magic gets to work with.
+pub struct Ctx<'a> {
+    pub session: &'a mut Session,
+    pub out: &'a Output,
+    /// The cell body for `%%name` (None for a line magic).
+    pub body: Option<&'a str>,
+}
+
+/// Runs one magic; its value (if any) is displayed by the caller.
+pub async fn run(name: &str, args: &[String], ctx: Ctx<'_>) -> Result<Option<Bundle>, CellError> {
+    let spec = find(name).ok_or_else(|| unknown_magic(name, ctx.body.is_some()))?;
+    if ctx.body.is_some() && spec.form == Form::Line {
+        return Err(CellError::usage(format!("%{name} is a line magic; write it as `%{name} …` without a second %")));
+    }
+    match spec.name {
+        "lake" => lake::run(parse(spec, args)?, ctx).await,
+        "clock" => clock::run(parse(spec, args)?, ctx).await,
+        "lsmagic" => Ok(Some(help::lsmagic())),
+        "help" => help::run(parse(spec, args)?),
+        other => Err(CellError::bug(format!("magic %{other} is registered but has no runner"))),
+    }
+}
+
+pub fn unknown_magic(name: &str, cell: bool) -> CellError {
+    let prefix = if cell { "%%" } else { "%" };
+    let available: Vec<String> = MAGICS
+        .iter()
+        .filter(|m| !cell || m.form == Form::LineAndCell)
+        .map(|m| format!("{prefix}{}", m.name))
+        .collect();
+    let suggestion = closest(name, MAGICS.iter().map(|m| m.name))
+        .map(|s| format!(" Did you mean {prefix}{s}?"))
+        .unwrap_or_default();
+    CellError::usage(format!(
+        "{} magic {prefix}{name} not found.{suggestion} Available: {}",
+        if cell { "Cell" } else { "Line" },
+        available.join(", ")
+    ))
+}
+
+/// Parses arguments with the magic's clap definition. `--help` shows the help instead.
+fn parse<T: FromArgMatches>(spec: &MagicSpec, args: &[String]) -> Result<T, CellError> {
+    let command = command_of(spec);
+    let argv = std::iter::once(format!("%{}", spec.name)).chain(args.iter().cloned());
+    match command.clone().try_get_matches_from(argv) {
+        Ok(matches) => T::from_arg_matches(&matches).map_err(|e| usage_error(spec, &command, args, e)),
+        Err(e) => Err(usage_error(spec, &command, args, e)),
+    }
+}
+
+fn command_of(spec: &MagicSpec) -> Command {
+    (spec.command)()
+        .name(format!("%{}", spec.name))
+        .bin_name(format!("%{}", spec.name))
+        .color(clap::ColorChoice::Never)
+        .styles(clap::builder::Styles::plain())
+        .disable_help_subcommand(true)
+        .help_template("{about-with-newline}\n{usage-heading} {usage}\n\n{all-args}{after-help}")
+}
+
+fn usage_error(spec: &MagicSpec, command: &Command, args: &[String], err: clap::Error) -> CellError {
+    use clap::error::ErrorKind;
+    if matches!(err.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand) {
+        return CellError::help(err.render().to_string());
+    }
+    let rendered = err.render().to_string();
+    let first = rendered
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("invalid arguments")
+        .trim_start_matches("error: ")
+        .to_string();
+    let sub = verb_of(command, args);
+    let target = sub.as_ref().unwrap_or(command);
+    let hint = match err.kind() {
+        ErrorKind::InvalidSubcommand | ErrorKind::MissingSubcommand => {
+            format!("verbs of %{}: {}", spec.name, verbs(command).join(", "))
+        }
+        _ => {
+            let flags = flags(target);
+            if flags.is_empty() {
+                format!("%{} {} takes no flags", spec.name, target.get_name())
+            } else {
+                format!("valid flags: {}", flags.join(", "))
+            }
+        }
+    };
+    CellError::usage(format!("%{}: {first}; {hint}", spec.name))
+        .with_detail(format!("see `%{}?` for the full help", spec.name))
+}
+
+/// The subcommand named by the first positional argument, if any.
+fn verb_of(command: &Command, args: &[String]) -> Option<Command> {
+    let verb = args.iter().find(|a| !a.starts_with('-'))?;
+    command
+        .get_subcommands()
+        .find(|s| s.get_name() == verb || s.get_all_aliases().any(|a| a == verb))
+        .cloned()
+}
+
+fn verbs(command: &Command) -> Vec<String> {
+    command.get_subcommands().map(|s| s.get_name().to_string()).collect()
+}
+
+fn flags(command: &Command) -> Vec<String> {
+    command
+        .get_arguments()
+        .filter(|a| !a.is_positional() && a.get_id() != "help")
+        .filter_map(|a| a.get_long().map(|l| format!("--{l}")))
+        .chain(std::iter::once("--help".to_string()))
+        .collect()
+}
+
+/// A magic's full help text, including each verb's help.
+pub fn help_text(spec: &MagicSpec) -> String {
+    let mut command = command_of(spec);
+    let mut text = command.render_long_help().to_string();
+    let subs: Vec<Command> = command.get_subcommands().cloned().collect();
+    for sub in subs {
+        let name = format!("%{} {}", spec.name, sub.get_name());
+        let mut sub = sub.clone().bin_name(name.clone()).name(name);
+        text.push_str(&format!("\n── {} ──\n", sub.get_name()));
+        text.push_str(sub.render_long_help().to_string().trim_end());
+        text.push('\n');
+    }
+    text
+}
+
+/// Completion candidates for the word being typed in a magic line.
+pub struct Candidates {
+    pub words: Vec<String>,
+    pub kind: &'static str,
+}
+
+/// Completes the verb or flag at the end of `tokens` (the magic's arguments typed so far,
+/// the last one being the partial word).
+pub fn complete_args(spec: &MagicSpec, tokens: &[&str]) -> Candidates {
+    let command = command_of(spec);
+    let (done, partial) = tokens.split_at(tokens.len().saturating_sub(1));
+    let partial = partial.first().copied().unwrap_or("");
+    let done: Vec<String> = done.iter().map(|s| s.to_string()).collect();
+    let verb = verb_of(&command, &done);
+    if partial.starts_with('-') {
+        let target = verb.as_ref().unwrap_or(&command);
+        let words = flags(target).into_iter().filter(|f| f.starts_with(partial)).collect();
+        return Candidates { words, kind: "flag" };
+    }
+    if verb.is_none() && command.get_subcommands().next().is_some() {
+        let words = verbs(&command).into_iter().filter(|v| v.starts_with(partial)).collect();
+        return Candidates { words, kind: "verb" };
+    }
+    Candidates { words: Vec::new(), kind: "" }
+}
+
+/// The help of the verb `verb` of a magic, if it has one.
+pub fn verb_help(spec: &MagicSpec, verb: &str) -> Option<String> {
+    let command = command_of(spec);
+    let mut sub = verb_of(&command, &[verb.to_string()])?;
+    let name = format!("%{} {}", spec.name, sub.get_name());
+    sub = sub.bin_name(name.clone()).name(name);
+    Some(sub.render_long_help().to_string())
+}
+
+/// The closest name within edit distance 2 ("did you mean").
+pub fn closest<'a>(word: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    candidates
+        .map(|c| (strsim_distance(word, c), c))
+        .filter(|(d, _)| *d <= 2)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+fn strsim_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (row[j + 1] + 1).min(row[j] + 1).min(prev + usize::from(ca != *cb));
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_flag_lists_valid_ones_and_unknown_magic_suggests() {
+        let err = parse::<lake::LakeArgs>(&lake::SPEC, &["ls".into(), "--bogus".into()]).err().unwrap();
+        assert_eq!(err.ename, "UsageError");
+        assert!(err.evalue.contains("--bogus") && err.evalue.contains("--recursive"), "{}", err.evalue);
+        let err = unknown_magic("lakr", false);
+        assert!(err.evalue.contains("Did you mean %lake?") && err.evalue.contains("%clock"), "{}", err.evalue);
+    }
+
+    #[test]
+    fn completes_verbs_and_flags() {
+        assert_eq!(complete_args(&lake::SPEC, &["l"]).words, vec!["ls"]);
+        assert_eq!(complete_args(&lake::SPEC, &["ls", "s3://x", "--r"]).words, vec!["--recursive"]);
+        assert_eq!(complete_args(&clock::SPEC, &["ma"]).words, vec!["manual"]);
+    }
+
+    #[test]
+    fn every_magic_has_help_naming_its_verbs() {
+        for spec in MAGICS {
+            let text = help_text(spec);
+            assert!(text.contains(spec.summary) || text.contains(&format!("%{}", spec.name)), "{text}");
+        }
+        assert!(help_text(&lake::SPEC).contains("PutObject"));
+    }
+}

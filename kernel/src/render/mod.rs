@@ -1,0 +1,77 @@
+//! Rendering: results become mime bundles. Tables as escaped HTML plus a text box table,
+//! progress as a small HTML bar, plain text as `text/plain`.
+
+pub mod table;
+
+use serde_json::Value;
+
+use crate::output::Bundle;
+
+pub use table::{Footer, TableOptions, table};
+
+/// A `text/plain` bundle.
+pub fn text(text: &str) -> Bundle {
+    let mut bundle = Bundle::new();
+    bundle.insert("text/plain".into(), Value::String(text.to_string()));
+    bundle
+}
+
+/// A progress bundle: an HTML bar and a text line.
+pub fn progress(label: &str, fraction: f64) -> Bundle {
+    let percent = (fraction.clamp(0.0, 1.0) * 100.0).round();
+    let mut bundle = text(&format!("{label} [{percent:.0}%]"));
+    bundle.insert(
+        "text/html".into(),
+        Value::String(format!(
+            "<div class=\"lakebook-progress\"><progress max=\"100\" value=\"{percent:.0}\" style=\"width:20em\"></progress> {}</div>",
+            escape(label)
+        )),
+    );
+    bundle
+}
+
+/// Escapes text for HTML element content and attribute values.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Bytes as people read them (1.2 MB; decimal units as the AWS consoles show).
+pub fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["KB", "MB", "GB", "TB", "PB"];
+    if bytes < 1000 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64;
+    let mut unit = "B";
+    for u in UNITS {
+        if value < 1000.0 {
+            break;
+        }
+        value /= 1000.0;
+        unit = u;
+    }
+    format!("{value:.1} {unit}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_and_sizes() {
+        assert_eq!(escape("<script>\"&'"), "&lt;script&gt;&quot;&amp;&#39;");
+        assert_eq!(human_bytes(999), "999 B");
+        assert_eq!(human_bytes(1_234_567), "1.2 MB");
+    }
+}

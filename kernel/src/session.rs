@@ -1,0 +1,294 @@
+//! The interpreter: turns a cell into magic runs (and, later, Rust), and answers completion,
+//! inspection and is-complete questions. It publishes through an [`Output`] and never sees
+//! a socket or a protocol message.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use lakebook_engine::{Lakebook, S3Uri};
+
+use crate::cell::{self, Cell, MagicCall, ParseError};
+use crate::magics::{self, Ctx};
+use crate::output::{Bundle, Output};
+use crate::render;
+
+/// A failed cell, as Jupyter shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CellError {
+    pub ename: String,
+    pub evalue: String,
+    pub traceback: Vec<String>,
+    /// Not an error at all: `--help` was asked for (shown as output).
+    pub help: Option<String>,
+}
+
+impl CellError {
+    pub fn new(ename: &str, evalue: impl Into<String>) -> Self {
+        let evalue = evalue.into();
+        let traceback = vec![format!("\x1b[0;31m{ename}\x1b[0m: {evalue}")];
+        Self { ename: ename.to_string(), evalue, traceback, help: None }
+    }
+
+    pub fn usage(evalue: impl Into<String>) -> Self {
+        Self::new("UsageError", evalue)
+    }
+
+    pub fn bug(evalue: impl Into<String>) -> Self {
+        Self::new("InternalError", format!("{} (a bug in Lakebook, please report it)", evalue.into()))
+    }
+
+    pub fn interrupted() -> Self {
+        Self::new("KeyboardInterrupt", "the cell was interrupted; the kernel is still running")
+    }
+
+    pub(crate) fn help(text: String) -> Self {
+        Self { help: Some(text), ..Self::new("Help", "") }
+    }
+
+    /// Adds a line under the message (a hint).
+    pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
+        self.traceback.push(format!("\x1b[0;36mhint\x1b[0m: {}", detail.into()));
+        self
+    }
+}
+
+impl From<lakebook_engine::Error> for CellError {
+    fn from(err: lakebook_engine::Error) -> Self {
+        let cell = CellError::new(err.code(), err.message());
+        match err.hint() {
+            Some(hint) => cell.with_detail(hint),
+            None => cell,
+        }
+    }
+}
+
+/// What a successful cell leaves: its value (an `execute_result`) and help pages.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub value: Option<Bundle>,
+    pub pages: Vec<Bundle>,
+}
+
+/// One completion candidate.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Match {
+    pub text: String,
+    pub kind: &'static str,
+}
+
+/// Completion answer; positions count Unicode code points.
+#[derive(Debug, Default)]
+pub struct Completion {
+    pub matches: Vec<Match>,
+    pub start: usize,
+    pub end: usize,
+}
+
+pub struct Session {
+    home: PathBuf,
+    engine: Option<Arc<Lakebook>>,
+}
+
+impl Session {
+    /// A session on the workspace at `home`; the workspace is opened on first use so a kernel
+    /// always starts, even when another kernel holds the workspace.
+    pub fn new(home: PathBuf) -> Self {
+        Self { home, engine: None }
+    }
+
+    pub fn home(&self) -> &Path {
+        &self.home
+    }
+
+    /// The engine, opening the workspace if this is the first use.
+    pub fn engine(&mut self) -> Result<Arc<Lakebook>, CellError> {
+        if let Some(engine) = &self.engine {
+            return Ok(engine.clone());
+        }
+        let engine = Arc::new(Lakebook::open(self.home.clone())?);
+        self.engine = Some(engine.clone());
+        Ok(engine)
+    }
+
+    pub async fn execute(&mut self, code: &str, out: &Output) -> Result<Outcome, CellError> {
+        let cell = cell::parse(code).map_err(|e| CellError::usage(e.to_string()))?;
+        let mut outcome = Outcome::default();
+        match cell {
+            Cell::Empty => {}
+            Cell::Code { .. } => {
+                return Err(CellError::new(
+                    "RustCellsUnavailable",
+                    "plain cells will run Rust once evcxr support lands; for now every cell is made of magics",
+                )
+                .with_detail("%lsmagic lists the magics, %help NAME explains one"));
+            }
+            Cell::Lines(calls) => {
+                let last = calls.len() - 1;
+                for (i, call) in calls.iter().enumerate() {
+                    let value = self.run_call(call, None, out, &mut outcome).await?;
+                    match value {
+                        Some(v) if i == last => outcome.value = Some(v),
+                        Some(v) => out.display(v),
+                        None => {}
+                    }
+                }
+            }
+            Cell::CellMagic { call, body } => {
+                outcome.value = self.run_call(&call, Some(&body), out, &mut outcome).await?;
+            }
+        }
+        Ok(outcome)
+    }
+
+    async fn run_call(
+        &mut self,
+        call: &MagicCall,
+        body: Option<&str>,
+        out: &Output,
+        outcome: &mut Outcome,
+    ) -> Result<Option<Bundle>, CellError> {
+        if call.help {
+            let spec = magics::find(&call.name).ok_or_else(|| magics::unknown_magic(&call.name, body.is_some()))?;
+            outcome.pages.push(render::text(&magics::help_text(spec)));
+            return Ok(None);
+        }
+        let result = magics::run(&call.name, &call.args, Ctx { session: self, out, body }).await;
+        match result {
+            Err(CellError { help: Some(text), .. }) => Ok(Some(render::text(&text))),
+            other => other,
+        }
+    }
+
+    /// Completion at `cursor_pos` (code points).
+    pub async fn complete(&mut self, code: &str, cursor_pos: usize) -> Completion {
+        let chars: Vec<char> = code.chars().collect();
+        let cursor = cursor_pos.min(chars.len());
+        let before: String = chars[..cursor].iter().collect();
+        let line = before.rsplit('\n').next().unwrap_or("");
+        let word_len = line.chars().rev().take_while(|c| !c.is_whitespace()).count();
+        let word: String = line.chars().skip(line.chars().count() - word_len).collect();
+        let mut completion = Completion { matches: Vec::new(), start: cursor - word_len, end: cursor };
+
+        let Some(stripped) = line.strip_prefix('%') else { return completion };
+        let (cell_form, stripped) = match stripped.strip_prefix('%') {
+            Some(rest) => (true, rest),
+            None => (false, stripped),
+        };
+        let tokens: Vec<&str> = stripped.split_whitespace().collect();
+        let typing_name = !stripped.contains(char::is_whitespace);
+        let prefix = if cell_form { "%%" } else { "%" };
+        if typing_name {
+            completion.matches = magics::MAGICS
+                .iter()
+                .filter(|m| m.name.starts_with(stripped) && (!cell_form || m.form == magics::Form::LineAndCell))
+                .map(|m| Match { text: format!("{prefix}{}", m.name), kind: "magic" })
+                .collect();
+            return completion;
+        }
+        let Some(spec) = magics::find(tokens[0]) else { return completion };
+        let mut args: Vec<&str> = tokens[1..].to_vec();
+        if word.is_empty() {
+            args.push("");
+        }
+        if word.starts_with("s3://") {
+            completion.matches = self.complete_s3(&word).await;
+            return completion;
+        }
+        let candidates = magics::complete_args(spec, &args);
+        completion.matches = candidates.words.into_iter().map(|text| Match { text, kind: candidates.kind }).collect();
+        completion
+    }
+
+    async fn complete_s3(&mut self, word: &str) -> Vec<Match> {
+        let Ok(engine) = self.engine() else { return Vec::new() };
+        let rest = &word["s3://".len()..];
+        let Some((bucket, key)) = rest.split_once('/') else {
+            let buckets = engine.lake().list_buckets().unwrap_or_default();
+            return buckets
+                .into_iter()
+                .filter(|b| b.name.starts_with(rest))
+                .map(|b| Match { text: format!("s3://{}/", b.name), kind: "bucket" })
+                .collect();
+        };
+        let uri = S3Uri { bucket: bucket.to_string(), key: key.to_string() };
+        let Ok(listing) = engine.lake().list(&uri, false).await else { return Vec::new() };
+        let folders = listing.prefixes.into_iter().map(|p| Match { text: format!("s3://{bucket}/{p}"), kind: "folder" });
+        let objects = listing.objects.into_iter().map(|o| Match { text: format!("s3://{bucket}/{}", o.key), kind: "object" });
+        folders.chain(objects).collect()
+    }
+
+    /// Help for the magic (or magic verb) under the cursor.
+    pub fn inspect(&self, code: &str, cursor_pos: usize) -> Option<Bundle> {
+        let chars: Vec<char> = code.chars().collect();
+        let cursor = cursor_pos.min(chars.len());
+        let line_start = chars[..cursor].iter().rposition(|&c| c == '\n').map_or(0, |i| i + 1);
+        let line_end = chars[cursor..].iter().position(|&c| c == '\n').map_or(chars.len(), |i| cursor + i);
+        let line: String = chars[line_start..line_end].iter().collect();
+        let stripped = line.trim_start().strip_prefix('%')?;
+        let stripped = stripped.strip_prefix('%').unwrap_or(stripped);
+        let mut tokens = stripped.split_whitespace();
+        let name = tokens.next()?.trim_end_matches('?');
+        let spec = magics::find(name)?;
+        let offset_in_line = cursor - line_start;
+        let name_end = line.find(name).map(|i| line[..i].chars().count() + name.chars().count()).unwrap_or(0);
+        if offset_in_line > name_end {
+            if let Some(text) = tokens.next().and_then(|verb| magics::verb_help(spec, verb)) {
+                return Some(render::text(&text));
+            }
+        }
+        Some(render::text(&magics::help_text(spec)))
+    }
+
+    /// `complete`, `incomplete` (with indent) or `invalid`, as a console needs to know
+    /// whether to run the input or wait for more.
+    pub fn is_complete(&self, code: &str) -> (&'static str, String) {
+        match cell::parse(code) {
+            Err(ParseError::OpenQuote { .. } | ParseError::Continued) => ("incomplete", String::new()),
+            Ok(Cell::CellMagic { call, .. }) => {
+                if magics::find(&call.name).is_none() {
+                    return ("invalid", String::new());
+                }
+                // As IPython: a cell magic is complete once its last line is empty.
+                if code.lines().last().is_some_and(|l| l.trim().is_empty()) {
+                    ("complete", String::new())
+                } else {
+                    ("incomplete", String::new())
+                }
+            }
+            Ok(Cell::Lines(calls)) if calls.iter().any(|c| magics::find(&c.name).is_none()) => ("invalid", String::new()),
+            Ok(_) => ("complete", String::new()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn completes_magic_names_verbs_and_flags_in_code_points() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut session = Session::new(dir.path().to_path_buf());
+        let c = session.complete("%la", 3).await;
+        assert_eq!((c.start, c.end), (0, 3));
+        assert_eq!(c.matches[0].text, "%lake");
+        let code = "%lake mb s3://dé\n%lake l";
+        let c = session.complete(code, code.chars().count()).await;
+        assert_eq!(c.matches.iter().map(|m| m.text.as_str()).collect::<Vec<_>>(), vec!["ls"]);
+        assert_eq!(c.start, code.chars().count() - 1);
+        let c = session.complete("%%la", 4).await;
+        assert_eq!(c.matches[0].text, "%%lake");
+    }
+
+    #[test]
+    fn is_complete_rules() {
+        let session = Session::new(PathBuf::from("unused"));
+        assert_eq!(session.is_complete("%clock").0, "complete");
+        assert_eq!(session.is_complete("%lake put s3://a/b --from 'x").0, "incomplete");
+        assert_eq!(session.is_complete("%lake ls \\").0, "incomplete");
+        assert_eq!(session.is_complete("%%lake put s3://demo/x").0, "incomplete");
+        assert_eq!(session.is_complete("%%lake put s3://demo/x\nbody").0, "incomplete");
+        assert_eq!(session.is_complete("%%lake put s3://demo/x\nbody\n\n").0, "complete");
+        assert_eq!(session.is_complete("%nosuchmagic").0, "invalid");
+    }
+}
