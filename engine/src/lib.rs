@@ -6,8 +6,10 @@
 //! - [`workspace`] the workspace directory, its exclusive lock, atomic file writes.
 //! - [`clock`]     the engine clock: system time or a persisted manual (simulated) time.
 //! - [`lake`]      `s3://bucket/key` objects on `<workspace>/lake` through `object_store`.
+//! - [`catalog`]   the Glue-style Data Catalog and its crawler.
 //! - [`Lakebook`]  the façade owning all of the above.
 
+pub mod catalog;
 pub mod clock;
 pub mod error;
 pub mod lake;
@@ -16,6 +18,7 @@ pub mod workspace;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+pub use catalog::Catalog;
 pub use clock::{Clock, ClockMode};
 pub use error::{Error, Result};
 pub use lake::{Lake, S3Uri};
@@ -32,6 +35,7 @@ pub struct Lakebook {
     workspace: Arc<Workspace>,
     clock: Arc<Clock>,
     lake: Lake,
+    catalog: Catalog,
 }
 
 impl Lakebook {
@@ -40,7 +44,8 @@ impl Lakebook {
         let workspace = Arc::new(Workspace::open(home.into())?);
         let clock = Arc::new(Clock::open(&workspace)?);
         let lake = Lake::open(&workspace, clock.clone())?;
-        Ok(Self { workspace, clock, lake })
+        let catalog = Catalog::open(&workspace, clock.clone())?;
+        Ok(Self { workspace, clock, lake, catalog })
     }
 
     /// The workspace directory named by `LAKEBOOK_HOME`, else `./lakebook-data`.
@@ -65,5 +70,29 @@ impl Lakebook {
 
     pub fn lake(&self) -> &Lake {
         &self.lake
+    }
+
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    /// Runs the time-driven work that is due on the engine clock (scheduled crawlers …) and
+    /// reports what ran. `%clock advance` calls it so manual-clock notebooks stay
+    /// deterministic; on the system clock a background loop calls it.
+    pub async fn run_due_work(&self) -> Vec<String> {
+        let mut reports = Vec::new();
+        for name in self.catalog.due_crawlers(self.clock.now()) {
+            let report = match self.catalog.run_crawler(&self.lake, &name, &mut |_, _| {}).await {
+                Ok(summary) => format!(
+                    "scheduled crawler {name} ran: {} table(s) created, {} updated, {} partition(s) added",
+                    summary.count(catalog::TableAction::Created),
+                    summary.count(catalog::TableAction::Updated),
+                    summary.partitions_added()
+                ),
+                Err(e) => format!("scheduled crawler {name} failed: {e}"),
+            };
+            reports.push(report);
+        }
+        reports
     }
 }

@@ -174,6 +174,16 @@ impl Lake {
         }
     }
 
+    /// ≙ GetObject with a byte range.
+    pub async fn get_range(&self, uri: &S3Uri, range: std::ops::Range<u64>) -> Result<Bytes> {
+        let path = store_path(&uri.bucket, &uri.key)?;
+        match self.store.get_range(&path, range).await {
+            Ok(bytes) => Ok(bytes),
+            Err(object_store::Error::NotFound { .. }) => Err(no_such_key(uri)),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// ≙ HeadObject.
     pub async fn head(&self, uri: &S3Uri) -> Result<ObjectInfo> {
         self.bucket_dir(&uri.bucket)?;
