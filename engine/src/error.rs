@@ -71,6 +71,25 @@ impl Error {
     }
 }
 
+/// The closest name within edit distance 2, for "did you mean …?" hints.
+pub fn closest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    fn distance(a: &str, b: &str) -> usize {
+        let b: Vec<char> = b.chars().collect();
+        let mut row: Vec<usize> = (0..=b.len()).collect();
+        for (i, ca) in a.chars().enumerate() {
+            let mut prev = row[0];
+            row[0] = i + 1;
+            for (j, cb) in b.iter().enumerate() {
+                let cur = row[j + 1];
+                row[j + 1] = (row[j + 1] + 1).min(row[j] + 1).min(prev + usize::from(ca != *cb));
+                prev = cur;
+            }
+        }
+        row[b.len()]
+    }
+    candidates.iter().map(|c| (distance(word, c), *c)).filter(|(d, _)| *d <= 2).min_by_key(|(d, _)| *d).map(|(_, c)| c)
+}
+
 /// Builds an [`Error::Service`] with a formatted message: `service_err!(NoSuchKey, "…{}", k)`.
 #[macro_export]
 macro_rules! service_err {

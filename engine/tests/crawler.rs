@@ -144,7 +144,7 @@ async fn exclusions_and_bad_files_are_reported_not_fatal() {
     cfg.exclusions = vec!["tmp/*".into(), "**/*.tmp".into()];
     let summary = run(&lb, cfg).await;
     let excluded: Vec<&str> = summary.skipped.iter().map(|s| s.key.as_str()).collect();
-    assert_eq!(excluded, vec!["t/deep/er/x.tmp", "t/tmp/skip.json"]);
+    assert_eq!(excluded, vec!["s3://lake/t/deep/er/x.tmp", "s3://lake/t/tmp/skip.json"]);
     assert_eq!(lb.catalog().table("web", "t").unwrap().partitions.len(), 0);
 
     let summary = run(&lb, config("bad", "s3://lake/bad/")).await;

@@ -62,6 +62,23 @@ impl From<lakebook_engine::Error> for CellError {
     }
 }
 
+/// On the system clock, time-driven work (scheduled crawlers …) happens in the background
+/// while the user works; the loop ends when the engine is dropped.
+fn spawn_system_clock_work(engine: std::sync::Weak<Lakebook>) {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+    runtime.spawn(async move {
+        loop {
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            let Some(engine) = engine.upgrade() else { return };
+            if engine.clock().mode() == lakebook_engine::ClockMode::System {
+                for report in engine.run_due_work().await {
+                    tracing::info!("{report}");
+                }
+            }
+        }
+    });
+}
+
 /// What a successful cell leaves: its value (an `execute_result`) and help pages.
 #[derive(Debug, Default)]
 pub struct Outcome {
@@ -107,6 +124,7 @@ impl Session {
         }
         let engine = Arc::new(Lakebook::open(self.home.clone())?);
         self.engine = Some(engine.clone());
+        spawn_system_clock_work(Arc::downgrade(&engine));
         Ok(engine)
     }
 
@@ -196,6 +214,9 @@ impl Session {
         }
         let candidates = magics::complete_args(spec, &args);
         completion.matches = candidates.words.into_iter().map(|text| Match { text, kind: candidates.kind }).collect();
+        if completion.matches.is_empty() && !word.starts_with('-') && spec.name == "catalog" {
+            completion.matches = self.complete_tables(&word);
+        }
         completion
     }
 
@@ -217,10 +238,32 @@ impl Session {
         folders.chain(objects).collect()
     }
 
-    /// Help for the magic (or magic verb) under the cursor.
-    pub fn inspect(&self, code: &str, cursor_pos: usize) -> Option<Bundle> {
+    /// Databases and `db.table` names starting with `word`.
+    fn complete_tables(&mut self, word: &str) -> Vec<Match> {
+        let Ok(engine) = self.engine() else { return Vec::new() };
+        let mut matches = Vec::new();
+        for db in engine.catalog().databases() {
+            if db.name.starts_with(word) && !word.contains('.') {
+                matches.push(Match { text: db.name.clone(), kind: "database" });
+            }
+            for table in db.tables.keys() {
+                let name = format!("{}.{table}", db.name);
+                if name.starts_with(word) {
+                    matches.push(Match { text: name, kind: "table" });
+                }
+            }
+        }
+        matches
+    }
+
+    /// Help for the magic (or magic verb) under the cursor, or a table's schema when the
+    /// cursor is on `db.table`.
+    pub fn inspect(&mut self, code: &str, cursor_pos: usize) -> Option<Bundle> {
         let chars: Vec<char> = code.chars().collect();
         let cursor = cursor_pos.min(chars.len());
+        if let Some(schema) = self.inspect_table(&chars, cursor) {
+            return Some(schema);
+        }
         let line_start = chars[..cursor].iter().rposition(|&c| c == '\n').map_or(0, |i| i + 1);
         let line_end = chars[cursor..].iter().position(|&c| c == '\n').map_or(chars.len(), |i| cursor + i);
         let line: String = chars[line_start..line_end].iter().collect();
@@ -237,6 +280,17 @@ impl Session {
             }
         }
         Some(render::text(&magics::help_text(spec)))
+    }
+
+    fn inspect_table(&mut self, chars: &[char], cursor: usize) -> Option<Bundle> {
+        let is_name = |c: &char| c.is_ascii_alphanumeric() || *c == '_' || *c == '.';
+        let start = chars[..cursor].iter().rposition(|c| !is_name(c)).map_or(0, |i| i + 1);
+        let end = chars[cursor..].iter().position(|c| !is_name(c)).map_or(chars.len(), |i| cursor + i);
+        let word: String = chars[start..end].iter().collect();
+        let (db, table) = word.split_once('.')?;
+        let engine = self.engine().ok()?;
+        let table = engine.catalog().table(db, table).ok()?;
+        magics::catalog::describe(&table).ok()
     }
 
     /// `complete`, `incomplete` (with indent) or `invalid`, as a console needs to know

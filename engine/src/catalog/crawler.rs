@@ -71,7 +71,8 @@ pub async fn crawl(lake: &Lake, config: &CrawlerConfig, progress: &mut (dyn FnMu
         }
         result.files_seen += 1;
         if exclusions.is_match(&relative) {
-            result.skipped.push(SkippedFile { key: object.key.clone(), reason: "excluded by a pattern".into() });
+            let key = format!("s3://{}/{}", target.bucket, object.key);
+            result.skipped.push(SkippedFile { key, reason: "excluded by a pattern".into() });
             continue;
         }
         let folder = segments[..segments.len() - 1].to_vec();
@@ -102,7 +103,7 @@ pub async fn crawl(lake: &Lake, config: &CrawlerConfig, progress: &mut (dyn FnMu
         progress(done, total);
         match outcome {
             Ok(classified) => files[i].classified = Some(classified),
-            Err(reason) => result.skipped.push(SkippedFile { key: uri.key, reason }),
+            Err(reason) => result.skipped.push(SkippedFile { key: uri.to_string(), reason }),
         }
     }
     result.files_read = total;

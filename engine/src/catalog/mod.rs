@@ -19,7 +19,7 @@ pub use crawler::{CrawlResult, FoundTable, parse_rate};
 pub use model::*;
 
 use crate::clock::Clock;
-use crate::error::Result;
+use crate::error::{Result, closest};
 use crate::lake::Lake;
 use crate::service_err;
 use crate::workspace::{Workspace, read_json, write_json};
@@ -514,23 +514,4 @@ fn not_found(kind: &str, name: &str, known: &[&str]) -> crate::Error {
         err = err.with_hint(format!("did you mean {c}?"));
     }
     err
-}
-
-/// The closest name within edit distance 2.
-pub fn closest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
-    fn distance(a: &str, b: &str) -> usize {
-        let b: Vec<char> = b.chars().collect();
-        let mut row: Vec<usize> = (0..=b.len()).collect();
-        for (i, ca) in a.chars().enumerate() {
-            let mut prev = row[0];
-            row[0] = i + 1;
-            for (j, cb) in b.iter().enumerate() {
-                let cur = row[j + 1];
-                row[j + 1] = (row[j + 1] + 1).min(row[j] + 1).min(prev + usize::from(ca != *cb));
-                prev = cur;
-            }
-        }
-        row[b.len()]
-    }
-    candidates.iter().map(|c| (distance(word, c), *c)).filter(|(d, _)| *d <= 2).min_by_key(|(d, _)| *d).map(|(_, c)| c)
 }

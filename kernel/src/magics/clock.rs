@@ -75,6 +75,7 @@ pub async fn run(args: ClockArgs, ctx: Ctx<'_>) -> Result<Option<Bundle>, CellEr
             let d = parse_duration(&duration)?;
             let t = clock.advance(d)?;
             out.stdout(&format!("clock: advanced {}, now {}\n", format_duration(d), format_time(t)));
+            report_due_work(&engine, out).await;
             Ok(None)
         }
         Verb::Wait { duration } => {
@@ -82,6 +83,7 @@ pub async fn run(args: ClockArgs, ctx: Ctx<'_>) -> Result<Option<Bundle>, CellEr
             if clock.mode() == ClockMode::Manual {
                 let t = clock.wait(d, |_| {}).await?;
                 out.stdout(&format!("clock: advanced {}, now {}\n", format_duration(d), format_time(t)));
+                report_due_work(&engine, out).await;
                 return Ok(None);
             }
             let label = |left: Duration| format!("waiting {} (system clock), {} left", format_duration(d), format_duration(left));
@@ -95,6 +97,14 @@ pub async fn run(args: ClockArgs, ctx: Ctx<'_>) -> Result<Option<Bundle>, CellEr
             progress.finish(&format!("clock: waited {}, now {}", format_duration(d), describe(t, ClockMode::System)));
             Ok(None)
         }
+    }
+}
+
+/// Runs what became due when manual time moved (scheduled crawlers …), before the cell
+/// ends, so a manual-clock notebook prints the same thing every run.
+async fn report_due_work(engine: &lakebook_engine::Lakebook, out: &crate::output::Output) {
+    for report in engine.run_due_work().await {
+        out.stdout(&format!("{report}\n"));
     }
 }
 

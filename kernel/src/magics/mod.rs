@@ -2,7 +2,9 @@
 //! here the registry, argument parsing with helpful usage errors, help and completion, all
 //! generated from each magic's clap definition.
 
+pub mod catalog;
 pub mod clock;
+pub mod crawl;
 pub mod help;
 pub mod lake;
 
@@ -26,7 +28,7 @@ pub struct MagicSpec {
 }
 
 /// Every magic, in the order `%lsmagic` shows them.
-pub const MAGICS: &[MagicSpec] = &[lake::SPEC, clock::SPEC, help::LSMAGIC, help::HELP];
+pub const MAGICS: &[MagicSpec] = &[lake::SPEC, crawl::SPEC, catalog::SPEC, clock::SPEC, help::LSMAGIC, help::HELP];
 
 pub fn find(name: &str) -> Option<&'static MagicSpec> {
     MAGICS.iter().find(|m| m.name == name)
@@ -49,6 +51,8 @@ pub async fn run(name: &str, args: &[String], ctx: Ctx<'_>) -> Result<Option<Bun
     match spec.name {
         "lake" => lake::run(parse(spec, args)?, ctx).await,
         "clock" => clock::run(parse(spec, args)?, ctx).await,
+        "crawl" => crawl::run(parse(spec, args)?, ctx).await,
+        "catalog" => catalog::run(parse(spec, args)?, ctx).await,
         "lsmagic" => Ok(Some(help::lsmagic())),
         "help" => help::run(parse(spec, args)?),
         other => Err(CellError::bug(format!("magic %{other} is registered but has no runner"))),
@@ -62,7 +66,8 @@ pub fn unknown_magic(name: &str, cell: bool) -> CellError {
         .filter(|m| !cell || m.form == Form::LineAndCell)
         .map(|m| format!("{prefix}{}", m.name))
         .collect();
-    let suggestion = closest(name, MAGICS.iter().map(|m| m.name))
+    let names: Vec<&str> = MAGICS.iter().map(|m| m.name).collect();
+    let suggestion = lakebook_engine::error::closest(name, &names)
         .map(|s| format!(" Did you mean {prefix}{s}?"))
         .unwrap_or_default();
     CellError::usage(format!(
@@ -193,30 +198,6 @@ pub fn verb_help(spec: &MagicSpec, verb: &str) -> Option<String> {
     let name = format!("%{} {}", spec.name, sub.get_name());
     sub = sub.bin_name(name.clone()).name(name);
     Some(sub.render_long_help().to_string())
-}
-
-/// The closest name within edit distance 2 ("did you mean").
-pub fn closest<'a>(word: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
-    candidates
-        .map(|c| (strsim_distance(word, c), c))
-        .filter(|(d, _)| *d <= 2)
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, c)| c)
-}
-
-fn strsim_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let cur = row[j + 1];
-            row[j + 1] = (row[j + 1] + 1).min(row[j] + 1).min(prev + usize::from(ca != *cb));
-            prev = cur;
-        }
-    }
-    row[b.len()]
 }
 
 #[cfg(test)]

@@ -16,6 +16,20 @@ pub fn text(text: &str) -> Bundle {
     bundle
 }
 
+/// Two bundles shown one after the other (HTML and text joined).
+pub fn concat(mut first: Bundle, second: Bundle) -> Bundle {
+    for (mime, value) in second {
+        let joined = match (first.get(&mime), &value) {
+            (Some(Value::String(a)), Value::String(b)) => {
+                Value::String(if mime == "text/html" { format!("{a}\n{b}") } else { format!("{a}\n\n{b}") })
+            }
+            _ => value,
+        };
+        first.insert(mime, joined);
+    }
+    first
+}
+
 /// A progress bundle: an HTML bar and a text line.
 pub fn progress(label: &str, fraction: f64) -> Bundle {
     let percent = (fraction.clamp(0.0, 1.0) * 100.0).round();

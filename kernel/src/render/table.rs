@@ -4,7 +4,7 @@
 
 use arrow_array::RecordBatch;
 use arrow_cast::display::{ArrayFormatter, FormatOptions};
-use arrow_schema::{DataType, TimeUnit};
+use arrow_schema::DataType;
 use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
 use serde_json::Value;
 
@@ -126,45 +126,10 @@ pub fn table(batch: &RecordBatch, options: &TableOptions, footer: &Footer) -> Bu
     bundle
 }
 
-/// Type names in Athena's vocabulary (string, bigint, double, timestamp …).
+/// Type names in Athena's vocabulary (string, bigint, double, timestamp …), as the catalog
+/// writes them.
 pub fn type_name(data_type: &DataType) -> String {
-    match data_type {
-        DataType::Null => "null".into(),
-        DataType::Boolean => "boolean".into(),
-        DataType::Int8 => "tinyint".into(),
-        DataType::Int16 => "smallint".into(),
-        DataType::Int32 => "int".into(),
-        DataType::Int64 => "bigint".into(),
-        DataType::UInt8 | DataType::UInt16 | DataType::UInt32 | DataType::UInt64 => {
-            format!("{data_type}").to_lowercase()
-        }
-        DataType::Float16 | DataType::Float32 => "float".into(),
-        DataType::Float64 => "double".into(),
-        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => "string".into(),
-        DataType::Binary | DataType::LargeBinary | DataType::BinaryView | DataType::FixedSizeBinary(_) => "binary".into(),
-        DataType::Date32 | DataType::Date64 => "date".into(),
-        DataType::Timestamp(unit, _) => match unit {
-            TimeUnit::Second | TimeUnit::Millisecond => "timestamp".into(),
-            TimeUnit::Microsecond => "timestamp(6)".into(),
-            TimeUnit::Nanosecond => "timestamp(9)".into(),
-        },
-        DataType::Decimal128(p, s) | DataType::Decimal256(p, s) => format!("decimal({p},{s})"),
-        DataType::List(f) | DataType::LargeList(f) | DataType::ListView(f) | DataType::FixedSizeList(f, _) => {
-            format!("array<{}>", type_name(f.data_type()))
-        }
-        DataType::Struct(fields) => format!(
-            "struct<{}>",
-            fields.iter().map(|f| format!("{}:{}", f.name(), type_name(f.data_type()))).collect::<Vec<_>>().join(",")
-        ),
-        DataType::Map(f, _) => match f.data_type() {
-            DataType::Struct(kv) if kv.len() == 2 => {
-                format!("map<{},{}>", type_name(kv[0].data_type()), type_name(kv[1].data_type()))
-            }
-            other => format!("map<{}>", type_name(other)),
-        },
-        DataType::Dictionary(_, value) => type_name(value),
-        other => format!("{other}").to_lowercase(),
-    }
+    lakebook_engine::catalog::types::glue_type(data_type)
 }
 
 fn group_digits(n: usize) -> String {
