@@ -126,7 +126,7 @@ fn json_schema(text: &str) -> Result<Vec<Column>, String> {
     if fields.is_empty() {
         return Err("JSON with no fields in its records".into());
     }
-    Ok(fields.into_iter().map(|(n, t)| Column::new(n.to_lowercase(), t.glue_type())).collect())
+    Ok(fields.into_iter().map(|(n, t)| Column::new(n.to_lowercase(), t.sample_type())).collect())
 }
 
 fn add_record(fields: &mut Vec<(String, Inferred)>, value: &serde_json::Value, records: &mut usize) -> Result<(), String> {
@@ -170,7 +170,7 @@ fn csv_schema(text: &str) -> Result<(Format, Vec<Column>), String> {
     } else {
         ((0..width).map(|i| format!("col{i}")).collect(), types_of(&rows))
     };
-    let columns = names.into_iter().zip(types).map(|(n, t)| Column::new(n, t.glue_type())).collect();
+    let columns = names.into_iter().zip(types).map(|(n, t)| Column::new(n, t.sample_type())).collect();
     Ok((Format::Csv { delimiter, header }, columns))
 }
 

@@ -11,6 +11,7 @@ use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use super::classify::{self, Classified, PARQUET_MAGIC};
 use super::model::{Column, CrawlerConfig, Format, SkippedFile, TableDefinition, sanitize_name};
 use super::types::merge_glue_types;
+
 use crate::error::Result;
 use crate::lake::{Lake, S3Uri};
 use crate::service_err;
@@ -247,6 +248,9 @@ fn as_one_table(files: &[&FileInfo], depth: usize, name: &str, location: &str) -
     }
     // A data column named like a partition key gives way to the key.
     columns.retain(|c| !partition_keys.iter().any(|k| k.name == c.name));
+    for column in &mut columns {
+        column.data_type = super::types::finalize_type(&column.data_type);
+    }
     let mut partitions = BTreeMap::new();
     for f in files {
         let folders = &f.segments[depth..depth + levels];

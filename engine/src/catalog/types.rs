@@ -114,6 +114,8 @@ impl Parser<'_> {
             "date" => DataType::Date32,
             "timestamp" => DataType::Timestamp(TimeUnit::Microsecond, None),
             "binary" => DataType::Binary,
+            // Only while sampling: a value never seen with a type (null, empty array).
+            "void" => DataType::Null,
             "decimal" => {
                 self.eat('(')?;
                 let p = self.number()?;
@@ -242,20 +244,61 @@ impl Inferred {
         }
     }
 
+    /// The Glue type, with types never seen (only nulls) written as `string`.
     pub fn glue_type(&self) -> std::string::String {
+        self.write(false)
+    }
+
+    /// The Glue type while sampling: types never seen stay `void`, so a later file can still
+    /// fill them in (an empty array here, an array of structs there).
+    pub fn sample_type(&self) -> std::string::String {
+        self.write(true)
+    }
+
+    fn write(&self, keep_unknown: bool) -> std::string::String {
         match self {
+            Inferred::Unknown if keep_unknown => "void".into(),
             Inferred::Unknown | Inferred::String => "string".into(),
             Inferred::Boolean => "boolean".into(),
             Inferred::BigInt => "bigint".into(),
             Inferred::Double => "double".into(),
             Inferred::Date => "date".into(),
             Inferred::Timestamp => "timestamp".into(),
-            Inferred::Array(item) => format!("array<{}>", item.glue_type()),
+            Inferred::Array(item) => format!("array<{}>", item.write(keep_unknown)),
             Inferred::Struct(fields) => format!(
                 "struct<{}>",
-                fields.iter().map(|(n, t)| format!("{n}:{}", t.glue_type())).collect::<Vec<_>>().join(",")
+                fields.iter().map(|(n, t)| format!("{n}:{}", t.write(keep_unknown))).collect::<Vec<_>>().join(",")
             ),
         }
+    }
+
+    /// The inference type of an Arrow type, for the types inference produces.
+    fn from_arrow(data_type: &DataType) -> Option<Inferred> {
+        Some(match data_type {
+            DataType::Null => Inferred::Unknown,
+            DataType::Boolean => Inferred::Boolean,
+            DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64 => Inferred::BigInt,
+            DataType::Float32 | DataType::Float64 => Inferred::Double,
+            DataType::Utf8 => Inferred::String,
+            DataType::Date32 => Inferred::Date,
+            DataType::Timestamp(..) => Inferred::Timestamp,
+            DataType::List(f) => Inferred::Array(Box::new(Inferred::from_arrow(f.data_type())?)),
+            DataType::Struct(fields) => Inferred::Struct(
+                fields.iter().map(|f| Some((f.name().clone(), Inferred::from_arrow(f.data_type())?))).collect::<Option<_>>()?,
+            ),
+            _ => return None,
+        })
+    }
+}
+
+/// A sampled type made final: `void` (never seen) becomes `string`.
+pub fn finalize_type(sampled: &str) -> String {
+    if !sampled.contains("void") {
+        return sampled.to_string();
+    }
+    match arrow_type(sampled).ok().and_then(|t| Inferred::from_arrow(&t)) {
+        Some(inferred) => inferred.glue_type(),
+        None => sampled.replace("void", "string"),
     }
 }
 
@@ -285,9 +328,12 @@ pub fn merge_glue_types(a: &str, b: &str) -> String {
         "double" => Some(6),
         _ => None,
     };
-    match (rank(a), rank(b)) {
-        (Some(x), Some(y)) => if x >= y { a } else { b }.to_string(),
-        _ if (a, b) == ("date", "timestamp") || (a, b) == ("timestamp", "date") => "timestamp".into(),
+    if let (Some(x), Some(y)) = (rank(a), rank(b)) {
+        return if x >= y { a } else { b }.to_string();
+    }
+    let inferred = |t: &str| arrow_type(t).ok().and_then(|t| Inferred::from_arrow(&t));
+    match (inferred(a), inferred(b)) {
+        (Some(x), Some(y)) => x.merge(y).sample_type(),
         _ => "string".into(),
     }
 }
@@ -329,6 +375,9 @@ mod tests {
         assert_eq!(Unknown.merge(Date), Date);
         assert_eq!(merge_glue_types("bigint", "double"), "double");
         assert_eq!(merge_glue_types("bigint", "string"), "string");
+        assert_eq!(merge_glue_types("array<void>", "array<struct<sku:string>>"), "array<struct<sku:string>>");
+        assert_eq!(merge_glue_types("date", "timestamp"), "timestamp");
+        assert_eq!(finalize_type("struct<a:void,b:array<void>>"), "struct<a:string,b:array<string>>");
     }
 
     #[test]
