@@ -127,6 +127,20 @@ async fn compatible_siblings_become_partitions_incompatible_become_tables() {
 }
 
 #[tokio::test]
+async fn a_lone_dataset_folder_names_the_table_but_value_folders_are_partitions() {
+    let dir = tempfile::tempdir().unwrap();
+    let lb = engine(&dir);
+    put(&lb, "s3://only/web/day=01/a.csv", "id,page\n1,/\n").await;
+    put(&lb, "s3://years/orders/2026/01/a.json", "{\"id\":1}\n").await;
+    run(&lb, config("only", "s3://only/")).await;
+    let web = lb.catalog().table("web", "web").unwrap();
+    assert_eq!((web.definition.location.as_str(), web.definition.partition_keys[0].name.as_str()), ("s3://only/web/", "day"));
+    run(&lb, config("years", "s3://years/orders/")).await;
+    let orders = lb.catalog().table("web", "orders").unwrap();
+    assert_eq!(orders.partitions.keys().cloned().collect::<Vec<_>>(), vec!["2026/01"]);
+}
+
+#[tokio::test]
 async fn exclusions_and_bad_files_are_reported_not_fatal() {
     let dir = tempfile::tempdir().unwrap();
     let lb = engine(&dir);

@@ -196,6 +196,12 @@ fn decide(files: &[&FileInfo], depth: usize, name: &str, location: &str, found: 
     if files.is_empty() {
         return;
     }
+    // A lone dataset folder (`web/`, not `2026/` or `day=01/`) is where the table starts.
+    let lone_child = files.iter().all(|f| f.segments.len() > depth + 1 && f.segments[depth] == files[0].segments[depth]);
+    let child = &files[0].segments[depth];
+    if lone_child && !child.contains('=') && child.chars().any(|c| c.is_alphabetic()) {
+        return decide(files, depth + 1, child, &format!("{location}{child}/"), found, skipped);
+    }
     if let Some(table) = as_one_table(files, depth, name, location) {
         found.push(table);
         return;
