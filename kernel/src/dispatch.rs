@@ -2,7 +2,7 @@
 //! count, history, aborting queued executes after an error, interrupts and shutdown. It turns
 //! the interpreter's results into protocol messages; the interpreter never sees a socket.
 
-use jupyter_protocol::{CompleteRequest, ExecuteRequest, HistoryRequest, InspectRequest, IsCompleteRequest};
+use jupyter_protocol::{CompleteRequest, ExecuteRequest, InspectRequest, IsCompleteRequest};
 use serde_json::{Value, json};
 use tokio::sync::{Notify, mpsc};
 
@@ -149,13 +149,10 @@ impl ShellWorker {
                 }
                 Err(e) => core.reply(shell, request, e).await,
             },
-            "history_request" => match parse::<HistoryRequest>(request) {
-                Ok(r) => {
-                    let history = self.history.query(&r);
-                    core.reply(shell, request, json!({ "status": "ok", "history": history })).await
-                }
-                Err(e) => core.reply(shell, request, e).await,
-            },
+            "history_request" => {
+                let history = self.history.query_content(&request.content);
+                core.reply(shell, request, json!({ "status": "ok", "history": history })).await
+            }
             "comm_info_request" => core.reply(shell, request, json!({ "status": "ok", "comms": {} })).await,
             "comm_open" => {
                 // No comm targets are registered: close it at once, as ipykernel does.

@@ -50,6 +50,31 @@ impl History {
         self.entries.push(entry);
     }
 
+    /// Answers a history_request's content; clients leave out fields they do not use
+    /// (`unique`, `n`, `session` …), so missing ones take the spec's defaults.
+    pub fn query_content(&self, content: &Value) -> Vec<Value> {
+        let int = |k: &str, d: i64| content.get(k).and_then(Value::as_i64).unwrap_or(d);
+        let flag = |k: &str| content.get(k).and_then(Value::as_bool).unwrap_or(false);
+        let request = match content.get("hist_access_type").and_then(Value::as_str).unwrap_or("tail") {
+            "range" => HistoryRequest::Range {
+                session: Some(int("session", 0) as i32),
+                start: int("start", 0) as i32,
+                stop: int("stop", 0) as i32,
+                output: flag("output"),
+                raw: flag("raw"),
+            },
+            "search" => HistoryRequest::Search {
+                pattern: content.get("pattern").and_then(Value::as_str).unwrap_or("*").to_string(),
+                unique: flag("unique"),
+                output: flag("output"),
+                raw: flag("raw"),
+                n: int("n", 0) as i32,
+            },
+            _ => HistoryRequest::Tail { n: int("n", 10) as i32, output: flag("output"), raw: flag("raw") },
+        };
+        self.query(&request)
+    }
+
     pub fn query(&self, request: &HistoryRequest) -> Vec<Value> {
         let (picked, output): (Vec<&Entry>, bool) = match request {
             HistoryRequest::Tail { n, output, .. } => {
@@ -139,5 +164,7 @@ mod tests {
         assert_eq!(range, vec![json!([1, 1, "%clock"])]);
         let search = second.query(&HistoryRequest::Search { pattern: "%clock*".into(), unique: true, output: false, raw: true, n: 0 });
         assert_eq!(search.len(), 2);
+        let lenient = second.query_content(&json!({ "hist_access_type": "search", "pattern": "%clock*", "n": 1 }));
+        assert_eq!(lenient, vec![json!([2, 1, "%clock manual"])]);
     }
 }

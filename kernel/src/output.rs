@@ -25,11 +25,17 @@ pub enum OutputEvent {
 pub struct Output {
     sink: Arc<dyn Fn(OutputEvent) + Send + Sync>,
     emitted: Arc<AtomicUsize>,
+    /// Whether the magic running now is the cell's last (nothing will be shown after it).
+    last_call: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Output {
     pub fn new(sink: impl Fn(OutputEvent) + Send + Sync + 'static) -> Self {
-        Self { sink: Arc::new(sink), emitted: Arc::new(AtomicUsize::new(0)) }
+        Self {
+            sink: Arc::new(sink),
+            emitted: Arc::new(AtomicUsize::new(0)),
+            last_call: Arc::new(std::sync::atomic::AtomicBool::new(true)),
+        }
     }
 
     /// An output that goes nowhere (silent executions).
@@ -42,6 +48,11 @@ impl Output {
         let events = Arc::new(std::sync::Mutex::new(Vec::new()));
         let sink = events.clone();
         (Self::new(move |e| sink.lock().unwrap_or_else(|p| p.into_inner()).push(e)), events)
+    }
+
+    /// Tells the handle whether the magic about to run is the cell's last.
+    pub fn set_last_call(&self, last: bool) {
+        self.last_call.store(last, Ordering::SeqCst);
     }
 
     /// How many visible outputs this cell has produced so far.
@@ -106,11 +117,12 @@ impl Progress {
         self.out.emit(OutputEvent::Update { data, display_id: self.display_id.clone() });
     }
 
-    /// Ends the progress with a one-line summary. When the progress was the cell's only
-    /// output it clears itself and the summary is printed; otherwise the display becomes the
-    /// summary, so earlier outputs of the cell stay.
+    /// Ends the progress with a one-line summary. When the progress is the cell's only
+    /// output (nothing before it, and its magic is the cell's last) it clears itself and the
+    /// summary is printed; otherwise the display becomes the summary, so the cell's other
+    /// outputs stay.
     pub fn finish(self, summary: &str) {
-        let alone = self.outputs_before == 0 && self.out.emitted() == 1;
+        let alone = self.outputs_before == 0 && self.out.emitted() == 1 && self.out.last_call.load(Ordering::SeqCst);
         if alone {
             self.out.emit(OutputEvent::Clear { wait: false });
             self.out.stdout(&format!("{summary}\n"));
@@ -155,5 +167,11 @@ mod tests {
         out.progress(crate::render::text("0%")).finish("done");
         let last = events.lock().unwrap().last().cloned().unwrap();
         assert!(matches!(last, OutputEvent::Update { .. }));
+
+        let (out, events) = Output::recording();
+        out.set_last_call(false);
+        out.progress(crate::render::text("0%")).finish("done");
+        let last = events.lock().unwrap().last().cloned().unwrap();
+        assert!(matches!(last, OutputEvent::Update { .. }), "more magics follow: no clearing");
     }
 }

@@ -143,6 +143,7 @@ impl Session {
             Cell::Lines(calls) => {
                 let last = calls.len() - 1;
                 for (i, call) in calls.iter().enumerate() {
+                    out.set_last_call(i == last);
                     let value = self.run_call(call, None, out, &mut outcome).await?;
                     match value {
                         Some(v) if i == last => outcome.value = Some(v),

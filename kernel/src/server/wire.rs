@@ -169,6 +169,8 @@ pub struct Outgoing {
     pub parent_header: Value,
     pub metadata: Value,
     pub content: Value,
+    /// When the message was made (its header date), not when a socket task sent it.
+    pub date: chrono::DateTime<chrono::Utc>,
 }
 
 impl Outgoing {
@@ -180,6 +182,7 @@ impl Outgoing {
             parent_header: parent.map(|p| p.header.clone()).unwrap_or_else(|| json!({})),
             metadata: json!({}),
             content,
+            date: chrono::Utc::now(),
         }
     }
 
@@ -191,7 +194,7 @@ impl Outgoing {
         header.insert("username".into(), Value::String("lakebook".into()));
         header.insert(
             "date".into(),
-            Value::String(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)),
+            Value::String(self.date.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)),
         );
         header.insert("msg_type".into(), Value::String(self.msg_type.clone()));
         header.insert("version".into(), Value::String(PROTOCOL_VERSION.into()));

@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# Build the Lakebook kernel, install its kernelspec into a cached venv and (by default)
+# execute the tour notebook.
+#
+#   install/setup.sh             set up, then run notebooks/00-tour.ipynb -> notebooks/out/
+#   install/setup.sh --no-tour   set up only (what tests/run.sh uses)
+#
+# Idempotent: the venv is created once and re-populated only when install/requirements.txt
+# changes; cargo only rebuilds what changed.
+#
+# Environment:
+#   LAKEBOOK_CACHE    cache root (default ~/.cache/lakebook): venv/ and target/ live there
+#   CARGO_TARGET_DIR  cargo's target dir (default $LAKEBOOK_CACHE/target)
+#   PYTHON            interpreter used to create the venv (default python3, needs >= 3.10)
+set -euo pipefail
+
+usage() { sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+
+run_tour=1
+case "${1:-}" in
+  "") ;;
+  --no-tour) run_tour=0 ;;
+  -h | --help) usage; exit 0 ;;
+  *) echo "setup.sh: unknown argument '$1'" >&2; usage >&2; exit 2 ;;
+esac
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+LAKEBOOK_CACHE=${LAKEBOOK_CACHE:-$HOME/.cache/lakebook}
+export LAKEBOOK_CACHE
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$LAKEBOOK_CACHE/target}
+venv=$LAKEBOOK_CACHE/venv
+PYTHON=${PYTHON:-python3}
+mkdir -p "$LAKEBOOK_CACHE"
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+die() { printf 'setup.sh: %s\n' "$*" >&2; exit 1; }
+
+# --- system prerequisites ------------------------------------------------------------------
+# A fresh Debian has python3 but not its venv/ensurepip module, and rustup does not bring a
+# linker. Install what is missing via apt when we are allowed to, otherwise say what to do.
+if ! command -v cargo >/dev/null 2>&1 && [[ -x ${CARGO_HOME:-$HOME/.cargo}/bin/cargo ]]; then
+  export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
+fi
+command -v cargo >/dev/null 2>&1 || die "cargo not found: install Rust with rustup (https://rustup.rs)"
+command -v "$PYTHON" >/dev/null 2>&1 || die "$PYTHON not found"
+"$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 10))' \
+  || die "$PYTHON is $("$PYTHON" -V 2>&1); Lakebook needs Python >= 3.10"
+
+missing=()
+if ! "$PYTHON" -c 'import ensurepip, venv' >/dev/null 2>&1; then
+  missing+=("python$("$PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])')-venv")
+fi
+command -v cc >/dev/null 2>&1 || missing+=(gcc libc6-dev)
+if ((${#missing[@]})); then
+  if command -v apt-get >/dev/null 2>&1; then
+    sudo=()
+    if [[ $(id -u) != 0 ]]; then
+      sudo -n true 2>/dev/null || die "missing system packages: ${missing[*]} (run: sudo apt-get install ${missing[*]})"
+      sudo=(sudo -n)
+    fi
+    say "installing system packages: ${missing[*]}"
+    "${sudo[@]}" apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq "${missing[@]}" >/dev/null
+  else
+    die "missing system packages: ${missing[*]}"
+  fi
+fi
+
+# --- Python venv -------------------------------------------------------------------------
+if ! "$venv/bin/python" -m pip --version >/dev/null 2>&1; then
+  say "creating venv $venv"
+  rm -rf "$venv" # a half-created venv (e.g. ensurepip was missing) is useless
+  "$PYTHON" -m venv "$venv"
+fi
+
+requirements=$repo/install/requirements.txt
+stamp=$venv/.lakebook-requirements.sha256
+want=$(sha256sum "$requirements" | cut -d' ' -f1)
+if [[ ! -f $stamp || $(<"$stamp") != "$want" ]]; then
+  say "installing Python requirements into $venv"
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$requirements"
+  echo "$want" >"$stamp"
+fi
+
+# .venv at the repo root points at the cached venv.
+if [[ -L $repo/.venv ]]; then
+  [[ $(readlink "$repo/.venv") == "$venv" ]] || ln -sfn "$venv" "$repo/.venv"
+elif [[ -e $repo/.venv ]]; then
+  die "$repo/.venv exists and is not a symlink; move it away (setup.sh links it to $venv)"
+else
+  ln -s "$venv" "$repo/.venv"
+fi
+
+# --- build and install the kernel ----------------------------------------------------------
+say "building lakebook (target dir $CARGO_TARGET_DIR)"
+(cd "$repo" && cargo build --quiet --bin lakebook)
+lakebook=$CARGO_TARGET_DIR/debug/lakebook
+[[ -x $lakebook ]] || die "cargo build succeeded but $lakebook is missing"
+
+VIRTUAL_ENV=$venv "$lakebook" install --sys-prefix >/dev/null
+say "kernelspec 'lakebook' installed into $venv/share/jupyter/kernels ($("$lakebook" --version))"
+
+# --- the tour ------------------------------------------------------------------------------
+if ((run_tour)); then
+  out=$repo/notebooks/out
+  workspace=$out/tour-workspace
+  rm -rf "$workspace"
+  mkdir -p "$out"
+  say "executing notebooks/00-tour.ipynb (workspace $workspace)"
+  # JUPYTER_PATH first: a stale user-level 'lakebook' kernelspec must not shadow this build.
+  LAKEBOOK_HOME=$workspace JUPYTER_PATH="$venv/share/jupyter${JUPYTER_PATH:+:$JUPYTER_PATH}" \
+    "$venv/bin/jupyter" nbconvert --log-level=WARN --to html --execute \
+    "$repo/notebooks/00-tour.ipynb" --output-dir "$out"
+  say "tour written to $out/00-tour.html"
+fi

@@ -1,0 +1,134 @@
+"""Execute every notebooks/*.ipynb with nbclient on the 'lakebook' kernel.
+
+Each notebook runs on a fresh LAKEBOOK_HOME with cwd = notebooks/. A cell may only produce an
+error output when it is tagged `raises-exception` (and then it must). Per-notebook output
+checks live in CHECKS, keyed by notebook file name, so new notebooks add theirs there; they
+find cells by their nbformat cell id. Executed copies are kept in tests/artifacts/notebooks/.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import nbformat
+import pytest
+from kernel_harness import KERNEL_NAME, NOTEBOOKS, REPO
+from nbclient import NotebookClient
+from nbformat import NotebookNode
+
+ARTIFACTS = REPO / "tests" / "artifacts" / "notebooks"
+NOTEBOOK_PATHS = sorted(NOTEBOOKS.glob("*.ipynb"))
+
+
+# --- output accessors --------------------------------------------------------------------
+
+
+def cell(nb: NotebookNode, cell_id: str) -> NotebookNode:
+    for c in nb.cells:
+        if c.get("id") == cell_id:
+            return c
+    raise AssertionError(f"no cell with id {cell_id!r}")
+
+
+def outputs(nb: NotebookNode, cell_id: str, output_type: str) -> list[NotebookNode]:
+    return [o for o in cell(nb, cell_id).outputs if o.output_type == output_type]
+
+
+def result(nb: NotebookNode, cell_id: str, mime: str = "text/plain") -> str:
+    results = outputs(nb, cell_id, "execute_result")
+    assert len(results) == 1, f"{cell_id}: expected one execute_result, got {cell(nb, cell_id).outputs}"
+    return results[0].data[mime]
+
+
+def stream(nb: NotebookNode, cell_id: str, name: str = "stdout") -> str:
+    return "".join(o.text for o in outputs(nb, cell_id, "stream") if o.name == name)
+
+
+def error(nb: NotebookNode, cell_id: str) -> NotebookNode:
+    errors = outputs(nb, cell_id, "error")
+    assert len(errors) == 1, f"{cell_id}: expected one error, got {cell(nb, cell_id).outputs}"
+    return errors[0]
+
+
+# --- per-notebook checks ------------------------------------------------------------------
+
+
+def check_tour(nb: NotebookNode) -> None:
+    listing = result(nb, "lsmagic")
+    assert "%lake" in listing and "%clock" in listing, listing
+
+    assert result(nb, "clock-manual") == "2026-01-01T00:00:00Z (manual)"
+    assert stream(nb, "mb").strip() == "make_bucket: demo"
+
+    ls = result(nb, "ls")
+    assert "web/2026/01/01/clicks.csv" in ls, ls
+    assert re.search(r"\b1 rows? × 3 columns\b", ls), ls
+    assert "web/2026/01/01/clicks.csv" in result(nb, "ls", "text/html")
+
+    body = cell(nb, "put").source.split("\n", 1)[1]
+    assert stream(nb, "cat") == body + "\n"
+
+    assert result(nb, "advance") == "2026-01-01T00:01:30Z (manual)"
+
+    info = cell(nb, "info").outputs
+    assert any(o.output_type == "execute_result" and "text/html" in o.data for o in info), info
+
+    assert error(nb, "nosuchkey").ename == "NoSuchKey"
+
+    # a fresh workspace: nothing in the tour warns
+    for c in nb.cells:
+        if c.cell_type == "code":
+            assert stream(nb, c.id, "stderr") == "", (c.id, c.outputs)
+
+
+CHECKS: dict[str, Callable[[NotebookNode], None]] = {
+    "00-tour.ipynb": check_tour,
+}
+
+
+# --- the test ------------------------------------------------------------------------------
+
+
+def test_every_notebook_has_a_kernelspec_and_no_committed_outputs() -> None:
+    assert NOTEBOOK_PATHS, "no notebooks found"
+    for path in NOTEBOOK_PATHS:
+        nb = nbformat.read(path, as_version=4)
+        nbformat.validate(nb)
+        assert nb.metadata.kernelspec.name == KERNEL_NAME, path.name
+        for c in nb.cells:
+            if c.cell_type == "code":
+                assert c.outputs == [] and c.execution_count is None, f"{path.name}: {c.id} has outputs"
+
+
+@pytest.mark.parametrize("path", NOTEBOOK_PATHS, ids=[p.name for p in NOTEBOOK_PATHS])
+def test_notebook_executes(path: Path, tmp_path: Path, monkeypatch, kernelspec) -> None:
+    nb = nbformat.read(path, as_version=4)
+    monkeypatch.setenv("LAKEBOOK_HOME", str(tmp_path / "home"))
+    client = NotebookClient(
+        nb,
+        kernel_name=KERNEL_NAME,
+        timeout=120,
+        startup_timeout=60,
+        allow_errors=False,  # untagged errors raise CellExecutionError
+        resources={"metadata": {"path": str(NOTEBOOKS)}},
+    )
+    try:
+        client.execute()
+    finally:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        nbformat.write(nb, ARTIFACTS / path.name)
+
+    for c in nb.cells:
+        if c.cell_type != "code":
+            continue
+        errors = [o for o in c.outputs if o.output_type == "error"]
+        if "raises-exception" in c.metadata.get("tags", []):
+            assert errors, f"{path.name}: cell {c.id} is tagged raises-exception but did not fail"
+        else:
+            assert not errors, f"{path.name}: cell {c.id} failed: {errors}"
+
+    check = CHECKS.get(path.name)
+    if check is not None:
+        check(nb)
