@@ -70,6 +70,12 @@ def check_tour(nb: NotebookNode) -> None:
     body = cell(nb, "put").source.split("\n", 1)[1]
     assert stream(nb, "cat") == body + "\n"
 
+    crawl = result(nb, "crawl")
+    assert re.search(r"web\s+┆ created\s+┆ 1\s+┆ 1\b", crawl), crawl
+    described = result(nb, "describe")
+    for column in ("user_id", "bigint", "ts", "timestamp", "partition_2"):
+        assert column in described, described
+
     assert result(nb, "advance") == "2026-01-01T00:01:30Z (manual)"
 
     info = cell(nb, "info").outputs
@@ -83,8 +89,32 @@ def check_tour(nb: NotebookNode) -> None:
             assert stream(nb, c.id, "stderr") == "", (c.id, c.outputs)
 
 
+def check_crawl(nb: NotebookNode) -> None:
+    first = result(nb, "crawl1")
+    assert re.search(r"clicks\s+┆ created\s+┆ 1\s+┆ 2\b", first), first
+    assert re.search(r"orders\s+┆ created\s+┆ 1\s+┆ 2\b", first), first
+    assert re.search(r"products\s+┆ created", first), first
+    assert "s3://lake/orders/2026/02/broken.json" in first and "invalid JSON" in first, first
+    tables = result(nb, "tables")
+    assert "csv (delimiter ',', header)" in tables and "year, month, day" in tables, tables
+    assert "partition_0, partition_1" in tables and "parquet" in tables, tables
+    orders = result(nb, "describe-json")
+    assert "array<struct<sku:string,qty:bigint>>" in orders, orders
+    assert orders.index("order_id") < orders.index("user_id") < orders.index("items"), orders
+    second = result(nb, "crawl2")
+    assert re.search(r"clicks\s+┆ updated\s+┆ 2\s+┆ 1\b.*referrer", second), second
+    assert "s3://lake/clicks/year=2026/month=01/day=03/" in result(nb, "partitions")
+    versions = result(nb, "versions")
+    assert re.search(r"│ 1 .*ts timestamp\s+┆", versions) and "referrer string" in versions, versions
+    assert "scheduled crawler nightly ran" in stream(nb, "tick")
+    assert "nightly" in result(nb, "list")
+    typo = error(nb, "typo")
+    assert typo.ename == "EntityNotFoundException" and "did you mean shop.clicks?" in "\n".join(typo.traceback)
+
+
 CHECKS: dict[str, Callable[[NotebookNode], None]] = {
     "00-tour.ipynb": check_tour,
+    "02-crawl.ipynb": check_crawl,
 }
 
 
