@@ -342,6 +342,7 @@ class Kernel:
         silent: bool = False,
         store_history: bool = True,
         stop_on_error: bool = True,
+        user_expressions: dict[str, str] | None = None,
     ) -> str:
         return self.send(
             "shell",
@@ -350,7 +351,7 @@ class Kernel:
                 "code": code,
                 "silent": silent,
                 "store_history": store_history,
-                "user_expressions": {},
+                "user_expressions": user_expressions or {},
                 "allow_stdin": False,
                 "stop_on_error": stop_on_error,
             },

@@ -338,6 +338,17 @@ def test_silent_produces_no_output_and_keeps_the_count(kernel: Kernel) -> None:
     assert after == before + 1
 
 
+def test_user_expressions_are_magic_lines_evaluated_after_the_cell(kernel: Kernel) -> None:
+    ex = kernel.ok(
+        "%clock manual --at 2026-01-01T00:00:00Z",
+        user_expressions={"now": "%clock", "typo": "%clcok"},
+    )
+    results = ex.content["user_expressions"]
+    assert results["now"] == {"status": "ok", "data": {"text/plain": "2026-01-01T00:00:00Z (manual)"}, "metadata": {}}
+    assert results["typo"]["status"] == "error" and results["typo"]["ename"] == "UsageError", results
+    assert not [m for m in ex.outputs if m["msg_type"] == "error"], "expressions publish nothing"
+
+
 def test_silent_still_runs_the_magic(kernel: Kernel) -> None:
     kernel.execute("%clock manual --at 2026-01-01T00:00:00Z", silent=True)
     assert kernel.ok("%clock").result["text/plain"] == "2026-01-01T00:00:00Z (manual)"

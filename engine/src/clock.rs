@@ -151,10 +151,17 @@ fn now_of(state: &ClockState) -> DateTime<Utc> {
     }
 }
 
-/// RFC 3339 in UTC with a `Z`; milliseconds only when the time has a fraction.
+/// RFC 3339 in UTC with a `Z`; a fraction (to the millisecond, no trailing zeros) only when
+/// the time has one.
 pub fn format_time(t: DateTime<Utc>) -> String {
-    let format = if t.timestamp_subsec_nanos() == 0 { SecondsFormat::Secs } else { SecondsFormat::Millis };
-    t.to_rfc3339_opts(format, true)
+    let text = t.to_rfc3339_opts(SecondsFormat::Millis, true);
+    match text.strip_suffix("Z").and_then(|s| s.rsplit_once('.')) {
+        Some((whole, fraction)) => {
+            let fraction = fraction.trim_end_matches('0');
+            if fraction.is_empty() { format!("{whole}Z") } else { format!("{whole}.{fraction}Z") }
+        }
+        None => text,
+    }
 }
 
 /// Parses a time as users type it: RFC 3339 (`2026-01-01T00:00:00Z`), a naive UTC date-time
@@ -255,6 +262,7 @@ mod tests {
         assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
         assert_eq!(parse_duration("nope").unwrap_err().code(), "InvalidArgument");
         assert_eq!(format_time(parse_time("2026-01-01 12:30").unwrap()), "2026-01-01T12:30:00Z");
-        assert_eq!(format_time(parse_time("2026-01-01T00:00:00.250+01:00").unwrap()), "2025-12-31T23:00:00.250Z");
+        assert_eq!(format_time(parse_time("2026-01-01T00:00:00.250+01:00").unwrap()), "2025-12-31T23:00:00.25Z");
+        assert_eq!(format_time(parse_time("2026-01-01T00:00:00.000123Z").unwrap()), "2026-01-01T00:00:00Z");
     }
 }

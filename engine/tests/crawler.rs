@@ -34,6 +34,28 @@ fn parquet_bytes(ids: &[i64], names: &[&str]) -> Vec<u8> {
     out
 }
 
+fn batch() -> RecordBatch {
+    let schema = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, false), Field::new("name", DataType::Utf8, true)]));
+    RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from(vec![1, 2])), Arc::new(StringArray::from(vec!["a", "b"]))]).unwrap()
+}
+
+fn avro_bytes() -> Vec<u8> {
+    let batch = batch();
+    let mut writer = arrow_avro::writer::AvroWriter::new(Vec::new(), batch.schema().as_ref().clone()).unwrap();
+    writer.write(&batch).unwrap();
+    writer.finish().unwrap();
+    writer.into_inner()
+}
+
+fn orc_bytes() -> Vec<u8> {
+    let batch = batch();
+    let mut out = Vec::new();
+    let mut writer = orc_rust::ArrowWriterBuilder::new(&mut out, batch.schema()).try_build().unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+    out
+}
+
 fn config(name: &str, target: &str) -> CrawlerConfig {
     CrawlerConfig {
         name: name.into(),
@@ -75,6 +97,9 @@ async fn classifies_every_format_and_groups_tables() {
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     std::io::Write::write_all(&mut gz, b"alice;home\nbob;cart\n").unwrap();
     put(&lb, "s3://lake/gz/names.csv.gz", gz.finish().unwrap()).await;
+    // Avro and ORC, schemas from their own headers/footers.
+    put(&lb, "s3://lake/avro/part-0.avro", avro_bytes()).await;
+    put(&lb, "s3://lake/orc/part-0.orc", orc_bytes()).await;
     // Hidden and underscore files are ignored.
     put(&lb, "s3://lake/pq/_SUCCESS", "").await;
     put(&lb, "s3://lake/pq/.crc", "junk").await;
@@ -83,7 +108,13 @@ async fn classifies_every_format_and_groups_tables() {
     assert_eq!(summary.skipped, vec![], "{summary:#?}");
     let tables = lb.catalog().tables("web").unwrap();
     let names: Vec<&str> = tables.iter().map(|t| t.name.as_str()).collect();
-    assert_eq!(names, vec!["csv", "gz", "json", "pq"]);
+    assert_eq!(names, vec!["avro", "csv", "gz", "json", "orc", "pq"]);
+    for (name, format) in [("avro", Format::Avro), ("orc", Format::Orc)] {
+        let t = lb.catalog().table("web", name).unwrap();
+        assert_eq!(t.definition.format, format);
+        let columns: Vec<(&str, &str)> = t.definition.columns.iter().map(|c| (c.name.as_str(), c.data_type.as_str())).collect();
+        assert_eq!(columns, vec![("id", "bigint"), ("name", "string")], "{name}");
+    }
 
     let csv = lb.catalog().table("web", "csv").unwrap();
     assert_eq!(csv.definition.format, Format::Csv { delimiter: ',', header: true });

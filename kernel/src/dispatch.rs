@@ -195,7 +195,7 @@ impl ShellWorker {
         if store {
             self.history.record(count, &r.code);
         }
-        let user_expressions = json!({});
+        let user_expressions = self.user_expressions(r.user_expressions.as_ref()).await;
         match result {
             Ok(outcome) => {
                 if let (Some(value), false) = (outcome.value, silent) {
@@ -226,6 +226,22 @@ impl ShellWorker {
                 r.stop_on_error
             }
         }
+    }
+}
+
+impl ShellWorker {
+    /// Evaluates `user_expressions` after the cell: each expression is a magic line run
+    /// silently, its value returned as a mime bundle (or its error).
+    async fn user_expressions(&mut self, expressions: Option<&std::collections::HashMap<String, String>>) -> Value {
+        let mut results = serde_json::Map::new();
+        for (name, expression) in expressions.into_iter().flatten() {
+            let result = match self.session.execute(expression, &Output::discard()).await {
+                Ok(outcome) => json!({ "status": "ok", "data": outcome.value.unwrap_or_default(), "metadata": {} }),
+                Err(e) => json!({ "status": "error", "ename": e.ename, "evalue": e.evalue, "traceback": e.traceback }),
+            };
+            results.insert(name.clone(), result);
+        }
+        Value::Object(results)
     }
 }
 

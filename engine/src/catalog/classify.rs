@@ -1,9 +1,7 @@
-//! Classifiers, tried in Glue's order: Parquet (schema from the footer), JSON / JSON Lines,
-//! CSV (delimiter and header detection). gzip, bzip2 and zstd text is read through. A file
-//! no classifier is certain about is reported with the reason, never guessed.
-//!
-//! Known gap: Avro and ORC files are recognised by their magic bytes and reported as
-//! unsupported (no reader is linked yet).
+//! Classifiers, tried in Glue's order: Avro (writer schema from the header, via arrow-avro),
+//! ORC (schema from the footer, via orc-rust), Parquet (schema from the footer), JSON / JSON
+//! Lines, CSV (delimiter and header detection). gzip, bzip2 and zstd text is read through. A
+//! file no classifier is certain about is reported with the reason, never guessed.
 
 use std::io::Read;
 
@@ -24,6 +22,8 @@ pub struct Classified {
 }
 
 pub const PARQUET_MAGIC: &[u8] = b"PAR1";
+pub const AVRO_MAGIC: &[u8] = b"Obj\x01";
+pub const ORC_MAGIC: &[u8] = b"ORC";
 
 /// Classifies a text or Parquet file. For Parquet, `footer` is the file's metadata block (the
 /// caller reads it with a range request); `head` is the start of the file (or all of it).
@@ -35,11 +35,17 @@ pub fn classify(head: &[u8], footer: Option<&[u8]>) -> Result<Classified, String
         let footer = footer.ok_or("Parquet file without a readable footer (truncated?)")?;
         return parquet_schema(footer).map(|columns| Classified { format: Format::Parquet, compression: None, columns });
     }
-    if head.starts_with(b"Obj\x01") {
-        return Err("Avro file: recognised, but Avro is not supported yet".into());
+    if head.starts_with(AVRO_MAGIC) {
+        let reader = arrow_avro::reader::ReaderBuilder::new()
+            .build(std::io::Cursor::new(head))
+            .map_err(|e| format!("not a valid Avro file: {e}"))?;
+        return Ok(Classified { format: Format::Avro, compression: None, columns: arrow_columns(&reader.schema()) });
     }
-    if head.starts_with(b"ORC") {
-        return Err("ORC file: recognised, but ORC is not supported yet".into());
+    if head.starts_with(ORC_MAGIC) {
+        // `head` is the whole file here: ORC keeps its schema in the footer.
+        let reader = orc_rust::ArrowReaderBuilder::try_new(bytes::Bytes::copy_from_slice(head))
+            .map_err(|e| format!("not a valid ORC file: {e}"))?;
+        return Ok(Classified { format: Format::Orc, compression: None, columns: arrow_columns(&reader.schema()) });
     }
     let (text, compression) = decompress(head)?;
     let text = std::str::from_utf8(&text)
@@ -64,7 +70,11 @@ fn parquet_schema(footer: &[u8]) -> Result<Vec<Column>, String> {
     let file = metadata.file_metadata();
     let schema = parquet::arrow::parquet_to_arrow_schema(file.schema_descr(), file.key_value_metadata())
         .map_err(|e| format!("Parquet schema not readable: {e}"))?;
-    Ok(schema.fields().iter().map(|f| Column::new(f.name().to_lowercase(), glue_type(f.data_type()))).collect())
+    Ok(arrow_columns(&schema))
+}
+
+fn arrow_columns(schema: &arrow_schema::Schema) -> Vec<Column> {
+    schema.fields().iter().map(|f| Column::new(f.name().to_lowercase(), glue_type(f.data_type()))).collect()
 }
 
 /// Reads gzip / bzip2 / zstd through (up to [`SAMPLE_BYTES`]); returns the text and the

@@ -18,6 +18,8 @@ use crate::service_err;
 
 /// Files larger than this are sampled (head, or the Parquet footer) instead of read whole.
 const WHOLE_FILE_LIMIT: u64 = 8 * 1024 * 1024;
+/// ORC keeps its schema behind stripes the reader seeks through: read whole, up to this.
+const ORC_READ_LIMIT: u64 = 256 * 1024 * 1024;
 /// How many files are read at once.
 const READ_CONCURRENCY: usize = 16;
 /// Two schemas belong to one table when they share at least this fraction of column names.
@@ -149,6 +151,13 @@ async fn read_and_classify(lake: &Lake, uri: &S3Uri, size: u64) -> std::result::
         return classify::classify(&data, footer);
     }
     let head = lake.get_range(uri, 0..WHOLE_FILE_LIMIT.min(size)).await.map_err(read_err)?;
+    if head.starts_with(classify::ORC_MAGIC) {
+        if size > ORC_READ_LIMIT {
+            return Err(format!("ORC file over {} MB: its schema is not sampled", ORC_READ_LIMIT / 1_000_000));
+        }
+        let data = lake.get(uri).await.map_err(read_err)?;
+        return classify::classify(&data, None);
+    }
     if !head.starts_with(PARQUET_MAGIC) {
         return classify::classify(&head, None);
     }
