@@ -119,3 +119,27 @@ def test_kernel_manager_interrupt_and_shutdown(kernelspec: dict, tmp_path: Path)
         kc.stop_channels()
         if km.has_kernel:
             km.shutdown_kernel(now=True)
+
+
+def test_ipc_transport(kernelspec: dict, tmp_path: Path, monkeypatch) -> None:
+    """The connection file may name ipc sockets instead of tcp ports."""
+    monkeypatch.setenv("LAKEBOOK_HOME", str(tmp_path / "home"))
+    km = KernelManager(kernel_name=KERNEL_NAME, transport="ipc", ip=str(tmp_path / "kernel-ipc"))
+    km.start_kernel(cwd=str(tmp_path))
+    kc = km.client()
+    kc.start_channels()
+    try:
+        kc.wait_for_ready(timeout=30)
+        assert json.loads(Path(km.connection_file).read_text())["transport"] == "ipc"
+        results = []
+        reply = kc.execute_interactive(
+            "%clock manual --at 2026-01-01T00:00:00Z\n%clock",
+            timeout=30,
+            output_hook=lambda m: results.append(m) if m["msg_type"] == "execute_result" else None,
+        )
+        assert reply["content"]["status"] == "ok"
+        assert results[0]["content"]["data"]["text/plain"] == "2026-01-01T00:00:00Z (manual)"
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=False)
+    assert not km.is_alive()
