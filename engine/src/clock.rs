@@ -186,11 +186,10 @@ pub fn parse_time(text: &str) -> Result<DateTime<Utc>> {
 /// Parses a duration as users type it: `90s`, `1m30s`, `2h`, `500ms`, `1.5s`, `1d`.
 pub fn parse_duration(text: &str) -> Result<Duration> {
     let text = text.trim();
-    if let Some(secs) = text.strip_suffix('s').and_then(|n| n.parse::<f64>().ok()) {
-        if secs.is_finite() && secs >= 0.0 {
+    if let Some(secs) = text.strip_suffix('s').and_then(|n| n.parse::<f64>().ok())
+        && secs.is_finite() && secs >= 0.0 {
             return Ok(Duration::from_secs_f64(secs));
         }
-    }
     humantime::parse_duration(text).map_err(|_| {
         service_err!(InvalidArgument, "cannot read {text:?} as a duration")
             .with_hint("write durations like 90s, 1m30s, 2h, 500ms")

@@ -34,7 +34,7 @@ impl Core {
     fn publish(&self, parent: &Incoming, msg_type: &str, content: Value) {
         let message = Outgoing::child_of(Some(parent), msg_type, content);
         let message = Outgoing { identities: vec![topic(msg_type)], ..message };
-        let _ = self.iopub.send(IopubCommand::Publish(message));
+        let _ = self.iopub.send(IopubCommand::Publish(Box::new(message)));
     }
 
     fn status(&self, parent: &Incoming, state: &str) {

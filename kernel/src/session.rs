@@ -275,11 +275,10 @@ impl Session {
         let spec = magics::find(name)?;
         let offset_in_line = cursor - line_start;
         let name_end = line.find(name).map(|i| line[..i].chars().count() + name.chars().count()).unwrap_or(0);
-        if offset_in_line > name_end {
-            if let Some(text) = tokens.next().and_then(|verb| magics::verb_help(spec, verb)) {
+        if offset_in_line > name_end
+            && let Some(text) = tokens.next().and_then(|verb| magics::verb_help(spec, verb)) {
                 return Some(render::text(&text));
             }
-        }
         Some(render::text(&magics::help_text(spec)))
     }
 

@@ -9,7 +9,7 @@ use futures::StreamExt;
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 
 use super::classify::{self, Classified, PARQUET_MAGIC};
-use super::model::{Column, CrawlerConfig, Format, SkippedFile, TableDefinition, sanitize_name};
+use super::model::{Column, CrawlerConfig, SkippedFile, TableDefinition, sanitize_name};
 use super::types::merge_glue_types;
 
 use crate::error::Result;
@@ -329,17 +329,4 @@ pub fn parse_rate(schedule: &str) -> Result<std::time::Duration> {
         return Err(bad());
     }
     Ok(std::time::Duration::from_secs(n * seconds))
-}
-
-impl Format {
-    /// The file extension a format's objects usually carry.
-    pub fn extension(&self) -> &'static str {
-        match self {
-            Format::Parquet => "parquet",
-            Format::Json => "json",
-            Format::Csv { .. } => "csv",
-            Format::Avro => "avro",
-            Format::Orc => "orc",
-        }
-    }
 }

@@ -166,11 +166,10 @@ impl Parser<'_> {
     /// `varchar(10)`: the length does not matter to Arrow.
     fn skip_length(&mut self) {
         self.skip_ws();
-        if self.text[self.pos..].starts_with('(') {
-            if let Some(end) = self.text[self.pos..].find(')') {
+        if self.text[self.pos..].starts_with('(')
+            && let Some(end) = self.text[self.pos..].find(')') {
                 self.pos += end + 1;
             }
-        }
     }
 }
 

@@ -111,7 +111,7 @@ pub async fn serve(info: ConnectionInfo, session: Session) -> Result<i32, String
 
 /// What the IOPub task is asked to do.
 pub enum IopubCommand {
-    Publish(Outgoing),
+    Publish(Box<Outgoing>),
     /// Answered once everything queued before it has been handed to the socket.
     Flush(tokio::sync::oneshot::Sender<()>),
 }
