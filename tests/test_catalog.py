@@ -4,6 +4,7 @@ files are reported in the summary without failing the cell."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from kernel_harness import put_object
@@ -54,3 +55,24 @@ def test_missing_table_is_entity_not_found_with_a_suggestion(start_kernel, lake_
     kernel.ok("%crawl s3://lake/web/ --database web")
     error = kernel.failing("%catalog describe web.wbe", "EntityNotFoundException").error
     assert any("did you mean web.web?" in line for line in error["traceback"]), error
+
+
+def test_sql_over_crawled_tables_and_interrupting_a_long_query(start_kernel, lake_home: Path) -> None:
+    seed(lake_home)
+    kernel = start_kernel()
+    kernel.ok("%crawl s3://lake/web/ --database web")
+    table = kernel.ok("%sql --database web SELECT day, count(*) AS n FROM web GROUP BY day ORDER BY day").result["text/plain"]
+    assert "2 rows × 2 columns" in table and "B scanned" in table, table
+
+    # A query that would run for minutes is cancelled by an interrupt within a second.
+    msg_id = kernel.execute_async("%sql SELECT sum(value) FROM generate_series(1, 100000000000)")
+    time.sleep(1.0)
+    assert not kernel.has_reply(msg_id), "the query should still be running"
+    sent = time.monotonic()
+    kernel.send("control", "interrupt_request", {})
+    reply = kernel.reply(msg_id, timeout=5)
+    assert time.monotonic() - sent < 1.0
+    assert reply["content"]["status"] == "error" and reply["content"]["ename"] == "KeyboardInterrupt"
+    history = kernel.ok("%sql history").result["text/plain"]
+    assert "CANCELLED" in history, history
+    assert "1 row" in kernel.ok("%sql SELECT 1 AS one").result["text/plain"]

@@ -112,7 +112,32 @@ def check_crawl(nb: NotebookNode) -> None:
     assert typo.ename == "EntityNotFoundException" and "did you mean shop.clicks?" in "\n".join(typo.traceback)
 
 
+def scanned(table_text: str) -> int:
+    m = re.search(r"· (\d+) B scanned", table_text)
+    assert m, table_text
+    return int(m.group(1))
+
+
+def check_athena(nb: NotebookNode) -> None:
+    counts = result(nb, "count")
+    assert re.search(r"01\s+┆ 4\s+┆ 158.75", counts) and "3 rows × 3 columns" in counts, counts
+    assert "$0.00005 at Athena's price" in counts, counts
+    full, pruned = result(nb, "full"), result(nb, "pruned")
+    assert re.search(r"│ 11\s+│", full) and re.search(r"│ 3\s+│", pruned), (full, pruned)
+    assert scanned(pruned) * 3 < scanned(full) * 2, (full, pruned)
+    plan = result(nb, "explain")
+    assert "day=02" in plan and "day=01" not in plan, plan
+    assert re.search(r"kitchen\s+┆ 3\s+┆ 34.63", result(nb, "parquet"))
+    assert re.search(r"/home\s+┆ 6", result(nb, "reuse"))
+    history = result(nb, "history")
+    assert history.count("SUCCEEDED") >= 7 and "s3://lakebook-query-results/" in history, history
+    assert error(nb, "typo").ename == "TABLE_NOT_FOUND"
+    syntax = error(nb, "syntax")
+    assert syntax.ename == "SYNTAX_ERROR" and any("WHER day" in line for line in syntax.traceback), syntax
+
+
 CHECKS: dict[str, Callable[[NotebookNode], None]] = {
+    "03-athena.ipynb": check_athena,
     "00-tour.ipynb": check_tour,
     "02-crawl.ipynb": check_crawl,
 }

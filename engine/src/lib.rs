@@ -7,12 +7,14 @@
 //! - [`clock`]     the engine clock: system time or a persisted manual (simulated) time.
 //! - [`lake`]      `s3://bucket/key` objects on `<workspace>/lake` through `object_store`.
 //! - [`catalog`]   the Glue-style Data Catalog and its crawler.
+//! - [`sql`]       Athena-style SQL executions on DataFusion over the catalog.
 //! - [`Lakebook`]  the façade owning all of the above.
 
 pub mod catalog;
 pub mod clock;
 pub mod error;
 pub mod lake;
+pub mod sql;
 pub mod workspace;
 
 use std::path::{Path, PathBuf};
@@ -34,8 +36,9 @@ pub const DEFAULT_HOME: &str = "lakebook-data";
 pub struct Lakebook {
     workspace: Arc<Workspace>,
     clock: Arc<Clock>,
-    lake: Lake,
-    catalog: Catalog,
+    lake: Arc<Lake>,
+    catalog: Arc<Catalog>,
+    sql: sql::SqlEngine,
 }
 
 impl Lakebook {
@@ -43,9 +46,10 @@ impl Lakebook {
     pub fn open(home: impl Into<PathBuf>) -> Result<Self> {
         let workspace = Arc::new(Workspace::open(home.into())?);
         let clock = Arc::new(Clock::open(&workspace)?);
-        let lake = Lake::open(&workspace, clock.clone())?;
-        let catalog = Catalog::open(&workspace, clock.clone())?;
-        Ok(Self { workspace, clock, lake, catalog })
+        let lake = Arc::new(Lake::open(&workspace, clock.clone())?);
+        let catalog = Arc::new(Catalog::open(&workspace, clock.clone())?);
+        let sql = sql::SqlEngine::open(&workspace, catalog.clone(), lake.clone(), clock.clone())?;
+        Ok(Self { workspace, clock, lake, catalog, sql })
     }
 
     /// The workspace directory named by `LAKEBOOK_HOME`, else `./lakebook-data`.
@@ -74,6 +78,10 @@ impl Lakebook {
 
     pub fn catalog(&self) -> &Catalog {
         &self.catalog
+    }
+
+    pub fn sql(&self) -> &sql::SqlEngine {
+        &self.sql
     }
 
     /// Runs the time-driven work that is due on the engine clock (scheduled crawlers …) and

@@ -8,6 +8,8 @@
 pub struct MagicCall {
     pub name: String,
     pub args: Vec<String>,
+    /// The argument text as typed, for magics whose arguments are a language (SQL).
+    pub raw: String,
     /// `%name?`: show help instead of running.
     pub help: bool,
 }
@@ -111,8 +113,13 @@ fn parse_call(text: &str) -> Result<MagicCall, ParseError> {
         Some(name) => (name, true),
         None => (head, false),
     };
-    let args = shlex::split(rest).ok_or_else(|| ParseError::OpenQuote { line: text.to_string() })?;
-    Ok(MagicCall { name: name.to_string(), args, help })
+    // SQL quotes ('it''s') are not shell quotes: its arguments are taken raw.
+    let args = if name == "sql" {
+        rest.split_whitespace().map(str::to_string).collect()
+    } else {
+        shlex::split(rest).ok_or_else(|| ParseError::OpenQuote { line: text.to_string() })?
+    };
+    Ok(MagicCall { name: name.to_string(), args, raw: rest.trim().to_string(), help })
 }
 
 #[cfg(test)]
@@ -120,7 +127,7 @@ mod tests {
     use super::*;
 
     fn call(name: &str, args: &[&str]) -> MagicCall {
-        MagicCall { name: name.into(), args: args.iter().map(|s| s.to_string()).collect(), help: false }
+        MagicCall { name: name.into(), args: args.iter().map(|s| s.to_string()).collect(), raw: args.join(" "), help: false }
     }
 
     #[test]
@@ -130,7 +137,7 @@ mod tests {
             cell,
             Cell::Lines(vec![
                 call("lake", &["mb", "s3://demo"]),
-                call("lake", &["put", "s3://demo/a", "--from", "my file.csv"]),
+                MagicCall { raw: "put s3://demo/a --from 'my file.csv'".into(), ..call("lake", &["put", "s3://demo/a", "--from", "my file.csv"]) },
                 call("clock", &["advance", "90s"]),
             ])
         );

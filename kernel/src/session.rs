@@ -104,13 +104,15 @@ pub struct Completion {
 pub struct Session {
     home: PathBuf,
     engine: Option<Arc<Lakebook>>,
+    /// The database `%sql` uses when a cell names none (`%sql USE db` changes it).
+    pub sql_database: String,
 }
 
 impl Session {
     /// A session on the workspace at `home`; the workspace is opened on first use so a kernel
     /// always starts, even when another kernel holds the workspace.
     pub fn new(home: PathBuf) -> Self {
-        Self { home, engine: None }
+        Self { home, engine: None, sql_database: lakebook_engine::catalog::DEFAULT_DATABASE.to_string() }
     }
 
     pub fn home(&self) -> &Path {
@@ -171,7 +173,7 @@ impl Session {
             outcome.pages.push(render::text(&magics::help_text(spec)));
             return Ok(None);
         }
-        let result = magics::run(&call.name, &call.args, Ctx { session: self, out, body }).await;
+        let result = magics::run(&call.name, &call.args, Ctx { session: self, out, body, raw: &call.raw }).await;
         match result {
             Err(CellError { help: Some(text), .. }) => Ok(Some(render::text(&text))),
             other => other,

@@ -53,6 +53,13 @@ impl Lake {
         self.store.clone()
     }
 
+    /// A store rooted at one bucket, so `s3://bucket/key` URLs resolve to `key` (what SQL
+    /// scans register for `s3://bucket`).
+    pub fn bucket_store(&self, bucket: &str) -> Arc<dyn ObjectStore> {
+        let root: Arc<dyn ObjectStore> = self.store.clone();
+        Arc::new(object_store::prefix::PrefixStore::new(root, bucket))
+    }
+
     /// ≙ CreateBucket. Creating a bucket you already own succeeds (as in us-east-1).
     pub fn create_bucket(&self, name: &str) -> Result<BucketCreated> {
         validate_bucket_name(name)?;

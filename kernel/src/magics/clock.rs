@@ -119,7 +119,7 @@ mod tests {
     async fn run_line(session: &mut Session, line: &str) -> (Result<Option<Bundle>, CellError>, Vec<OutputEvent>) {
         let (out, events) = Output::recording();
         let args: Vec<String> = shlex::split(line).unwrap();
-        let result = super::super::run("clock", &args, Ctx { session, out: &out, body: None }).await;
+        let result = super::super::run("clock", &args, Ctx { session, out: &out, body: None, raw: line }).await;
         let events = events.lock().unwrap().clone();
         (result, events)
     }

@@ -7,6 +7,7 @@ pub mod clock;
 pub mod crawl;
 pub mod help;
 pub mod lake;
+pub mod sql;
 
 use clap::{Command, FromArgMatches};
 
@@ -28,7 +29,7 @@ pub struct MagicSpec {
 }
 
 /// Every magic, in the order `%lsmagic` shows them.
-pub const MAGICS: &[MagicSpec] = &[lake::SPEC, crawl::SPEC, catalog::SPEC, clock::SPEC, help::LSMAGIC, help::HELP];
+pub const MAGICS: &[MagicSpec] = &[lake::SPEC, crawl::SPEC, catalog::SPEC, sql::SPEC, clock::SPEC, help::LSMAGIC, help::HELP];
 
 pub fn find(name: &str) -> Option<&'static MagicSpec> {
     MAGICS.iter().find(|m| m.name == name)
@@ -40,6 +41,8 @@ pub struct Ctx<'a> {
     pub out: &'a Output,
     /// The cell body for `%%name` (None for a line magic).
     pub body: Option<&'a str>,
+    /// The arguments as typed (before shell splitting).
+    pub raw: &'a str,
 }
 
 /// Runs one magic; its value (if any) is displayed by the caller.
@@ -53,6 +56,7 @@ pub async fn run(name: &str, args: &[String], ctx: Ctx<'_>) -> Result<Option<Bun
         "clock" => clock::run(parse(spec, args)?, ctx).await,
         "crawl" => crawl::run(parse(spec, args)?, ctx).await,
         "catalog" => catalog::run(parse(spec, args)?, ctx).await,
+        "sql" => sql::run(ctx).await,
         "lsmagic" => Ok(Some(help::lsmagic())),
         "help" => help::run(parse(spec, args)?),
         other => Err(CellError::bug(format!("magic %{other} is registered but has no runner"))),
@@ -78,7 +82,7 @@ pub fn unknown_magic(name: &str, cell: bool) -> CellError {
 }
 
 /// Parses arguments with the magic's clap definition. `--help` shows the help instead.
-fn parse<T: FromArgMatches>(spec: &MagicSpec, args: &[String]) -> Result<T, CellError> {
+pub(crate) fn parse<T: FromArgMatches>(spec: &MagicSpec, args: &[String]) -> Result<T, CellError> {
     let command = command_of(spec);
     let argv = std::iter::once(format!("%{}", spec.name)).chain(args.iter().cloned());
     match command.clone().try_get_matches_from(argv) {

@@ -1,0 +1,423 @@
+//! Athena-style SQL on Apache DataFusion over the Data Catalog. Every statement is a query
+//! execution with a UUID and a state (QUEUED → RUNNING → SUCCEEDED / FAILED / CANCELLED),
+//! statistics (data scanned after partition and column pruning, engine time, rows, cost at
+//! $5 per TB with Athena's 10 MB minimum), and its result written to the workgroup's output
+//! location as `<id>.csv` plus `<id>.csv.metadata`. Executions persist in
+//! `<workspace>/sql/executions.json`.
+//!
+//! Deviations, on purpose: `.csv.metadata` is JSON (Athena's is binary); results written to
+//! the lake are capped at [`RESULT_FILE_ROW_LIMIT`] rows of CSV per query.
+//!
+//! Known gaps (next steps): DDL and DML on catalog tables (CREATE EXTERNAL TABLE, CTAS,
+//! INSERT INTO, MSCK REPAIR TABLE), workgroups with scan limits, Avro/ORC tables.
+
+mod provider;
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use arrow_array::RecordBatch;
+use arrow_schema::SchemaRef;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use datafusion::datasource::MemTable;
+use datafusion::error::DataFusionError;
+use datafusion::execution::SessionStateBuilder;
+use datafusion::physical_plan::{ExecutionPlan, collect};
+use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::sql::parser::DFParser;
+use serde::{Deserialize, Serialize};
+
+pub use provider::{CatalogTable, GlueCatalogProvider, TempViews};
+
+use crate::catalog::Catalog;
+use crate::clock::Clock;
+use crate::error::{Error, Result, closest};
+use crate::lake::{Lake, S3Uri};
+use crate::service_err;
+use crate::workspace::{Workspace, read_json, write_json};
+
+/// DataFusion's catalog name for the Glue catalog, as Athena names it.
+pub const CATALOG_NAME: &str = "awsdatacatalog";
+/// Where the `primary` workgroup writes results.
+pub const RESULTS_BUCKET: &str = "lakebook-query-results";
+/// At most this many rows of a result are written to the output location.
+pub const RESULT_FILE_ROW_LIMIT: usize = 1_000_000;
+/// Athena bills at least 10 MB per query.
+const MIN_BILLED_BYTES: u64 = 10 * 1_000_000;
+const EXECUTIONS_KEPT: usize = 1000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum QueryState {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl std::fmt::Display for QueryState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let text = serde_json::to_value(self).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+        f.write_str(&text)
+    }
+}
+
+/// One query execution (≙ GetQueryExecution).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueryExecution {
+    pub id: String,
+    pub query: String,
+    pub database: String,
+    pub workgroup: String,
+    pub state: QueryState,
+    pub submitted: DateTime<Utc>,
+    pub completed: Option<DateTime<Utc>>,
+    pub bytes_scanned: u64,
+    pub engine_ms: u64,
+    pub rows: u64,
+    pub output_location: Option<String>,
+    pub error: Option<String>,
+}
+
+impl QueryExecution {
+    /// Athena's price: $5 per TB scanned, at least 10 MB per query (DDL and failed queries
+    /// that scanned nothing are free).
+    pub fn cost_usd(&self) -> f64 {
+        if self.bytes_scanned == 0 {
+            return 0.0;
+        }
+        self.bytes_scanned.max(MIN_BILLED_BYTES) as f64 * 5.0 / 1e12
+    }
+}
+
+/// A finished statement: its execution record and its rows.
+#[derive(Debug)]
+pub struct QueryResult {
+    pub execution: QueryExecution,
+    pub schema: SchemaRef,
+    pub batches: Vec<RecordBatch>,
+}
+
+pub struct SqlEngine {
+    ctx: SessionContext,
+    catalog: Arc<Catalog>,
+    lake: Arc<Lake>,
+    clock: Arc<Clock>,
+    temp_views: TempViews,
+    path: PathBuf,
+    executions: Mutex<Vec<QueryExecution>>,
+}
+
+impl SqlEngine {
+    pub fn open(workspace: &Workspace, catalog: Arc<Catalog>, lake: Arc<Lake>, clock: Arc<Clock>) -> Result<Self> {
+        let path = workspace.dir("sql")?.join("executions.json");
+        let executions = read_json(&path)?.unwrap_or_default();
+        let config = SessionConfig::new()
+            .with_default_catalog_and_schema(CATALOG_NAME, crate::catalog::DEFAULT_DATABASE)
+            // The Glue catalog is registered below; a default in-memory one would shadow it.
+            .with_create_default_catalog_and_schema(false)
+            .with_information_schema(true)
+            .with_target_partitions(std::thread::available_parallelism().map_or(2, |n| n.get()))
+            .set_bool("datafusion.execution.parquet.pushdown_filters", true)
+            .set_bool("datafusion.execution.parquet.reorder_filters", true);
+        let ctx = SessionContext::new_with_config(config);
+        let temp_views: TempViews = Arc::default();
+        ctx.register_catalog(
+            CATALOG_NAME,
+            Arc::new(GlueCatalogProvider { catalog: catalog.clone(), lake: lake.clone(), temp_views: temp_views.clone() }),
+        );
+        Ok(Self { ctx, catalog, lake, clock, temp_views, path, executions: Mutex::new(executions) })
+    }
+
+    /// Runs every statement of `sql` in order against `database`; stops at the first failure.
+    pub async fn run(&self, sql: &str, database: &str) -> Result<Vec<QueryResult>> {
+        let dialect = datafusion::sql::sqlparser::dialect::GenericDialect {};
+        let statements = match DFParser::parse_sql_with_dialect(sql, &dialect) {
+            Ok(statements) => statements,
+            Err(e) => {
+                // Athena records a query that does not parse as a FAILED execution too.
+                let error = sql_error(e.into(), sql);
+                let mut execution = self.new_execution(sql, database);
+                execution.state = QueryState::Failed;
+                execution.completed = Some(execution.submitted);
+                execution.error = Some(error.to_string());
+                self.record(execution)?;
+                return Err(error);
+            }
+        };
+        if statements.is_empty() {
+            return Err(service_err!(InvalidRequestException, "there is no SQL statement to run"));
+        }
+        let ctx = self.context_for(database)?;
+        let mut results = Vec::new();
+        for statement in statements {
+            let text = statement.to_string();
+            results.push(self.run_statement(&ctx, statement, &text, database).await?);
+        }
+        Ok(results)
+    }
+
+    fn context_for(&self, database: &str) -> Result<SessionContext> {
+        if self.catalog.tables(database).is_err() {
+            let names: Vec<String> = self.catalog.databases().into_iter().map(|d| d.name).collect();
+            let names: Vec<&str> = names.iter().map(String::as_str).collect();
+            let mut err = service_err!(InvalidRequestException, "SCHEMA_NOT_FOUND: the database {database} does not exist");
+            if let Some(c) = closest(database, &names) {
+                err = err.with_hint(format!("did you mean {c}?"));
+            }
+            return Err(err);
+        }
+        let mut config = self.ctx.copied_config();
+        config.options_mut().catalog.default_schema = database.to_string();
+        let state = SessionStateBuilder::new_from_existing(self.ctx.state()).with_config(config).build();
+        Ok(SessionContext::new_with_state(state))
+    }
+
+    async fn run_statement(
+        &self,
+        ctx: &SessionContext,
+        statement: datafusion::sql::parser::Statement,
+        text: &str,
+        database: &str,
+    ) -> Result<QueryResult> {
+        let mut execution = self.new_execution(text, database);
+        execution.state = QueryState::Running;
+        // Dropping this future (an interrupt) records the execution as CANCELLED.
+        let mut guard = Recorder { engine: self, execution: Some(execution.clone()) };
+        let started = Instant::now();
+        let outcome: std::result::Result<(SchemaRef, Vec<RecordBatch>, Arc<dyn ExecutionPlan>), DataFusionError> = async {
+            let state = ctx.state();
+            let plan = state.statement_to_plan(statement).await?;
+            let df = ctx.execute_logical_plan(plan).await?;
+            let physical = df.create_physical_plan().await?;
+            let batches = collect(physical.clone(), ctx.task_ctx()).await?;
+            Ok((physical.schema(), batches, physical))
+        }
+        .await;
+        execution.engine_ms = started.elapsed().as_millis() as u64;
+        execution.completed = Some(self.clock.now());
+        match outcome {
+            Ok((schema, batches, physical)) => {
+                execution.bytes_scanned = bytes_scanned(physical.as_ref());
+                execution.rows = batches.iter().map(|b| b.num_rows() as u64).sum();
+                execution.output_location = self.write_result(&execution, &schema, &batches).await.ok();
+                execution.state = QueryState::Succeeded;
+                guard.finish(execution.clone())?;
+                Ok(QueryResult { execution, schema, batches })
+            }
+            Err(e) => {
+                let error = sql_error(e, text);
+                let error = self.suggest_table(error);
+                execution.state = QueryState::Failed;
+                execution.error = Some(error.to_string());
+                guard.finish(execution)?;
+                Err(error)
+            }
+        }
+    }
+
+    fn new_execution(&self, query: &str, database: &str) -> QueryExecution {
+        QueryExecution {
+            id: uuid::Uuid::new_v4().to_string(),
+            query: query.to_string(),
+            database: database.to_string(),
+            workgroup: "primary".into(),
+            state: QueryState::Queued,
+            submitted: self.clock.now(),
+            completed: None,
+            bytes_scanned: 0,
+            engine_ms: 0,
+            rows: 0,
+            output_location: None,
+            error: None,
+        }
+    }
+
+    /// Writes `<id>.csv` and `<id>.csv.metadata` to the workgroup's output location.
+    async fn write_result(&self, execution: &QueryExecution, schema: &SchemaRef, batches: &[RecordBatch]) -> Result<String> {
+        let _ = self.lake.create_bucket(RESULTS_BUCKET)?;
+        let mut csv = Vec::new();
+        if batches.is_empty() {
+            let header: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+            csv.extend_from_slice(format!("{}\n", header.join(",")).as_bytes());
+        } else {
+            let mut writer = arrow_csv::WriterBuilder::new().with_header(true).build(&mut csv);
+            let mut written = 0;
+            for batch in batches {
+                let take = batch.num_rows().min(RESULT_FILE_ROW_LIMIT - written);
+                writer.write(&batch.slice(0, take)).map_err(|e| crate::internal_err!("writing result CSV: {e}"))?;
+                written += take;
+                if written == RESULT_FILE_ROW_LIMIT {
+                    break;
+                }
+            }
+        }
+        let uri = S3Uri { bucket: RESULTS_BUCKET.into(), key: format!("{}.csv", execution.id) };
+        self.lake.put(&uri, Bytes::from(csv)).await?;
+        let metadata = serde_json::json!({
+            "columns": schema.fields().iter().map(|f| serde_json::json!({
+                "name": f.name(), "type": crate::catalog::types::glue_type(f.data_type()), "nullable": f.is_nullable(),
+            })).collect::<Vec<_>>(),
+            "rows": execution.rows,
+            "dataScannedInBytes": execution.bytes_scanned,
+            "engineExecutionTimeInMillis": execution.engine_ms,
+        });
+        let meta_uri = S3Uri { bucket: RESULTS_BUCKET.into(), key: format!("{}.csv.metadata", execution.id) };
+        self.lake.put(&meta_uri, Bytes::from(serde_json::to_vec_pretty(&metadata).unwrap_or_default())).await?;
+        Ok(uri.to_string())
+    }
+
+    /// Keeps a result as a temporary view usable by later queries from any database.
+    pub fn keep_as_view(&self, name: &str, result: &QueryResult) -> Result<()> {
+        crate::catalog::validate_name("view", name)?;
+        let table = MemTable::try_new(result.schema.clone(), vec![result.batches.clone()])
+            .map_err(|e| crate::internal_err!("keeping the result as {name}: {e}"))?;
+        self.temp_views.lock().unwrap_or_else(|p| p.into_inner()).insert(name.to_string(), Arc::new(table));
+        Ok(())
+    }
+
+    /// Past executions, oldest first (≙ ListQueryExecutions + GetQueryExecution).
+    pub fn history(&self) -> Vec<QueryExecution> {
+        self.executions.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Names of the temporary views kept with `keep_as_view`.
+    pub fn views(&self) -> Vec<String> {
+        self.temp_views.lock().unwrap_or_else(|p| p.into_inner()).keys().cloned().collect()
+    }
+
+    fn record(&self, execution: QueryExecution) -> Result<()> {
+        let mut executions = self.executions.lock().unwrap_or_else(|p| p.into_inner());
+        match executions.iter_mut().find(|e| e.id == execution.id) {
+            Some(existing) => *existing = execution,
+            None => executions.push(execution),
+        }
+        let excess = executions.len().saturating_sub(EXECUTIONS_KEPT);
+        executions.drain(..excess);
+        write_json(&self.path, &*executions)
+    }
+
+    /// Adds "did you mean db.table?" to a TABLE_NOT_FOUND error.
+    fn suggest_table(&self, error: Error) -> Error {
+        let message = error.message();
+        let Some(rest) = message.split("table '").nth(1) else { return error };
+        let Some(name) = rest.split('\'').next() else { return error };
+        let table = name.rsplit('.').next().unwrap_or(name);
+        let mut candidates = Vec::new();
+        for db in self.catalog.databases() {
+            for t in db.tables.keys() {
+                candidates.push((t.clone(), format!("{}.{t}", db.name)));
+            }
+        }
+        let names: Vec<&str> = candidates.iter().map(|(t, _)| t.as_str()).collect();
+        match closest(table, &names).and_then(|c| candidates.iter().find(|(t, _)| t == c)) {
+            Some((_, full)) => error.with_hint(format!("did you mean {full}?")),
+            None => error.with_hint("`%catalog tables DB` lists a database's tables"),
+        }
+    }
+}
+
+impl std::fmt::Debug for SqlEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqlEngine").field("executions", &self.executions).finish_non_exhaustive()
+    }
+}
+
+/// Records an execution when it finishes, or as CANCELLED when the query is dropped.
+struct Recorder<'a> {
+    engine: &'a SqlEngine,
+    execution: Option<QueryExecution>,
+}
+
+impl Recorder<'_> {
+    fn finish(&mut self, execution: QueryExecution) -> Result<()> {
+        self.execution = None;
+        self.engine.record(execution)
+    }
+}
+
+impl Drop for Recorder<'_> {
+    fn drop(&mut self) {
+        if let Some(mut execution) = self.execution.take() {
+            execution.state = QueryState::Cancelled;
+            execution.completed = Some(self.engine.clock.now());
+            execution.error = Some("cancelled by an interrupt".into());
+            if let Err(e) = self.engine.record(execution) {
+                tracing::warn!("could not record a cancelled query: {e}");
+            }
+        }
+    }
+}
+
+/// Bytes actually read: Parquet reports what it fetched after column and row-group
+/// pruning; text formats are read whole, so their files' sizes count.
+fn bytes_scanned(plan: &dyn ExecutionPlan) -> u64 {
+    use datafusion::datasource::physical_plan::FileScanConfig;
+    use datafusion::datasource::source::DataSourceExec;
+    let mut total = 0;
+    if let Some(exec) = plan.downcast_ref::<DataSourceExec>() {
+        let parquet = plan.metrics().and_then(|m| m.sum_by_name("bytes_scanned")).map(|v| v.as_usize() as u64);
+        match parquet {
+            Some(bytes) => total += bytes,
+            None => {
+                if let Some(config) = exec.data_source().downcast_ref::<FileScanConfig>() {
+                    total += config.file_groups.iter().flat_map(|g| g.iter()).map(|f| f.object_meta.size).sum::<u64>();
+                }
+            }
+        }
+    }
+    for child in plan.children() {
+        total += bytes_scanned(child.as_ref());
+    }
+    total
+}
+
+/// DataFusion's errors named as Athena names a failed query's reason (SYNTAX_ERROR,
+/// TABLE_NOT_FOUND …), with the offending SQL line and a caret for syntax errors.
+fn sql_error(error: DataFusionError, sql: &str) -> Error {
+    let message = error.find_root().clone_message().trim().to_string();
+    let lower = message.to_lowercase();
+    let (code, hint): (&'static str, Option<String>) = if lower.starts_with("sql error") || lower.contains("parsererror") {
+        ("SYNTAX_ERROR", caret(sql, &message))
+    } else if lower.contains("table") && lower.contains("not found") {
+        ("TABLE_NOT_FOUND", None)
+    } else if lower.contains("no field named") || lower.starts_with("schema error") {
+        ("COLUMN_NOT_FOUND", None)
+    } else if lower.contains("not implemented") || lower.contains("not supported") || lower.contains("unsupported") {
+        ("NOT_SUPPORTED", None)
+    } else {
+        ("GENERIC_USER_ERROR", None)
+    };
+    let err = Error::Service { code, message, hint: None };
+    match hint {
+        Some(h) => err.with_hint(h),
+        None => err,
+    }
+}
+
+/// The SQL line a parse error points at, with a caret under the column.
+fn caret(sql: &str, message: &str) -> Option<String> {
+    let after = message.split("Line: ").nth(1)?;
+    let line: usize = after.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()?;
+    let column: usize = after.split("Column: ").nth(1)?.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()?;
+    let text = sql.lines().nth(line.checked_sub(1)?)?;
+    Some(format!("line {line}: {text}\n{}^", " ".repeat(column.saturating_sub(1) + format!("line {line}: ").len())))
+}
+
+trait RootMessage {
+    fn clone_message(&self) -> String;
+}
+
+impl RootMessage for DataFusionError {
+    fn clone_message(&self) -> String {
+        match self {
+            DataFusionError::SQL(e, _) => format!("SQL error: {e}"),
+            DataFusionError::Plan(m) | DataFusionError::Execution(m) | DataFusionError::NotImplemented(m) => m.clone(),
+            DataFusionError::SchemaError(e, _) => format!("Schema error: {e}"),
+            other => other.to_string(),
+        }
+    }
+}

@@ -1,0 +1,254 @@
+//! DataFusion sees the Data Catalog: databases are schemas, catalog tables are scans over
+//! their lake location. Partitions come from the catalog, as in Athena, so named (`year=`)
+//! and unnamed (`partition_0`) layouts both prune: filters on partition keys are evaluated
+//! against the catalog's partition list before a single file is listed.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use arrow_array::{ArrayRef, BooleanArray, RecordBatch, StringArray};
+use arrow_schema::{DataType, Field, FieldRef, Schema, SchemaRef};
+use async_trait::async_trait;
+use datafusion::catalog::{CatalogProvider, SchemaProvider, Session};
+use datafusion::common::{DFSchema, ScalarValue};
+use datafusion::datasource::file_format::FileFormat;
+use datafusion::datasource::file_format::csv::CsvFormat;
+use datafusion::datasource::file_format::file_compression_type::FileCompressionType;
+use datafusion::datasource::file_format::json::JsonFormat;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::PartitionedFile;
+use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder};
+use datafusion::datasource::table_schema::TableSchema;
+use datafusion::datasource::{TableProvider, TableType};
+use datafusion::error::{DataFusionError, Result as DfResult};
+use datafusion::execution::object_store::ObjectStoreUrl;
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::empty::EmptyExec;
+
+use crate::catalog::types::arrow_type;
+use crate::catalog::{Catalog, Format, Table};
+use crate::lake::{Lake, S3Uri};
+
+/// Results kept with `--output NAME`: visible by bare name from every database.
+pub type TempViews = Arc<Mutex<BTreeMap<String, Arc<dyn TableProvider>>>>;
+
+#[derive(Debug)]
+pub struct GlueCatalogProvider {
+    pub catalog: Arc<Catalog>,
+    pub lake: Arc<Lake>,
+    pub temp_views: TempViews,
+}
+
+impl CatalogProvider for GlueCatalogProvider {
+    fn schema_names(&self) -> Vec<String> {
+        self.catalog.databases().into_iter().map(|d| d.name).collect()
+    }
+
+    fn schema(&self, name: &str) -> Option<Arc<dyn SchemaProvider>> {
+        self.catalog.tables(name).ok()?;
+        Some(Arc::new(GlueSchema {
+            database: name.to_string(),
+            catalog: self.catalog.clone(),
+            lake: self.lake.clone(),
+            temp_views: self.temp_views.clone(),
+        }))
+    }
+}
+
+#[derive(Debug)]
+struct GlueSchema {
+    database: String,
+    catalog: Arc<Catalog>,
+    lake: Arc<Lake>,
+    temp_views: TempViews,
+}
+
+#[async_trait]
+impl SchemaProvider for GlueSchema {
+    fn table_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.catalog.tables(&self.database).unwrap_or_default().into_iter().map(|t| t.name).collect();
+        names.extend(self.temp_views.lock().unwrap_or_else(|p| p.into_inner()).keys().cloned());
+        names
+    }
+
+    async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
+        if let Some(view) = self.temp_views.lock().unwrap_or_else(|p| p.into_inner()).get(name) {
+            return Ok(Some(view.clone()));
+        }
+        match self.catalog.table(&self.database, name) {
+            Ok(table) if !table.deprecated => Ok(Some(Arc::new(CatalogTable::new(table, self.lake.clone())?))),
+            _ => Ok(None),
+        }
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        self.temp_views.lock().unwrap_or_else(|p| p.into_inner()).contains_key(name)
+            || self.catalog.table(&self.database, name).is_ok_and(|t| !t.deprecated)
+    }
+}
+
+/// A catalog table as a DataFusion scan.
+#[derive(Debug)]
+pub struct CatalogTable {
+    table: Table,
+    lake: Arc<Lake>,
+    schema: SchemaRef,
+    file_schema: SchemaRef,
+    partition_fields: Vec<FieldRef>,
+}
+
+impl CatalogTable {
+    pub fn new(table: Table, lake: Arc<Lake>) -> DfResult<Self> {
+        let plan_err = |e: crate::Error| DataFusionError::Plan(format!("{}: {}", table.qualified_name(), e.message()));
+        let mut file_fields = Vec::new();
+        for c in &table.definition.columns {
+            file_fields.push(Field::new(&c.name, arrow_type(&c.data_type).map_err(plan_err)?, true));
+        }
+        let partition_fields: Vec<FieldRef> =
+            table.definition.partition_keys.iter().map(|k| Arc::new(Field::new(&k.name, DataType::Utf8, true))).collect();
+        let file_schema = Arc::new(Schema::new(file_fields));
+        let mut all: Vec<FieldRef> = file_schema.fields().iter().cloned().collect();
+        all.extend(partition_fields.iter().cloned());
+        Ok(Self { schema: Arc::new(Schema::new(all)), file_schema, partition_fields, table, lake })
+    }
+
+    fn format(&self) -> DfResult<Arc<dyn FileFormat>> {
+        let compression = match self.table.definition.compression.as_deref() {
+            Some("gzip") => FileCompressionType::GZIP,
+            Some("bzip2") => FileCompressionType::BZIP2,
+            Some("zstd") => FileCompressionType::ZSTD,
+            _ => FileCompressionType::UNCOMPRESSED,
+        };
+        Ok(match &self.table.definition.format {
+            Format::Parquet => Arc::new(ParquetFormat::default()),
+            Format::Csv { delimiter, header } => Arc::new(
+                CsvFormat::default()
+                    .with_has_header(*header)
+                    .with_delimiter(*delimiter as u8)
+                    .with_file_compression_type(compression),
+            ),
+            Format::Json => Arc::new(JsonFormat::default().with_file_compression_type(compression)),
+            other => {
+                return Err(DataFusionError::NotImplemented(format!(
+                    "{} is catalogued as {other}; querying {other} tables is not supported yet",
+                    self.table.qualified_name()
+                )));
+            }
+        })
+    }
+
+    fn is_partition_filter(&self, expr: &Expr) -> bool {
+        let columns = expr.column_refs();
+        !columns.is_empty() && columns.iter().all(|c| self.partition_fields.iter().any(|f| f.name() == &c.name))
+    }
+
+    /// The live partitions that pass the partition filters: `(values, location)`.
+    fn prune(&self, state: &dyn Session, filters: &[&Expr]) -> DfResult<Vec<(Vec<String>, String)>> {
+        if self.partition_fields.is_empty() {
+            return Ok(vec![(Vec::new(), self.table.definition.location.clone())]);
+        }
+        let partitions: Vec<_> = self.table.live_partitions().collect();
+        if filters.is_empty() || partitions.is_empty() {
+            return Ok(partitions.into_iter().map(|p| (p.values.clone(), p.location.clone())).collect());
+        }
+        let schema = Arc::new(Schema::new(self.partition_fields.clone()));
+        let columns: Vec<ArrayRef> = (0..self.partition_fields.len())
+            .map(|i| Arc::new(StringArray::from_iter_values(partitions.iter().map(|p| p.values[i].clone()))) as ArrayRef)
+            .collect();
+        let batch = RecordBatch::try_new(schema.clone(), columns)?;
+        let df_schema = DFSchema::try_from(schema.as_ref().clone())?;
+        let mut keep = vec![true; partitions.len()];
+        for filter in filters {
+            let predicate = state.create_physical_expr((*filter).clone(), &df_schema)?;
+            let mask = predicate.evaluate(&batch)?.into_array(partitions.len())?;
+            let mask = mask
+                .as_any()
+                .downcast_ref::<BooleanArray>()
+                .ok_or_else(|| DataFusionError::Internal("a partition filter is not boolean".into()))?;
+            for (i, k) in keep.iter_mut().enumerate() {
+                *k &= arrow_array::Array::is_valid(mask, i) && mask.value(i);
+            }
+        }
+        Ok(partitions.into_iter().zip(keep).filter(|(_, k)| *k).map(|(p, _)| (p.values.clone(), p.location.clone())).collect())
+    }
+}
+
+#[async_trait]
+impl TableProvider for CatalogTable {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    fn supports_filters_pushdown(&self, filters: &[&Expr]) -> DfResult<Vec<TableProviderFilterPushDown>> {
+        Ok(filters
+            .iter()
+            .map(|f| if self.is_partition_filter(f) { TableProviderFilterPushDown::Exact } else { TableProviderFilterPushDown::Inexact })
+            .collect())
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let format = self.format()?;
+        let partition_filters: Vec<&Expr> = filters.iter().filter(|f| self.is_partition_filter(f)).collect();
+        let partitions = self.prune(state, &partition_filters)?;
+        let location = S3Uri::parse(&self.table.definition.location).map_err(|e| DataFusionError::Plan(e.message()))?;
+        let url = ObjectStoreUrl::parse(format!("s3://{}", location.bucket))?;
+        state.runtime_env().register_object_store(url.as_ref(), self.lake.bucket_store(&location.bucket));
+
+        let mut files = Vec::new();
+        for (values, partition_location) in partitions {
+            let mut uri = S3Uri::parse(&partition_location).map_err(|e| DataFusionError::Plan(e.message()))?;
+            if !uri.key.is_empty() && !uri.key.ends_with('/') {
+                uri.key.push('/');
+            }
+            let listing = match self.lake.list(&uri, true).await {
+                Ok(listing) => listing,
+                Err(e) if e.code() == "NoSuchBucket" => continue,
+                Err(e) => return Err(DataFusionError::External(Box::new(e))),
+            };
+            for object in listing.objects {
+                let relative = object.key.strip_prefix(&uri.key).unwrap_or(&object.key);
+                if object.size == 0 || relative.split('/').any(|s| s.starts_with('_') || s.starts_with('.')) {
+                    continue;
+                }
+                let mut file = PartitionedFile::new(object.key.clone(), object.size);
+                file.partition_values = values.iter().map(|v| ScalarValue::Utf8(Some(v.clone()))).collect();
+                files.push(file);
+            }
+        }
+        if files.is_empty() {
+            let schema = match projection {
+                Some(p) => Arc::new(self.schema.project(p)?),
+                None => self.schema.clone(),
+            };
+            return Ok(Arc::new(EmptyExec::new(schema)));
+        }
+        // Balance files over the session's partitions, largest first.
+        files.sort_by(|a, b| b.object_meta.size.cmp(&a.object_meta.size));
+        let n = state.config().target_partitions().max(1).min(files.len());
+        let mut groups: Vec<(u64, Vec<PartitionedFile>)> = (0..n).map(|_| (0, Vec::new())).collect();
+        for file in files {
+            if let Some(group) = groups.iter_mut().min_by_key(|g| g.0) {
+                group.0 += file.object_meta.size;
+                group.1.push(file);
+            }
+        }
+        let table_schema = TableSchema::builder(self.file_schema.clone()).with_table_partition_cols(self.partition_fields.clone()).build();
+        let config = FileScanConfigBuilder::new(url, format.file_source(table_schema))
+            .with_file_groups(groups.into_iter().map(|(_, files)| FileGroup::new(files)).collect())
+            .with_projection_indices(projection.cloned())?
+            .with_limit(limit)
+            .build();
+        format.create_physical_plan(state, config).await
+    }
+}

@@ -1,0 +1,133 @@
+//! Athena-style SQL over crawled tables: partition pruning on named and unnamed partitions
+//! (seen in bytes scanned), Parquet column pruning, result files, history, views and errors.
+
+use std::sync::Arc;
+
+use arrow_array::{Array, Float64Array, Int64Array, RecordBatch, StringArray};
+use arrow_schema::{DataType, Field, Schema};
+use bytes::Bytes;
+use lakebook_engine::catalog::{CrawlerConfig, DeleteBehavior, UpdateBehavior};
+use lakebook_engine::sql::{QueryResult, QueryState};
+use lakebook_engine::{Lakebook, S3Uri};
+
+async fn put(lb: &Lakebook, uri: &str, data: impl Into<Bytes>) {
+    let uri = S3Uri::parse(uri).unwrap();
+    let _ = lb.lake().create_bucket(&uri.bucket);
+    lb.lake().put(&uri, data.into()).await.unwrap();
+}
+
+async fn setup() -> (tempfile::TempDir, Lakebook) {
+    let dir = tempfile::tempdir().unwrap();
+    let lb = Lakebook::open(dir.path().join("ws")).unwrap();
+    for day in 1..=3 {
+        let rows: String = (0..100).map(|i| format!("{i},/page/{},2026-01-0{day} 10:00:00\n", i % 5)).collect();
+        put(&lb, &format!("s3://lake/clicks/year=2026/month=01/day=0{day}/c.csv"), format!("user_id,page,ts\n{rows}")).await;
+    }
+    put(&lb, "s3://lake/orders/2026/01/o.json", "{\"order_id\":1,\"total\":10.5}\n{\"order_id\":2,\"total\":4.5}\n").await;
+    put(&lb, "s3://lake/orders/2026/02/o.json", "{\"order_id\":3,\"total\":1.0}\n").await;
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("label", DataType::Utf8, false),
+        Field::new("price", DataType::Float64, false),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(Int64Array::from_iter_values(0..10_000)),
+            Arc::new(StringArray::from_iter_values((0..10_000).map(|i| format!("a fairly long label number {i}")))),
+            Arc::new(Float64Array::from_iter_values((0..10_000).map(|i| i as f64 / 3.0))),
+        ],
+    )
+    .unwrap();
+    let mut pq = Vec::new();
+    let mut writer = parquet::arrow::ArrowWriter::try_new(&mut pq, schema, None).unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+    put(&lb, "s3://lake/products/p.parquet", pq).await;
+    lb.catalog()
+        .upsert_crawler(CrawlerConfig {
+            name: "lake".into(),
+            target: "s3://lake/".into(),
+            database: "web".into(),
+            table_prefix: String::new(),
+            exclusions: vec![],
+            update_behavior: UpdateBehavior::Update,
+            delete_behavior: DeleteBehavior::Deprecate,
+            sample_size: None,
+            schedule: None,
+        })
+        .unwrap();
+    lb.catalog().run_crawler(lb.lake(), "lake", &mut |_, _| {}).await.unwrap();
+    (dir, lb)
+}
+
+async fn one(lb: &Lakebook, sql: &str) -> QueryResult {
+    lb.sql().run(sql, "web").await.unwrap_or_else(|e| panic!("{sql}: {e}")).pop().unwrap()
+}
+
+fn int(result: &QueryResult, row: usize) -> i64 {
+    let col = result.batches[0].column(0);
+    col.as_any().downcast_ref::<Int64Array>().unwrap().value(row)
+}
+
+#[tokio::test]
+async fn queries_catalog_tables_with_partition_pruning() {
+    let (_dir, lb) = setup().await;
+    let all = one(&lb, "SELECT count(*) FROM clicks").await;
+    assert_eq!(int(&all, 0), 300);
+    let day = one(&lb, "SELECT count(*) FROM clicks WHERE day = '02'").await;
+    assert_eq!(int(&day, 0), 100);
+    assert!(day.execution.bytes_scanned * 3 == all.execution.bytes_scanned, "{} vs {}", day.execution.bytes_scanned, all.execution.bytes_scanned);
+    let explain = one(&lb, "EXPLAIN SELECT count(*) FROM clicks WHERE day = '02'").await;
+    let plan = arrow_cast::pretty::pretty_format_batches(&explain.batches).unwrap().to_string();
+    assert!(plan.contains("day=02") && !plan.contains("day=01"), "{plan}");
+
+    // Unnamed partitions prune the same way.
+    let feb = one(&lb, "SELECT sum(total) FROM orders WHERE partition_1 = '02'").await;
+    let total = feb.batches[0].column(0).as_any().downcast_ref::<Float64Array>().unwrap().value(0);
+    assert_eq!(total, 1.0);
+
+    // Parquet reads only the columns asked for.
+    let narrow = one(&lb, "SELECT sum(id) FROM products").await;
+    let wide = one(&lb, "SELECT count(label), sum(price), sum(id) FROM products").await;
+    assert!(narrow.execution.bytes_scanned * 2 < wide.execution.bytes_scanned, "{} vs {}", narrow.execution.bytes_scanned, wide.execution.bytes_scanned);
+}
+
+#[tokio::test]
+async fn executions_write_results_and_persist() {
+    let (dir, lb) = setup().await;
+    let result = one(&lb, "SELECT page, count(*) AS hits FROM clicks GROUP BY page ORDER BY page").await;
+    assert_eq!(result.execution.state, QueryState::Succeeded);
+    assert_eq!(result.execution.rows, 5);
+    assert!(result.execution.cost_usd() >= 10e6 * 5.0 / 1e12, "10 MB minimum");
+    let location = result.execution.output_location.clone().unwrap();
+    assert_eq!(location, format!("s3://lakebook-query-results/{}.csv", result.execution.id));
+    let csv = lb.lake().get(&S3Uri::parse(&location).unwrap()).await.unwrap();
+    assert!(String::from_utf8_lossy(&csv).starts_with("page,hits\n/page/0,60\n"));
+    assert!(lb.lake().head(&S3Uri::parse(&format!("{location}.metadata")).unwrap()).await.is_ok());
+
+    lb.sql().keep_as_view("hits", &result).unwrap();
+    let top = one(&lb, "SELECT max(hits) FROM hits").await;
+    assert_eq!(int(&top, 0), 60);
+
+    let err = lb.sql().run("SELECT * FROM clickz", "web").await.unwrap_err();
+    assert_eq!(err.code(), "TABLE_NOT_FOUND");
+    assert_eq!(err.hint(), Some("did you mean web.clicks?"));
+    let err = lb.sql().run("SELECT nope FROM clicks", "web").await.unwrap_err();
+    assert_eq!(err.code(), "COLUMN_NOT_FOUND", "{err}");
+    let err = lb.sql().run("SELECT count(*)\nFROM clicks WHER day = '01'", "web").await.unwrap_err();
+    assert_eq!(err.code(), "SYNTAX_ERROR", "{err}");
+    assert!(err.hint().is_some_and(|h| h.contains("line 2") && h.contains('^')), "{:?}", err.hint());
+    let err = lb.sql().run("SELECT 1", "nosuchdb").await.unwrap_err();
+    assert_eq!(err.code(), "InvalidRequestException");
+
+    let states: Vec<QueryState> = lb.sql().history().iter().map(|e| e.state).collect();
+    drop(lb);
+    let reopened = Lakebook::open(dir.path().join("ws")).unwrap();
+    let again: Vec<QueryState> = reopened.sql().history().iter().map(|e| e.state).collect();
+    assert_eq!(states, again);
+    assert_eq!(again.iter().filter(|s| **s == QueryState::Failed).count(), 3);
+    let ints = reopened.sql().history()[0].rows;
+    assert_eq!(ints, 5);
+}
+
