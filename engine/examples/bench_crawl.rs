@@ -7,7 +7,7 @@
 use std::time::Instant;
 
 use bytes::Bytes;
-use lakebook_engine::catalog::{CrawlerConfig, DeleteBehavior, UpdateBehavior};
+use lakebook_engine::catalog::CrawlerConfig;
 use lakebook_engine::{Lakebook, S3Uri};
 
 const PARTITIONS: usize = 100;
@@ -33,17 +33,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     println!("setup: wrote {} files in {:.2} s", PARTITIONS * FILES_PER_PARTITION, setup.elapsed().as_secs_f64());
-    lb.catalog().create_crawler(CrawlerConfig {
-        name: "bench".into(),
-        target: "s3://bench/events/".into(),
-        database: "bench".into(),
-        table_prefix: String::new(),
-        exclusions: vec![],
-        update_behavior: UpdateBehavior::Update,
-        delete_behavior: DeleteBehavior::Deprecate,
-        sample_size: None,
-        schedule: None,
-    })?;
+    lb.catalog().create_crawler(CrawlerConfig::new("bench", "s3://bench/events/", "bench"))?;
     let start = Instant::now();
     let summary = lb.catalog().run_crawler(lb.lake(), "bench", &mut |_, _| {}).await?;
     let elapsed = start.elapsed().as_secs_f64();

@@ -57,17 +57,7 @@ fn orc_bytes() -> Vec<u8> {
 }
 
 fn config(name: &str, target: &str) -> CrawlerConfig {
-    CrawlerConfig {
-        name: name.into(),
-        target: target.into(),
-        database: "web".into(),
-        table_prefix: String::new(),
-        exclusions: vec![],
-        update_behavior: UpdateBehavior::Update,
-        delete_behavior: DeleteBehavior::Deprecate,
-        sample_size: None,
-        schedule: None,
-    }
+    CrawlerConfig::new(name, target, "web")
 }
 
 async fn run(lb: &Lakebook, config: CrawlerConfig) -> CrawlSummary {

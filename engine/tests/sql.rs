@@ -6,7 +6,7 @@ use std::sync::Arc;
 use arrow_array::{Array, Float64Array, Int64Array, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema};
 use bytes::Bytes;
-use lakebook_engine::catalog::{CrawlerConfig, DeleteBehavior, UpdateBehavior};
+use lakebook_engine::catalog::CrawlerConfig;
 use lakebook_engine::sql::{QueryResult, QueryState};
 use lakebook_engine::{Lakebook, S3Uri};
 
@@ -45,17 +45,7 @@ async fn setup() -> (tempfile::TempDir, Lakebook) {
     writer.close().unwrap();
     put(&lb, "s3://lake/products/p.parquet", pq).await;
     lb.catalog()
-        .upsert_crawler(CrawlerConfig {
-            name: "lake".into(),
-            target: "s3://lake/".into(),
-            database: "web".into(),
-            table_prefix: String::new(),
-            exclusions: vec![],
-            update_behavior: UpdateBehavior::Update,
-            delete_behavior: DeleteBehavior::Deprecate,
-            sample_size: None,
-            schedule: None,
-        })
+        .upsert_crawler(CrawlerConfig::new("lake", "s3://lake/", "web"))
         .unwrap();
     lb.catalog().run_crawler(lb.lake(), "lake", &mut |_, _| {}).await.unwrap();
     (dir, lb)

@@ -186,6 +186,24 @@ pub struct CrawlerConfig {
     pub schedule: Option<String>,
 }
 
+impl CrawlerConfig {
+    /// A crawler with Glue's defaults: update the schema, deprecate what is gone, read every
+    /// file, no prefix, exclusions or schedule.
+    pub fn new(name: impl Into<String>, target: impl Into<String>, database: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            target: target.into(),
+            database: database.into(),
+            table_prefix: String::new(),
+            exclusions: Vec::new(),
+            update_behavior: UpdateBehavior::Update,
+            delete_behavior: DeleteBehavior::Deprecate,
+            sample_size: None,
+            schedule: None,
+        }
+    }
+}
+
 /// One run's outcome.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CrawlSummary {
