@@ -240,8 +240,7 @@ pub enum TableAction {
 
 impl std::fmt::Display for TableAction {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let text = serde_json::to_value(self).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
-        f.write_str(&text)
+        f.write_str(&crate::serde_name(self))
     }
 }
 

@@ -60,8 +60,7 @@ pub enum QueryState {
 
 impl std::fmt::Display for QueryState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let text = serde_json::to_value(self).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
-        f.write_str(&text)
+        f.write_str(&crate::serde_name(self))
     }
 }
 
@@ -378,7 +377,7 @@ fn bytes_scanned(plan: &dyn ExecutionPlan) -> u64 {
 /// DataFusion's errors named as Athena names a failed query's reason (SYNTAX_ERROR,
 /// TABLE_NOT_FOUND …), with the offending SQL line and a caret for syntax errors.
 fn sql_error(error: DataFusionError, sql: &str) -> Error {
-    let message = error.find_root().clone_message().trim().to_string();
+    let message = root_message(error.find_root()).trim().to_string();
     let lower = message.to_lowercase();
     let (code, hint): (&'static str, Option<String>) = if lower.starts_with("sql error") || lower.contains("parsererror") {
         ("SYNTAX_ERROR", caret(sql, &message))
@@ -407,17 +406,13 @@ fn caret(sql: &str, message: &str) -> Option<String> {
     Some(format!("line {line}: {text}\n{}^", " ".repeat(column.saturating_sub(1) + format!("line {line}: ").len())))
 }
 
-trait RootMessage {
-    fn clone_message(&self) -> String;
-}
-
-impl RootMessage for DataFusionError {
-    fn clone_message(&self) -> String {
-        match self {
-            DataFusionError::SQL(e, _) => format!("SQL error: {e}"),
-            DataFusionError::Plan(m) | DataFusionError::Execution(m) | DataFusionError::NotImplemented(m) => m.clone(),
-            DataFusionError::SchemaError(e, _) => format!("Schema error: {e}"),
-            other => other.to_string(),
-        }
+/// The innermost error's text, without DataFusion's category prefixes where they only
+/// repeat what the Athena failure reason says.
+fn root_message(error: &DataFusionError) -> String {
+    match error {
+        DataFusionError::SQL(e, _) => format!("SQL error: {e}"),
+        DataFusionError::Plan(m) | DataFusionError::Execution(m) | DataFusionError::NotImplemented(m) => m.clone(),
+        DataFusionError::SchemaError(e, _) => format!("Schema error: {e}"),
+        other => other.to_string(),
     }
 }
