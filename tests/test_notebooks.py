@@ -76,6 +76,10 @@ def check_tour(nb: NotebookNode) -> None:
     for column in ("user_id", "bigint", "ts", "timestamp", "partition_2"):
         assert column in described, described
 
+    assert re.search(r"│ 1\s+┆ 2\s+│", result(nb, "sql")), result(nb, "sql")
+    assert "<table" in result(nb, "sql", "text/html")
+    check_chart(nb, "sql-chart", "bar", ["/docs", "/home", "/pricing"], [1, 1, 1])
+
     assert result(nb, "advance") == "2026-01-01T00:01:30Z (manual)"
 
     info = cell(nb, "info").outputs
@@ -87,6 +91,16 @@ def check_tour(nb: NotebookNode) -> None:
     for c in nb.cells:
         if c.cell_type == "code":
             assert stream(nb, c.id, "stderr") == "", (c.id, c.outputs)
+
+
+def check_chart(nb: NotebookNode, cell_id: str, kind: str, x: list, y: list) -> None:
+    """A chart result: a Plotly figure, an HTML fallback that draws it, a text summary."""
+    figure = result(nb, cell_id, "application/vnd.plotly.v1+json")
+    trace = figure["data"][0]
+    assert trace["type"] == kind and trace["x"][: len(x)] == x and trace["y"][: len(y)] == y, trace
+    html = result(nb, cell_id, "text/html")
+    assert "Plotly.newPlot" in html, html[:500]
+    assert "chart of" in result(nb, cell_id), result(nb, cell_id)
 
 
 def check_crawl(nb: NotebookNode) -> None:
@@ -129,7 +143,24 @@ def check_athena(nb: NotebookNode) -> None:
     assert "day=02" in plan and "day=01" not in plan, plan
     assert re.search(r"kitchen\s+┆ 3\s+┆ 34.63", result(nb, "parquet"))
     assert re.search(r"/home\s+┆ 6", result(nb, "reuse"))
+    check_chart(nb, "chart", "bar", ["01", "03"], [1, 1])  # the /docs series
+    assert len(result(nb, "chart", "application/vnd.plotly.v1+json")["data"]) == 4  # one series per page
+    assert "window.Plotly = Plotly" in result(nb, "chart", "text/html"), "the first chart embeds plotly.js"
+    assert "window.Plotly = Plotly" not in result(nb, "rechart", "text/html"), "only the first one does"
+    assert result(nb, "rechart", "application/vnd.plotly.v1+json")["data"][0]["mode"] == "lines"
+    ctas = stream(nb, "ctas")
+    assert "table web.daily_pages created: 8 row(s) in 3 file(s) under s3://lake/derived/daily_pages/" in ctas, ctas
+    listing = result(nb, "ctas-ls")
+    assert all(f"daily_pages/day=0{d}/" in listing for d in (1, 2, 3)) and ".parquet" in listing, listing
+    assert "1 row(s) inserted into web.daily_pages" in stream(nb, "insert")
+    assert re.search(r"04\s+┆ 9\s+│", result(nb, "ctas-query")), result(nb, "ctas-query")
+    assert "is in the catalog" in stream(nb, "external")
+    assert stream(nb, "msck").count("Repair: Added partition to metastore pages_copy:day=") == 4
+    assert re.search(r"│ 9\s+│", result(nb, "copy-count")), result(nb, "copy-count")
+    assert "queries cancelled past 10.0 MB" in stream(nb, "wg-create")
+    assert re.search(r"│ 11\s+│", result(nb, "wg-query"))
     history = result(nb, "history")
+    assert "s3://team-results/athena/" in history and "analysts" in history, history
     assert history.count("SUCCEEDED") >= 7 and "s3://lakebook-query-results/" in history, history
     assert error(nb, "typo").ename == "TABLE_NOT_FOUND"
     syntax = error(nb, "syntax")

@@ -121,3 +121,36 @@ async fn executions_write_results_and_persist() {
     assert_eq!(ints, 5);
 }
 
+
+#[tokio::test]
+async fn a_workgroup_scan_limit_cancels_the_query_and_persists() {
+    let (dir, lb) = setup().await;
+    // ~13 MB of text: more than the smallest cutoff Athena allows (10 MB).
+    one(&lb, "CREATE TABLE big WITH (format = 'TEXTFILE', field_delimiter = ',', external_location = 's3://lake/big/') AS SELECT value AS id, repeat('x', 100) AS pad FROM generate_series(1, 120000)").await;
+    let err = lb.sql().create_workgroup("tight", None, Some(1_000), "").unwrap_err();
+    assert_eq!(err.code(), "InvalidRequestException");
+    lb.sql().create_workgroup("tight", Some("s3://lake/results/"), Some(10_000_000), "ten megabytes").unwrap();
+    assert_eq!(lb.sql().create_workgroup("tight", None, None, "").unwrap_err().code(), "InvalidRequestException");
+
+    let err = lb.sql().run_in("SELECT count(*) FROM big", "web", "tight").await.unwrap_err();
+    assert_eq!(err.code(), lakebook_engine::sql::SCAN_LIMIT, "{err}");
+    assert!(err.message().starts_with("Query cancelled! : Bytes scanned limit was exceeded"), "{err}");
+    let cancelled = lb.sql().history().pop().unwrap();
+    assert_eq!(cancelled.state, QueryState::Cancelled);
+    assert_eq!(cancelled.workgroup, "tight");
+    assert!(cancelled.bytes_scanned > 10_000_000, "a cancelled query is billed for what it read");
+
+    // Under the limit the same workgroup runs queries and writes results where it says.
+    let small = lb.sql().run_in("SELECT count(*) FROM clicks WHERE day = '01'", "web", "tight").await.unwrap().pop().unwrap();
+    assert_eq!(small.execution.state, QueryState::Succeeded);
+    let output = small.execution.output_location.clone().unwrap();
+    assert!(output.starts_with("s3://lake/results/") && output.ends_with(".csv"), "{output}");
+    // The primary workgroup has no limit.
+    assert_eq!(int(&one(&lb, "SELECT count(*) FROM big").await, 0), 120_000);
+    assert_eq!(lb.sql().run_in("SELECT 1", "web", "tigth").await.unwrap_err().hint(), Some("did you mean tight?"));
+
+    drop(lb);
+    let reopened = Lakebook::open(dir.path().join("ws")).unwrap();
+    let names: Vec<String> = reopened.sql().workgroups().into_iter().map(|w| w.name).collect();
+    assert_eq!(names, ["primary", "tight"]);
+}

@@ -106,13 +106,26 @@ pub struct Session {
     engine: Option<Arc<Lakebook>>,
     /// The database `%sql` uses when a cell names none (`%sql USE db` changes it).
     pub sql_database: String,
+    /// The workgroup `%sql` runs in when a cell names none.
+    pub sql_workgroup: String,
+    /// The last `%sql` result, which `%chart` draws.
+    pub last_result: Option<arrow_array::RecordBatch>,
+    /// Whether a chart's HTML has carried plotly.js yet in this kernel session.
+    pub plotly_loaded: bool,
 }
 
 impl Session {
     /// A session on the workspace at `home`; the workspace is opened on first use so a kernel
     /// always starts, even when another kernel holds the workspace.
     pub fn new(home: PathBuf) -> Self {
-        Self { home, engine: None, sql_database: lakebook_engine::catalog::DEFAULT_DATABASE.to_string() }
+        Self {
+            home,
+            engine: None,
+            sql_database: lakebook_engine::catalog::DEFAULT_DATABASE.to_string(),
+            sql_workgroup: lakebook_engine::sql::PRIMARY_WORKGROUP.to_string(),
+            last_result: None,
+            plotly_loaded: false,
+        }
     }
 
     pub fn home(&self) -> &Path {

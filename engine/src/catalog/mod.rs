@@ -444,7 +444,7 @@ fn describe_change(old: &TableDefinition, new: &TableDefinition) -> String {
     if parts.is_empty() { "definition changed".into() } else { parts.join(", ") }
 }
 
-fn new_table(database: &str, name: &str, definition: TableDefinition, now: DateTime<Utc>, crawler: Option<&str>) -> Table {
+pub(crate) fn new_table(database: &str, name: &str, definition: TableDefinition, now: DateTime<Utc>, crawler: Option<&str>) -> Table {
     let mut parameters = BTreeMap::new();
     parameters.insert("classification".into(), definition.format.classification().to_string());
     if let Some(c) = &definition.compression {

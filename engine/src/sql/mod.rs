@@ -11,7 +11,9 @@
 //! Known gaps (next steps): DDL and DML on catalog tables (CREATE EXTERNAL TABLE, CTAS,
 //! INSERT INTO, MSCK REPAIR TABLE), workgroups with scan limits, Avro/ORC tables.
 
+mod ddl;
 mod provider;
+mod workgroup;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -24,12 +26,17 @@ use chrono::{DateTime, Utc};
 use datafusion::datasource::MemTable;
 use datafusion::error::DataFusionError;
 use datafusion::execution::SessionStateBuilder;
-use datafusion::physical_plan::{ExecutionPlan, collect};
+use datafusion::physical_plan::{ExecutionPlan, execute_stream};
+use datafusion::sql::parser::Statement as DFStatement;
+use datafusion::sql::sqlparser::ast::Statement;
+use futures::StreamExt;
 use datafusion::prelude::{SessionConfig, SessionContext};
-use datafusion::sql::parser::DFParser;
 use serde::{Deserialize, Serialize};
 
+use ddl::Ddl;
 pub use provider::{CatalogTable, GlueCatalogProvider, TempViews};
+pub use workgroup::{MIN_CUTOFF, PRIMARY as PRIMARY_WORKGROUP, Workgroup};
+use workgroup::Workgroups;
 
 use crate::catalog::Catalog;
 use crate::clock::Clock;
@@ -64,6 +71,44 @@ impl std::fmt::Display for QueryState {
     }
 }
 
+/// Athena's StatementType: DDL changes the catalog, DML reads or writes data, UTILITY shows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum StatementType {
+    Ddl,
+    #[default]
+    Dml,
+    Utility,
+}
+
+impl std::fmt::Display for StatementType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&crate::serde_name(self))
+    }
+}
+
+/// The error code of a query the workgroup's scan limit cancelled.
+pub const SCAN_LIMIT: &str = "BYTES_SCANNED_LIMIT_EXCEEDED";
+
+/// What a statement produced.
+struct Output {
+    schema: SchemaRef,
+    batches: Vec<RecordBatch>,
+    bytes_scanned: u64,
+}
+
+/// Why a statement failed, and what it had read by then (a cancelled query is billed).
+struct Failure {
+    error: Error,
+    bytes_scanned: u64,
+}
+
+impl From<Error> for Failure {
+    fn from(error: Error) -> Self {
+        Self { error, bytes_scanned: 0 }
+    }
+}
+
 /// One query execution (≙ GetQueryExecution).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct QueryExecution {
@@ -71,6 +116,8 @@ pub struct QueryExecution {
     pub query: String,
     pub database: String,
     pub workgroup: String,
+    #[serde(default)]
+    pub statement_type: StatementType,
     pub state: QueryState,
     pub submitted: DateTime<Utc>,
     pub completed: Option<DateTime<Utc>>,
@@ -98,6 +145,8 @@ pub struct QueryResult {
     pub execution: QueryExecution,
     pub schema: SchemaRef,
     pub batches: Vec<RecordBatch>,
+    /// The rows are sentences about what a DDL/DML statement did (one `result` column), not data.
+    pub messages: bool,
 }
 
 pub struct SqlEngine {
@@ -108,6 +157,7 @@ pub struct SqlEngine {
     temp_views: TempViews,
     path: PathBuf,
     executions: Mutex<Vec<QueryExecution>>,
+    workgroups: Workgroups,
 }
 
 impl SqlEngine {
@@ -128,18 +178,38 @@ impl SqlEngine {
             CATALOG_NAME,
             Arc::new(GlueCatalogProvider { catalog: catalog.clone(), lake: lake.clone(), temp_views: temp_views.clone() }),
         );
-        Ok(Self { ctx, catalog, lake, clock, temp_views, path, executions: Mutex::new(executions) })
+        let workgroups = Workgroups::open(workspace)?;
+        Ok(Self { ctx, catalog, lake, clock, temp_views, path, executions: Mutex::new(executions), workgroups })
     }
 
-    /// Runs every statement of `sql` in order against `database`; stops at the first failure.
+    /// The session configuration every query starts from (benchmarks run bare DataFusion
+    /// with it to measure the engine's own overhead).
+    pub fn session_config(&self) -> SessionConfig {
+        self.ctx.copied_config()
+    }
+
+    /// Runs every statement of `sql` in order against `database` in the `primary` workgroup;
+    /// stops at the first failure.
     pub async fn run(&self, sql: &str, database: &str) -> Result<Vec<QueryResult>> {
+        self.run_in(sql, database, workgroup::PRIMARY).await
+    }
+
+    /// [`run`](Self::run) in a workgroup: its output location and per-query scan limit apply.
+    pub async fn run_in(&self, sql: &str, database: &str, workgroup: &str) -> Result<Vec<QueryResult>> {
+        let workgroup = self.workgroups.get(workgroup)?;
+        // sqlparser directly rather than DataFusion's DFParser: Athena's DDL (ROW FORMAT,
+        // TBLPROPERTIES, CTAS WITH (…), MSCK) is Hive syntax that DFParser does not accept.
         let dialect = datafusion::sql::sqlparser::dialect::GenericDialect {};
-        let statements = match DFParser::parse_sql_with_dialect(sql, &dialect) {
+        let parsed = datafusion::sql::sqlparser::parser::Parser::new(&dialect)
+            .with_recursion_limit(64)
+            .try_with_sql(sql)
+            .and_then(|mut p| p.parse_statements());
+        let statements = match parsed {
             Ok(statements) => statements,
             Err(e) => {
                 // Athena records a query that does not parse as a FAILED execution too.
-                let error = sql_error(e.into(), sql);
-                let mut execution = self.new_execution(sql, database);
+                let error = sql_error(DataFusionError::SQL(Box::new(e), None), sql);
+                let mut execution = self.new_execution(sql, database, &workgroup);
                 execution.state = QueryState::Failed;
                 execution.completed = Some(execution.submitted);
                 execution.error = Some(error.to_string());
@@ -154,10 +224,26 @@ impl SqlEngine {
         let mut results = Vec::new();
         for statement in statements {
             let text = statement.to_string();
-            results.push(self.run_statement(&ctx, statement, &text, database).await?);
+            results.push(self.run_statement(&ctx, statement, &text, database, &workgroup).await?);
         }
         Ok(results)
     }
+
+    /// ≙ CreateWorkGroup with a per-query data usage control.
+    pub fn create_workgroup(&self, name: &str, output_location: Option<&str>, cutoff: Option<u64>, description: &str) -> Result<Workgroup> {
+        self.workgroups.create(&self.lake, name, output_location, cutoff, description, self.clock.now())
+    }
+
+    /// ≙ ListWorkGroups, `primary` first.
+    pub fn workgroups(&self) -> Vec<Workgroup> {
+        self.workgroups.list()
+    }
+
+    /// ≙ DeleteWorkGroup.
+    pub fn delete_workgroup(&self, name: &str) -> Result<()> {
+        self.workgroups.delete(name)
+    }
+
 
     fn context_for(&self, database: &str) -> Result<SessionContext> {
         if self.catalog.tables(database).is_err() {
@@ -178,39 +264,39 @@ impl SqlEngine {
     async fn run_statement(
         &self,
         ctx: &SessionContext,
-        statement: datafusion::sql::parser::Statement,
+        statement: Statement,
         text: &str,
         database: &str,
+        workgroup: &Workgroup,
     ) -> Result<QueryResult> {
-        let mut execution = self.new_execution(text, database);
+        let mut execution = self.new_execution(text, database, workgroup);
         execution.state = QueryState::Running;
         // Dropping this future (an interrupt) records the execution as CANCELLED.
         let mut guard = Recorder { engine: self, execution: Some(execution.clone()) };
         let started = Instant::now();
-        let outcome: std::result::Result<(SchemaRef, Vec<RecordBatch>, Arc<dyn ExecutionPlan>), DataFusionError> = async {
-            let state = ctx.state();
-            let plan = state.statement_to_plan(statement).await?;
-            let df = ctx.execute_logical_plan(plan).await?;
-            let physical = df.create_physical_plan().await?;
-            let batches = collect(physical.clone(), ctx.task_ctx()).await?;
-            Ok((physical.schema(), batches, physical))
-        }
-        .await;
+        let mut messages = false;
+        let outcome = match Ddl::classify(statement) {
+            Ok(ddl) => {
+                messages = !matches!(ddl, Ddl::ShowDatabases | Ddl::ShowTables(_));
+                execution.statement_type = ddl.statement_type();
+                self.run_ddl(ctx, ddl, text, database, workgroup, &execution.id).await
+            }
+            Err(statement) => self.query(ctx, statement, text, workgroup).await,
+        };
         execution.engine_ms = started.elapsed().as_millis() as u64;
         execution.completed = Some(self.clock.now());
         match outcome {
-            Ok((schema, batches, physical)) => {
-                execution.bytes_scanned = bytes_scanned(physical.as_ref());
-                execution.rows = batches.iter().map(|b| b.num_rows() as u64).sum();
-                execution.output_location = self.write_result(&execution, &schema, &batches).await.ok();
+            Ok(output) => {
+                execution.bytes_scanned = output.bytes_scanned;
+                execution.rows = output.batches.iter().map(|b| b.num_rows() as u64).sum();
+                execution.output_location = self.write_result(&execution, workgroup, &output.schema, &output.batches).await.ok();
                 execution.state = QueryState::Succeeded;
                 guard.finish(execution.clone())?;
-                Ok(QueryResult { execution, schema, batches })
+                Ok(QueryResult { execution, schema: output.schema, batches: output.batches, messages })
             }
-            Err(e) => {
-                let error = sql_error(e, text);
-                let error = self.suggest_table(error);
-                execution.state = QueryState::Failed;
+            Err(Failure { error, bytes_scanned }) => {
+                execution.bytes_scanned = bytes_scanned;
+                execution.state = if error.code() == SCAN_LIMIT { QueryState::Cancelled } else { QueryState::Failed };
                 execution.error = Some(error.to_string());
                 guard.finish(execution)?;
                 Err(error)
@@ -218,12 +304,50 @@ impl SqlEngine {
         }
     }
 
-    fn new_execution(&self, query: &str, database: &str) -> QueryExecution {
+    /// Plans and runs a query on DataFusion, cancelling it once it has read more than the
+    /// workgroup allows.
+    async fn query(&self, ctx: &SessionContext, statement: Statement, text: &str, workgroup: &Workgroup) -> std::result::Result<Output, Failure> {
+        let fail = |e: DataFusionError| Failure::from(self.suggest_table(sql_error(e, text)));
+        let state = ctx.state();
+        let plan = state.statement_to_plan(DFStatement::Statement(Box::new(statement))).await.map_err(fail)?;
+        let df = ctx.execute_logical_plan(plan).await.map_err(fail)?;
+        let physical = df.create_physical_plan().await.map_err(fail)?;
+        let over_limit = |physical: &Arc<dyn ExecutionPlan>| -> std::result::Result<(), Failure> {
+            let scanned = bytes_scanned(physical.as_ref());
+            match workgroup.bytes_scanned_cutoff {
+                Some(limit) if scanned > limit => Err(Failure {
+                    error: Error::Service {
+                        code: SCAN_LIMIT,
+                        message: format!(
+                            "Query cancelled! : Bytes scanned limit was exceeded (workgroup {} allows {} per query; this one read {})",
+                            workgroup.name,
+                            crate::human_bytes(limit),
+                            crate::human_bytes(scanned)
+                        ),
+                        hint: Some("filter on partition keys or select fewer columns to scan less, or use another --workgroup".into()),
+                    },
+                    bytes_scanned: scanned,
+                }),
+                _ => Ok(()),
+            }
+        };
+        let mut stream = execute_stream(physical.clone(), ctx.task_ctx()).map_err(fail)?;
+        let mut batches = Vec::new();
+        over_limit(&physical)?;
+        while let Some(batch) = stream.next().await {
+            batches.push(batch.map_err(fail)?);
+            over_limit(&physical)?;
+        }
+        Ok(Output { schema: physical.schema(), batches, bytes_scanned: bytes_scanned(physical.as_ref()) })
+    }
+
+    fn new_execution(&self, query: &str, database: &str, workgroup: &Workgroup) -> QueryExecution {
         QueryExecution {
             id: uuid::Uuid::new_v4().to_string(),
             query: query.to_string(),
             database: database.to_string(),
-            workgroup: "primary".into(),
+            workgroup: workgroup.name.clone(),
+            statement_type: StatementType::Dml,
             state: QueryState::Queued,
             submitted: self.clock.now(),
             completed: None,
@@ -236,8 +360,11 @@ impl SqlEngine {
     }
 
     /// Writes `<id>.csv` and `<id>.csv.metadata` to the workgroup's output location.
-    async fn write_result(&self, execution: &QueryExecution, schema: &SchemaRef, batches: &[RecordBatch]) -> Result<String> {
-        let _ = self.lake.create_bucket(RESULTS_BUCKET)?;
+    async fn write_result(&self, execution: &QueryExecution, workgroup: &Workgroup, schema: &SchemaRef, batches: &[RecordBatch]) -> Result<String> {
+        let location = S3Uri::parse(&workgroup.output_location)?;
+        if location.bucket == RESULTS_BUCKET {
+            let _ = self.lake.create_bucket(RESULTS_BUCKET)?;
+        }
         let mut csv = Vec::new();
         if batches.is_empty() {
             let header: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
@@ -254,7 +381,7 @@ impl SqlEngine {
                 }
             }
         }
-        let uri = S3Uri { bucket: RESULTS_BUCKET.into(), key: format!("{}.csv", execution.id) };
+        let uri = S3Uri { bucket: location.bucket.clone(), key: format!("{}{}.csv", location.key, execution.id) };
         self.lake.put(&uri, Bytes::from(csv)).await?;
         let metadata = serde_json::json!({
             "columns": schema.fields().iter().map(|f| serde_json::json!({
@@ -264,7 +391,7 @@ impl SqlEngine {
             "dataScannedInBytes": execution.bytes_scanned,
             "engineExecutionTimeInMillis": execution.engine_ms,
         });
-        let meta_uri = S3Uri { bucket: RESULTS_BUCKET.into(), key: format!("{}.csv.metadata", execution.id) };
+        let meta_uri = S3Uri { bucket: location.bucket.clone(), key: format!("{}{}.csv.metadata", location.key, execution.id) };
         self.lake.put(&meta_uri, Bytes::from(serde_json::to_vec_pretty(&metadata).unwrap_or_default())).await?;
         Ok(uri.to_string())
     }

@@ -3,6 +3,7 @@
 //! generated from each magic's clap definition.
 
 pub mod catalog;
+pub mod chart;
 pub mod clock;
 pub mod crawl;
 pub mod help;
@@ -29,7 +30,8 @@ pub struct MagicSpec {
 }
 
 /// Every magic, in the order `%lsmagic` shows them.
-pub const MAGICS: &[MagicSpec] = &[lake::SPEC, crawl::SPEC, catalog::SPEC, sql::SPEC, clock::SPEC, help::LSMAGIC, help::HELP];
+pub const MAGICS: &[MagicSpec] =
+    &[lake::SPEC, crawl::SPEC, catalog::SPEC, sql::SPEC, chart::SPEC, clock::SPEC, help::LSMAGIC, help::HELP];
 
 pub fn find(name: &str) -> Option<&'static MagicSpec> {
     MAGICS.iter().find(|m| m.name == name)
@@ -57,6 +59,7 @@ pub async fn run(name: &str, args: &[String], ctx: Ctx<'_>) -> Result<Option<Bun
         "crawl" => crawl::run(parse(spec, args)?, ctx).await,
         "catalog" => catalog::run(parse(spec, args)?, ctx).await,
         "sql" => sql::run(ctx).await,
+        "chart" => chart::run(parse(spec, args)?, ctx),
         "lsmagic" => Ok(Some(help::lsmagic())),
         "help" => help::run(parse(spec, args)?),
         other => Err(CellError::bug(format!("magic %{other} is registered but has no runner"))),

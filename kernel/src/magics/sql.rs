@@ -7,6 +7,7 @@ use lakebook_engine::sql::QueryResult;
 
 use super::{Ctx, Form, MagicSpec};
 use crate::output::Bundle;
+use crate::render::chart::{self, ChartKind, ChartSpec};
 use crate::render::{self, Footer, TableOptions};
 use crate::session::CellError;
 
@@ -35,13 +36,31 @@ pub struct SqlArgs {
     /// Show the query plan (partition and column pruning are visible in it)
     #[arg(long)]
     explain: bool,
+    /// Run in this workgroup: its output location and per-query scan limit apply
+    #[arg(long, short = 'w', value_name = "NAME")]
+    workgroup: Option<String>,
+    /// Draw the result as a chart instead of a table
+    #[arg(long, value_enum, value_name = "KIND")]
+    chart: Option<ChartKind>,
+    /// Column for the x axis (pie: the slice labels)
+    #[arg(long, value_name = "COL", requires = "chart")]
+    x: Option<String>,
+    /// Column for the y axis (pie: the slice sizes; histogram: optional weights)
+    #[arg(long, value_name = "COL", requires = "chart")]
+    y: Option<String>,
+    /// One series per value of this column
+    #[arg(long, value_name = "COL", requires = "chart")]
+    color: Option<String>,
+    /// The chart's title
+    #[arg(long, value_name = "TEXT", requires = "chart")]
+    title: Option<String>,
     /// The SQL (line form)
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     sql: Vec<String>,
 }
 
 /// Flags that take a value, for splitting `%sql --limit 5 SELECT …` into flags and SQL.
-const VALUE_FLAGS: &[&str] = &["--database", "-d", "--limit", "--output"];
+const VALUE_FLAGS: &[&str] = &["--database", "-d", "--limit", "--output", "--workgroup", "-w", "--chart", "--x", "--y", "--color", "--title"];
 
 pub async fn run(ctx: Ctx<'_>) -> Result<Option<Bundle>, CellError> {
     let (flag_text, sql) = match ctx.body {
@@ -62,6 +81,9 @@ pub async fn run(ctx: Ctx<'_>) -> Result<Option<Bundle>, CellError> {
     if words.len() == 1 && words[0].eq_ignore_ascii_case("history") {
         return history(&engine);
     }
+    if words.first().is_some_and(|w| w.eq_ignore_ascii_case("workgroup")) && ctx.body.is_none() {
+        return workgroup(&engine, &words[1..], ctx.out);
+    }
     if words.len() == 2 && words[0].eq_ignore_ascii_case("use") {
         let db = words[1].trim_end_matches(';');
         engine.catalog().tables(db)?;
@@ -71,7 +93,8 @@ pub async fn run(ctx: Ctx<'_>) -> Result<Option<Bundle>, CellError> {
     }
     let database = args.database.clone().unwrap_or_else(|| ctx.session.sql_database.clone());
     let sql = if args.explain { format!("EXPLAIN {sql}") } else { sql.to_string() };
-    let mut results = engine.sql().run(&sql, &database).await?;
+    let workgroup = args.workgroup.clone().unwrap_or_else(|| ctx.session.sql_workgroup.clone());
+    let mut results = engine.sql().run_in(&sql, &database, &workgroup).await?;
     let last = results.pop().ok_or_else(|| CellError::bug("a query ran but returned no result"))?;
     for (i, earlier) in results.iter().enumerate() {
         ctx.out.stdout(&format!("statement {}: {} row(s), {} ms\n", i + 1, earlier.execution.rows, earlier.execution.engine_ms));
@@ -79,20 +102,39 @@ pub async fn run(ctx: Ctx<'_>) -> Result<Option<Bundle>, CellError> {
     if let Some(name) = &args.output {
         engine.sql().keep_as_view(name, &last)?;
     }
+    let batch = concat(&last);
+    if last.messages {
+        // What a DDL/DML statement did is sentences, not data: print them and the footer.
+        let lines = render::column_text(&batch, 0);
+        let facts = footer(&last).text(batch.num_rows(), batch.num_columns());
+        // The shape of a list of sentences says nothing: keep time, data scanned and cost.
+        let facts = facts.split_once(" · ").map_or(facts.as_str(), |(_, rest)| rest);
+        ctx.out.stdout(&format!("{lines}\n{facts}\n"));
+        return Ok(None);
+    }
+    ctx.session.last_result = Some(batch.clone());
+    if let Some(kind) = args.chart {
+        let x = args.x.ok_or_else(|| CellError::usage("--chart needs --x COLUMN (and --y COLUMN)"))?;
+        let spec = ChartSpec { kind, x, y: args.y, color: args.color, title: args.title };
+        let bundle = chart::chart(&spec, &batch, !ctx.session.plotly_loaded)?;
+        ctx.session.plotly_loaded = true;
+        ctx.out.stdout(&format!("{}\n", footer(&last).text(batch.num_rows(), batch.num_columns())));
+        return Ok(Some(bundle));
+    }
     Ok(Some(result_table(&last, args.limit)))
 }
 
-/// `%sql --limit 5 SELECT …` → ("--limit 5", "SELECT …").
+/// `%sql --limit 5 --title "a b" SELECT …` → ("--limit 5 --title \"a b\"", "SELECT …").
 fn split_flags(raw: &str) -> (String, String) {
     let mut rest = raw.trim_start();
     let mut flags = Vec::new();
     while rest.starts_with('-') {
-        let (flag, after) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+        let (flag, after) = next_word(rest);
         let name = flag.split('=').next().unwrap_or(flag);
         flags.push(flag.to_string());
         rest = after.trim_start();
         if VALUE_FLAGS.contains(&name) && !flag.contains('=') {
-            let (value, after) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+            let (value, after) = next_word(rest);
             flags.push(value.to_string());
             rest = after.trim_start();
         }
@@ -100,19 +142,35 @@ fn split_flags(raw: &str) -> (String, String) {
     (flags.join(" "), rest.to_string())
 }
 
-pub fn result_table(result: &QueryResult, limit: Option<usize>) -> Bundle {
-    let batch = arrow_select_concat(result);
+/// The first shell word of `text` (quotes kept, for shlex) and what follows it.
+fn next_word(text: &str) -> (&str, &str) {
+    let mut quote = None;
+    for (i, c) in text.char_indices() {
+        match (quote, c) {
+            (None, '\'' | '"') => quote = Some(c),
+            (Some(q), c) if c == q => quote = None,
+            (None, c) if c.is_whitespace() => return (&text[..i], &text[i..]),
+            _ => {}
+        }
+    }
+    (text, "")
+}
+
+fn footer(result: &QueryResult) -> Footer {
     let e = &result.execution;
-    let footer = Footer {
+    Footer {
         elapsed: Some(std::time::Duration::from_millis(e.engine_ms)),
         bytes_scanned: Some(e.bytes_scanned),
         extra: vec![format!("{} at Athena's price", usd(e.cost_usd()))],
-    };
+    }
+}
+
+pub fn result_table(result: &QueryResult, limit: Option<usize>) -> Bundle {
     let mut options = TableOptions::default();
     if let Some(n) = limit {
         options = TableOptions { max_rows: n, head: n, tail: 0, ..options };
     }
-    render::table(&batch, &options, &footer)
+    render::table(&concat(result), &options, &footer(result))
 }
 
 /// Dollars with the digits that matter: $0.00005, $1.25, $0.00.
@@ -126,9 +184,78 @@ fn usd(amount: f64) -> String {
     format!("${text}")
 }
 
-fn arrow_select_concat(result: &QueryResult) -> arrow_array::RecordBatch {
+fn concat(result: &QueryResult) -> arrow_array::RecordBatch {
     arrow_select::concat::concat_batches(&result.schema, &result.batches)
         .unwrap_or_else(|_| arrow_array::RecordBatch::new_empty(result.schema.clone()))
+}
+
+/// `%sql workgroup list | create NAME [--bytes-scanned-cutoff 10MB] [--output-location s3://…]
+/// [--description TEXT] | delete NAME | use NAME`.
+fn workgroup(engine: &lakebook_engine::Lakebook, words: &[&str], out: &crate::output::Output) -> Result<Option<Bundle>, CellError> {
+    use std::sync::Arc;
+
+    use arrow_array::{ArrayRef, UInt64Array};
+
+    use super::catalog::{batch, strings, times};
+    let usage = "%sql workgroup list | create NAME [--bytes-scanned-cutoff 10MB] [--output-location s3://bucket/prefix/] | delete NAME";
+    match words {
+        [] | ["list"] => {
+            let groups = engine.sql().workgroups();
+            let batch = batch(vec![
+                ("name", strings(groups.iter().map(|g| g.name.clone()))),
+                ("output_location", strings(groups.iter().map(|g| g.output_location.clone()))),
+                (
+                    "bytes_scanned_cutoff",
+                    Arc::new(UInt64Array::from(groups.iter().map(|g| g.bytes_scanned_cutoff).collect::<Vec<_>>())) as ArrayRef,
+                ),
+                ("description", strings(groups.iter().map(|g| g.description.clone()))),
+                ("created", times(groups.iter().map(|g| (g.name != lakebook_engine::sql::PRIMARY_WORKGROUP).then(|| g.created.timestamp_millis())))),
+            ])?;
+            Ok(Some(render::table(&batch, &TableOptions { null: "", ..TableOptions::default() }, &Footer::default())))
+        }
+        ["create", name, rest @ ..] => {
+            let mut cutoff = None;
+            let mut location = None;
+            let mut description = String::new();
+            let mut rest = rest.iter();
+            while let Some(flag) = rest.next() {
+                let value = rest.next().ok_or_else(|| CellError::usage(format!("{flag} needs a value")).with_detail(usage))?;
+                match *flag {
+                    "--bytes-scanned-cutoff" => cutoff = Some(parse_size(value)?),
+                    "--output-location" => location = Some(value.to_string()),
+                    "--description" => description = value.to_string(),
+                    other => return Err(CellError::usage(format!("unknown flag {other}")).with_detail(usage)),
+                }
+            }
+            let group = engine.sql().create_workgroup(name, location.as_deref(), cutoff, &description)?;
+            let limit = group.bytes_scanned_cutoff.map_or("no scan limit".to_string(), |b| format!("queries cancelled past {}", render::human_bytes(b)));
+            out.stdout(&format!("workgroup {} created: results to {}, {limit}\n", group.name, group.output_location));
+            Ok(None)
+        }
+        ["delete", name] => {
+            engine.sql().delete_workgroup(name)?;
+            out.stdout(&format!("workgroup {name} deleted\n"));
+            Ok(None)
+        }
+        _ => Err(CellError::usage(format!("unknown workgroup command: {}", words.join(" "))).with_detail(usage)),
+    }
+}
+
+/// `10MB`, `1.5 GB`, `500KB`, `10000000` (SI units, as Athena's console shows them).
+fn parse_size(text: &str) -> Result<u64, CellError> {
+    let text = text.trim();
+    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number.parse().map_err(|_| CellError::usage(format!("{text:?} is not a size: write e.g. 10MB or 1GB")))?;
+    let scale = match unit.trim().to_ascii_uppercase().as_str() {
+        "" | "B" => 1.0,
+        "KB" => 1e3,
+        "MB" => 1e6,
+        "GB" => 1e9,
+        "TB" => 1e12,
+        other => return Err(CellError::usage(format!("unknown size unit {other:?}: use B, KB, MB, GB or TB"))),
+    };
+    Ok((number * scale).round() as u64)
 }
 
 fn history(engine: &lakebook_engine::Lakebook) -> Result<Option<Bundle>, CellError> {
@@ -141,6 +268,8 @@ fn history(engine: &lakebook_engine::Lakebook) -> Result<Option<Bundle>, CellErr
     let batch = batch(vec![
         ("execution_id", strings(runs.iter().map(|r| r.id.clone()))),
         ("state", strings(runs.iter().map(|r| r.state.to_string()))),
+        ("type", strings(runs.iter().map(|r| r.statement_type.to_string()))),
+        ("workgroup", strings(runs.iter().map(|r| r.workgroup.clone()))),
         ("query", strings(runs.iter().map(|r| r.query.clone()))),
         ("database", strings(runs.iter().map(|r| r.database.clone()))),
         ("submitted", times(runs.iter().map(|r| Some(r.submitted.timestamp_millis())))),
@@ -158,6 +287,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn sizes() {
+        assert_eq!(parse_size("10MB").unwrap(), 10_000_000);
+        assert_eq!(parse_size("1.5 GB").unwrap(), 1_500_000_000);
+        assert_eq!(parse_size("2048").unwrap(), 2048);
+        assert!(parse_size("ten").is_err());
+        assert!(parse_size("10 parsecs").is_err());
+    }
+
+    #[test]
     fn dollars() {
         assert_eq!(usd(0.0), "$0.00");
         assert_eq!(usd(0.00005), "$0.00005");
@@ -170,5 +308,9 @@ mod tests {
         assert_eq!(split_flags("--limit 5 -d web SELECT 'a -b' FROM t"), ("--limit 5 -d web".into(), "SELECT 'a -b' FROM t".into()));
         assert_eq!(split_flags("--explain SELECT 1"), ("--explain".into(), "SELECT 1".into()));
         assert_eq!(split_flags("SELECT -1"), (String::new(), "SELECT -1".into()));
+        assert_eq!(
+            split_flags("--chart bar --title \"Clicks by day\" --x day SELECT 1"),
+            ("--chart bar --title \"Clicks by day\" --x day".into(), "SELECT 1".into())
+        );
     }
 }

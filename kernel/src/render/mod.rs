@@ -1,6 +1,7 @@
 //! Rendering: results become mime bundles. Tables as escaped HTML plus a text box table,
 //! progress as a small HTML bar, plain text as `text/plain`.
 
+pub mod chart;
 pub mod table;
 
 use serde_json::Value;
@@ -61,21 +62,15 @@ pub fn escape(text: &str) -> String {
 }
 
 /// Bytes as people read them (1.2 MB; decimal units as the AWS consoles show).
-pub fn human_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["KB", "MB", "GB", "TB", "PB"];
-    if bytes < 1000 {
-        return format!("{bytes} B");
+pub use lakebook_engine::human_bytes;
+
+/// A column's values as lines of text.
+pub fn column_text(batch: &arrow_array::RecordBatch, column: usize) -> String {
+    let options = arrow_cast::display::FormatOptions::new();
+    match arrow_cast::display::ArrayFormatter::try_new(batch.column(column).as_ref(), &options) {
+        Ok(f) => (0..batch.num_rows()).map(|row| f.value(row).to_string()).collect::<Vec<_>>().join("\n"),
+        Err(_) => String::new(),
     }
-    let mut value = bytes as f64;
-    let mut unit = "B";
-    for u in UNITS {
-        if value < 1000.0 {
-            break;
-        }
-        value /= 1000.0;
-        unit = u;
-    }
-    format!("{value:.1} {unit}")
 }
 
 #[cfg(test)]

@@ -35,6 +35,28 @@ pub struct Footer {
     pub extra: Vec<String>,
 }
 
+impl Footer {
+    /// "3 rows × 2 columns · 4 ms · 1.2 KB scanned · …"
+    pub fn text(&self, rows: usize, columns: usize) -> String {
+        let shape = format!(
+            "{} row{} × {} column{}",
+            group_digits(rows),
+            if rows == 1 { "" } else { "s" },
+            columns,
+            if columns == 1 { "" } else { "s" }
+        );
+        let mut facts = vec![shape];
+        if let Some(elapsed) = self.elapsed {
+            facts.push(format_elapsed(elapsed));
+        }
+        if let Some(bytes) = self.bytes_scanned {
+            facts.push(format!("{} scanned", human_bytes(bytes)));
+        }
+        facts.extend(self.extra.iter().cloned());
+        facts.join(" · ")
+    }
+}
+
 pub fn table(batch: &RecordBatch, options: &TableOptions, footer: &Footer) -> Bundle {
     let rows = batch.num_rows();
     let shown: Vec<Option<usize>> = if rows > options.max_rows {
@@ -57,22 +79,7 @@ pub fn table(batch: &RecordBatch, options: &TableOptions, footer: &Footer) -> Bu
     let schema = batch.schema();
     let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
     let types: Vec<String> = schema.fields().iter().map(|f| type_name(f.data_type())).collect();
-    let shape = format!(
-        "{} row{} × {} column{}",
-        group_digits(rows),
-        if rows == 1 { "" } else { "s" },
-        names.len(),
-        if names.len() == 1 { "" } else { "s" }
-    );
-    let mut facts = vec![shape];
-    if let Some(elapsed) = footer.elapsed {
-        facts.push(format_elapsed(elapsed));
-    }
-    if let Some(bytes) = footer.bytes_scanned {
-        facts.push(format!("{} scanned", human_bytes(bytes)));
-    }
-    facts.extend(footer.extra.iter().cloned());
-    let footer_text = facts.join(" · ");
+    let footer_text = footer.text(rows, names.len());
 
     // HTML
     let mut html = String::from("<div class=\"lakebook-table\"><table class=\"dataframe\">\n<thead>\n<tr>");
