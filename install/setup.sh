@@ -36,8 +36,10 @@ say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 die() { printf 'setup.sh: %s\n' "$*" >&2; exit 1; }
 
 # --- system prerequisites ------------------------------------------------------------------
-# A fresh Debian has python3 but not its venv/ensurepip module, and rustup does not bring a
-# linker. Install what is missing via apt when we are allowed to, otherwise say what to do.
+# A fresh Debian has python3 but not its venv/ensurepip module, rustup does not bring a
+# linker, and the browser test (tests/test_browser.py) drives Debian's chromium through
+# Playwright (which must never download a browser of its own). Install what is missing via apt
+# when we are allowed to, otherwise say what to do.
 if ! command -v cargo >/dev/null 2>&1 && [[ -x ${CARGO_HOME:-$HOME/.cargo}/bin/cargo ]]; then
   export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
 fi
@@ -51,6 +53,7 @@ if ! "$PYTHON" -c 'import ensurepip, venv' >/dev/null 2>&1; then
   missing+=("python$("$PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])')-venv")
 fi
 command -v cc >/dev/null 2>&1 || missing+=(gcc libc6-dev)
+[[ -x /usr/bin/chromium ]] || missing+=(chromium)
 if ((${#missing[@]})); then
   if command -v apt-get >/dev/null 2>&1; then
     sudo=()
@@ -79,7 +82,8 @@ want=$(sha256sum "$requirements" | cut -d' ' -f1)
 if [[ ! -f $stamp || $(<"$stamp") != "$want" ]]; then
   say "installing Python requirements into $venv"
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$requirements"
+  PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 \
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$requirements"
   echo "$want" >"$stamp"
 fi
 

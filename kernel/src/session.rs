@@ -101,6 +101,31 @@ pub struct Completion {
     pub end: usize,
 }
 
+/// Keywords offered when completing SQL (Athena's common DDL, DML and query words).
+const SQL_KEYWORDS: &[&str] = &[
+    "SELECT", "FROM", "WHERE", "GROUP BY", "ORDER BY", "HAVING", "LIMIT", "JOIN", "LEFT JOIN", "INNER JOIN", "ON", "AS",
+    "AND", "OR", "NOT", "IN", "BETWEEN", "LIKE", "IS NULL", "DISTINCT", "COUNT", "SUM", "AVG", "MIN", "MAX", "CASE",
+    "WHEN", "THEN", "ELSE", "END", "CAST", "WITH", "UNION ALL", "DESC", "ASC", "CREATE TABLE", "CREATE EXTERNAL TABLE",
+    "INSERT INTO", "VALUES", "MSCK REPAIR TABLE", "DROP TABLE", "SHOW TABLES", "SHOW DATABASES", "DESCRIBE", "EXPLAIN",
+    "PARTITIONED BY", "STORED AS", "LOCATION", "TBLPROPERTIES", "ROW FORMAT DELIMITED", "FIELDS TERMINATED BY",
+];
+
+/// Whether the cursor is in SQL: the body of a `%%sql` cell, or the SQL of a `%sql` line
+/// (not a flag or a flag's value).
+fn in_sql(before: &str, line: &str, word: &str) -> bool {
+    let first = before.trim_start().lines().next().unwrap_or("");
+    if first.starts_with("%%sql") && before.trim_start().contains('\n') {
+        return true;
+    }
+    let Some(rest) = line.trim_start().strip_prefix("%sql ") else { return false };
+    if word.starts_with('-') {
+        return false;
+    }
+    let tokens: Vec<&str> = rest.split_whitespace().collect();
+    let previous = if word.is_empty() { tokens.last() } else { tokens.iter().rev().nth(1) };
+    !previous.is_some_and(|p| p.starts_with('-') && !p.contains('=') && matches!(*p, "--database" | "-d" | "--limit" | "--output" | "--workgroup" | "-w" | "--chart" | "--x" | "--y" | "--color" | "--title"))
+}
+
 pub struct Session {
     home: PathBuf,
     engine: Option<Arc<Lakebook>>,
@@ -203,6 +228,16 @@ impl Session {
         let word: String = line.chars().skip(line.chars().count() - word_len).collect();
         let mut completion = Completion { matches: Vec::new(), start: cursor - word_len, end: cursor };
 
+        if in_sql(&before, line, &word) {
+            let is_sql_char = |c: &char| c.is_alphanumeric() || *c == '_' || *c == '.';
+            let sql_word: String = {
+                let mut w: Vec<char> = before.chars().rev().take_while(is_sql_char).collect();
+                w.reverse();
+                w.into_iter().collect()
+            };
+            let len = sql_word.chars().count();
+            return Completion { matches: self.complete_sql(code, &sql_word), start: cursor - len, end: cursor };
+        }
         let Some(stripped) = line.strip_prefix('%') else { return completion };
         let (cell_form, stripped) = match stripped.strip_prefix('%') {
             Some(rest) => (true, rest),
@@ -252,6 +287,62 @@ impl Session {
         let folders = listing.prefixes.into_iter().map(|p| Match { text: format!("s3://{bucket}/{p}"), kind: "folder" });
         let objects = listing.objects.into_iter().map(|o| Match { text: format!("s3://{bucket}/{}", o.key), kind: "object" });
         folders.chain(objects).collect()
+    }
+
+    /// SQL keywords, tables of the default database, `db.table` names, and the columns of
+    /// the tables the cell mentions, that start with `word` (case-insensitively; keywords
+    /// follow the case being typed).
+    fn complete_sql(&mut self, code: &str, word: &str) -> Vec<Match> {
+        let Ok(engine) = self.engine() else { return Vec::new() };
+        let lower = word.to_lowercase();
+        let mut matches: Vec<Match> = Vec::new();
+        let push = |text: String, kind: &'static str, matches: &mut Vec<Match>| {
+            if text.to_lowercase().starts_with(&lower) && !matches.iter().any(|m| m.text == text) {
+                matches.push(Match { text, kind });
+            }
+        };
+        let databases = engine.catalog().databases();
+        if let Some((db, _)) = word.split_once('.') {
+            if let Some(db) = databases.iter().find(|d| d.name.eq_ignore_ascii_case(db)) {
+                for table in db.tables.keys() {
+                    push(format!("{}.{table}", db.name), "table", &mut matches);
+                }
+            }
+            return matches;
+        }
+        // Columns of every table named in the cell, bare or as db.table.
+        let mentioned: Vec<String> = code
+            .split(|c: char| !(c.is_alphanumeric() || c == '_' || c == '.'))
+            .filter(|t| !t.is_empty())
+            .map(str::to_lowercase)
+            .collect();
+        for db in &databases {
+            for (name, table) in &db.tables {
+                let qualified = format!("{}.{name}", db.name);
+                let named = mentioned.iter().any(|t| *t == qualified || (*t == *name && db.name == self.sql_database));
+                if named {
+                    for column in table.definition.columns.iter().chain(&table.definition.partition_keys) {
+                        push(column.name.clone(), "column", &mut matches);
+                    }
+                }
+            }
+        }
+        if let Some(db) = databases.iter().find(|d| d.name == self.sql_database) {
+            for table in db.tables.keys() {
+                push(table.clone(), "table", &mut matches);
+            }
+        }
+        for view in engine.sql().views() {
+            push(view, "view", &mut matches);
+        }
+        for db in &databases {
+            push(db.name.clone(), "database", &mut matches);
+        }
+        let typed_lower = !word.is_empty() && word.chars().all(|c| !c.is_uppercase());
+        for keyword in SQL_KEYWORDS {
+            push(if typed_lower { keyword.to_lowercase() } else { keyword.to_string() }, "keyword", &mut matches);
+        }
+        matches
     }
 
     /// Databases and `db.table` names starting with `word`.
@@ -347,6 +438,41 @@ mod tests {
         assert_eq!(c.start, code.chars().count() - 1);
         let c = session.complete("%%la", 4).await;
         assert_eq!(c.matches[0].text, "%%lake");
+    }
+
+    #[tokio::test]
+    async fn completes_sql_keywords_tables_and_columns() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut session = Session::new(dir.path().to_path_buf());
+        let engine = session.engine().unwrap();
+        engine.catalog().create_database("web", "").unwrap();
+        let definition = lakebook_engine::catalog::TableDefinition {
+            location: "s3://lake/clicks/".into(),
+            format: lakebook_engine::catalog::Format::Parquet,
+            compression: None,
+            columns: vec![lakebook_engine::catalog::Column::new("page", "string"), lakebook_engine::catalog::Column::new("ms", "bigint")],
+            partition_keys: vec![lakebook_engine::catalog::Column::new("day", "string")],
+        };
+        engine.catalog().create_table("web", "clicks", definition).unwrap();
+        session.sql_database = "web".into();
+        let texts = |c: Completion| c.matches.into_iter().map(|m| m.text).collect::<Vec<_>>();
+
+        let code = "%sql sel";
+        assert_eq!(texts(session.complete(code, 8).await), ["select"]);
+        let code = "%%sql\nSELECT p FROM clicks";
+        let c = session.complete(code, "%%sql\nSELECT p".len()).await;
+        assert_eq!((c.start, c.end), (13, 14));
+        assert_eq!(c.matches[0].text, "page");
+        assert_eq!(c.matches[0].kind, "column");
+        let code = "%sql SELECT * FROM cl";
+        assert_eq!(texts(session.complete(code, code.len()).await), ["clicks"]);
+        let code = "%sql SELECT * FROM web.c";
+        assert_eq!(texts(session.complete(code, code.len()).await), ["web.clicks"]);
+        let code = "%sql SELECT d FROM web.clicks";
+        assert!(texts(session.complete(code, 13).await).contains(&"day".to_string()));
+        // Flags are still flags.
+        let code = "%sql --li";
+        assert_eq!(texts(session.complete(code, code.len()).await), ["--limit"]);
     }
 
     #[test]

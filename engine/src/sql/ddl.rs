@@ -46,6 +46,7 @@ pub(super) enum Ddl {
 
 impl Ddl {
     /// The statement as a DDL/DML command, or back unchanged for DataFusion.
+    #[allow(clippy::result_large_err, reason = "the statement is handed back unchanged, once per statement")]
     pub(super) fn classify(statement: Statement) -> std::result::Result<Ddl, Statement> {
         Ok(match statement {
             Statement::CreateTable(ct) if ct.external => Ddl::CreateExternal(Box::new(ct)),
@@ -620,8 +621,8 @@ impl super::SqlEngine {
         // Partition columns must come last, in partitioned_by order (Athena's rule).
         let fields: Vec<String> = output.schema.fields().iter().map(|f| f.name().to_lowercase()).collect();
         let keys = options.partitioned_by.len();
-        if keys > 0 {
-            if keys >= fields.len() || fields[fields.len() - keys..] != options.partitioned_by[..] {
+        if keys > 0 && (keys >= fields.len() || fields[fields.len() - keys..] != options.partitioned_by[..]) {
+            {
                 return Err(service_err!(
                     InvalidRequestException,
                     "partition columns {:?} must be the last columns of the SELECT, in that order; it returns {:?}",

@@ -157,12 +157,11 @@ fn columns_line(batch: &RecordBatch) -> String {
 /// A column as JSON values Plotly understands: numbers, ISO date-times, text, null.
 fn values(array: &dyn Array) -> Vec<Value> {
     let data_type = array.data_type();
-    if data_type.is_numeric() {
-        if let Ok(cast) = arrow_cast::cast(array, &DataType::Float64) {
-            if let Some(floats) = cast.as_any().downcast_ref::<Float64Array>() {
-                return floats.iter().map(|v| v.map_or(Value::Null, |f| json!(f))).collect();
-            }
-        }
+    if data_type.is_numeric()
+        && let Ok(cast) = arrow_cast::cast(array, &DataType::Float64)
+        && let Some(floats) = cast.as_any().downcast_ref::<Float64Array>()
+    {
+        return floats.iter().map(|v| v.map_or(Value::Null, |f| json!(f))).collect();
     }
     let options = FormatOptions::new()
         .with_timestamp_format(Some("%Y-%m-%d %H:%M:%S%.f"))

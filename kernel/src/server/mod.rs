@@ -131,8 +131,11 @@ impl Replier {
 
     pub async fn send(&self, message: Outgoing) {
         let frames = message.encode(&self.signer, &self.session);
-        if let Err(e) = self.socket.lock().await.send(frames).await {
-            tracing::error!("reply {} not sent: {e}", message.msg_type);
+        match self.socket.lock().await.send(frames).await {
+            Ok(()) => {}
+            // A client that asked and left (Jupyter Server's kernel_info probe does) is no error.
+            Err(zeromq::ZmqError::Other("Destination client not found by identity")) => tracing::debug!("reply {} not sent: its client has gone", message.msg_type),
+            Err(e) => tracing::error!("reply {} not sent: {e}", message.msg_type),
         }
     }
 }
