@@ -15,6 +15,7 @@ pub mod clock;
 pub mod error;
 pub mod lake;
 pub mod sql;
+pub mod streams;
 pub mod workspace;
 
 use std::path::{Path, PathBuf};
@@ -39,6 +40,7 @@ pub struct Lakebook {
     lake: Arc<Lake>,
     catalog: Arc<Catalog>,
     sql: sql::SqlEngine,
+    streams: Arc<streams::Streams>,
 }
 
 impl Lakebook {
@@ -49,7 +51,8 @@ impl Lakebook {
         let lake = Arc::new(Lake::open(&workspace, clock.clone())?);
         let catalog = Arc::new(Catalog::open(&workspace, clock.clone())?);
         let sql = sql::SqlEngine::open(&workspace, catalog.clone(), lake.clone(), clock.clone())?;
-        Ok(Self { workspace, clock, lake, catalog, sql })
+        let streams = Arc::new(streams::Streams::open(&workspace, clock.clone())?);
+        Ok(Self { workspace, clock, lake, catalog, sql, streams })
     }
 
     /// The workspace directory named by `LAKEBOOK_HOME`, else `./lakebook-data`.
@@ -78,6 +81,10 @@ impl Lakebook {
 
     pub fn catalog(&self) -> &Catalog {
         &self.catalog
+    }
+
+    pub fn streams(&self) -> &Arc<streams::Streams> {
+        &self.streams
     }
 
     pub fn sql(&self) -> &sql::SqlEngine {
