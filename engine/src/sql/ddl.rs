@@ -448,14 +448,18 @@ pub(super) fn hive_partition(table: &Table, relative_key: &str) -> Option<(Vec<S
 
 /// A one-column result of messages (Athena shows DDL outcomes as text).
 pub(super) fn messages(lines: Vec<String>) -> RecordBatch {
-    let schema = Arc::new(Schema::new(vec![Field::new("result", DataType::Utf8, false)]));
-    RecordBatch::try_new(schema, vec![Arc::new(StringArray::from(lines))]).expect("one string column matches its schema")
+    names("result", lines)
 }
 
-/// A one-column result named `name`.
+/// A one-column result named `column`.
 pub(super) fn names(column: &str, values: Vec<String>) -> RecordBatch {
     let schema = Arc::new(Schema::new(vec![Field::new(column, DataType::Utf8, false)]));
     RecordBatch::try_new(schema, vec![Arc::new(StringArray::from(values))]).expect("one string column matches its schema")
+}
+
+/// A statement's output that is one batch.
+fn output(batch: RecordBatch, bytes_scanned: u64) -> super::Output {
+    super::Output { schema: batch.schema(), batches: vec![batch], bytes_scanned }
 }
 
 pub(super) fn insert_target(insert: &ast::Insert) -> Result<&ObjectName> {
@@ -497,11 +501,10 @@ impl super::SqlEngine {
         workgroup: &super::Workgroup,
         execution_id: &str,
     ) -> std::result::Result<super::Output, super::Failure> {
-        let done = |batch: RecordBatch, bytes_scanned: u64| super::Output { schema: batch.schema(), batches: vec![batch], bytes_scanned };
         match ddl {
             Ddl::ShowDatabases => {
                 let databases = self.catalog.databases().into_iter().map(|d| d.name).collect();
-                Ok(done(names("database_name", databases), 0))
+                Ok(output(names("database_name", databases), 0))
             }
             Ddl::ShowTables(db) => {
                 let db = match db {
@@ -509,7 +512,7 @@ impl super::SqlEngine {
                     None => database.to_string(),
                 };
                 let tables = self.catalog.tables(&db)?.into_iter().filter(|t| !t.deprecated).map(|t| t.name).collect();
-                Ok(done(names("tab_name", tables), 0))
+                Ok(output(names("tab_name", tables), 0))
             }
             Ddl::CreateExternal(ct) => {
                 let (db, name) = table_name(&ct.name, database)?;
@@ -520,7 +523,7 @@ impl super::SqlEngine {
                     Err(e) if e.code() == "AlreadyExistsException" && ct.if_not_exists => {}
                     Err(e) => return Err(e.into()),
                 }
-                Ok(done(messages(vec![format!("table {db}.{name} is in the catalog, over {location}")]), 0))
+                Ok(output(messages(vec![format!("table {db}.{name} is in the catalog, over {location}")]), 0))
             }
             Ddl::DropTable { names, if_exists } => {
                 let mut lines = Vec::new();
@@ -537,7 +540,7 @@ impl super::SqlEngine {
                         Err(e) => return Err(e.into()),
                     }
                 }
-                Ok(done(messages(lines), 0))
+                Ok(output(messages(lines), 0))
             }
             Ddl::Msck(object) => {
                 let (db, name) = table_name(&object, database)?;
@@ -566,7 +569,7 @@ impl super::SqlEngine {
                 if lines.is_empty() {
                     lines.push(format!("every partition under {} is already in the catalog", table.definition.location));
                 }
-                Ok(done(messages(lines), 0))
+                Ok(output(messages(lines), 0))
             }
             Ddl::Ctas(ct) => self.ctas(ctx, &ct, text, database, workgroup, execution_id).await,
             Ddl::Insert(insert) => self.insert(ctx, &insert, text, database, workgroup, execution_id).await,
@@ -588,7 +591,7 @@ impl super::SqlEngine {
         crate::catalog::validate_name("table", &name)?;
         if self.catalog.table(&db, &name).is_ok() {
             if ct.if_not_exists {
-                return Ok(super::Output { schema: messages(vec![]).schema(), batches: vec![messages(vec![format!("{db}.{name} already exists")])], bytes_scanned: 0 });
+                return Ok(output(messages(vec![format!("{db}.{name} already exists")]), 0));
             }
             return Err(service_err!(AlreadyExistsException, "Table {db}.{name} already exists").into());
         }
@@ -651,7 +654,7 @@ impl super::SqlEngine {
             batch.num_rows(),
             written.files
         );
-        Ok(super::Output { schema: messages(vec![]).schema(), batches: vec![messages(vec![line])], bytes_scanned: output.bytes_scanned })
+        Ok(self::output(messages(vec![line]), output.bytes_scanned))
     }
 
     /// `INSERT INTO t [(cols)] SELECT … | VALUES …`: new files beside the table's old ones.
@@ -719,7 +722,7 @@ impl super::SqlEngine {
             self.catalog.add_partitions(&db, &name, written.partitions.clone())?;
         }
         let line = format!("{} row(s) inserted into {db}.{name} in {} new file(s)", conformed.num_rows(), written.files);
-        Ok(super::Output { schema: messages(vec![]).schema(), batches: vec![messages(vec![line])], bytes_scanned: output.bytes_scanned })
+        Ok(self::output(messages(vec![line]), output.bytes_scanned))
     }
 
     /// Writes rows (data columns, then partition values) as one new file per partition.
