@@ -36,6 +36,14 @@ impl S3Uri {
         Ok(uri)
     }
 
+    /// The same location as a folder: the key ends with `/` (a bucket stays a bucket).
+    pub fn folder(mut self) -> Self {
+        if !self.key.is_empty() && !self.key.ends_with('/') {
+            self.key.push('/');
+        }
+        self
+    }
+
     pub fn join(&self, suffix: &str) -> Self {
         let key = if self.key.is_empty() || self.key.ends_with('/') {
             format!("{}{suffix}", self.key)

@@ -205,11 +205,7 @@ pub(super) fn ctas_options(ct: &ast::CreateTable) -> Result<CtasOptions> {
 
 /// `s3://bucket/prefix/` with the trailing slash that marks a folder.
 fn normalise_location(location: &str) -> Result<String> {
-    let mut uri = S3Uri::parse(location)?;
-    if !uri.key.is_empty() && !uri.key.ends_with('/') {
-        uri.key.push('/');
-    }
-    Ok(uri.to_string())
+    Ok(S3Uri::parse(location)?.folder().to_string())
 }
 
 fn column(def: &ast::ColumnDef) -> Result<Column> {
@@ -743,11 +739,7 @@ impl super::SqlEngine {
                 None => partition_path(table, &values),
             };
             let (bytes, extension) = encode(&rows, &table.definition.format, table.definition.compression.as_deref())?;
-            let mut uri = S3Uri::parse(&folder)?;
-            if !uri.key.is_empty() && !uri.key.ends_with('/') {
-                uri.key.push('/');
-            }
-            uri.key.push_str(&format!("{execution_id}-{n:05}{extension}"));
+            let uri = S3Uri::parse(&folder)?.join(&format!("{execution_id}-{n:05}{extension}"));
             self.lake.put(&uri, bytes).await?;
             written.files += 1;
             if keys > 0 {

@@ -220,10 +220,7 @@ impl TableProvider for CatalogTable {
 
         let mut files = Vec::new();
         for (values, partition_location) in partitions {
-            let mut uri = S3Uri::parse(&partition_location).map_err(|e| DataFusionError::Plan(e.message()))?;
-            if !uri.key.is_empty() && !uri.key.ends_with('/') {
-                uri.key.push('/');
-            }
+            let uri = S3Uri::parse(&partition_location).map_err(|e| DataFusionError::Plan(e.message()))?.folder();
             let listing = match self.lake.list(&uri, true).await {
                 Ok(listing) => listing,
                 Err(e) if e.code() == "NoSuchBucket" => continue,

@@ -98,10 +98,7 @@ impl Workgroups {
         }
         let output_location = match output_location {
             Some(location) => {
-                let mut uri = S3Uri::parse(location)?;
-                if !uri.key.is_empty() && !uri.key.ends_with('/') {
-                    uri.key.push('/');
-                }
+                let uri = S3Uri::parse(location)?.folder();
                 if !lake.list_buckets()?.iter().any(|b| b.name == uri.bucket) {
                     return Err(service_err!(NoSuchBucket, "the output location's bucket {} does not exist", uri.bucket)
                         .with_hint(format!("%lake mb s3://{}", uri.bucket)));
