@@ -8,6 +8,7 @@
 //! - [`lake`]      `s3://bucket/key` objects on `<workspace>/lake` through `object_store`.
 //! - [`catalog`]   the Glue-style Data Catalog and its crawler.
 //! - [`sql`]       Athena-style SQL executions on DataFusion over the catalog.
+//! - [`streams`]   Kinesis-style data streams: shards, durable logs, limits, consumers.
 //! - [`Lakebook`]  the façade owning all of the above.
 
 pub mod catalog;
@@ -50,8 +51,8 @@ impl Lakebook {
         let clock = Arc::new(Clock::open(&workspace)?);
         let lake = Arc::new(Lake::open(&workspace, clock.clone())?);
         let catalog = Arc::new(Catalog::open(&workspace, clock.clone())?);
-        let sql = sql::SqlEngine::open(&workspace, catalog.clone(), lake.clone(), clock.clone())?;
         let streams = Arc::new(streams::Streams::open(&workspace, clock.clone())?);
+        let sql = sql::SqlEngine::open(&workspace, catalog.clone(), lake.clone(), clock.clone(), streams.clone())?;
         Ok(Self { workspace, clock, lake, catalog, sql, streams })
     }
 
@@ -96,6 +97,11 @@ impl Lakebook {
     /// deterministic; on the system clock a background loop calls it.
     pub async fn run_due_work(&self) -> Vec<String> {
         let mut reports = Vec::new();
+        match self.streams.expire() {
+            Ok(0) => {}
+            Ok(n) => reports.push(format!("{n} stream record(s) passed their retention period and expired")),
+            Err(e) => reports.push(format!("stream retention failed: {e}")),
+        }
         for name in self.catalog.due_crawlers(self.clock.now()) {
             let report = match self.catalog.run_crawler(&self.lake, &name, &mut |_, _| {}).await {
                 Ok(summary) => format!(
@@ -109,6 +115,83 @@ impl Lakebook {
             reports.push(report);
         }
         reports
+    }
+}
+
+/// What `%stream generate` asks for.
+#[derive(Debug, Clone)]
+pub struct GenerateSpec {
+    pub stream: String,
+    pub template: streams::generator::Template,
+    /// Records per second.
+    pub rate: f64,
+    pub duration: std::time::Duration,
+    pub seed: Option<u64>,
+}
+
+#[derive(Debug, Default)]
+pub struct GenerateReport {
+    pub sent: u64,
+    pub stored: u64,
+    pub throttled: u64,
+    pub failed: u64,
+    pub first_error: Option<Error>,
+    /// What time-driven work ran while the generator advanced a manual clock.
+    pub due_work: Vec<String>,
+}
+
+impl Lakebook {
+    /// Produces records into a stream at `rate` for `duration` of engine time, one second at
+    /// a time, with PutRecords calls of ≤ 500 (so the stream's limits apply and throttled
+    /// records are counted, as the Kinesis Data Generator reports them). On the manual clock
+    /// each second is simulated (the clock advances and due work runs); on the system clock
+    /// the generator paces itself in real time. Cancel by dropping the future.
+    pub async fn generate(&self, spec: &GenerateSpec, mut progress: impl FnMut(&GenerateReport, u64)) -> Result<GenerateReport> {
+        self.streams.describe(&spec.stream)?;
+        let seconds = spec.duration.as_secs_f64().ceil() as u64;
+        let total = (spec.rate * spec.duration.as_secs_f64()).round() as u64;
+        let mut rng = streams::generator::rng(spec.seed);
+        let mut report = GenerateReport::default();
+        let started = tokio::time::Instant::now();
+        for tick in 0..seconds {
+            // Whole records per second even for fractional rates: the running total rounds.
+            let due = ((spec.rate * (tick + 1) as f64).round() as u64).min(total);
+            let count = due - report.sent;
+            let base = self.clock.now();
+            let mut batch = Vec::with_capacity(count as usize);
+            for i in 0..count {
+                let offset = chrono::Duration::milliseconds((i as f64 * 1000.0 / count as f64) as i64);
+                let data = spec.template.render(&mut rng, base + offset);
+                let partition_key = spec.template.partition_key(&data, &mut rng);
+                batch.push(streams::PutEntry { partition_key, data: bytes::Bytes::from(data), explicit_hash_key: None });
+            }
+            while !batch.is_empty() {
+                let rest = batch.split_off(batch.len().min(streams::MAX_PUT_RECORDS));
+                let chunk = std::mem::replace(&mut batch, rest);
+                report.sent += chunk.len() as u64;
+                for result in self.streams.put_records(&spec.stream, chunk)? {
+                    match result {
+                        Ok(_) => report.stored += 1,
+                        Err(e) => {
+                            if e.code() == streams::THROTTLED {
+                                report.throttled += 1;
+                            } else {
+                                report.failed += 1;
+                            }
+                            report.first_error.get_or_insert(e);
+                        }
+                    }
+                }
+            }
+            progress(&report, total);
+            if self.clock.mode() == ClockMode::Manual {
+                self.clock.advance(std::time::Duration::from_secs(1))?;
+                report.due_work.extend(self.run_due_work().await);
+            } else {
+                tokio::time::sleep_until(started + std::time::Duration::from_secs(tick + 1)).await;
+            }
+        }
+        Ok(report)
     }
 }
 

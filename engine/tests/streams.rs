@@ -1,10 +1,18 @@
 //! Kinesis-style streams through the engine: MD5 routing to known shards, per-shard
 //! sequence order, every iterator type, iterator expiry on the manual clock, PutRecords'
-//! per-record results, and durability across reopening.
+//! per-record results, durability across reopening, throughput limits, resharding lineage
+//! with parent-first reads, retention, consumers and lease tables, the generator, and SQL
+//! over streams.
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use lakebook_engine::Lakebook;
+use std::time::Duration;
+
+use lakebook_engine::streams::generator::Template;
+use lakebook_engine::streams::leases::{InitialPosition, SHARD_END};
+use lakebook_engine::streams::meter::Reader;
+use lakebook_engine::streams::ReadFrom;
+use lakebook_engine::{GenerateSpec, Lakebook};
 use lakebook_engine::streams::{IteratorStart, PutEntry};
 
 fn open() -> (tempfile::TempDir, Lakebook) {
@@ -37,6 +45,8 @@ fn every_iterator_type_reads_in_sequence_order() {
     let (_dir, lb) = open();
     let streams = lb.streams();
     streams.create("clicks", Some(1), None).unwrap();
+    // Many reads in one simulated second: limits are tested on their own below.
+    streams.set_limits("clicks", false).unwrap();
     let mut sequences = Vec::new();
     for i in 0..5 {
         sequences.push(streams.put_record("clicks", "user", Bytes::from(format!("r{i}")), None).unwrap().sequence_number);
@@ -122,4 +132,250 @@ fn acknowledged_records_survive_reopening() {
     assert_eq!(seen, 300);
     lb.streams().delete("durable").unwrap();
     assert!(lb.streams().list().is_empty());
+}
+
+fn entry(key: &str, data: impl Into<Bytes>) -> PutEntry {
+    PutEntry { partition_key: key.into(), data: data.into(), explicit_hash_key: None }
+}
+
+fn datas(records: &[(String, lakebook_engine::streams::Record)]) -> Vec<String> {
+    records.iter().map(|(_, r)| String::from_utf8(r.data.to_vec()).unwrap()).collect()
+}
+
+#[test]
+fn write_limits_throttle_per_shard_per_second_on_the_manual_clock() {
+    let (_dir, lb) = open();
+    let streams = lb.streams();
+    streams.create("hot", Some(1), None).unwrap();
+    // 1,000 records per second per shard: the 1,001st in the same second is throttled alone.
+    let mut stored = 0;
+    for _ in 0..2 {
+        let batch: Vec<PutEntry> = (0..500).map(|i| entry(&format!("k{i}"), "x")).collect();
+        stored += streams.put_records("hot", batch).unwrap().iter().filter(|r| r.is_ok()).count();
+    }
+    assert_eq!(stored, 1000);
+    let results = streams.put_records("hot", vec![entry("k", "x"), entry("k", "y")]).unwrap();
+    assert!(results.iter().all(|r| r.as_ref().unwrap_err().code() == "ProvisionedThroughputExceededException"));
+    let single = streams.put_record("hot", "k", Bytes::from_static(b"z"), None).unwrap_err();
+    assert_eq!(single.code(), "ProvisionedThroughputExceededException");
+    assert!(single.message().contains("Rate exceeded for shard shardId-000000000000 in stream hot"), "{}", single.message());
+    // The next clock second refills the allowance.
+    lb.clock().advance(Duration::from_secs(1)).unwrap();
+    assert!(streams.put_record("hot", "k", Bytes::from_static(b"z"), None).is_ok());
+    // 1 MiB per second: two 600 KB records in one second, the second is throttled.
+    lb.clock().advance(Duration::from_secs(1)).unwrap();
+    let big = || entry("k", vec![b'x'; 600 * 1024]);
+    let results = streams.put_records("hot", vec![big(), big()]).unwrap();
+    assert!(results[0].is_ok());
+    assert_eq!(results[1].as_ref().unwrap_err().code(), "ProvisionedThroughputExceededException");
+    // PutRecords carries at most 5 MiB.
+    let huge: Vec<PutEntry> = (0..6).map(|_| entry("k", vec![b'x'; 1000 * 1024])).collect();
+    assert_eq!(streams.put_records("hot", huge).unwrap_err().code(), "InvalidArgumentException");
+    // Switched off for a bulk load, nothing is throttled.
+    streams.set_limits("hot", false).unwrap();
+    let report = streams.load("hot", (0..5000).map(|i| entry(&format!("k{i}"), "x")).collect()).unwrap();
+    assert_eq!((report.stored, report.failed), (5000, 0));
+    assert!(!lb.streams().describe("hot").unwrap().limits);
+}
+
+#[test]
+fn read_limits_five_calls_and_two_mib_per_second_and_fan_out_consumers_have_their_own() {
+    let (_dir, lb) = open();
+    let streams = lb.streams();
+    streams.create("reads", Some(1), None).unwrap();
+    streams.set_limits("reads", false).unwrap();
+    let report = streams.load("reads", (0..10).map(|_| entry("k", vec![b'x'; 1000 * 1024])).collect()).unwrap();
+    assert_eq!(report.stored, 10);
+    streams.set_limits("reads", true).unwrap();
+    let shard = "shardId-000000000000";
+    let latest = streams.shard_iterator("reads", shard, IteratorStart::Latest).unwrap();
+    for _ in 0..5 {
+        streams.get_records(&latest, None).unwrap();
+    }
+    assert_eq!(streams.get_records(&latest, None).unwrap_err().code(), "ProvisionedThroughputExceededException");
+    lb.clock().advance(Duration::from_secs(1)).unwrap();
+    // A 10 MiB read is served, then the shard's shared budget is in debt for ~4 seconds.
+    let all = streams.shard_iterator("reads", shard, IteratorStart::TrimHorizon).unwrap();
+    let read = streams.get_records(&all, None).unwrap();
+    assert_eq!(read.records.len(), 10);
+    lb.clock().advance(Duration::from_secs(3)).unwrap();
+    assert_eq!(streams.get_records(&latest, None).unwrap_err().code(), "ProvisionedThroughputExceededException");
+    // A registered fan-out consumer reads with its own budget meanwhile.
+    let efo = Reader::Consumer("dashboard".into());
+    assert_eq!(streams.get_records_as(&all, None, &efo).unwrap_err().code(), "ResourceNotFoundException");
+    streams.register_consumer("reads", "dashboard").unwrap();
+    assert_eq!(streams.register_consumer("reads", "dashboard").unwrap_err().code(), "ResourceInUseException");
+    let all = streams.shard_iterator("reads", shard, IteratorStart::TrimHorizon).unwrap();
+    assert_eq!(streams.get_records_as(&all, Some(1), &efo).unwrap().records.len(), 1);
+    lb.clock().advance(Duration::from_secs(2)).unwrap();
+    let fresh = streams.shard_iterator("reads", shard, IteratorStart::Latest).unwrap();
+    assert!(streams.get_records(&fresh, None).is_ok(), "refilled after 5 seconds");
+    streams.deregister_consumer("reads", "dashboard").unwrap();
+    assert!(streams.describe("reads").unwrap().consumers.is_empty());
+}
+
+#[test]
+fn split_merge_and_scale_keep_lineage_and_reads_go_parent_first() {
+    let (_dir, lb) = open();
+    let streams = lb.streams();
+    streams.create("lineage", Some(2), None).unwrap();
+    streams.set_limits("lineage", false).unwrap();
+    for i in 0..20 {
+        streams.put_record("lineage", "same-key", Bytes::from(format!("a{i}")), None).unwrap();
+    }
+    let parent = streams.put_record("lineage", "same-key", Bytes::from_static(b"a20"), None).unwrap().shard_id;
+    let children = streams.split("lineage", &parent, None).unwrap();
+    assert_eq!(children.len(), 2);
+    assert_eq!(children[0].shard_id, "shardId-000000000002");
+    assert_eq!(children[1].shard_id, "shardId-000000000003");
+    assert!(children.iter().all(|c| c.parent_shard_id.as_deref() == Some(parent.as_str())));
+    let description = streams.describe("lineage").unwrap();
+    let closed = description.shards.iter().find(|s| s.shard_id == parent).unwrap();
+    assert!(closed.ending_sequence_number.is_some() && !closed.is_open());
+    // The closed parent takes no more writes and cannot be split again.
+    assert_eq!(streams.split("lineage", &parent, None).unwrap_err().code(), "ResourceInUseException");
+    for i in 21..30 {
+        let put = streams.put_record("lineage", "same-key", Bytes::from(format!("a{i}")), None).unwrap();
+        assert!(children.iter().any(|c| c.shard_id == put.shard_id));
+    }
+    // Per-key order holds across the split: the parent is read before its child.
+    let records = streams.read("lineage", &ReadFrom::TrimHorizon).unwrap();
+    assert_eq!(datas(&records), (0..30).map(|i| format!("a{i}")).collect::<Vec<_>>());
+    // A drained closed shard hands back no next iterator.
+    let it = streams.shard_iterator("lineage", &parent, IteratorStart::TrimHorizon).unwrap();
+    assert!(streams.get_records(&it, None).unwrap().next_shard_iterator.is_none());
+
+    // Merge the two children back; only adjacent open shards merge.
+    let other = description.shards.iter().find(|s| s.is_open() && s.shard_id != children[0].shard_id && s.shard_id != children[1].shard_id).unwrap();
+    let not_adjacent = if parent == "shardId-000000000000" { streams.merge("lineage", &children[0].shard_id, &other.shard_id) } else { streams.merge("lineage", &other.shard_id, &children[1].shard_id) };
+    assert_eq!(not_adjacent.unwrap_err().code(), "InvalidArgumentException");
+    let merged = streams.merge("lineage", &children[0].shard_id, &children[1].shard_id).unwrap();
+    assert_eq!(merged[0].parent_shard_id.as_deref(), Some(children[0].shard_id.as_str()));
+    assert_eq!(merged[0].adjacent_parent_shard_id.as_deref(), Some(children[1].shard_id.as_str()));
+    assert_eq!(merged[0].hash_range(), (children[0].hash_range().0, children[1].hash_range().1));
+
+    // UpdateShardCount: at most double, at least half; the result splits the space evenly.
+    assert_eq!(streams.scale("lineage", 5).unwrap_err().code(), "InvalidArgumentException");
+    let scaled = streams.scale("lineage", 3).unwrap();
+    assert_eq!(scaled.iter().map(|s| s.hash_range()).collect::<Vec<_>>(), lakebook_engine::streams::even_ranges(3));
+    assert!(scaled.iter().all(|s| s.parent_shard_id.is_some()));
+    streams.put_record("lineage", "same-key", Bytes::from_static(b"a30"), None).unwrap();
+    let records = streams.read("lineage", &ReadFrom::TrimHorizon).unwrap();
+    let same_key: Vec<String> = datas(&records).into_iter().filter(|d| d.starts_with('a')).collect();
+    assert_eq!(same_key, (0..31).map(|i| format!("a{i}")).collect::<Vec<_>>());
+    assert_eq!(streams.describe("lineage").unwrap().open_shards().count(), 3);
+}
+
+#[test]
+fn kcl_style_consumers_checkpoint_per_shard_and_finish_parents_first() {
+    let (dir, lb) = open();
+    let streams = lb.streams();
+    streams.create("orders", Some(1), None).unwrap();
+    streams.set_limits("orders", false).unwrap();
+    for i in 0..5 {
+        streams.put_record("orders", "k", Bytes::from(format!("o{i}")), None).unwrap();
+    }
+    let first = streams.consume("orders", "billing", InitialPosition::TrimHorizon, 3).unwrap();
+    assert_eq!(datas(&first.records), ["o0", "o1", "o2"]);
+    streams.split("orders", "shardId-000000000000", None).unwrap();
+    for i in 5..8 {
+        streams.put_record("orders", "k", Bytes::from(format!("o{i}")), None).unwrap();
+    }
+    // The lease table survives a restart.
+    drop(lb);
+    let lb = Lakebook::open(dir.path().join("ws")).unwrap();
+    let streams = lb.streams();
+    let rest = streams.consume("orders", "billing", InitialPosition::TrimHorizon, 100).unwrap();
+    assert_eq!(datas(&rest.records), ["o3", "o4", "o5", "o6", "o7"]);
+    let leases = streams.leases("orders", "billing").unwrap();
+    assert_eq!(leases[0].checkpoint, SHARD_END);
+    assert_eq!(leases[1].parent_shard_ids, ["shardId-000000000000"]);
+    assert!(streams.consume("orders", "billing", InitialPosition::TrimHorizon, 100).unwrap().records.is_empty());
+    // Another application has its own checkpoints; LATEST starts after what is there.
+    assert_eq!(streams.consume("orders", "audit", InitialPosition::TrimHorizon, 100).unwrap().records.len(), 8);
+    let late = streams.consume("orders", "late", InitialPosition::Latest, 100).unwrap();
+    assert!(late.records.is_empty(), "{:?}", datas(&late.records));
+    // Reading without checkpointing leaves the table as it was.
+    streams.put_record("orders", "k", Bytes::from_static(b"o8"), None).unwrap();
+    let peek = streams.lease_read("orders", "billing", InitialPosition::TrimHorizon, 100).unwrap();
+    assert_eq!(datas(&peek.records), ["o8"]);
+    assert_eq!(datas(&streams.consume("orders", "billing", InitialPosition::TrimHorizon, 100).unwrap().records), ["o8"]);
+}
+
+#[test]
+fn retention_expires_records_on_the_engine_clock() {
+    let (dir, lb) = open();
+    let streams = lb.streams();
+    streams.create("short", Some(1), None).unwrap();
+    streams.put_record("short", "k", Bytes::from_static(b"old"), None).unwrap();
+    lb.clock().advance(Duration::from_secs(23 * 3600)).unwrap();
+    let young = streams.put_record("short", "k", Bytes::from_static(b"young"), None).unwrap();
+    lb.clock().advance(Duration::from_secs(3600 + 1)).unwrap();
+    assert_eq!(datas(&streams.read("short", &ReadFrom::TrimHorizon).unwrap()), ["young"]);
+    lb.clock().advance(Duration::from_secs(23 * 3600)).unwrap();
+    let reports = futures_executor(lb.run_due_work());
+    assert!(reports.iter().any(|r| r.contains("expired")), "{reports:?}");
+    assert!(streams.read("short", &ReadFrom::TrimHorizon).unwrap().is_empty());
+    // Numbering continues after expired records, also across a restart.
+    drop(lb);
+    let lb = Lakebook::open(dir.path().join("ws")).unwrap();
+    let next = lb.streams().put_record("short", "k", Bytes::from_static(b"new"), None).unwrap();
+    assert!(next.sequence_number > young.sequence_number, "{} > {}", next.sequence_number, young.sequence_number);
+}
+
+fn futures_executor<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f)
+}
+
+#[test]
+fn the_generator_is_deterministic_with_a_seed_and_the_manual_clock() {
+    let run = || {
+        let (_dir, lb) = open();
+        lb.streams().create("clicks", Some(2), None).unwrap();
+        let spec = GenerateSpec {
+            stream: "clicks".into(),
+            template: Template::named_or_text("clickstream").unwrap(),
+            rate: 50.0,
+            duration: Duration::from_secs(4),
+            seed: Some(42),
+        };
+        let report = futures_executor(lb.generate(&spec, |_, _| {})).unwrap();
+        assert_eq!((report.sent, report.stored, report.throttled), (200, 200, 0));
+        assert_eq!(lb.clock().now().to_rfc3339(), "2026-01-01T00:00:04+00:00", "four simulated seconds");
+        datas(&lb.streams().read("clicks", &ReadFrom::TrimHorizon).unwrap())
+    };
+    let first = run();
+    assert_eq!(first, run());
+    let value: serde_json::Value = serde_json::from_str(&first[0]).unwrap();
+    assert!(value["user_id"].as_str().unwrap().starts_with("user_"));
+    // More than a shard takes per second is throttled and counted.
+    let (_dir, lb) = open();
+    lb.streams().create("tiny", Some(1), None).unwrap();
+    let spec = GenerateSpec { stream: "tiny".into(), template: Template::named_or_text("iot").unwrap(), rate: 1500.0, duration: Duration::from_secs(2), seed: Some(1) };
+    let report = futures_executor(lb.generate(&spec, |_, _| {})).unwrap();
+    assert_eq!((report.stored, report.throttled), (2000, 1000));
+}
+
+#[test]
+fn streams_are_tables_in_the_streams_schema_with_json_fields() {
+    let (_dir, lb) = open();
+    let streams = lb.streams();
+    streams.create("iot", Some(2), None).unwrap();
+    for i in 0..120 {
+        let data = format!(r#"{{"device":"d{}","temp":{}.5,"ts":"2026-01-01T00:{:02}:{:02}Z"}}"#, i % 3, i, i / 60, i % 60);
+        streams.put_record("iot", &format!("d{}", i % 3), Bytes::from(data), None).unwrap();
+        lb.clock().advance(Duration::from_millis(500)).unwrap();
+    }
+    let sql = "SELECT date_bin(INTERVAL '1 minute', ts) AS minute, count(*) AS n, max(temp) AS hottest \
+               FROM streams.iot GROUP BY 1 ORDER BY 1";
+    let results = futures_executor(lb.sql().run(sql, "default")).unwrap();
+    let batch = &results[0].batches[0];
+    let text = arrow_cast::pretty::pretty_format_batches(std::slice::from_ref(batch)).unwrap().to_string();
+    assert!(text.contains("2026-01-01T00:00:00 | 60 | 59.5"), "{text}");
+    assert!(text.contains("2026-01-01T00:01:00 | 60 | 119.5"), "{text}");
+    // Arrival-time windows and the metadata columns work too.
+    let sql = "SELECT count(DISTINCT shard_id) AS shards, min(approximate_arrival_timestamp) AS first FROM streams.iot WHERE partition_key = 'd1'";
+    let results = futures_executor(lb.sql().run(sql, "default")).unwrap();
+    let text = arrow_cast::pretty::pretty_format_batches(&results[0].batches).unwrap().to_string();
+    assert!(text.contains("| 1      | 2026-01-01T00:00:00.500 |"), "{text}");
 }

@@ -13,6 +13,7 @@
 
 mod ddl;
 mod provider;
+pub mod streams;
 mod workgroup;
 
 use std::path::PathBuf;
@@ -161,7 +162,7 @@ pub struct SqlEngine {
 }
 
 impl SqlEngine {
-    pub fn open(workspace: &Workspace, catalog: Arc<Catalog>, lake: Arc<Lake>, clock: Arc<Clock>) -> Result<Self> {
+    pub fn open(workspace: &Workspace, catalog: Arc<Catalog>, lake: Arc<Lake>, clock: Arc<Clock>, streams: Arc<crate::streams::Streams>) -> Result<Self> {
         let path = workspace.dir("sql")?.join("executions.json");
         let executions = read_json(&path)?.unwrap_or_default();
         let config = SessionConfig::new()
@@ -186,7 +187,7 @@ impl SqlEngine {
         let temp_views: TempViews = Arc::default();
         ctx.register_catalog(
             CATALOG_NAME,
-            Arc::new(GlueCatalogProvider { catalog: catalog.clone(), lake: lake.clone(), temp_views: temp_views.clone() }),
+            Arc::new(GlueCatalogProvider { catalog: catalog.clone(), lake: lake.clone(), temp_views: temp_views.clone(), streams }),
         );
         let workgroups = Workgroups::open(workspace)?;
         Ok(Self { ctx, catalog, lake, clock, temp_views, path, executions: Mutex::new(executions), workgroups })

@@ -30,6 +30,7 @@ use futures::{StreamExt, TryStreamExt, stream};
 use crate::catalog::types::arrow_type;
 use crate::catalog::{Catalog, Format, Table};
 use crate::lake::{Lake, S3Uri};
+use crate::streams::Streams;
 
 /// Results kept with `--output NAME`: visible by bare name from every database.
 pub type TempViews = Arc<Mutex<BTreeMap<String, Arc<dyn TableProvider>>>>;
@@ -39,14 +40,23 @@ pub struct GlueCatalogProvider {
     pub catalog: Arc<Catalog>,
     pub lake: Arc<Lake>,
     pub temp_views: TempViews,
+    pub streams: Arc<Streams>,
 }
 
 impl CatalogProvider for GlueCatalogProvider {
     fn schema_names(&self) -> Vec<String> {
-        self.catalog.databases().into_iter().map(|d| d.name).collect()
+        let mut names: Vec<String> = self.catalog.databases().into_iter().map(|d| d.name).collect();
+        if !names.iter().any(|n| n == super::streams::SCHEMA) {
+            names.push(super::streams::SCHEMA.to_string());
+        }
+        names
     }
 
     fn schema(&self, name: &str) -> Option<Arc<dyn SchemaProvider>> {
+        // A Glue database named `streams` wins over the streams schema.
+        if name == super::streams::SCHEMA && self.catalog.tables(name).is_err() {
+            return Some(Arc::new(super::streams::StreamsSchema { streams: self.streams.clone() }));
+        }
         self.catalog.tables(name).ok()?;
         Some(Arc::new(GlueSchema {
             database: name.to_string(),

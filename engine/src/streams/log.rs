@@ -32,6 +32,8 @@ pub struct ShardLog {
     pub records: Vec<StoredRecord>,
     /// Bytes of the file that hold complete frames.
     len: u64,
+    /// The sequence number the next record gets.
+    next: u64,
 }
 
 const HEADER: usize = 8;
@@ -42,8 +44,9 @@ fn io(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
 }
 
 impl ShardLog {
-    /// Opens (or creates) the log, dropping a torn or corrupt tail.
-    pub fn open(path: &Path) -> Result<Self> {
+    /// Opens (or creates) the log, dropping a torn or corrupt tail. Numbering continues at
+    /// `next_at_least` when every earlier record has expired.
+    pub fn open(path: &Path, next_at_least: u64) -> Result<Self> {
         let mut file = OpenOptions::new().read(true).append(true).create(true).open(path).map_err(io(path))?;
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes).map_err(io(path))?;
@@ -59,17 +62,18 @@ impl ShardLog {
             file.sync_all().map_err(io(path))?;
         }
         file.seek(SeekFrom::End(0)).map_err(io(path))?;
-        Ok(Self { path: path.to_path_buf(), file, records, len: at as u64 })
+        let next = records.last().map_or(1, |r: &StoredRecord| r.sequence + 1).max(next_at_least);
+        Ok(Self { path: path.to_path_buf(), file, records, len: at as u64, next })
     }
 
     /// The sequence number the next record gets.
     pub fn next_sequence(&self) -> u64 {
-        self.records.last().map_or(1, |r| r.sequence + 1)
+        self.next
     }
 
     /// Appends records durably; they are in `records` once this returns Ok.
     pub fn append(&mut self, batch: Vec<StoredRecord>) -> Result<()> {
-        let mut buffer = Vec::new();
+        let mut buffer = Vec::with_capacity(batch.iter().map(|r| HEADER + FIXED + r.partition_key.len() + r.data.len()).sum());
         for record in &batch {
             encode(record, &mut buffer);
         }
@@ -81,6 +85,9 @@ impl ShardLog {
             return Err(io(&self.path)(e));
         }
         self.len += buffer.len() as u64;
+        if let Some(last) = batch.last() {
+            self.next = last.sequence + 1;
+        }
         self.records.extend(batch);
         Ok(())
     }
@@ -148,7 +155,7 @@ mod tests {
     fn records_survive_reopening_and_a_torn_tail_is_dropped() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("shard.log");
-        let mut log = ShardLog::open(&path).unwrap();
+        let mut log = ShardLog::open(&path, 1).unwrap();
         log.append(vec![record(1, "one"), record(2, "two")]).unwrap();
         log.append(vec![record(3, "three")]).unwrap();
         drop(log);
@@ -159,37 +166,37 @@ mod tests {
         encode(&record(4, "four"), &mut extra);
         torn.extend_from_slice(&extra[..extra.len() / 2]);
         std::fs::write(&path, &torn).unwrap();
-        let mut log = ShardLog::open(&path).unwrap();
+        let mut log = ShardLog::open(&path, 1).unwrap();
         assert_eq!(log.records, vec![record(1, "one"), record(2, "two"), record(3, "three")]);
         assert_eq!(std::fs::read(&path).unwrap(), full, "the torn frame is cut off");
         assert_eq!(log.next_sequence(), 4);
         log.append(vec![record(4, "four")]).unwrap();
-        assert_eq!(ShardLog::open(&path).unwrap().records.len(), 4);
+        assert_eq!(ShardLog::open(&path, 1).unwrap().records.len(), 4);
     }
 
     #[test]
     fn a_corrupt_frame_ends_the_log() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("shard.log");
-        let mut log = ShardLog::open(&path).unwrap();
+        let mut log = ShardLog::open(&path, 1).unwrap();
         log.append(vec![record(1, "one"), record(2, "two")]).unwrap();
         drop(log);
         let mut bytes = std::fs::read(&path).unwrap();
         let last = bytes.len() - 1;
         bytes[last] ^= 0xff;
         std::fs::write(&path, &bytes).unwrap();
-        assert_eq!(ShardLog::open(&path).unwrap().records, vec![record(1, "one")]);
+        assert_eq!(ShardLog::open(&path, 1).unwrap().records, vec![record(1, "one")]);
     }
 
     #[test]
     fn retention_trims_old_records() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("shard.log");
-        let mut log = ShardLog::open(&path).unwrap();
+        let mut log = ShardLog::open(&path, 1).unwrap();
         log.append((1..=5).map(|i| record(i, "x")).collect()).unwrap();
         assert_eq!(log.trim_before(30).unwrap(), 2);
         log.append(vec![record(6, "y")]).unwrap();
-        let reopened = ShardLog::open(&path).unwrap();
+        let reopened = ShardLog::open(&path, 1).unwrap();
         assert_eq!(reopened.records.iter().map(|r| r.sequence).collect::<Vec<_>>(), [3, 4, 5, 6]);
     }
 }
