@@ -9,6 +9,7 @@ pub mod crawl;
 pub mod help;
 pub mod lake;
 pub mod sql;
+pub mod stream;
 
 use clap::{Command, FromArgMatches};
 
@@ -31,7 +32,7 @@ pub struct MagicSpec {
 
 /// Every magic, in the order `%lsmagic` shows them.
 pub const MAGICS: &[MagicSpec] =
-    &[lake::SPEC, crawl::SPEC, catalog::SPEC, sql::SPEC, chart::SPEC, clock::SPEC, help::LSMAGIC, help::HELP];
+    &[stream::SPEC, lake::SPEC, crawl::SPEC, catalog::SPEC, sql::SPEC, chart::SPEC, clock::SPEC, help::LSMAGIC, help::HELP];
 
 pub fn find(name: &str) -> Option<&'static MagicSpec> {
     MAGICS.iter().find(|m| m.name == name)
@@ -54,6 +55,7 @@ pub async fn run(name: &str, args: &[String], ctx: Ctx<'_>) -> Result<Option<Bun
         return Err(CellError::usage(format!("%{name} is a line magic; write it as `%{name} …` without a second %")));
     }
     match spec.name {
+        "stream" => stream::run(parse(spec, args)?, ctx).await,
         "lake" => lake::run(parse(spec, args)?, ctx).await,
         "clock" => clock::run(parse(spec, args)?, ctx).await,
         "crawl" => crawl::run(parse(spec, args)?, ctx).await,
