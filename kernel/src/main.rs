@@ -1,5 +1,5 @@
-//! The `lakebook` binary: run the kernel, or install its kernelspec. `main` only parses the
-//! command line and maps failures to exit codes.
+//! The `lakebook` binary: run the kernel, install its kernelspec, or pipe records into a
+//! stream from a shell. `main` only parses the command line and maps failures to exit codes.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -41,6 +41,22 @@ enum Command {
         #[arg(long, default_value = "Lakebook")]
         display_name: String,
     },
+    /// Put stdin's lines into a stream, one record per line (≙ PutRecords, ≤ 500 per call).
+    /// Prints one `SHARD_ID<TAB>SEQUENCE_NUMBER` line per record once it is durable (or
+    /// `-<TAB>ERROR_CODE`), in input order.
+    PutRecords {
+        /// The stream
+        stream: String,
+        /// The workspace (default: $LAKEBOOK_HOME, else ./lakebook-data)
+        #[arg(long)]
+        home: Option<PathBuf>,
+        /// The partition key of every record
+        #[arg(long, short = 'k', conflicts_with = "partition_key_field")]
+        partition_key: Option<String>,
+        /// Take each record's partition key from this field of its JSON
+        #[arg(long, required_unless_present = "partition_key")]
+        partition_key_field: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -60,6 +76,21 @@ fn main() -> ExitCode {
                 }
                 Err(e) => {
                     eprintln!("lakebook install: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::PutRecords { stream, home, partition_key, partition_key_field } => {
+            let home = home.unwrap_or_else(lakebook_engine::Lakebook::default_home);
+            let key = match (partition_key, partition_key_field) {
+                (Some(k), _) => put_records::Key::Fixed(k),
+                (None, Some(f)) => put_records::Key::Field(f),
+                (None, None) => unreachable!("clap requires one of them"),
+            };
+            match put_records::run(&home, &stream, &key) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("lakebook put-records: {e}");
                     ExitCode::FAILURE
                 }
             }
@@ -103,5 +134,74 @@ fn run_kernel(connection_file: &PathBuf) -> ExitCode {
             eprintln!("lakebook: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// `lakebook put-records`: stdin lines → PutRecords calls. A reader thread feeds lines
+/// through a channel so a call takes whatever has arrived (up to 500 records) without
+/// waiting for a full batch: a slow producer still sees each record acknowledged promptly.
+mod put_records {
+    use std::io::{BufRead, Write};
+    use std::path::Path;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    use bytes::Bytes;
+    use lakebook_engine::streams::{MAX_PUT_RECORDS, PutEntry};
+
+    pub enum Key {
+        Fixed(String),
+        Field(String),
+    }
+
+    impl Key {
+        fn of(&self, line: &str) -> String {
+            match self {
+                Key::Fixed(k) => k.clone(),
+                Key::Field(f) => match serde_json::from_str::<serde_json::Value>(line).ok().and_then(|v| v.get(f).cloned()) {
+                    Some(serde_json::Value::String(s)) => s,
+                    Some(other) => other.to_string(),
+                    None => String::new(),
+                },
+            }
+        }
+    }
+
+    pub fn run(home: &Path, stream: &str, key: &Key) -> Result<(), String> {
+        let engine = lakebook_engine::Lakebook::open(home).map_err(|e| e.to_string())?;
+        engine.streams().describe(stream).map_err(|e| e.to_string())?;
+        let (tx, rx) = mpsc::sync_channel::<String>(4 * MAX_PUT_RECORDS);
+        std::thread::spawn(move || {
+            for line in std::io::stdin().lock().lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut out = std::io::stdout().lock();
+        while let Ok(first) = rx.recv() {
+            let mut lines = vec![first];
+            while lines.len() < MAX_PUT_RECORDS {
+                match rx.recv_timeout(Duration::from_millis(5)) {
+                    Ok(line) => lines.push(line),
+                    Err(_) => break,
+                }
+            }
+            let entries: Vec<PutEntry> = lines
+                .into_iter()
+                .map(|line| PutEntry { partition_key: key.of(&line), data: Bytes::from(line), explicit_hash_key: None })
+                .collect();
+            let results = engine.streams().put_records(stream, entries).map_err(|e| e.to_string())?;
+            let mut acks = String::new();
+            for result in results {
+                match result {
+                    Ok(put) => acks.push_str(&format!("{}\t{}\n", put.shard_id, put.sequence_number)),
+                    Err(e) => acks.push_str(&format!("-\t{}\n", e.code())),
+                }
+            }
+            out.write_all(acks.as_bytes()).and_then(|()| out.flush()).map_err(|e| format!("stdout: {e}"))?;
+        }
+        Ok(())
     }
 }
