@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use lakebook_engine::streams::lines::LineKey;
 use lakebook_kernel::install::{self, Target};
 use lakebook_kernel::{server, session::Session};
 
@@ -83,8 +84,8 @@ fn main() -> ExitCode {
         Command::PutRecords { stream, home, partition_key, partition_key_field } => {
             let home = home.unwrap_or_else(lakebook_engine::Lakebook::default_home);
             let key = match (partition_key, partition_key_field) {
-                (Some(k), _) => put_records::Key::Fixed(k),
-                (None, Some(f)) => put_records::Key::Field(f),
+                (Some(k), _) => LineKey::Fixed(k),
+                (None, Some(f)) => LineKey::Field(f),
                 (None, None) => unreachable!("clap requires one of them"),
             };
             match put_records::run(&home, &stream, &key) {
@@ -147,27 +148,10 @@ mod put_records {
     use std::time::Duration;
 
     use bytes::Bytes;
+    use lakebook_engine::streams::lines::LineKey;
     use lakebook_engine::streams::{MAX_PUT_RECORDS, PutEntry};
 
-    pub enum Key {
-        Fixed(String),
-        Field(String),
-    }
-
-    impl Key {
-        fn of(&self, line: &str) -> String {
-            match self {
-                Key::Fixed(k) => k.clone(),
-                Key::Field(f) => match serde_json::from_str::<serde_json::Value>(line).ok().and_then(|v| v.get(f).cloned()) {
-                    Some(serde_json::Value::String(s)) => s,
-                    Some(other) => other.to_string(),
-                    None => String::new(),
-                },
-            }
-        }
-    }
-
-    pub fn run(home: &Path, stream: &str, key: &Key) -> Result<(), String> {
+    pub fn run(home: &Path, stream: &str, key: &LineKey) -> Result<(), String> {
         let engine = lakebook_engine::Lakebook::open(home).map_err(|e| e.to_string())?;
         engine.streams().describe(stream).map_err(|e| e.to_string())?;
         let (tx, rx) = mpsc::sync_channel::<String>(4 * MAX_PUT_RECORDS);
@@ -190,7 +174,7 @@ mod put_records {
             }
             let entries: Vec<PutEntry> = lines
                 .into_iter()
-                .map(|line| PutEntry { partition_key: key.of(&line), data: Bytes::from(line), explicit_hash_key: None })
+                .map(|line| key.entry(Bytes::from(line)))
                 .collect();
             let results = engine.streams().put_records(stream, entries).map_err(|e| e.to_string())?;
             let mut acks = String::new();

@@ -12,6 +12,7 @@
 
 pub mod generator;
 pub mod leases;
+pub mod lines;
 pub mod log;
 pub mod meter;
 
@@ -505,16 +506,35 @@ impl Streams {
             batches[shard].0.push(StoredRecord { sequence: 0, arrival_ms: now, partition_key: entry.partition_key, data: entry.data });
             batches[shard].1.push(i);
         }
-        for ((shard_id, _, _, _), (mut batch, slots)) in open.iter().zip(batches) {
-            if batch.is_empty() {
-                continue;
+        // Each touched shard's log appends and syncs its batch; with several shards the
+        // syncs run in parallel (each is one group commit).
+        let mut jobs: Vec<(&mut ShardLog, Vec<StoredRecord>, Vec<usize>)> = Vec::new();
+        let mut batches: BTreeMap<&str, (Vec<StoredRecord>, Vec<usize>)> =
+            open.iter().zip(batches).filter(|(_, (b, _))| !b.is_empty()).map(|((id, ..), b)| (id.as_str(), b)).collect();
+        for ((stream_name, shard_id), log) in state.logs.iter_mut() {
+            if stream_name == name
+                && let Some((batch, slots)) = batches.remove(shard_id.as_str())
+            {
+                jobs.push((log, batch, slots));
             }
-            let log = state.logs.get_mut(&(name.to_string(), shard_id.clone())).ok_or_else(|| crate::internal_err!("no log for {shard_id}"))?;
+        }
+        let append = |(log, mut batch, slots): (&mut ShardLog, Vec<StoredRecord>, Vec<usize>)| {
             let first = log.next_sequence();
             for (record, sequence) in batch.iter_mut().zip(first..) {
                 record.sequence = sequence;
             }
-            match log.append(batch) {
+            (slots, first, log.append(batch))
+        };
+        let outcomes: Vec<(Vec<usize>, u64, Result<()>)> = if jobs.len() > 1 {
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = jobs.into_iter().map(|job| scope.spawn(move || append(job))).collect();
+                handles.into_iter().map(|h| h.join().unwrap_or_else(|_| (Vec::new(), 0, Err(crate::internal_err!("a shard append panicked"))))).collect()
+            })
+        } else {
+            jobs.into_iter().map(append).collect()
+        };
+        for (slots, first, outcome) in outcomes {
+            match outcome {
                 Ok(()) => {
                     for (slot, sequence) in slots.into_iter().zip(first..) {
                         if let Ok((_, counter)) = &mut results[slot] {

@@ -10,6 +10,7 @@ use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use lakebook_engine::clock::{format_duration, format_time, parse_duration, parse_time};
 use lakebook_engine::streams::generator::{self, Template};
 use lakebook_engine::streams::leases::{InitialPosition, Lease};
+use lakebook_engine::streams::lines::{self, LineKey};
 use lakebook_engine::streams::meter::Reader;
 use lakebook_engine::streams::{self, IteratorStart, PutEntry, ReadFrom, Record, StreamDescription};
 use lakebook_engine::{ClockMode, GenerateSpec, Lakebook};
@@ -249,11 +250,11 @@ pub async fn run(args: StreamArgs, ctx: Ctx<'_>) -> Result<Option<Bundle>, CellE
         Verb::List => list(&engine).map(Some),
         Verb::Describe { name } => describe(&engine, &name).map(Some),
         Verb::Put { name, partition_key, partition_key_field, data, from, explicit_hash_key } => {
-            let key = KeyChoice::new(partition_key, partition_key_field)?;
+            let key = line_key(partition_key, partition_key_field)?;
             match (ctx.body, data, from) {
                 (Some(body), None, None) => put_lines(&engine, &name, &key, body).map(Some),
                 (None, Some(data), None) => {
-                    let KeyChoice::Fixed(key) = key else {
+                    let LineKey::Fixed(key) = key else {
                         return Err(CellError::usage("%stream put --data needs --partition-key KEY"));
                     };
                     let put = streams.put_record(&name, &key, Bytes::from(data), explicit_hash_key.as_deref())?;
@@ -408,35 +409,12 @@ pub async fn run(args: StreamArgs, ctx: Ctx<'_>) -> Result<Option<Bundle>, CellE
     }
 }
 
-/// How each record's partition key is chosen.
-enum KeyChoice {
-    Fixed(String),
-    Field(String),
-}
-
-impl KeyChoice {
-    fn new(key: Option<String>, field: Option<String>) -> Result<Self, CellError> {
-        match (key, field) {
-            (Some(k), _) => Ok(Self::Fixed(k)),
-            (None, Some(f)) => Ok(Self::Field(f)),
-            (None, None) => Err(CellError::usage("a put needs --partition-key KEY or --partition-key-field FIELD")
-                .with_detail("Kinesis routes every record by its partition key")),
-        }
-    }
-
-    fn entry(&self, line: &str) -> PutEntry {
-        let partition_key = match self {
-            Self::Fixed(k) => k.clone(),
-            Self::Field(f) => serde_json::from_str::<serde_json::Value>(line)
-                .ok()
-                .and_then(|v| v.get(f).cloned())
-                .map(|v| match v {
-                    serde_json::Value::String(s) => s,
-                    other => other.to_string(),
-                })
-                .unwrap_or_default(),
-        };
-        PutEntry { partition_key, data: Bytes::copy_from_slice(line.as_bytes()), explicit_hash_key: None }
+fn line_key(key: Option<String>, field: Option<String>) -> Result<LineKey, CellError> {
+    match (key, field) {
+        (Some(k), _) => Ok(LineKey::Fixed(k)),
+        (None, Some(f)) => Ok(LineKey::Field(f)),
+        (None, None) => Err(CellError::usage("a put needs --partition-key KEY or --partition-key-field FIELD")
+            .with_detail("Kinesis routes every record by its partition key")),
     }
 }
 
@@ -559,8 +537,9 @@ fn describe(engine: &Lakebook, name: &str) -> Result<Bundle, CellError> {
 }
 
 /// `%%stream put`: each body line is a record; ≤ 500 per PutRecords call.
-fn put_lines(engine: &Lakebook, name: &str, key: &KeyChoice, body: &str) -> Result<Bundle, CellError> {
-    let lines: Vec<&str> = body.lines().filter(|l| !l.trim().is_empty()).collect();
+fn put_lines(engine: &Lakebook, name: &str, key: &LineKey, body: &str) -> Result<Bundle, CellError> {
+    let body = Bytes::copy_from_slice(body.as_bytes());
+    let lines: Vec<Bytes> = lines::lines(&body).collect();
     if lines.is_empty() {
         return Err(CellError::usage("the %%stream put cell has no records: write one record per line"));
     }
@@ -568,7 +547,7 @@ fn put_lines(engine: &Lakebook, name: &str, key: &KeyChoice, body: &str) -> Resu
     let mut failed = 0;
     let calls = lines.len().div_ceil(streams::MAX_PUT_RECORDS);
     for chunk in lines.chunks(streams::MAX_PUT_RECORDS) {
-        let entries: Vec<PutEntry> = chunk.iter().map(|l| key.entry(l)).collect();
+        let entries: Vec<PutEntry> = chunk.iter().map(|l| key.entry(l.clone())).collect();
         keys.extend(entries.iter().map(|e| e.partition_key.clone()));
         for result in engine.streams().put_records(name, entries)? {
             match result {
@@ -600,56 +579,23 @@ fn put_lines(engine: &Lakebook, name: &str, key: &KeyChoice, body: &str) -> Resu
 }
 
 /// `--from FILE`: a bulk load, one record per line, group-committed in large batches.
-fn load_file(engine: &Lakebook, name: &str, key: &KeyChoice, file: &str, out: &Output) -> Result<Bundle, CellError> {
-    const GROUP: usize = 50_000;
+fn load_file(engine: &Lakebook, name: &str, key: &LineKey, file: &str, out: &Output) -> Result<Bundle, CellError> {
     let text = std::fs::read(file).map_err(|e| CellError::new("FileNotFoundError", format!("cannot read {file}: {e}")))?;
-    let text = Bytes::from(text);
     let started = Instant::now();
-    let (mut stored, mut failed, mut throttled, mut first_error) = (0u64, 0u64, 0u64, None);
-    let mut entries = Vec::with_capacity(GROUP);
-    let mut at = 0;
-    let flush = |entries: &mut Vec<PutEntry>, stored: &mut u64, failed: &mut u64, throttled: &mut u64, first_error: &mut Option<lakebook_engine::Error>| -> Result<(), CellError> {
-        if entries.is_empty() {
-            return Ok(());
-        }
-        let report = engine.streams().load(name, std::mem::take(entries))?;
-        *stored += report.stored;
-        *failed += report.failed;
-        *throttled += report.throttled;
-        if first_error.is_none() {
-            *first_error = report.first_error;
-        }
-        Ok(())
-    };
-    while at < text.len() {
-        let end = text[at..].iter().position(|&b| b == b'\n').map_or(text.len(), |p| at + p);
-        let line = text.slice(at..end);
-        at = end + 1;
-        let trimmed = line.strip_suffix(b"\r").map_or(line.clone(), |l| line.slice(..l.len()));
-        if trimmed.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        let mut entry = key.entry(std::str::from_utf8(&trimmed).unwrap_or_default());
-        entry.data = trimmed;
-        entries.push(entry);
-        if entries.len() == GROUP {
-            flush(&mut entries, &mut stored, &mut failed, &mut throttled, &mut first_error)?;
-        }
-    }
-    flush(&mut entries, &mut stored, &mut failed, &mut throttled, &mut first_error)?;
+    let report = engine.streams().load_lines(name, &Bytes::from(text), key)?;
     let elapsed = started.elapsed();
-    let rate = stored as f64 / elapsed.as_secs_f64().max(1e-9);
-    if let Some(e) = &first_error {
-        out.stderr(&format!("{} record(s) failed; the first: {}: {}\n", failed, e.code(), e.message()));
-        if throttled > 0 {
-            out.stderr(&format!("{throttled} were throttled: `%stream limits {name} off` switches the limits off for bulk loads.\n"));
+    let rate = report.stored as f64 / elapsed.as_secs_f64().max(1e-9);
+    if let Some(e) = &report.first_error {
+        out.stderr(&format!("{} record(s) failed; the first: {}: {}\n", report.failed, e.code(), e.message()));
+        if report.throttled > 0 {
+            out.stderr(&format!("{} were throttled: `%stream limits {name} off` switches the limits off for bulk loads.\n", report.throttled));
         }
     }
     let table = batch(vec![
         ("file", strings([file.to_string()].into_iter())),
-        ("stored", Arc::new(UInt64Array::from_iter_values([stored])) as ArrayRef),
-        ("failed", Arc::new(UInt64Array::from_iter_values([failed]))),
-        ("throttled", Arc::new(UInt64Array::from_iter_values([throttled]))),
+        ("stored", Arc::new(UInt64Array::from_iter_values([report.stored])) as ArrayRef),
+        ("failed", Arc::new(UInt64Array::from_iter_values([report.failed]))),
+        ("throttled", Arc::new(UInt64Array::from_iter_values([report.throttled]))),
         ("records_per_second", Arc::new(UInt64Array::from_iter_values([rate as u64]))),
     ])?;
     Ok(render::table(&table, &plain(), &Footer { elapsed: Some(elapsed), ..Footer::default() }))
