@@ -67,7 +67,8 @@ pub async fn serve(info: ConnectionInfo, session: Session) -> Result<i32, String
                         tracing::warn!("heartbeat reply failed: {e}");
                     }
                 }
-                Err(e) => tracing::warn!("heartbeat receive failed: {e}"),
+                // A client going away (connection reset) is routine, not a warning.
+                Err(e) => tracing::debug!("heartbeat receive failed: {e}"),
             }
         }
     });
