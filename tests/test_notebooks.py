@@ -46,6 +46,18 @@ def stream(nb: NotebookNode, cell_id: str, name: str = "stdout") -> str:
     return "".join(o.text for o in outputs(nb, cell_id, "stream") if o.name == name)
 
 
+def shown(nb: NotebookNode, cell_id: str) -> str:
+    """Everything a cell showed as text, in order: stdout and every display's text/plain (a
+    cell of several magics shows the earlier results as display_data)."""
+    parts = []
+    for o in cell(nb, cell_id).outputs:
+        if o.output_type == "stream" and o.name == "stdout":
+            parts.append(o.text)
+        elif o.output_type in ("display_data", "execute_result"):
+            parts.append(o.data.get("text/plain", "") + "\n")
+    return "".join(parts)
+
+
 def error(nb: NotebookNode, cell_id: str) -> NotebookNode:
     errors = outputs(nb, cell_id, "error")
     assert len(errors) == 1, f"{cell_id}: expected one error, got {cell(nb, cell_id).outputs}"
@@ -79,6 +91,14 @@ def check_tour(nb: NotebookNode) -> None:
     assert re.search(r"│ 1\s+┆ 2\s+│", result(nb, "sql")), result(nb, "sql")
     assert "<table" in result(nb, "sql", "text/html")
     check_chart(nb, "sql-chart", "bar", ["/docs", "/home", "/pricing"], [1, 1, 1])
+
+    assert "Created stream clicks (provisioned, 2 shard(s)" in stream(nb, "stream-create")
+    assert stream(nb, "stream-generate") == (
+        "Generated 600 record(s) into clicks over 30s (20/s): 600 stored, 0 throttled, 0 failed."
+        " Manual clock advanced to 2026-01-01T00:00:30Z.\n"
+    )
+    windows = result(nb, "stream-sql")
+    assert re.findall(r"2026-01-01 00:00:(\d\d) ┆ (\d+)\s+┆", windows) == [("00", "200"), ("10", "200"), ("20", "200")], windows
 
     assert result(nb, "advance") == "2026-01-01T00:01:30Z (manual)"
 
@@ -167,7 +187,111 @@ def check_athena(nb: NotebookNode) -> None:
     assert syntax.ename == "SYNTAX_ERROR" and any("WHER day" in line for line in syntax.traceback), syntax
 
 
+SEQ = "49{:012d}{:042d}".format  # a sequence number: 49, the shard number, the shard's counter
+
+
+def check_streams(nb: NotebookNode) -> None:
+    created = result(nb, "create")
+    assert "Created stream orders (provisioned, 4 shard(s)" in stream(nb, "create")
+    for shard in range(4):  # four even ranges: shard i starts at i·2^126
+        assert re.search(rf"shardId-00000000000{shard} ┆ OPEN .*┆ {shard * 2**126}\s+┆", created), created
+
+    # MD5 routing: the hash key of each partition key, and the shard whose range holds it
+    alice = result(nb, "put-alice")
+    assert re.search(rf"alice\s+┆ 132283552702735894323332391932430538300 ┆ shardId-000000000001 ┆ {SEQ(1, 1)}", alice), alice
+    more = shown(nb, "put-more")
+    for key, shard in (("bob", 2), ("dave", 0), ("judy", 3)):
+        assert re.search(rf"{key}\s+┆ \d+\s+┆ shardId-00000000000{shard} ┆ {SEQ(shard, 1)}", more), more
+    described = result(nb, "describe")
+    assert len(re.findall(r"┆ OPEN .*┆ 1\s+┆ \d+\s+│", described)) == 4, described  # one record per shard
+
+    # PutRecords: per-record results, one failure
+    batch = result(nb, "put-batch")
+    assert "FailedRecordCount: 1 · 1 PutRecords call(s)" in batch, batch
+    assert re.search(r"│\s+┆\s+┆\s+┆ InvalidArgumentException ┆ a partition key is 1 to 256 characters", batch), batch
+    assert re.search(rf"dave\s+┆ shardId-000000000000 ┆ {SEQ(0, 2)}", batch), batch
+    assert re.search(rf"alice\s+┆ shardId-000000000001 ┆ {SEQ(1, 2)}", batch), batch
+
+    # every iterator type on shard 0 (dave's tea at 10:00, then dave's pot, frank's mug, grace's tin at 10:01)
+    items = lambda cell_id: re.findall(r'"item": "(\w+)"', result(nb, cell_id))  # noqa: E731
+    assert items("get-trim") == ["tea", "pot"], result(nb, "get-trim")
+    assert re.search(r"NextShardIterator: [0-9a-f]{40,}\nMillisBehindLatest: 30000\n", stream(nb, "get-trim"))
+    assert items("get-at-seq") == ["pot", "mug", "tin"], result(nb, "get-at-seq")
+    assert items("get-after-seq") == ["mug", "tin"], result(nb, "get-after-seq")
+    assert items("get-at-ts") == ["pot", "mug", "tin"], result(nb, "get-at-ts")
+    assert "0 rows" in result(nb, "get-latest") and "MillisBehindLatest: 0\n" in stream(nb, "get-latest")
+
+    # throttling on the manual clock: 1,000 records/s and 5 reads/s per shard
+    assert "Generated 3000 record(s) into sensors over 2s (1500/s): 2000 stored, 1000 throttled, 0 failed." in stream(nb, "gen-throttled")
+    assert "ProvisionedThroughputExceededException" in stream(nb, "gen-throttled", "stderr")
+    assert shown(nb, "get-5").count("1 row × 4 columns") == 5, shown(nb, "get-5")
+    throttled = error(nb, "get-6th")
+    assert throttled.ename == "ProvisionedThroughputExceededException", throttled
+    assert "1 row × 4 columns" in result(nb, "get-next-second")
+    assert "3000 stored, 0 throttled" in shown(nb, "limits-off"), shown(nb, "limits-off")
+
+    # resharding: lineage, and parent-before-child reads keep a key's records in order
+    assert "Split shardId-000000000001 into shardId-000000000004 and shardId-000000000005." in stream(nb, "split")
+    split = result(nb, "split")
+    assert re.search(r"shardId-000000000001 ┆ CLOSED", split), split
+    assert len(re.findall(r"shardId-00000000000[45] ┆ OPEN\s+┆ shardId-000000000001 ┆", split)) == 2, split
+    after = result(nb, "put-after-split")
+    assert after.count("┆ shardId-000000000005 ┆") == 2 and "FailedRecordCount: 0" in after, after
+    read = result(nb, "read")
+    alice_rows = re.findall(r'(shardId-\d+) ┆ \d+ ┆ [\d:\- ]+┆ alice\s+┆ \{"user": "alice", "item": "(\w+)"', read)
+    assert alice_rows == [("shardId-000000000001", "book"), ("shardId-000000000001", "pan"),
+                          ("shardId-000000000005", "lamp"), ("shardId-000000000005", "pen")], read  # fmt: skip
+    shard_order = re.findall(r"│ (shardId-\d+) ┆", read)
+    assert shard_order == sorted(shard_order) and len(shard_order) == 11, read
+    assert "6 shard(s) read, parents before children" in read
+    assert "Scaled orders to 4 open shard(s): shardId-000000000006, shardId-000000000007, shardId-000000000008 and shardId-000000000009" in stream(nb, "scale")
+    scaled = result(nb, "scale")
+    assert scaled.count("┆ CLOSED ┆") == 6 and scaled.count("┆ OPEN   ┆") == 4, scaled
+    assert re.search(r"shardId-000000000007 ┆ OPEN\s+┆ shardId-000000000004 ┆ shardId-000000000005\s+┆", scaled), scaled
+
+    # the seeded generator
+    assert "{{random.weightedArrayElement(" in stream(nb, "show-template") and "date.epochMillis" in stream(nb, "show-template")
+    assert (
+        "Generated 3000 record(s) into clicks over 1m (50/s): 3000 stored, 0 throttled, 0 failed."
+        " Manual clock advanced to 2026-03-01T10:06:00Z." in shown(nb, "generate")
+    ), shown(nb, "generate")
+
+    # consumers: checkpoints advance, shard 0 is finished before shard 1, children wait for parents
+    assert "Registered consumer billing" in stream(nb, "consumer-register")
+    first, second = result(nb, "consume-1"), result(nb, "consume-2")
+    assert items("consume-1") == ["tea", "pot", "mug"], first
+    assert "checkpoints: shardId-000000000000: …3, shardId-000000000001: TRIM_HORIZON," in first, first
+    assert items("consume-2") == ["tin", "book", "pan"], second
+    assert "checkpoints: shardId-000000000000: SHARD_END, shardId-000000000001: SHARD_END, shardId-000000000002: TRIM_HORIZON" in second
+    leases = result(nb, "leases")
+    assert re.search(r"shardId-000000000000 ┆ SHARD_END\s+┆ 2\s+┆", leases), leases
+    assert re.search(r"shardId-000000000007 ┆ TRIM_HORIZON ┆ \d+\s+┆ shardId-000000000004, shardId-000000000005 │", leases), leases
+
+    # SQL over the stream: JSON fields as columns, 10-second windows of 500 events
+    peek = result(nb, "sql-peek")
+    assert re.search(r"string\s+┆ string\s+┆ timestamp\s+┆ string\s+┆ string\s+┆ double", peek), peek
+    windows = result(nb, "sql-windows")
+    rows = re.findall(r"2026-03-01 (10:05:\d0) ┆ (\w+)\s+┆ (\d+)", windows)
+    assert len(rows) == 24 and ("10:05:00", "page_view", "293") in rows and ("10:05:50", "purchase", "35") in rows, windows
+    per_window: dict[str, int] = {}
+    for start, _, n in rows:
+        per_window[start] = per_window.get(start, 0) + int(n)
+    assert per_window == {f"10:05:{s}0": 500 for s in range(6)}, per_window
+    check_chart(nb, "sql-chart", "bar", ["2026-03-01 10:05:00", "2026-03-01 10:05:10"], [65, 57])  # add_to_cart
+    assert [t["name"] for t in result(nb, "sql-chart", "application/vnd.plotly.v1+json")["data"]] == [
+        "add_to_cart", "click", "page_view", "purchase"]  # fmt: skip
+    joined = result(nb, "sql-join")
+    assert re.search(r"│ search\s+┆ 86\s+┆ 11816.81 │", joined) and "4 rows × 3 columns" in joined, joined
+
+    assert stream(nb, "delete").count("Deleted stream") == 3 and "0 rows" in result(nb, "delete")
+    # only the throttled generator warns
+    for c in nb.cells:
+        if c.cell_type == "code" and c.id != "gen-throttled":
+            assert stream(nb, c.id, "stderr") == "", (c.id, c.outputs)
+
+
 CHECKS: dict[str, Callable[[NotebookNode], None]] = {
+    "01-streams.ipynb": check_streams,
     "03-athena.ipynb": check_athena,
     "00-tour.ipynb": check_tour,
     "02-crawl.ipynb": check_crawl,

@@ -102,6 +102,10 @@ impl Lakebook {
             Ok(n) => reports.push(format!("{n} stream record(s) passed their retention period and expired")),
             Err(e) => reports.push(format!("stream retention failed: {e}")),
         }
+        match self.streams.autoscale() {
+            Ok(scaled) => reports.extend(scaled),
+            Err(e) => reports.push(format!("on-demand scaling failed: {e}")),
+        }
         for name in self.catalog.due_crawlers(self.clock.now()) {
             let report = match self.catalog.run_crawler(&self.lake, &name, &mut |_, _| {}).await {
                 Ok(summary) => format!(

@@ -379,3 +379,22 @@ fn streams_are_tables_in_the_streams_schema_with_json_fields() {
     let text = arrow_cast::pretty::pretty_format_batches(&results[0].batches).unwrap().to_string();
     assert!(text.contains("| 1      | 2026-01-01T00:00:00.500 |"), "{text}");
 }
+
+#[test]
+fn on_demand_streams_start_at_four_mib_and_scale_when_throttled() {
+    let (_dir, lb) = open();
+    let created = lb.streams().create("auto", None, None).unwrap();
+    assert_eq!(created.shards.len(), 4);
+    assert_eq!(created.write_capacity(), "4 MiB/s, 4000 records/s");
+    let spec = GenerateSpec { stream: "auto".into(), template: Template::named_or_text("iot").unwrap(), rate: 6000.0, duration: Duration::from_secs(2), seed: Some(3) };
+    let report = futures_executor(lb.generate(&spec, |_, _| {})).unwrap();
+    assert!(report.throttled > 0, "6,000 records/s is more than 4 shards take");
+    assert!(report.due_work.iter().any(|r| r.contains("scaled from 4 to 8 shards")), "{:?}", report.due_work);
+    let described = lb.streams().describe("auto").unwrap();
+    assert_eq!(described.open_shards().count(), 8);
+    // A provisioned stream never scales by itself.
+    lb.streams().create("fixed", Some(1), None).unwrap();
+    let spec = GenerateSpec { stream: "fixed".into(), ..spec };
+    futures_executor(lb.generate(&spec, |_, _| {})).unwrap();
+    assert_eq!(lb.streams().describe("fixed").unwrap().open_shards().count(), 1);
+}

@@ -139,7 +139,10 @@ impl Streams {
             .iter()
             .map(|lease| {
                 let mut lease = lease.clone();
-                let changed = previous.get(&lease.shard_id).is_none_or(|p| p.checkpoint != lease.checkpoint);
+                let changed = match previous.get(&lease.shard_id) {
+                    Some(p) => p.checkpoint != lease.checkpoint,
+                    None => lease.checkpoint != TRIM_HORIZON,
+                };
                 lease.lease_counter = previous.get(&lease.shard_id).map_or(0, |p| p.lease_counter) + u64::from(changed);
                 (lease.shard_id.clone(), lease)
             })

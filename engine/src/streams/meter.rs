@@ -45,6 +45,8 @@ pub enum Reader {
 pub struct Meters {
     writes: HashMap<(String, String), WriteWindow>,
     reads: HashMap<(String, String, Reader), ReadBudget>,
+    /// Streams that refused a write since the last on-demand scaling check.
+    throttled_writes: std::collections::HashSet<String>,
 }
 
 impl Meters {
@@ -57,6 +59,7 @@ impl Meters {
             *window = WriteWindow { second, records: 0, bytes: 0 };
         }
         if window.records + 1 > WRITE_RECORDS_PER_SECOND || window.bytes + bytes > WRITE_BYTES_PER_SECOND {
+            self.throttled_writes.insert(stream.to_string());
             return false;
         }
         window.records += 1;
@@ -97,10 +100,16 @@ impl Meters {
         budget
     }
 
+    /// Whether the stream refused writes since the last call (and forgets it).
+    pub fn take_write_throttled(&mut self, stream: &str) -> bool {
+        self.throttled_writes.remove(stream)
+    }
+
     /// Forgets a stream's meters (it was deleted).
     pub fn forget(&mut self, stream: &str) {
         self.writes.retain(|(s, _), _| s != stream);
         self.reads.retain(|(s, _, _), _| s != stream);
+        self.throttled_writes.remove(stream);
     }
 }
 

@@ -41,6 +41,8 @@ pub const MAX_GET_RECORDS: usize = 10_000;
 pub const MAX_GET_RECORDS_BYTES: usize = 10 * 1024 * 1024;
 /// Shards per stream (the default account quota).
 pub const MAX_SHARDS: u64 = 500;
+/// On-demand streams scale up to this many shards (200 MiB/s, the default quota).
+pub const ON_DEMAND_MAX_SHARDS: u64 = 200;
 /// Registered fan-out consumers per stream.
 pub const MAX_CONSUMERS: usize = 20;
 /// The error name of a throttled call or record.
@@ -133,15 +135,10 @@ impl StreamDescription {
         self.shards.iter().filter(move |s| !s.is_open() && s.number() < shard.number() && s.overlaps(shard))
     }
 
-    /// Write capacity as the console states it.
+    /// Write capacity as the console states it (enforced only while `limits` is on).
     pub fn write_capacity(&self) -> String {
         let n = self.open_shards().count() as u64;
-        format!(
-            "{} MiB/s, {} records/s{}",
-            n * meter::WRITE_BYTES_PER_SECOND / (1024 * 1024),
-            n * meter::WRITE_RECORDS_PER_SECOND,
-            if self.limits { "" } else { " (limits off)" }
-        )
+        format!("{} MiB/s, {} records/s", n * meter::WRITE_BYTES_PER_SECOND / (1024 * 1024), n * meter::WRITE_RECORDS_PER_SECOND)
     }
 }
 
@@ -758,6 +755,32 @@ impl Streams {
             return Err(service_err!(ResourceNotFoundException, "Consumer {consumer} under stream {name} not found."));
         }
         self.save(&state)
+    }
+
+    /// On-demand capacity follows demand: an on-demand stream that throttled writes since
+    /// the last check doubles its open shards (UpdateShardCount), up to
+    /// [`ON_DEMAND_MAX_SHARDS`]. Kinesis scales within minutes; here it happens at the next
+    /// due-work tick (each simulated second of the generator, or the background loop).
+    pub fn autoscale(&self) -> Result<Vec<String>> {
+        let mut state = self.lock();
+        let on_demand: Vec<(String, u64)> = state
+            .streams
+            .values()
+            .filter(|s| s.capacity == Capacity::OnDemand)
+            .map(|s| (s.name.clone(), s.open_shards().count() as u64))
+            .collect();
+        let mut reports = Vec::new();
+        for (name, open) in on_demand {
+            if !state.meters.take_write_throttled(&name) || open >= ON_DEMAND_MAX_SHARDS {
+                continue;
+            }
+            let target = (open * 2).min(ON_DEMAND_MAX_SHARDS);
+            let parents: Vec<String> = stream(&state, &name)?.open_shards().map(|s| s.shard_id.clone()).collect();
+            let parents: Vec<&str> = parents.iter().map(String::as_str).collect();
+            self.reshard(&mut state, &name, &parents, &even_ranges(target))?;
+            reports.push(format!("on-demand stream {name} was throttled and scaled from {open} to {target} shards"));
+        }
+        Ok(reports)
     }
 
     /// Drops records older than each stream's retention on the engine clock; returns how

@@ -302,8 +302,8 @@ pub async fn run(args: StreamArgs, ctx: Ctx<'_>) -> Result<Option<Bundle>, CellE
             let rows = streams.read(&name, &from)?;
             let table = records_batch(&rows, true)?;
             ctx.session.last_result = Some(table.clone());
-            let shards = rows.iter().map(|(s, _)| s).collect::<std::collections::BTreeSet<_>>().len();
-            let footer = Footer { extra: vec![format!("{shards} shard(s), parents before children")], ..Footer::default() };
+            let shards = streams.describe(&name)?.shards.len();
+            let footer = Footer { extra: vec![format!("{shards} shard(s) read, parents before children")], ..Footer::default() };
             Ok(Some(render::table(&table, &plain(), &footer)))
         }
         Verb::Split { name, shard, at } => {
@@ -334,7 +334,8 @@ pub async fn run(args: StreamArgs, ctx: Ctx<'_>) -> Result<Option<Bundle>, CellE
         Verb::Limits { name, state } => {
             streams.set_limits(&name, matches!(state, OnOff::On))?;
             let d = streams.describe(&name)?;
-            out.stdout(&format!("Throughput limits of {name}: {} (writes up to {}).\n", if d.limits { "on" } else { "off" }, d.write_capacity()));
+            let state = if d.limits { format!("on: writes up to {}", d.write_capacity()) } else { "off: nothing is throttled".to_string() };
+            out.stdout(&format!("Throughput limits of {name}: {state}.\n"));
             Ok(None)
         }
         Verb::Generate { name, template, rate, duration, seed, partition_key_field, show_template } => {
@@ -430,8 +431,13 @@ fn shard_id(text: &str) -> String {
     }
 }
 
+/// "A", "A and B", "A, B and C".
 fn ids(shards: &[streams::Shard]) -> String {
-    shards.iter().map(|s| s.shard_id.as_str()).collect::<Vec<_>>().join(" and ")
+    let ids: Vec<&str> = shards.iter().map(|s| s.shard_id.as_str()).collect();
+    match ids.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
+        _ => ids.join(""),
+    }
 }
 
 fn retention_hours(text: &str) -> Result<u32, CellError> {
@@ -522,7 +528,7 @@ fn describe(engine: &Lakebook, name: &str) -> Result<Bundle, CellError> {
         d.status.clone(),
         capacity(&d).to_string(),
         format!("retention {} h", d.retention_hours),
-        format!("writes up to {}", d.write_capacity()),
+        if d.limits { format!("writes up to {}", d.write_capacity()) } else { format!("limits off (capacity {})", d.write_capacity()) },
         format!("{} fan-out consumer(s)", d.consumers.len()),
     ];
     let options = TableOptions { null: "", max_rows: 500, ..TableOptions::default() };
