@@ -9,7 +9,7 @@ import json
 import re
 from pathlib import Path
 
-from kernel_harness import Kernel
+from kernel_harness import Kernel, put_object
 
 START = "%clock manual --at 2026-03-01T10:00:00Z"
 
@@ -149,7 +149,7 @@ def test_consumers_checkpoint_and_survive_a_restart(start_kernel) -> None:
     second.failing("%stream get pay --shard 0 --consumer nobody", "ResourceNotFoundException")
 
 
-def test_bulk_load_from_a_file_and_sql_over_the_stream(kernel: Kernel, kernel_cwd: Path) -> None:
+def test_bulk_load_from_a_file_and_sql_over_the_stream(kernel: Kernel, kernel_cwd: Path, lake_home: Path) -> None:
     kernel.ok(START)
     kernel.ok("%stream create sensors --shards 2")
     lines = [json.dumps({"device": f"d{i % 4}", "temp": 20 + i % 10, "ts": f"2026-03-01T10:{i // 60:02d}:{i % 60:02d}Z"}) for i in range(180)]
@@ -164,6 +164,11 @@ def test_bulk_load_from_a_file_and_sql_over_the_stream(kernel: Kernel, kernel_cw
     assert "2026-03-01 10:00:00" in table and "2026-03-01 10:02:00" in table and "┆ 60 " in table, table
     joined = text(kernel.ok("%sql SELECT count(*) AS n FROM streams.sensors s WHERE s.partition_key = 'd1' AND shard_id LIKE 'shardId-%'"))
     assert "45" in joined, joined
+    # Joined with a reference table from the catalog.
+    put_object(lake_home, "lake/ref/devices/devices.csv", "device,room,floor\nd0,lab,1\nd1,lab,1\nd2,hall,0\nd3,roof,5\n")
+    kernel.ok("%crawl s3://lake/ref/devices/ --database ref")
+    rooms = text(kernel.ok("%sql SELECT r.room, count(*) AS n FROM streams.sensors s JOIN ref.devices r ON s.device = r.device GROUP BY 1 ORDER BY 1"))
+    assert re.search(r"hall\s*┆ 45", rooms) and re.search(r"lab\s*┆ 90", rooms) and re.search(r"roof\s*┆ 45", rooms), rooms
 
 
 def test_errors_are_aws_named_and_the_kernel_stays_up(kernel: Kernel) -> None:
