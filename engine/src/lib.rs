@@ -14,6 +14,7 @@
 pub mod catalog;
 pub mod clock;
 pub mod error;
+pub mod firehose;
 pub mod lake;
 pub mod sql;
 pub mod streams;
@@ -42,6 +43,7 @@ pub struct Lakebook {
     catalog: Arc<Catalog>,
     sql: sql::SqlEngine,
     streams: Arc<streams::Streams>,
+    firehose: firehose::Firehose,
 }
 
 impl Lakebook {
@@ -53,7 +55,8 @@ impl Lakebook {
         let catalog = Arc::new(Catalog::open(&workspace, clock.clone())?);
         let streams = Arc::new(streams::Streams::open(&workspace, clock.clone())?);
         let sql = sql::SqlEngine::open(&workspace, catalog.clone(), lake.clone(), clock.clone(), streams.clone())?;
-        Ok(Self { workspace, clock, lake, catalog, sql, streams })
+        let firehose = firehose::Firehose::open(&workspace, clock.clone(), lake.clone(), catalog.clone(), streams.clone())?;
+        Ok(Self { workspace, clock, lake, catalog, sql, streams, firehose })
     }
 
     /// The workspace directory named by `LAKEBOOK_HOME`, else `./lakebook-data`.
@@ -88,6 +91,10 @@ impl Lakebook {
         &self.streams
     }
 
+    pub fn firehose(&self) -> &firehose::Firehose {
+        &self.firehose
+    }
+
     pub fn sql(&self) -> &sql::SqlEngine {
         &self.sql
     }
@@ -105,6 +112,13 @@ impl Lakebook {
         match self.streams.autoscale() {
             Ok(scaled) => reports.extend(scaled),
             Err(e) => reports.push(format!("on-demand scaling failed: {e}")),
+        }
+        match self.firehose.run_due().await {
+            Ok(objects) => reports.extend(objects.iter().map(|o| {
+                let what = o.error_output_type.as_ref().map_or(String::new(), |t| format!(" ({t})"));
+                format!("firehose delivered {} record(s){what} to {}", o.records, o.uri)
+            })),
+            Err(e) => reports.push(format!("firehose delivery failed: {e}")),
         }
         for name in self.catalog.due_crawlers(self.clock.now()) {
             let report = match self.catalog.run_crawler(&self.lake, &name, &mut |_, _| {}).await {

@@ -92,6 +92,24 @@ impl ShardLog {
         Ok(())
     }
 
+    /// Keeps only the records `keep` accepts, rewriting the file atomically (numbering
+    /// continues where it was).
+    pub fn retain(&mut self, keep: impl Fn(&StoredRecord) -> bool) -> Result<()> {
+        let before = self.records.len();
+        self.records.retain(|r| keep(r));
+        if self.records.len() == before {
+            return Ok(());
+        }
+        let mut buffer = Vec::new();
+        for record in &self.records {
+            encode(record, &mut buffer);
+        }
+        crate::workspace::atomic_write(&self.path, &buffer)?;
+        self.file = OpenOptions::new().read(true).append(true).open(&self.path).map_err(io(&self.path))?;
+        self.len = buffer.len() as u64;
+        Ok(())
+    }
+
     /// Drops records older than `cutoff_ms` (retention), rewriting the file atomically.
     pub fn trim_before(&mut self, cutoff_ms: i64) -> Result<usize> {
         let keep_from = self.records.iter().position(|r| r.arrival_ms >= cutoff_ms).unwrap_or(self.records.len());

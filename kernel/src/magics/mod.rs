@@ -6,6 +6,7 @@ pub mod catalog;
 pub mod chart;
 pub mod clock;
 pub mod crawl;
+pub mod firehose;
 pub mod help;
 pub mod lake;
 pub mod sql;
@@ -32,7 +33,7 @@ pub struct MagicSpec {
 
 /// Every magic, in the order `%lsmagic` shows them.
 pub const MAGICS: &[MagicSpec] =
-    &[stream::SPEC, lake::SPEC, crawl::SPEC, catalog::SPEC, sql::SPEC, chart::SPEC, clock::SPEC, help::LSMAGIC, help::HELP];
+    &[stream::SPEC, firehose::SPEC, lake::SPEC, crawl::SPEC, catalog::SPEC, sql::SPEC, chart::SPEC, clock::SPEC, help::LSMAGIC, help::HELP];
 
 pub fn find(name: &str) -> Option<&'static MagicSpec> {
     MAGICS.iter().find(|m| m.name == name)
@@ -56,6 +57,7 @@ pub async fn run(name: &str, args: &[String], ctx: Ctx<'_>) -> Result<Option<Bun
     }
     match spec.name {
         "stream" => stream::run(parse(spec, args)?, ctx).await,
+        "firehose" => firehose::run(parse(spec, args)?, ctx).await,
         "lake" => lake::run(parse(spec, args)?, ctx).await,
         "clock" => clock::run(parse(spec, args)?, ctx).await,
         "crawl" => crawl::run(parse(spec, args)?, ctx).await,

@@ -1,0 +1,783 @@
+//! Firehose-style delivery streams: records come in (direct put, or read from a data stream
+//! as a checkpointed consumer), pass the transform, wait in durable buffers — one per
+//! evaluated prefix — and are delivered to the lake when a buffer reaches its size or its
+//! interval on the engine clock, as objects named exactly as the service names them
+//! ([`keys`]), optionally compressed or converted to Parquet ([`process`]).
+//!
+//! State: `<workspace>/firehose/delivery.json` (configurations and metrics) and one buffer
+//! log per delivery stream, `<workspace>/firehose/<name>.buffer` (the stream log format:
+//! CRC-checked frames, fsync before a put is acknowledged). The log holds exactly the
+//! records not yet delivered: after a delivery it is rewritten without them. Object names
+//! are derived from the records they hold, so a delivery repeated after a crash rewrites
+//! the same objects: nothing is lost and nothing is delivered twice.
+
+pub mod keys;
+pub mod process;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use arrow_schema::{Field, Schema, SchemaRef};
+use base64::Engine as _;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use md5::{Digest, Md5};
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::Catalog;
+use crate::clock::Clock;
+use crate::error::{Result, closest};
+use crate::lake::{Lake, S3Uri};
+use crate::service_err;
+use crate::streams::Streams;
+use crate::streams::leases::InitialPosition;
+use crate::streams::log::{ShardLog, StoredRecord};
+use crate::workspace::{Workspace, read_json, write_json};
+pub use keys::Prefix;
+pub use process::{Compression, Outcome, PartitionKey};
+
+pub const MIN_BUFFER_MB: u64 = 1;
+pub const MAX_BUFFER_MB: u64 = 128;
+pub const DEFAULT_BUFFER_MB: u64 = 5;
+pub const MAX_INTERVAL_S: u64 = 900;
+pub const DEFAULT_INTERVAL_S: u64 = 300;
+/// With format conversion the service defaults to 128 MB buffers and wants at least 64 MB.
+pub const CONVERSION_MIN_BUFFER_MB: u64 = 64;
+pub const MAX_RECORD_BYTES: usize = 1000 * 1024;
+pub const MAX_BATCH_RECORDS: usize = 500;
+pub const MAX_BATCH_BYTES: usize = 4 * 1024 * 1024;
+/// Delivered objects remembered per delivery stream for `describe`.
+const RECENT_OBJECTS: usize = 50;
+const MB: u64 = 1024 * 1024;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum Source {
+    DirectPut,
+    /// A Kinesis-style data stream read as a checkpointed consumer.
+    Stream { stream: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Conversion {
+    /// `parquet`.
+    pub format: String,
+    /// The catalog table whose columns give the schema: `db.table`.
+    pub table: String,
+}
+
+/// What `%firehose create` asks for (≙ CreateDeliveryStream's S3 configuration).
+#[derive(Debug, Clone, Default)]
+pub struct Config {
+    pub source: Option<String>,
+    pub bucket: String,
+    pub prefix: String,
+    pub error_prefix: Option<String>,
+    pub buffer_mb: Option<u64>,
+    pub buffer_interval_s: Option<u64>,
+    pub compression: Compression,
+    pub conversion: Option<Conversion>,
+    pub transform: Option<String>,
+    pub partition_keys: Vec<PartitionKey>,
+    pub newline: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Metrics {
+    pub incoming_records: u64,
+    pub incoming_bytes: u64,
+    pub delivered_records: u64,
+    pub delivered_bytes: u64,
+    pub delivered_objects: u64,
+    pub dropped_records: u64,
+    /// Records delivered to the error output, by error output type.
+    pub failed_records: BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveredObject {
+    pub uri: String,
+    pub records: u64,
+    pub bytes: u64,
+    /// `None` for data, else the error output type.
+    pub error_output_type: Option<String>,
+    pub delivered: DateTime<Utc>,
+}
+
+/// A delivery stream (≙ DescribeDeliveryStream).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryStream {
+    pub name: String,
+    pub arn: String,
+    pub status: String,
+    pub version: u32,
+    pub created: DateTime<Utc>,
+    pub source: Source,
+    pub bucket: String,
+    pub prefix: String,
+    pub error_prefix: Option<String>,
+    pub buffer_bytes: u64,
+    pub buffer_interval_s: u64,
+    pub compression: Compression,
+    pub conversion: Option<Conversion>,
+    pub transform: Option<String>,
+    pub partition_keys: Vec<PartitionKey>,
+    pub newline: bool,
+    pub metrics: Metrics,
+    pub recent_objects: Vec<DeliveredObject>,
+    /// Per source shard, the last sequence number delivered (stream sources).
+    #[serde(default)]
+    pub source_delivered: BTreeMap<String, String>,
+    /// The buffer's next record number, kept across deliveries that empty the buffer so
+    /// numbers (and the object names derived from them) are never reused.
+    #[serde(default)]
+    pub buffer_next: u64,
+}
+
+/// One buffer's state for `describe`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BufferFill {
+    /// The partition key values (dynamic partitioning) or the error output type.
+    pub buffer: String,
+    pub records: u64,
+    pub bytes: u64,
+    pub oldest: DateTime<Utc>,
+}
+
+/// A record's bookkeeping in the buffer log (stored in the frame's key field).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct Meta {
+    /// `shardId-…/sequence` for records read from a stream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    src: Option<String>,
+    /// The error output type when the record failed before buffering.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    err: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    msg: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    keys: BTreeMap<String, String>,
+}
+
+/// The answer to a put: a record id, or the record's own error.
+pub type PutResult = std::result::Result<String, crate::Error>;
+
+/// ≙ PutRecordBatch's response, plus the objects the put's size trigger delivered.
+#[derive(Debug)]
+pub struct PutOutput {
+    pub results: Vec<PutResult>,
+    pub delivered: Vec<DeliveredObject>,
+}
+
+#[derive(Debug)]
+pub struct Firehose {
+    dir: PathBuf,
+    clock: Arc<Clock>,
+    lake: Arc<Lake>,
+    catalog: Arc<Catalog>,
+    streams: Arc<Streams>,
+    state: Mutex<State>,
+    /// One delivery at a time (the background loop and `%firehose flush` may race).
+    delivering: tokio::sync::Mutex<()>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    streams: BTreeMap<String, DeliveryStream>,
+    buffers: BTreeMap<String, ShardLog>,
+}
+
+impl Firehose {
+    pub fn open(workspace: &Workspace, clock: Arc<Clock>, lake: Arc<Lake>, catalog: Arc<Catalog>, streams: Arc<Streams>) -> Result<Self> {
+        let dir = workspace.dir("firehose")?;
+        let all: BTreeMap<String, DeliveryStream> = read_json(&dir.join("delivery.json"))?.unwrap_or_default();
+        let mut buffers = BTreeMap::new();
+        for (name, stream) in &all {
+            buffers.insert(name.clone(), ShardLog::open(&dir.join(format!("{name}.buffer")), stream.buffer_next.max(1))?);
+        }
+        Ok(Self { dir, clock, lake, catalog, streams, state: Mutex::new(State { streams: all, buffers }), delivering: tokio::sync::Mutex::new(()) })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn save(&self, state: &State) -> Result<()> {
+        write_json(&self.dir.join("delivery.json"), &state.streams)
+    }
+
+    /// ≙ CreateDeliveryStream with an S3 destination.
+    pub fn create(&self, name: &str, config: Config) -> Result<DeliveryStream> {
+        let valid = !name.is_empty() && name.len() <= 64 && name.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c)) && name != "." && name != "..";
+        if !valid {
+            return Err(service_err!(InvalidArgumentException, "{name:?} is not a valid delivery stream name").with_hint("1–64 characters: letters, digits, '_', '.' and '-'"));
+        }
+        let source = match config.source.as_deref() {
+            None | Some("direct-put") => Source::DirectPut,
+            Some(s) => match s.strip_prefix("stream:") {
+                Some(stream) => {
+                    self.streams.describe(stream)?;
+                    Source::Stream { stream: stream.to_string() }
+                }
+                None => return Err(service_err!(InvalidArgumentException, "source {s:?} is not direct-put or stream:NAME")),
+            },
+        };
+        self.lake.list_buckets()?.iter().find(|b| b.name == config.bucket).ok_or_else(|| {
+            service_err!(InvalidArgumentException, "the destination bucket {} does not exist", config.bucket).with_hint(format!("create it with `%lake mb s3://{}`", config.bucket))
+        })?;
+        let prefix = Prefix::parse(&config.prefix, false)?;
+        if let Some(error_prefix) = &config.error_prefix {
+            Prefix::parse(error_prefix, true)?;
+        } else if Prefix::has_expressions(&config.prefix) {
+            return Err(service_err!(InvalidArgumentException, "the prefix has expressions, so an error output prefix is required")
+                .with_hint("add --error-prefix, e.g. error/!{firehose:error-output-type}/!{timestamp:yyyy/MM/dd}/"));
+        }
+        let used: Vec<&str> = prefix.partition_keys();
+        let declared: Vec<&str> = config.partition_keys.iter().map(|k| k.name.as_str()).collect();
+        if let Some(missing) = used.iter().find(|k| !declared.contains(k)) {
+            return Err(service_err!(InvalidArgumentException, "the prefix uses !{{partitionKeyFromQuery:{missing}}} but no --partition-key {missing}=… is defined"));
+        }
+        if !config.partition_keys.is_empty() && used.is_empty() {
+            return Err(service_err!(InvalidArgumentException, "dynamic partitioning needs the prefix to use its keys: !{{partitionKeyFromQuery:NAME}}"));
+        }
+        let interval = config.buffer_interval_s.unwrap_or(DEFAULT_INTERVAL_S);
+        if interval > MAX_INTERVAL_S {
+            return Err(service_err!(InvalidArgumentException, "buffer interval {interval} s is out of range: 0 to {MAX_INTERVAL_S} seconds"));
+        }
+        let default_mb = if config.conversion.is_some() { 128 } else { DEFAULT_BUFFER_MB };
+        let mb = config.buffer_mb.unwrap_or(default_mb);
+        if !(MIN_BUFFER_MB..=MAX_BUFFER_MB).contains(&mb) {
+            return Err(service_err!(InvalidArgumentException, "buffer size {mb} MB is out of range: 1 to 128 MB"));
+        }
+        if let Some(conversion) = &config.conversion {
+            if mb < CONVERSION_MIN_BUFFER_MB {
+                return Err(service_err!(InvalidArgumentException, "format conversion needs a buffer of at least {CONVERSION_MIN_BUFFER_MB} MB, not {mb} MB"));
+            }
+            if conversion.format != "parquet" {
+                return Err(service_err!(InvalidArgumentException, "output format {:?} is not supported: parquet", conversion.format)
+                    .with_hint("ORC output needs an ORC writer; Lakebook's ORC crate reads only"));
+            }
+            if config.compression != Compression::Uncompressed {
+                return Err(service_err!(InvalidArgumentException, "with format conversion the files are compressed inside (Snappy); drop --compression"));
+            }
+            self.conversion_schema(&conversion.table)?;
+        }
+        let mut state = self.lock();
+        if state.streams.contains_key(name) {
+            return Err(service_err!(ResourceInUseException, "Firehose stream {name} under account 000000000000 already exists."));
+        }
+        let stream = DeliveryStream {
+            name: name.to_string(),
+            arn: format!("arn:aws:firehose:us-east-1:000000000000:deliverystream/{name}"),
+            status: "ACTIVE".into(),
+            version: 1,
+            created: self.clock.now(),
+            source,
+            bucket: config.bucket,
+            prefix: config.prefix,
+            error_prefix: config.error_prefix,
+            buffer_bytes: mb * MB,
+            buffer_interval_s: interval,
+            compression: config.compression,
+            conversion: config.conversion,
+            transform: config.transform,
+            partition_keys: config.partition_keys,
+            newline: config.newline,
+            metrics: Metrics::default(),
+            recent_objects: Vec::new(),
+            source_delivered: BTreeMap::new(),
+            buffer_next: 1,
+        };
+        let log = ShardLog::open(&self.dir.join(format!("{name}.buffer")), 1)?;
+        state.buffers.insert(name.to_string(), log);
+        state.streams.insert(name.to_string(), stream.clone());
+        self.save(&state)?;
+        drop(state);
+        if let Source::Stream { stream: source } = &stream.source {
+            // Reading starts at the tip of the stream (as the service does), from now on.
+            self.streams.lease_read(source, &app_name(name), InitialPosition::Latest, 0).and_then(|b| self.streams.checkpoint(source, &app_name(name), &b.leases))?;
+        }
+        Ok(stream)
+    }
+
+    /// The Arrow schema of a conversion's catalog table (its columns, not its partition keys).
+    fn conversion_schema(&self, table: &str) -> Result<SchemaRef> {
+        let (db, name) = crate::catalog::split_table_name(table, None)?;
+        let table = self.catalog.table(db, name)?;
+        let fields: Result<Vec<Field>> = table
+            .definition
+            .columns
+            .iter()
+            .map(|c| Ok(Field::new(&c.name, crate::catalog::types::arrow_type(&c.data_type)?, true)))
+            .collect();
+        Ok(Arc::new(Schema::new(fields?)))
+    }
+
+    /// ≙ ListDeliveryStreams.
+    pub fn list(&self) -> Vec<DeliveryStream> {
+        self.lock().streams.values().cloned().collect()
+    }
+
+    /// ≙ DescribeDeliveryStream, plus the buffers' fill.
+    pub fn describe(&self, name: &str) -> Result<(DeliveryStream, Vec<BufferFill>)> {
+        let state = self.lock();
+        let stream = get(&state, name)?.clone();
+        let mut fills: BTreeMap<String, BufferFill> = BTreeMap::new();
+        for record in &state.buffers[name].records {
+            let meta = meta_of(record);
+            let label = buffer_label(&meta);
+            let fill = fills.entry(label.clone()).or_insert(BufferFill { buffer: label, records: 0, bytes: 0, oldest: arrival(record) });
+            fill.records += 1;
+            fill.bytes += record.data.len() as u64;
+            fill.oldest = fill.oldest.min(arrival(record));
+        }
+        Ok((stream, fills.into_values().collect()))
+    }
+
+    /// ≙ DeleteDeliveryStream: buffered records are discarded (as the service does).
+    pub fn delete(&self, name: &str) -> Result<u64> {
+        let mut state = self.lock();
+        get(&state, name)?;
+        let dropped = state.buffers.remove(name).map_or(0, |b| b.records.len() as u64);
+        state.streams.remove(name);
+        self.save(&state)?;
+        let path = self.dir.join(format!("{name}.buffer"));
+        std::fs::remove_file(&path).map_err(|e| crate::Error::io(path, e))?;
+        Ok(dropped)
+    }
+
+    /// ≙ PutRecordBatch (and PutRecord for one): ≤ 500 records, ≤ 4 MiB, each ≤ 1,000 KiB.
+    /// Records pass the transform and are durable in the buffer before this returns; then
+    /// every buffer that reached its size is delivered.
+    pub async fn put(&self, name: &str, records: Vec<Bytes>) -> Result<PutOutput> {
+        {
+            let state = self.lock();
+            let stream = get(&state, name)?;
+            if let Source::Stream { stream: source } = &stream.source {
+                return Err(service_err!(InvalidArgumentException, "Firehose stream {name} reads from the data stream {source}; put records there")
+                    .with_hint(format!("`%stream put {source} …`")));
+            }
+        }
+        if records.is_empty() || records.len() > MAX_BATCH_RECORDS {
+            return Err(service_err!(InvalidArgumentException, "PutRecordBatch takes 1 to {MAX_BATCH_RECORDS} records, not {}", records.len()));
+        }
+        let total: usize = records.iter().map(Bytes::len).sum();
+        if total > MAX_BATCH_BYTES {
+            return Err(service_err!(InvalidArgumentException, "the batch is {total} bytes; PutRecordBatch carries at most 4 MiB"));
+        }
+        let now = self.clock.now().timestamp_millis();
+        let mut results: Vec<Option<PutResult>> = Vec::with_capacity(records.len());
+        let mut accepted = Vec::new();
+        for (i, record) in records.into_iter().enumerate() {
+            if record.len() > MAX_RECORD_BYTES {
+                results.push(Some(Err(service_err!(InvalidArgumentException, "the record is {} bytes; a Firehose record holds at most 1,000 KiB", record.len()))));
+            } else {
+                results.push(None);
+                accepted.push((i, now, record, Meta::default()));
+            }
+        }
+        let ids = self.ingest(name, accepted).await?;
+        for (i, id) in ids {
+            results[i] = Some(Ok(id));
+        }
+        let delivered = self.deliver(name, Trigger::Size).await?;
+        let results = results.into_iter().map(|r| r.unwrap_or_else(|| Err(crate::internal_err!("a record got no result")))).collect();
+        Ok(PutOutput { results, delivered })
+    }
+
+    /// Transforms, partitions and durably buffers records; returns (slot, record id).
+    async fn ingest(&self, name: &str, records: Vec<(usize, i64, Bytes, Meta)>) -> Result<Vec<(usize, String)>> {
+        if records.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (transform, partition_keys) = {
+            let state = self.lock();
+            let s = get(&state, name)?;
+            (s.transform.clone(), s.partition_keys.clone())
+        };
+        let outcomes = match &transform {
+            Some(sql) => {
+                let batch: Vec<(i64, Bytes)> = records.iter().map(|(_, at, data, _)| (*at, data.clone())).collect();
+                process::transform(sql, &batch).await
+            }
+            None => records.iter().map(|(_, _, data, _)| Outcome::Ok(data.clone())).collect(),
+        };
+        let mut stored = Vec::new();
+        let mut slots = Vec::new();
+        let (mut incoming, mut bytes, mut dropped) = (0u64, 0u64, 0u64);
+        for ((slot, at, raw, mut meta), outcome) in records.into_iter().zip(outcomes) {
+            incoming += 1;
+            bytes += raw.len() as u64;
+            let data = match outcome {
+                Outcome::Ok(data) => {
+                    if !partition_keys.is_empty() {
+                        let parsed: Option<serde_json::Value> = serde_json::from_slice(&data).ok();
+                        for key in &partition_keys {
+                            match parsed.as_ref().and_then(|v| key.extract(v)) {
+                                Some(value) => {
+                                    meta.keys.insert(key.name.clone(), value);
+                                }
+                                None => {
+                                    meta.err = Some("partitioning-failed".into());
+                                    meta.msg = Some(format!("the record has no value for partition key {} ({})", key.name, key.path));
+                                    meta.keys.clear();
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                    if meta.err.is_some() { raw } else { data }
+                }
+                Outcome::Dropped => {
+                    dropped += 1;
+                    slots.push((slot, None));
+                    continue;
+                }
+                Outcome::ProcessingFailed(msg) => {
+                    meta.err = Some("processing-failed".into());
+                    meta.msg = Some(msg);
+                    raw
+                }
+            };
+            let key = serde_json::to_string(&meta).map_err(|e| crate::internal_err!("{e}"))?;
+            slots.push((slot, Some(stored.len())));
+            stored.push(StoredRecord { sequence: 0, arrival_ms: at, partition_key: key, data });
+        }
+        let mut state = self.lock();
+        let log = state.buffers.get_mut(name).ok_or_else(|| crate::internal_err!("no buffer for {name}"))?;
+        let first = log.next_sequence();
+        for (record, sequence) in stored.iter_mut().zip(first..) {
+            record.sequence = sequence;
+        }
+        if !stored.is_empty() {
+            log.append(stored)?;
+        }
+        let metrics = &mut state.streams.get_mut(name).ok_or_else(|| crate::internal_err!("{name} vanished"))?.metrics;
+        metrics.incoming_records += incoming;
+        metrics.incoming_bytes += bytes;
+        metrics.dropped_records += dropped;
+        self.save(&state)?;
+        Ok(slots
+            .into_iter()
+            .map(|(slot, index)| {
+                let id = match index {
+                    Some(i) => record_id(name, first + i as u64),
+                    None => record_id(name, 0) + "-dropped",
+                };
+                (slot, id)
+            })
+            .collect())
+    }
+
+    /// Reads what arrived on stream sources since the last checkpoint into the buffers.
+    pub async fn pull_sources(&self) -> Result<u64> {
+        let sources: Vec<(String, String, BTreeMap<String, String>)> = {
+            let state = self.lock();
+            state
+                .streams
+                .values()
+                .filter_map(|s| match &s.source {
+                    Source::Stream { stream } => Some((s.name.clone(), stream.clone(), source_positions(s, state.buffers.get(&s.name)))),
+                    Source::DirectPut => None,
+                })
+                .collect()
+        };
+        let mut pulled = 0;
+        for (name, source, positions) in sources {
+            let app = app_name(&name);
+            let batch = match self.streams.lease_read(&source, &app, InitialPosition::Latest, 10_000) {
+                Ok(batch) => batch,
+                Err(e) if e.code() == "ResourceNotFoundException" => continue,
+                Err(e) => return Err(e),
+            };
+            // Skip what is already buffered or delivered: a crash between buffering and
+            // checkpointing must not deliver a record twice.
+            let fresh: Vec<(usize, i64, Bytes, Meta)> = batch
+                .records
+                .into_iter()
+                .filter(|(shard, r)| positions.get(shard).is_none_or(|done| r.sequence_number > *done))
+                .enumerate()
+                .map(|(i, (shard, r))| {
+                    let meta = Meta { src: Some(format!("{shard}/{}", r.sequence_number)), ..Meta::default() };
+                    (i, r.approximate_arrival.timestamp_millis(), r.data, meta)
+                })
+                .collect();
+            pulled += fresh.len() as u64;
+            self.ingest(&name, fresh).await?;
+            self.streams.checkpoint(&source, &app, &batch.leases)?;
+        }
+        Ok(pulled)
+    }
+
+    /// Delivers every buffer of `name` (or of all streams) that is due: full, past its
+    /// interval, or every buffer when forced. Returns the objects written.
+    pub async fn deliver(&self, name: &str, trigger: Trigger) -> Result<Vec<DeliveredObject>> {
+        let _one_at_a_time = self.delivering.lock().await;
+        let now = self.clock.now();
+        let (stream, groups) = {
+            let state = self.lock();
+            let stream = get(&state, name)?.clone();
+            let mut groups: BTreeMap<(Option<String>, BTreeMap<String, String>), Vec<StoredRecord>> = BTreeMap::new();
+            for record in &state.buffers[name].records {
+                let meta = meta_of(record);
+                groups.entry((meta.err.clone(), meta.keys.clone())).or_default().push(record.clone());
+            }
+            let due: Vec<_> = groups
+                .into_iter()
+                .filter(|(_, records)| {
+                    let bytes: u64 = records.iter().map(|r| r.data.len() as u64).sum();
+                    let oldest = records.iter().map(|r| r.arrival_ms).min().unwrap_or(i64::MAX);
+                    match trigger {
+                        Trigger::Force => true,
+                        Trigger::Size => bytes >= stream.buffer_bytes,
+                        Trigger::Due => bytes >= stream.buffer_bytes || now.timestamp_millis() - oldest >= stream.buffer_interval_s as i64 * 1000,
+                    }
+                })
+                .collect();
+            (stream, due)
+        };
+        let mut delivered = Vec::new();
+        let mut done: Vec<u64> = Vec::new();
+        let mut failed: BTreeMap<String, u64> = BTreeMap::new();
+        let mut source_done: BTreeMap<String, String> = BTreeMap::new();
+        for ((error_type, partition), records) in groups {
+            let objects = self.write_group(&stream, error_type.as_deref(), &partition, &records, now).await?;
+            for object in &objects {
+                if let Some(kind) = &object.error_output_type {
+                    *failed.entry(kind.clone()).or_default() += object.records;
+                }
+            }
+            delivered.extend(objects);
+            for record in &records {
+                done.push(record.sequence);
+                if let Some((shard, sequence)) = meta_of(record).src.as_deref().and_then(|s| s.split_once('/')) {
+                    let entry = source_done.entry(shard.to_string()).or_default();
+                    if sequence > entry.as_str() {
+                        *entry = sequence.to_string();
+                    }
+                }
+            }
+        }
+        if delivered.is_empty() {
+            return Ok(delivered);
+        }
+        let mut state = self.lock();
+        let Some(s) = state.streams.get_mut(name) else { return Ok(delivered) };
+        for object in &delivered {
+            if object.error_output_type.is_none() {
+                s.metrics.delivered_records += object.records;
+                s.metrics.delivered_bytes += object.bytes;
+            }
+            s.metrics.delivered_objects += 1;
+        }
+        for (kind, n) in failed {
+            *s.metrics.failed_records.entry(kind).or_default() += n;
+        }
+        for (shard, sequence) in source_done {
+            let entry = s.source_delivered.entry(shard).or_default();
+            if sequence > *entry {
+                *entry = sequence;
+            }
+        }
+        s.recent_objects.extend(delivered.iter().cloned());
+        let excess = s.recent_objects.len().saturating_sub(RECENT_OBJECTS);
+        s.recent_objects.drain(..excess);
+        let next = state.buffers.get(name).map_or(1, ShardLog::next_sequence);
+        if let Some(s) = state.streams.get_mut(name) {
+            s.buffer_next = next;
+        }
+        self.save(&state)?;
+        done.sort_unstable();
+        if let Some(log) = state.buffers.get_mut(name) {
+            log.retain(|r| done.binary_search(&r.sequence).is_err())?;
+        }
+        Ok(delivered)
+    }
+
+    /// Writes one buffer's records: data objects under the prefix, failures under the error
+    /// prefix.
+    async fn write_group(
+        &self,
+        stream: &DeliveryStream,
+        error_type: Option<&str>,
+        partition: &BTreeMap<String, String>,
+        records: &[StoredRecord],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<DeliveredObject>> {
+        let mut objects = Vec::new();
+        let mut errors: Vec<(&StoredRecord, String, String)> = Vec::new();
+        match error_type {
+            Some(kind) => errors.extend(records.iter().map(|r| (r, kind.to_string(), meta_of(r).msg.unwrap_or_default()))),
+            None => {
+                let (body, ext, count) = match &stream.conversion {
+                    Some(conversion) => {
+                        let schema = self.conversion_schema(&conversion.table)?;
+                        let datas: Vec<Bytes> = records.iter().map(|r| r.data.clone()).collect();
+                        let (file, failures) = process::to_parquet(&schema, &datas)?;
+                        let failed: Vec<usize> = failures.iter().map(|(i, _)| *i).collect();
+                        for (i, why) in failures {
+                            errors.push((&records[i], "format-conversion-failed".into(), why));
+                        }
+                        (file.map(|f| f.to_vec()), ".parquet", records.len() - failed.len())
+                    }
+                    None => {
+                        let mut body = Vec::with_capacity(records.iter().map(|r| r.data.len() + 1).sum());
+                        for r in records {
+                            body.extend_from_slice(&r.data);
+                            if stream.newline {
+                                body.push(b'\n');
+                            }
+                        }
+                        (Some(body), stream.compression.extension(), records.len())
+                    }
+                };
+                if let Some(body) = body {
+                    let (key, entry) = object_key(stream, &stream.prefix, None, partition, records, ext)?;
+                    let data = if stream.conversion.is_some() { body } else { stream.compression.compress(&body, &entry)? };
+                    let uri = S3Uri { bucket: stream.bucket.clone(), key };
+                    self.lake.put(&uri, Bytes::from(data.clone())).await?;
+                    objects.push(DeliveredObject { uri: uri.to_string(), records: count as u64, bytes: data.len() as u64, error_output_type: None, delivered: now });
+                }
+            }
+        }
+        // Error records, grouped by error output type, as the service writes them: one JSON
+        // document per record with the raw data in base64.
+        let mut by_kind: BTreeMap<String, Vec<(&StoredRecord, String)>> = BTreeMap::new();
+        for (record, kind, msg) in errors {
+            by_kind.entry(kind).or_default().push((record, msg));
+        }
+        for (kind, failed) in by_kind {
+            let mut body = Vec::new();
+            for (record, msg) in &failed {
+                let code = match kind.as_str() {
+                    "processing-failed" => "Lambda.ProcessingFailed",
+                    "format-conversion-failed" => "DataFormatConversion.MalformedData",
+                    _ => "DynamicPartitioning.MetadataExtractionFailed",
+                };
+                let doc = serde_json::json!({
+                    "attemptsMade": 1,
+                    "arrivalTimestamp": record.arrival_ms,
+                    "errorCode": code,
+                    "errorMessage": msg,
+                    "attemptEndingTimestamp": now.timestamp_millis(),
+                    "rawData": base64::engine::general_purpose::STANDARD.encode(&record.data),
+                });
+                body.extend_from_slice(doc.to_string().as_bytes());
+                body.push(b'\n');
+            }
+            let records: Vec<StoredRecord> = failed.iter().map(|(r, _)| (*r).clone()).collect();
+            let error_prefix = stream.error_prefix.clone().unwrap_or_default();
+            let (key, _) = object_key(stream, &error_prefix, Some(&kind), &BTreeMap::new(), &records, "")?;
+            let uri = S3Uri { bucket: stream.bucket.clone(), key };
+            self.lake.put(&uri, Bytes::from(body.clone())).await?;
+            objects.push(DeliveredObject { uri: uri.to_string(), records: failed.len() as u64, bytes: body.len() as u64, error_output_type: Some(kind), delivered: now });
+        }
+        Ok(objects)
+    }
+
+    /// Time-driven work: pull stream sources, then deliver buffers past their interval.
+    pub async fn run_due(&self) -> Result<Vec<DeliveredObject>> {
+        self.pull_sources().await?;
+        let names: Vec<String> = self.lock().streams.keys().cloned().collect();
+        let mut delivered = Vec::new();
+        for name in names {
+            delivered.extend(self.deliver(&name, Trigger::Due).await?);
+        }
+        Ok(delivered)
+    }
+}
+
+/// Why a delivery is attempted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// Only buffers that reached their size (after a put).
+    Size,
+    /// Size or interval (the clock moved).
+    Due,
+    /// Every non-empty buffer (`%firehose flush`).
+    Force,
+}
+
+fn get<'a>(state: &'a State, name: &str) -> Result<&'a DeliveryStream> {
+    state.streams.get(name).ok_or_else(|| {
+        let names: Vec<&str> = state.streams.keys().map(String::as_str).collect();
+        let err = service_err!(ResourceNotFoundException, "Firehose stream {name} under account 000000000000 not found.");
+        match closest(name, &names) {
+            Some(c) => err.with_hint(format!("did you mean {c}?")),
+            None => err.with_hint("`%firehose list` shows the delivery streams"),
+        }
+    })
+}
+
+/// Per source shard, the newest sequence number delivered or buffered.
+fn source_positions(stream: &DeliveryStream, buffer: Option<&ShardLog>) -> BTreeMap<String, String> {
+    let mut positions = stream.source_delivered.clone();
+    for record in buffer.map_or(&[][..], |b| &b.records[..]) {
+        if let Some((shard, sequence)) = meta_of(record).src.as_deref().and_then(|s| s.split_once('/')) {
+            let entry = positions.entry(shard.to_string()).or_default();
+            if sequence > entry.as_str() {
+                *entry = sequence.to_string();
+            }
+        }
+    }
+    positions
+}
+
+fn meta_of(record: &StoredRecord) -> Meta {
+    serde_json::from_str(&record.partition_key).unwrap_or_default()
+}
+
+fn buffer_label(meta: &Meta) -> String {
+    match &meta.err {
+        Some(kind) => format!("error: {kind}"),
+        None if meta.keys.is_empty() => "data".into(),
+        None => meta.keys.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", "),
+    }
+}
+
+fn arrival(record: &StoredRecord) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(record.arrival_ms).unwrap_or_default()
+}
+
+fn app_name(delivery_stream: &str) -> String {
+    format!("firehose-{delivery_stream}")
+}
+
+fn record_id(name: &str, sequence: u64) -> String {
+    format!("{:x}", u128::from_be_bytes(Md5::digest(format!("{name}/{sequence}").as_bytes()).into()))
+}
+
+/// The object key for a buffer's records, and the file name inside (for zip). The uuid and
+/// random string derive from the records, so redelivering the same records after a crash
+/// writes the same key.
+fn object_key(
+    stream: &DeliveryStream,
+    prefix: &str,
+    error_output_type: Option<&str>,
+    partition: &BTreeMap<String, String>,
+    records: &[StoredRecord],
+    ext: &str,
+) -> Result<(String, String)> {
+    let oldest = records.iter().map(|r| r.arrival_ms).min().unwrap_or_default();
+    let oldest = DateTime::from_timestamp_millis(oldest).unwrap_or_default();
+    let mut hasher = Md5::new();
+    hasher.update(stream.name.as_bytes());
+    hasher.update(error_output_type.unwrap_or("").as_bytes());
+    for r in records {
+        hasher.update(r.sequence.to_le_bytes());
+    }
+    let digest: [u8; 16] = hasher.finalize().into();
+    let uuid = uuid::Builder::from_md5_bytes(digest).into_uuid().to_string();
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    let random: String = digest.iter().take(11).map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char).collect();
+    let parsed = Prefix::parse(prefix, error_output_type.is_some())?;
+    let ctx = keys::Context { oldest_arrival: oldest, random: &random, error_output_type, partition_keys: partition };
+    let mut evaluated = parsed.evaluate(&ctx)?;
+    if error_output_type.is_some() && !prefix.contains("!{firehose:error-output-type}") && stream.error_prefix.is_none() {
+        // Without an error prefix the service writes failures under `<error type>/…`.
+        evaluated = format!("{}/{evaluated}", error_output_type.unwrap_or_default());
+    }
+    let name = keys::object_name(&stream.name, stream.version, oldest, &uuid);
+    Ok((format!("{evaluated}{name}{ext}"), name))
+}

@@ -1,0 +1,322 @@
+//! The processing steps of a delivery: the transform (Firehose's Lambda step, here SQL) with
+//! its per-record result states, JQ-style partition-key extraction for dynamic
+//! partitioning, JSON → Parquet conversion against a catalog table's schema, and
+//! compression.
+
+use std::io::{Cursor, Write};
+use std::sync::Arc;
+
+use arrow_array::{Array, Int64Array, RecordBatch, StringArray, TimestampMillisecondArray};
+use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use bytes::Bytes;
+use datafusion::prelude::SessionContext;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::error::Result;
+use crate::service_err;
+
+/// What the transform made of one record (≙ the Lambda response's `result`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Ok(Bytes),
+    Dropped,
+    ProcessingFailed(String),
+}
+
+/// Applies `transform` to a batch of (arrival ms, data). A query (`SELECT …`/`WITH …`) sees
+/// the batch as the table `records(record_id, approximate_arrival_timestamp, data)` and
+/// returns `record_id`, `data` and optionally `result` ('Ok', 'Dropped',
+/// 'ProcessingFailed'); records it leaves out are Dropped (or ProcessingFailed when it
+/// returns a `result` column, as a Lambda that loses records). Anything else is an
+/// expression over `data` giving the new data; NULL drops the record. A transform that
+/// fails as a whole fails every record of the batch: nothing is lost, all go to the error
+/// output as processing-failed.
+pub async fn transform(sql: &str, batch: &[(i64, Bytes)]) -> Vec<Outcome> {
+    match run_transform(sql, batch).await {
+        Ok(outcomes) => outcomes,
+        Err(e) => vec![Outcome::ProcessingFailed(format!("the transform failed: {e}")); batch.len()],
+    }
+}
+
+async fn run_transform(sql: &str, batch: &[(i64, Bytes)]) -> std::result::Result<Vec<Outcome>, String> {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("record_id", DataType::Int64, false),
+        Field::new("approximate_arrival_timestamp", DataType::Timestamp(TimeUnit::Millisecond, None), false),
+        Field::new("data", DataType::Utf8, false),
+    ]));
+    let input = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(Int64Array::from_iter_values(0..batch.len() as i64)),
+            Arc::new(TimestampMillisecondArray::from_iter_values(batch.iter().map(|(ms, _)| *ms))),
+            Arc::new(StringArray::from_iter_values(batch.iter().map(|(_, d)| String::from_utf8_lossy(d).into_owned()))),
+        ],
+    )
+    .map_err(|e| e.to_string())?;
+    let ctx = SessionContext::new();
+    ctx.register_batch("records", input).map_err(|e| e.to_string())?;
+    let trimmed = sql.trim().trim_end_matches(';');
+    let is_query = trimmed.get(..6).is_some_and(|w| w.eq_ignore_ascii_case("select")) || trimmed.get(..4).is_some_and(|w| w.eq_ignore_ascii_case("with"));
+    let query = if is_query { trimmed.to_string() } else { format!("SELECT record_id, CAST(({trimmed}) AS VARCHAR) AS data FROM records") };
+    let batches = ctx.sql(&query).await.map_err(|e| e.to_string())?.collect().await.map_err(|e| e.to_string())?;
+    let has_result = batches.first().is_some_and(|b| b.schema().index_of("result").is_ok());
+    let missing = if has_result && is_query { Outcome::ProcessingFailed("the transform returned no result for this record".into()) } else { Outcome::Dropped };
+    let mut outcomes = vec![missing; batch.len()];
+    for b in &batches {
+        let ids = b.column_by_name("record_id").ok_or("the transform's result has no record_id column")?;
+        let ids = datafusion::arrow::compute::cast(ids, &DataType::Int64).map_err(|e| e.to_string())?;
+        let ids = ids.as_any().downcast_ref::<Int64Array>().ok_or("record_id is not an integer")?;
+        let data = b.column_by_name("data").ok_or("the transform's result has no data column")?;
+        let data = datafusion::arrow::compute::cast(data, &DataType::Utf8).map_err(|e| e.to_string())?;
+        let data = data.as_any().downcast_ref::<StringArray>().ok_or("data is not text")?;
+        let results = match b.column_by_name("result") {
+            Some(r) => Some(datafusion::arrow::compute::cast(r, &DataType::Utf8).map_err(|e| e.to_string())?),
+            None => None,
+        };
+        let results = results.as_ref().and_then(|r| r.as_any().downcast_ref::<StringArray>().cloned());
+        for row in 0..b.num_rows() {
+            let Some(slot) = usize::try_from(ids.value(row)).ok().filter(|i| *i < batch.len()) else {
+                return Err(format!("the transform returned record_id {} which is not in the batch", ids.value(row)));
+            };
+            let result = results.as_ref().filter(|r| r.is_valid(row)).map_or("Ok", |r| r.value(row));
+            outcomes[slot] = match result {
+                "Ok" if data.is_valid(row) => Outcome::Ok(Bytes::copy_from_slice(data.value(row).as_bytes())),
+                "Ok" | "Dropped" => Outcome::Dropped,
+                "ProcessingFailed" => Outcome::ProcessingFailed("the transform marked the record ProcessingFailed".into()),
+                other => Outcome::ProcessingFailed(format!("the transform returned result {other:?} (expected Ok, Dropped or ProcessingFailed)")),
+            };
+        }
+    }
+    Ok(outcomes)
+}
+
+/// A dynamic-partitioning key: `NAME=.json.path` (the JQ paths Firehose's inline parsing
+/// takes, e.g. `.customer_id` or `.device.region`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionKey {
+    pub name: String,
+    pub path: String,
+}
+
+impl PartitionKey {
+    pub fn parse(text: &str) -> Result<Self> {
+        let (name, path) = text.split_once('=').ok_or_else(|| {
+            service_err!(InvalidArgumentException, "partition key {text:?} is not NAME=.json.path").with_hint("e.g. --partition-key customer=.customer_id")
+        })?;
+        let valid = path.starts_with('.') && path[1..].split('.').all(|p| !p.is_empty() && p.chars().all(|c| c.is_alphanumeric() || c == '_'));
+        if name.is_empty() || !valid {
+            return Err(service_err!(InvalidArgumentException, "partition key {text:?}: the query must be a JQ path such as .customer_id or .device.region"));
+        }
+        Ok(Self { name: name.to_string(), path: path.to_string() })
+    }
+
+    /// The key's value in a JSON record; None when the record is not JSON or lacks it.
+    pub fn extract(&self, record: &Value) -> Option<String> {
+        let mut at = record;
+        for part in self.path[1..].split('.') {
+            at = at.get(part)?;
+        }
+        match at {
+            Value::String(s) => Some(s.clone()),
+            Value::Null | Value::Object(_) | Value::Array(_) => None,
+            other => Some(other.to_string()),
+        }
+    }
+}
+
+/// Converts JSON records to one Parquet file with `schema`. Returns the file (None when no
+/// record converted) and, for each record that does not fit, its index and why.
+pub fn to_parquet(schema: &SchemaRef, records: &[Bytes]) -> Result<(Option<Bytes>, Vec<(usize, String)>)> {
+    let decode = |lines: &[&Bytes]| -> std::result::Result<Vec<RecordBatch>, String> {
+        let mut text = Vec::new();
+        for line in lines {
+            text.extend_from_slice(line);
+            text.push(b'\n');
+        }
+        arrow_json::ReaderBuilder::new(schema.clone())
+            .with_batch_size(8192)
+            .with_coerce_primitive(false)
+            .build(Cursor::new(text))
+            .map_err(|e| e.to_string())?
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| e.to_string())
+    };
+    let mut failures = Vec::new();
+    let all: Vec<&Bytes> = records.iter().collect();
+    let batches = match decode(&all) {
+        Ok(batches) => batches,
+        Err(_) => {
+            // Find the records that do not fit one by one; convert the rest together.
+            let mut good = Vec::new();
+            for (i, record) in records.iter().enumerate() {
+                let is_object = serde_json::from_slice::<Value>(record).is_ok_and(|v| v.is_object());
+                match decode(&[record]) {
+                    Ok(_) if is_object => good.push(record),
+                    Ok(_) => failures.push((i, "the record is not a JSON object".to_string())),
+                    Err(e) => failures.push((i, e)),
+                }
+            }
+            decode(&good).map_err(|e| crate::internal_err!("records that converted alone failed together: {e}"))?
+        }
+    };
+    let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+    if rows == 0 {
+        return Ok((None, failures));
+    }
+    let props = parquet::file::properties::WriterProperties::builder()
+        .set_compression(parquet::basic::Compression::SNAPPY)
+        .set_max_row_group_row_count(Some(1 << 20))
+        .build();
+    let mut out = Vec::new();
+    let mut writer = parquet::arrow::ArrowWriter::try_new(&mut out, schema.clone(), Some(props)).map_err(|e| crate::internal_err!("parquet: {e}"))?;
+    for b in &batches {
+        writer.write(b).map_err(|e| crate::internal_err!("parquet: {e}"))?;
+    }
+    writer.close().map_err(|e| crate::internal_err!("parquet: {e}"))?;
+    Ok((Some(Bytes::from(out)), failures))
+}
+
+/// S3 compression of a delivered object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "SCREAMING-KEBAB-CASE")]
+pub enum Compression {
+    #[default]
+    Uncompressed,
+    Gzip,
+    Zip,
+    Snappy,
+    HadoopSnappy,
+}
+
+impl Compression {
+    pub fn parse(text: &str) -> Result<Self> {
+        match text.to_ascii_lowercase().replace('_', "-").as_str() {
+            "none" | "uncompressed" => Ok(Self::Uncompressed),
+            "gzip" => Ok(Self::Gzip),
+            "zip" => Ok(Self::Zip),
+            "snappy" => Ok(Self::Snappy),
+            "hadoop-snappy" => Ok(Self::HadoopSnappy),
+            other => Err(service_err!(InvalidArgumentException, "compression {other:?} is not one of gzip, zip, snappy, hadoop-snappy")),
+        }
+    }
+
+    /// The object's file extension.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Self::Uncompressed => "",
+            Self::Gzip => ".gz",
+            Self::Zip => ".zip",
+            Self::Snappy | Self::HadoopSnappy => ".snappy",
+        }
+    }
+
+    pub fn compress(self, data: &[u8], entry_name: &str) -> Result<Vec<u8>> {
+        let failed = |e: std::io::Error| crate::internal_err!("compressing: {e}");
+        Ok(match self {
+            Self::Uncompressed => data.to_vec(),
+            Self::Gzip => {
+                let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+                gz.write_all(data).map_err(failed)?;
+                gz.finish().map_err(failed)?
+            }
+            Self::Zip => {
+                let mut zip = zip::ZipWriter::new(Cursor::new(Vec::new()));
+                let options = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+                zip.start_file(entry_name, options).map_err(|e| crate::internal_err!("zip: {e}"))?;
+                zip.write_all(data).map_err(failed)?;
+                zip.finish().map_err(|e| crate::internal_err!("zip: {e}"))?.into_inner()
+            }
+            // The Snappy framing format (what `snappy` tools and Spark read).
+            Self::Snappy => {
+                let mut framed = snap::write::FrameEncoder::new(Vec::new());
+                framed.write_all(data).map_err(failed)?;
+                framed.into_inner().map_err(|e| crate::internal_err!("snappy: {e}"))?
+            }
+            // Hadoop's block format: [uncompressed length][compressed length][raw snappy] per
+            // block, lengths as 4-byte big-endian integers.
+            Self::HadoopSnappy => {
+                let mut out = Vec::new();
+                let mut encoder = snap::raw::Encoder::new();
+                for block in data.chunks(256 * 1024) {
+                    let compressed = encoder.compress_vec(block).map_err(|e| crate::internal_err!("snappy: {e}"))?;
+                    out.extend_from_slice(&(block.len() as u32).to_be_bytes());
+                    out.extend_from_slice(&(compressed.len() as u32).to_be_bytes());
+                    out.extend_from_slice(&compressed);
+                }
+                out
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch(items: &[&str]) -> Vec<(i64, Bytes)> {
+        items.iter().enumerate().map(|(i, d)| (i as i64, Bytes::from(d.to_string()))).collect()
+    }
+
+    #[tokio::test]
+    async fn transform_result_states() {
+        let b = batch(&[r#"{"a":1}"#, r#"{"a":2}"#, "oops"]);
+        let upper = transform("upper(data)", &b).await;
+        assert_eq!(upper[0], Outcome::Ok(Bytes::from_static(br#"{"A":1}"#)));
+        let q = "SELECT record_id, data, CASE WHEN data LIKE '{%' THEN 'Ok' ELSE 'ProcessingFailed' END AS result FROM records WHERE record_id <> 1";
+        let out = transform(q, &b).await;
+        assert!(matches!(out[0], Outcome::Ok(_)));
+        assert!(matches!(out[1], Outcome::ProcessingFailed(_)), "left out with a result column: {:?}", out[1]);
+        assert!(matches!(out[2], Outcome::ProcessingFailed(_)));
+        let dropped = transform("SELECT record_id, data FROM records WHERE data <> 'oops'", &b).await;
+        assert_eq!(dropped[2], Outcome::Dropped);
+        assert_eq!(transform("CASE WHEN data = 'oops' THEN NULL ELSE data END", &b).await[2], Outcome::Dropped);
+        let broken = transform("no_such_function(data)", &b).await;
+        assert!(broken.iter().all(|o| matches!(o, Outcome::ProcessingFailed(_))));
+    }
+
+    #[test]
+    fn partition_keys_are_jq_paths() {
+        let key = PartitionKey::parse("region=.device.region").unwrap();
+        let v: Value = serde_json::from_str(r#"{"device":{"region":"eu"},"n":3}"#).unwrap();
+        assert_eq!(key.extract(&v).as_deref(), Some("eu"));
+        assert_eq!(PartitionKey::parse("n=.n").unwrap().extract(&v).as_deref(), Some("3"));
+        assert_eq!(PartitionKey::parse("x=.missing").unwrap().extract(&v), None);
+        assert!(PartitionKey::parse("bad").is_err() && PartitionKey::parse("a=b").is_err());
+    }
+
+    #[test]
+    fn parquet_conversion_isolates_records_that_do_not_fit() {
+        let schema = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, true), Field::new("name", DataType::Utf8, true)]));
+        let records: Vec<Bytes> = [r#"{"id":1,"name":"a","extra":true}"#, r#"{"id":"not a number"}"#, "[1,2]", r#"{"id":3}"#].iter().map(|s| Bytes::from(s.to_string())).collect();
+        let (file, failures) = to_parquet(&schema, &records).unwrap();
+        assert_eq!(failures.iter().map(|(i, _)| *i).collect::<Vec<_>>(), [1, 2]);
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file.unwrap()).unwrap().build().unwrap();
+        let rows: usize = reader.map(|b| b.unwrap().num_rows()).sum();
+        assert_eq!(rows, 2);
+    }
+
+    #[test]
+    fn every_compression_round_trips() {
+        let data = b"hello firehose\n".repeat(1000);
+        let gz = Compression::Gzip.compress(&data, "x").unwrap();
+        let mut back = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&gz[..]), &mut back).unwrap();
+        assert_eq!(back, data);
+        let sn = Compression::Snappy.compress(&data, "x").unwrap();
+        back.clear();
+        std::io::Read::read_to_end(&mut snap::read::FrameDecoder::new(&sn[..]), &mut back).unwrap();
+        assert_eq!(back, data);
+        let hs = Compression::HadoopSnappy.compress(&data, "x").unwrap();
+        let raw_len = u32::from_be_bytes(hs[..4].try_into().unwrap()) as usize;
+        let clen = u32::from_be_bytes(hs[4..8].try_into().unwrap()) as usize;
+        assert_eq!(snap::raw::Decoder::new().decompress_vec(&hs[8..8 + clen]).unwrap(), data[..raw_len]);
+        let zipped = Compression::Zip.compress(&data, "obj").unwrap();
+        let mut archive = zip::ZipArchive::new(Cursor::new(zipped)).unwrap();
+        back.clear();
+        std::io::Read::read_to_end(&mut archive.by_name("obj").unwrap(), &mut back).unwrap();
+        assert_eq!(back, data);
+        assert_eq!(Compression::Uncompressed.compress(&data, "x").unwrap(), data);
+        assert!(Compression::parse("lz4").is_err());
+    }
+}
