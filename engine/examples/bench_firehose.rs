@@ -1,0 +1,90 @@
+//! Firehose JSON → Parquet delivery throughput (not a test).
+//!
+//!     cargo run -p lakebook-engine --example bench_firehose -- [RECORDS]
+//!
+//! Clickstream-style JSON records (the generator's template, seeded) are put into a delivery
+//! stream that converts to Parquet with a catalog table's schema, then one forced delivery
+//! converts and writes them. Measured: the delivery (buffer → Parquet object in the lake),
+//! in MB of JSON per second and records per second, on one thread. The peer, in the same
+//! run: the bare conversion (arrow-json decode + Parquet write of the same records, no
+//! buffer, no lake), so the ratio is Firehose's overhead over the conversion itself.
+//! Target: ≥ 100 MB/s per core. Prints one JSON line.
+
+use std::time::Instant;
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use lakebook_engine::Lakebook;
+use lakebook_engine::firehose::{Config, Conversion, Trigger, process};
+use lakebook_engine::streams::generator::{Template, rng};
+
+fn main() {
+    let records: usize = std::env::args().nth(1).map_or(200_000, |n| n.parse().expect("RECORDS is a number"));
+    let dir = tempfile::tempdir().unwrap();
+    let lb = Lakebook::open(dir.path().join("ws")).unwrap();
+    let start: DateTime<Utc> = "2026-01-01T00:00:00Z".parse().unwrap();
+    lb.clock().set_manual(Some(start)).unwrap();
+    lb.lake().create_bucket("lake").unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    lb.catalog().create_database("web", "").unwrap();
+    runtime
+        .block_on(lb.sql().run(
+            "CREATE EXTERNAL TABLE web.clicks (event_id string, event_time timestamp, user_id string, session_id string, event_type string, \
+             page string, product_id string, price double, device string, country string, referrer string, ip string) \
+             STORED AS PARQUET LOCATION 's3://lake/clicks/'",
+            "web",
+        ))
+        .unwrap();
+    let template = Template::named_or_text("clickstream").unwrap();
+    let mut random = rng(Some(1));
+    let data: Vec<Bytes> = (0..records).map(|i| Bytes::from(template.render(&mut random, start + chrono::Duration::milliseconds(i as i64)))).collect();
+    let json_bytes: usize = data.iter().map(Bytes::len).sum();
+
+    let config = Config {
+        bucket: "lake".into(),
+        prefix: "clicks/".into(),
+        buffer_mb: Some(128),
+        buffer_interval_s: Some(900),
+        conversion: Some(Conversion { format: "parquet".into(), table: "web.clicks".into() }),
+        ..Config::default()
+    };
+    lb.firehose().create("bench", config).unwrap();
+    let started = Instant::now();
+    for chunk in data.chunks(500) {
+        runtime.block_on(lb.firehose().put("bench", chunk.to_vec())).unwrap();
+    }
+    let ingest = started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    let delivered = runtime.block_on(lb.firehose().deliver("bench", Trigger::Force)).unwrap();
+    let delivery = started.elapsed().as_secs_f64();
+    assert_eq!(delivered.iter().map(|o| o.records).sum::<u64>() as usize, records);
+
+    let schema = {
+        let table = lb.catalog().table("web", "clicks").unwrap();
+        let fields: Vec<arrow_schema::Field> = table
+            .definition
+            .columns
+            .iter()
+            .map(|c| arrow_schema::Field::new(&c.name, lakebook_engine::catalog::types::arrow_type(&c.data_type).unwrap(), true))
+            .collect();
+        std::sync::Arc::new(arrow_schema::Schema::new(fields))
+    };
+    let started = Instant::now();
+    let (file, failures) = process::to_parquet(&schema, &data).unwrap();
+    let bare = started.elapsed().as_secs_f64();
+    assert!(failures.is_empty() && file.is_some());
+
+    let mb = json_bytes as f64 / 1e6;
+    println!(
+        "{}",
+        serde_json::json!({
+            "records": records,
+            "json_mb": (mb * 10.0).round() / 10.0,
+            "put_records_per_s": (records as f64 / ingest).round(),
+            "delivery_mb_per_s": (mb / delivery * 10.0).round() / 10.0,
+            "delivery_records_per_s": (records as f64 / delivery).round(),
+            "bare_conversion_mb_per_s": (mb / bare * 10.0).round() / 10.0,
+            "parquet_bytes": delivered.iter().map(|o| o.bytes).sum::<u64>(),
+        })
+    );
+}
