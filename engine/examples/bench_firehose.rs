@@ -18,6 +18,10 @@ use lakebook_engine::Lakebook;
 use lakebook_engine::firehose::{Config, Conversion, Trigger, process};
 use lakebook_engine::streams::generator::{Template, rng};
 
+/// The kernel's allocator, so the benchmark measures what the kernel runs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let records: usize = std::env::args().nth(1).map_or(200_000, |n| n.parse().expect("RECORDS is a number"));
     let dir = tempfile::tempdir().unwrap();

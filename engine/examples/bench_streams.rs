@@ -20,6 +20,10 @@ use bytes::Bytes;
 use lakebook_engine::Lakebook;
 use lakebook_engine::streams::{IteratorStart, PutEntry};
 
+/// The kernel's allocator, so the benchmark measures what the kernel runs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const SHARDS: u64 = 4;
 const RECORD: usize = 100;
 /// A stored frame: 8-byte header, 18 bytes of fixed fields, a 4-byte key, the data.

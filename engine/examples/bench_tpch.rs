@@ -28,6 +28,10 @@ use lakebook_engine::catalog::types::glue_type;
 use parquet::arrow::arrow_reader::ArrowReaderMetadata;
 use serde_json::json;
 
+/// The kernel's allocator, so the benchmark measures what the kernel runs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 type BoxError = Box<dyn std::error::Error>;
 
 /// The eight TPC-H tables and their columns, in order, as the specification names them.
