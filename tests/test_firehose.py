@@ -55,3 +55,20 @@ def test_stream_source_flush_and_errors(kernel: Kernel) -> None:
     ex = kernel.failing("%firehose describe tolak", "ResourceNotFoundException")
     assert "did you mean tolake?" in "\n".join(ex.content["traceback"])
     assert "tolake" in kernel.ok("%firehose list").result["text/plain"]
+
+
+def test_buffers_and_metrics_survive_a_kernel_restart(start_kernel) -> None:
+    first = start_kernel(name="first")
+    first.ok("%clock manual --at 2026-04-05T06:00:00Z")
+    first.ok("%lake mb s3://lake")
+    first.ok("%firehose create keep --destination s3://lake/raw/ --buffer-interval 60s --newline")
+    first.ok("%%firehose put keep\n" + "\n".join(f'{{"n": {i}}}' for i in range(3)))
+    first.stop()
+
+    second = start_kernel(name="second")
+    described = second.ok("%firehose describe keep")
+    assert "metrics: 3 record(s) in" in described.stream(), described.describe()
+    assert re.search(r"data\s*┆ 3 ", described.result["text/plain"]), described.describe()
+    delivered = second.ok("%clock advance 60s").stream()
+    assert "firehose delivered 3 record(s) to s3://lake/raw/2026/04/05/06/keep-1-2026-04-05-06-00-00-" in delivered, delivered
+    assert "delivered" not in second.ok("%clock advance 60s").stream()

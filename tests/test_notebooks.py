@@ -8,6 +8,8 @@ find cells by their nbformat cell id. Executed copies are kept in tests/artifact
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -100,7 +102,12 @@ def check_tour(nb: NotebookNode) -> None:
     windows = result(nb, "stream-sql")
     assert re.findall(r"2026-01-01 00:00:(\d\d) ┆ (\d+)\s+┆", windows) == [("00", "200"), ("10", "200"), ("20", "200")], windows
 
-    assert result(nb, "advance") == "2026-01-01T00:01:30Z (manual)"
+    delivered = stream(nb, "firehose-deliver")
+    assert "firehose delivered 600 record(s) to s3://archive/clicks/dt=2026-01-01/clicks-archive-1-2026-01-01-00-00-00-" in delivered, delivered
+    archived = result(nb, "firehose-deliver")
+    assert "clicks/dt=2026-01-01/clicks-archive-1-2026-01-01-00-00-00-" in archived and "1 row × 3 columns" in archived, archived
+
+    assert result(nb, "advance") == "2026-01-01T00:02:00Z (manual)"
 
     info = cell(nb, "info").outputs
     assert any(o.output_type == "execute_result" and "text/html" in o.data for o in info), info
@@ -290,11 +297,73 @@ def check_streams(nb: NotebookNode) -> None:
             assert stream(nb, c.id, "stderr") == "", (c.id, c.outputs)
 
 
+def check_firehose(nb: NotebookNode) -> None:
+    # the transform's result states: one record dropped (a bot), one failed processing
+    put = result(nb, "put")
+    assert put.count("-dropped") == 1 and "6 rows × 3 columns · FailedPutCount: 0" in put, put
+    buffers = result(nb, "describe")
+    assert re.search(r"│ data\s+┆ 4\s+┆", buffers) and re.search(r"│ error: processing-failed ┆ 1\s+┆", buffers), buffers
+    assert "1 dropped" in stream(nb, "describe"), stream(nb, "describe")
+    # the interval counts from the oldest record; the prefix is evaluated on its arrival time
+    assert "delivered" not in stream(nb, "advance-30")
+    due = stream(nb, "advance-60")
+    assert "firehose delivered 4 record(s) to s3://weblogs/data/webaccess/year=2026/month=03/day=02/webaccess-1-2026-03-02-23-59-30-" in due, due
+    assert "firehose delivered 1 record(s) (processing-failed) to s3://weblogs/error/webaccess/processing-failed/year=2026/month=03/day=02/" in due, due
+    assert "to s3://weblogs/data/webaccess/year=2026/month=03/day=03/webaccess-1-2026-03-03-00-00-30-" in stream(nb, "flush")
+    listing = result(nb, "ls")
+    assert "3 rows × 3 columns" in listing, listing
+    doc = json.loads(stream(nb, "error-doc"))
+    assert doc["errorCode"] == "Lambda.ProcessingFailed" and base64.b64decode(doc["rawData"]) == b"this line is not an access log line", doc
+    assert re.search(r"webaccess ┆ created ┆ 1\s+┆ 2\s+┆", result(nb, "crawl"))
+    rows = re.findall(r"│ (\d\d)\s+┆ (\d+)\s+┆ (\d+)\s+┆ (\d+)\s+│", result(nb, "sql"))
+    assert rows == [("02", "200", "2", "5950"), ("02", "302", "1", "0"), ("02", "404", "1", "153"), ("03", "200", "1", "412"), ("03", "500", "1", "97")], rows
+
+    # dynamic partitioning: one buffer per key value, the record without a key goes to the errors
+    buffers = result(nb, "dp-describe")
+    for customer, n in (("acme", 2), ("globex", 1), ("initech", 1)):
+        assert re.search(rf"│ customer={customer}\s+┆ {n}\s+┆", buffers), buffers
+    assert re.search(r"│ error: partitioning-failed ┆ 1\s+┆", buffers), buffers
+    flushed = result(nb, "dp-flush")
+    assert all(f"s3://weblogs/orders/customer={c}/orders-1-2026-03-03-00-01-30-" in flushed for c in ("acme", "globex", "initech")), flushed
+    assert "s3://weblogs/orders-errors/partitioning-failed/orders-1-2026-03-03-00-01-30-" in flushed, flushed
+
+    # stream source → Parquet: every minute's buffer delivered once, hourly partitions, pruning
+    delivered = re.findall(r"firehose delivered (\d+) record\(s\) to s3://lake/clicks/year=2026/month=03/day=03/hour=(\d\d)/clicks-to-lake-1-\S+\.parquet", shown(nb, "generate"))
+    assert delivered == [("1500", "09"), ("1500", "09"), ("1500", "10"), ("1500", "10")], shown(nb, "generate")
+    assert "6000 record(s) in (1736205 bytes), 6000 delivered in 4 object(s)" in stream(nb, "stream-describe")
+    assert "4 rows × 3 columns" in result(nb, "stream-ls")
+    assert re.search(r"clicks ┆ created ┆ 1\s+┆ 2\s+┆", result(nb, "stream-crawl"))
+    counts = result(nb, "stream-count")
+    assert re.search(r"│ 09\s+┆ 3000\s+┆", counts) and re.search(r"│ 10\s+┆ 3000\s+┆", counts), counts
+    full, pruned = result(nb, "stream-all-hours"), result(nb, "stream-pruned")
+    assert re.search(r"page_view\s+┆ 1812\s+┆ 281132.01", pruned), pruned
+    assert full_events(full) == 6000 and full_events(pruned) == 3000, (full, pruned)
+    assert scanned_bytes(pruned) * 10 < scanned_bytes(full) * 6, (full, pruned)
+
+    assert error(nb, "put-to-stream-source").ename == "InvalidArgumentException"
+    assert error(nb, "bad-buffer").ename == "InvalidArgumentException"
+    for c in nb.cells:
+        if c.cell_type == "code":
+            assert stream(nb, c.id, "stderr") == "", (c.id, c.outputs)
+
+
+def full_events(table_text: str) -> int:
+    return sum(int(n) for n in re.findall(r"│ \w+\s+┆ (\d+)\s+┆ [\d.]+\s+│", table_text))
+
+
+def scanned_bytes(table_text: str) -> float:
+    """The footer's data scanned, in bytes (`716 B`, `14.8 KB` …)."""
+    m = re.search(r"· ([\d.]+) (B|KB|MB) scanned", table_text)
+    assert m, table_text
+    return float(m.group(1)) * {"B": 1, "KB": 1e3, "MB": 1e6}[m.group(2)]
+
+
 CHECKS: dict[str, Callable[[NotebookNode], None]] = {
     "01-streams.ipynb": check_streams,
     "03-athena.ipynb": check_athena,
     "00-tour.ipynb": check_tour,
     "02-crawl.ipynb": check_crawl,
+    "04-firehose.ipynb": check_firehose,
 }
 
 

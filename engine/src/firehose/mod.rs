@@ -47,6 +47,8 @@ pub const CONVERSION_MIN_BUFFER_MB: u64 = 64;
 pub const MAX_RECORD_BYTES: usize = 1000 * 1024;
 pub const MAX_BATCH_RECORDS: usize = 500;
 pub const MAX_BATCH_BYTES: usize = 4 * 1024 * 1024;
+/// How stale the persisted metrics may get while puts come in (see `State::dirty`).
+const METRICS_SAVE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 /// Delivered objects remembered per delivery stream for `describe`.
 const RECENT_OBJECTS: usize = 50;
 const MB: u64 = 1024 * 1024;
@@ -182,29 +184,75 @@ pub struct Firehose {
     delivering: tokio::sync::Mutex<()>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct State {
     streams: BTreeMap<String, DeliveryStream>,
     buffers: BTreeMap<String, ShardLog>,
+    /// Per delivery stream, each buffer's fill, kept as records come and go so a put checks
+    /// its size trigger without walking the buffer.
+    fills: BTreeMap<String, BTreeMap<GroupKey, Fill>>,
+    /// Metrics changed since `delivery.json` was last written. Counters are saved at most
+    /// once a second while puts come in (and with every delivery, clock tick and close), not
+    /// on every put: the records themselves are durable in the buffer log before a put
+    /// returns, so a crash can only lose the last second's counters, never a record.
+    dirty: bool,
+    saved_at: std::time::Instant,
+}
+
+/// A buffer: the error output type (failed records) and the partition key values.
+type GroupKey = (Option<String>, BTreeMap<String, String>);
+
+#[derive(Debug, Clone, Copy)]
+struct Fill {
+    records: u64,
+    bytes: u64,
+    oldest_ms: i64,
+}
+
+impl Fill {
+    fn add(&mut self, record: &StoredRecord) {
+        self.records += 1;
+        self.bytes += record.data.len() as u64;
+        self.oldest_ms = self.oldest_ms.min(record.arrival_ms);
+    }
+}
+
+fn group_key(record: &StoredRecord) -> GroupKey {
+    let meta = meta_of(record);
+    (meta.err, meta.keys)
+}
+
+fn fills_of(records: &[StoredRecord]) -> BTreeMap<GroupKey, Fill> {
+    let mut fills: BTreeMap<GroupKey, Fill> = BTreeMap::new();
+    for record in records {
+        fills.entry(group_key(record)).or_insert(Fill { records: 0, bytes: 0, oldest_ms: i64::MAX }).add(record);
+    }
+    fills
 }
 
 impl Firehose {
     pub fn open(workspace: &Workspace, clock: Arc<Clock>, lake: Arc<Lake>, catalog: Arc<Catalog>, streams: Arc<Streams>) -> Result<Self> {
         let dir = workspace.dir("firehose")?;
         let all: BTreeMap<String, DeliveryStream> = read_json(&dir.join("delivery.json"))?.unwrap_or_default();
-        let mut buffers = BTreeMap::new();
+        let (mut buffers, mut fills) = (BTreeMap::new(), BTreeMap::new());
         for (name, stream) in &all {
-            buffers.insert(name.clone(), ShardLog::open(&dir.join(format!("{name}.buffer")), stream.buffer_next.max(1))?);
+            let log = ShardLog::open(&dir.join(format!("{name}.buffer")), stream.buffer_next.max(1))?;
+            fills.insert(name.clone(), fills_of(&log.records));
+            buffers.insert(name.clone(), log);
         }
-        Ok(Self { dir, clock, lake, catalog, streams, state: Mutex::new(State { streams: all, buffers }), delivering: tokio::sync::Mutex::new(()) })
+        let state = State { streams: all, buffers, fills, dirty: false, saved_at: std::time::Instant::now() };
+        Ok(Self { dir, clock, lake, catalog, streams, state: Mutex::new(state), delivering: tokio::sync::Mutex::new(()) })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn save(&self, state: &State) -> Result<()> {
-        write_json(&self.dir.join("delivery.json"), &state.streams)
+    fn save(&self, state: &mut State) -> Result<()> {
+        write_json(&self.dir.join("delivery.json"), &state.streams)?;
+        state.dirty = false;
+        state.saved_at = std::time::Instant::now();
+        Ok(())
     }
 
     /// ≙ CreateDeliveryStream with an S3 destination.
@@ -291,8 +339,9 @@ impl Firehose {
         };
         let log = ShardLog::open(&self.dir.join(format!("{name}.buffer")), 1)?;
         state.buffers.insert(name.to_string(), log);
+        state.fills.insert(name.to_string(), BTreeMap::new());
         state.streams.insert(name.to_string(), stream.clone());
-        self.save(&state)?;
+        self.save(&mut state)?;
         drop(state);
         if let Source::Stream { stream: source } = &stream.source {
             // Reading starts at the tip of the stream (as the service does), from now on.
@@ -323,16 +372,16 @@ impl Firehose {
     pub fn describe(&self, name: &str) -> Result<(DeliveryStream, Vec<BufferFill>)> {
         let state = self.lock();
         let stream = get(&state, name)?.clone();
-        let mut fills: BTreeMap<String, BufferFill> = BTreeMap::new();
-        for record in &state.buffers[name].records {
-            let meta = meta_of(record);
-            let label = buffer_label(&meta);
-            let fill = fills.entry(label.clone()).or_insert(BufferFill { buffer: label, records: 0, bytes: 0, oldest: arrival(record) });
-            fill.records += 1;
-            fill.bytes += record.data.len() as u64;
-            fill.oldest = fill.oldest.min(arrival(record));
-        }
-        Ok((stream, fills.into_values().collect()))
+        let fills = state.fills[name]
+            .iter()
+            .map(|((err, keys), fill)| BufferFill {
+                buffer: buffer_label(err.as_deref(), keys),
+                records: fill.records,
+                bytes: fill.bytes,
+                oldest: DateTime::from_timestamp_millis(fill.oldest_ms).unwrap_or_default(),
+            })
+            .collect();
+        Ok((stream, fills))
     }
 
     /// ≙ DeleteDeliveryStream: buffered records are discarded (as the service does).
@@ -340,8 +389,9 @@ impl Firehose {
         let mut state = self.lock();
         get(&state, name)?;
         let dropped = state.buffers.remove(name).map_or(0, |b| b.records.len() as u64);
+        state.fills.remove(name);
         state.streams.remove(name);
-        self.save(&state)?;
+        self.save(&mut state)?;
         let path = self.dir.join(format!("{name}.buffer"));
         std::fs::remove_file(&path).map_err(|e| crate::Error::io(path, e))?;
         Ok(dropped)
@@ -450,14 +500,25 @@ impl Firehose {
         for (record, sequence) in stored.iter_mut().zip(first..) {
             record.sequence = sequence;
         }
+        let fresh = fills_of(&stored);
         if !stored.is_empty() {
             log.append(stored)?;
+        }
+        let fills = state.fills.entry(name.to_string()).or_default();
+        for (key, add) in fresh {
+            let fill = fills.entry(key).or_insert(Fill { records: 0, bytes: 0, oldest_ms: i64::MAX });
+            fill.records += add.records;
+            fill.bytes += add.bytes;
+            fill.oldest_ms = fill.oldest_ms.min(add.oldest_ms);
         }
         let metrics = &mut state.streams.get_mut(name).ok_or_else(|| crate::internal_err!("{name} vanished"))?.metrics;
         metrics.incoming_records += incoming;
         metrics.incoming_bytes += bytes;
         metrics.dropped_records += dropped;
-        self.save(&state)?;
+        state.dirty = true;
+        if state.saved_at.elapsed() >= METRICS_SAVE_INTERVAL {
+            self.save(&mut state)?;
+        }
         Ok(slots
             .into_iter()
             .map(|(slot, index)| {
@@ -518,24 +579,25 @@ impl Firehose {
         let (stream, groups) = {
             let state = self.lock();
             let stream = get(&state, name)?.clone();
-            let mut groups: BTreeMap<(Option<String>, BTreeMap<String, String>), Vec<StoredRecord>> = BTreeMap::new();
-            for record in &state.buffers[name].records {
-                let meta = meta_of(record);
-                groups.entry((meta.err.clone(), meta.keys.clone())).or_default().push(record.clone());
-            }
-            let due: Vec<_> = groups
-                .into_iter()
-                .filter(|(_, records)| {
-                    let bytes: u64 = records.iter().map(|r| r.data.len() as u64).sum();
-                    let oldest = records.iter().map(|r| r.arrival_ms).min().unwrap_or(i64::MAX);
-                    match trigger {
-                        Trigger::Force => true,
-                        Trigger::Size => bytes >= stream.buffer_bytes,
-                        Trigger::Due => bytes >= stream.buffer_bytes || now.timestamp_millis() - oldest >= stream.buffer_interval_s as i64 * 1000,
-                    }
+            let due: Vec<&GroupKey> = state.fills[name]
+                .iter()
+                .filter(|(_, fill)| match trigger {
+                    Trigger::Force => true,
+                    Trigger::Size => fill.bytes >= stream.buffer_bytes,
+                    Trigger::Due => fill.bytes >= stream.buffer_bytes || now.timestamp_millis() - fill.oldest_ms >= stream.buffer_interval_s as i64 * 1000,
                 })
+                .map(|(key, _)| key)
                 .collect();
-            (stream, due)
+            if due.is_empty() {
+                return Ok(Vec::new());
+            }
+            let mut groups: BTreeMap<GroupKey, Vec<StoredRecord>> = due.into_iter().map(|k| (k.clone(), Vec::new())).collect();
+            for record in &state.buffers[name].records {
+                if let Some(group) = groups.get_mut(&group_key(record)) {
+                    group.push(record.clone());
+                }
+            }
+            (stream, groups)
         };
         let mut delivered = Vec::new();
         let mut done: Vec<u64> = Vec::new();
@@ -587,10 +649,12 @@ impl Firehose {
         if let Some(s) = state.streams.get_mut(name) {
             s.buffer_next = next;
         }
-        self.save(&state)?;
+        self.save(&mut state)?;
         done.sort_unstable();
         if let Some(log) = state.buffers.get_mut(name) {
             log.retain(|r| done.binary_search(&r.sequence).is_err())?;
+            let fills = fills_of(&log.records);
+            state.fills.insert(name.to_string(), fills);
         }
         Ok(delivered)
     }
@@ -684,7 +748,22 @@ impl Firehose {
         for name in names {
             delivered.extend(self.deliver(&name, Trigger::Due).await?);
         }
+        let mut state = self.lock();
+        if state.dirty {
+            self.save(&mut state)?;
+        }
         Ok(delivered)
+    }
+}
+
+impl Drop for Firehose {
+    /// Counters changed since the last delivery are saved when the engine closes.
+    fn drop(&mut self) {
+        let mut state = self.lock();
+        if state.dirty {
+            let _ = write_json(&self.dir.join("delivery.json"), &state.streams);
+            state.dirty = false;
+        }
     }
 }
 
@@ -728,16 +807,12 @@ fn meta_of(record: &StoredRecord) -> Meta {
     serde_json::from_str(&record.partition_key).unwrap_or_default()
 }
 
-fn buffer_label(meta: &Meta) -> String {
-    match &meta.err {
+fn buffer_label(err: Option<&str>, keys: &BTreeMap<String, String>) -> String {
+    match err {
         Some(kind) => format!("error: {kind}"),
-        None if meta.keys.is_empty() => "data".into(),
-        None => meta.keys.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", "),
+        None if keys.is_empty() => "data".into(),
+        None => keys.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", "),
     }
-}
-
-fn arrival(record: &StoredRecord) -> DateTime<Utc> {
-    DateTime::from_timestamp_millis(record.arrival_ms).unwrap_or_default()
 }
 
 fn app_name(delivery_stream: &str) -> String {

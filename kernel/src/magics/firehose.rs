@@ -67,6 +67,7 @@ enum Verb {
         #[arg(long, requires = "format")]
         schema: Option<String>,
         /// SQL applied to each incoming batch: an expression over `data`, or a query over `records`
+        /// (or write it as the body of a `%%firehose create` cell)
         #[arg(long)]
         transform: Option<String>,
         /// Partition records by keys taken from their JSON (with --partition-key)
@@ -98,13 +99,19 @@ enum Verb {
 
 pub async fn run(args: FirehoseArgs, ctx: Ctx<'_>) -> Result<Option<Bundle>, CellError> {
     let engine = ctx.session.engine()?;
-    if ctx.body.is_some() && !matches!(args.verb, Verb::Put { .. }) {
-        return Err(CellError::usage("only `%%firehose put NAME` takes a cell body (one record per line)"));
+    if ctx.body.is_some() && !matches!(args.verb, Verb::Put { .. } | Verb::Create { .. }) {
+        return Err(CellError::usage("only `%%firehose put NAME` (one record per line) and `%%firehose create NAME` (the transform SQL) take a cell body"));
     }
     let out = ctx.out;
     let fh = engine.firehose();
     match args.verb {
         Verb::Create { name, source, destination, prefix, error_prefix, buffer_size, buffer_interval, compression, format, schema, transform, dynamic_partitioning: _, partition_key, newline } => {
+            // `%%firehose create NAME …`: the body is the transform, which is easier to write
+            // there than quoted on the line.
+            let transform = match (ctx.body.map(str::trim).filter(|b| !b.is_empty()), transform) {
+                (Some(_), Some(_)) => return Err(CellError::usage("give the transform either as --transform or as the %%firehose create body, not both")),
+                (body, line) => body.map(str::to_string).or(line),
+            };
             let dest = S3Uri::parse(&destination)?;
             let config = Config {
                 source: Some(source),
