@@ -99,6 +99,12 @@ impl Lakebook {
         &self.sql
     }
 
+    /// Saves what the services keep in memory between saves (Firehose's metrics); the
+    /// kernel calls it after every cell.
+    pub fn persist(&self) -> Result<()> {
+        self.firehose.persist()
+    }
+
     /// Runs the time-driven work that is due on the engine clock (scheduled crawlers …) and
     /// reports what ran. `%clock advance` calls it so manual-clock notebooks stay
     /// deterministic; on the system clock a background loop calls it.

@@ -169,6 +169,18 @@ impl Session {
     }
 
     pub async fn execute(&mut self, code: &str, out: &Output) -> Result<Outcome, CellError> {
+        let outcome = self.execute_cell(code, out).await;
+        // Counters the services batch in memory are on disk at every cell boundary, so a
+        // kernel that is shut down (or killed) between cells loses none of them.
+        if let Some(engine) = &self.engine
+            && let Err(e) = engine.persist()
+        {
+            out.stderr(&format!("warning: could not save the workspace state: {e}\n"));
+        }
+        outcome
+    }
+
+    async fn execute_cell(&mut self, code: &str, out: &Output) -> Result<Outcome, CellError> {
         let cell = cell::parse(code).map_err(|e| CellError::usage(e.to_string()))?;
         let mut outcome = Outcome::default();
         match cell {

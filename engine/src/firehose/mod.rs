@@ -192,7 +192,8 @@ struct State {
     /// its size trigger without walking the buffer.
     fills: BTreeMap<String, BTreeMap<GroupKey, Fill>>,
     /// Metrics changed since `delivery.json` was last written. Counters are saved at most
-    /// once a second while puts come in (and with every delivery, clock tick and close), not
+    /// once a second while puts come in (and with every delivery, clock tick, [`Firehose::persist`] — which the kernel
+    /// calls after each cell — and close), not
     /// on every put: the records themselves are durable in the buffer log before a put
     /// returns, so a crash can only lose the last second's counters, never a record.
     dirty: bool,
@@ -748,11 +749,17 @@ impl Firehose {
         for name in names {
             delivered.extend(self.deliver(&name, Trigger::Due).await?);
         }
+        self.persist()?;
+        Ok(delivered)
+    }
+
+    /// Saves the metrics if puts changed them since the last save.
+    pub fn persist(&self) -> Result<()> {
         let mut state = self.lock();
         if state.dirty {
             self.save(&mut state)?;
         }
-        Ok(delivered)
+        Ok(())
     }
 }
 
