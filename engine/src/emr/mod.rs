@@ -731,8 +731,8 @@ fn find(state: &State, key: &str) -> Result<usize> {
     if let Some(i) = state.clusters.iter().position(|c| c.id == key) {
         return Ok(i);
     }
-    let named = state.clusters.iter().enumerate().filter(|(_, c)| c.name == key);
-    if let Some((i, _)) = named.clone().find(|(_, c)| !c.state.is_terminated()).or_else(|| named.last()) {
+    let live = state.clusters.iter().position(|c| c.name == key && !c.state.is_terminated());
+    if let Some(i) = live.or_else(|| state.clusters.iter().rposition(|c| c.name == key)) {
         return Ok(i);
     }
     let mut candidates: Vec<&str> = state.clusters.iter().filter(|c| !c.state.is_terminated()).map(|c| c.name.as_str()).collect();
