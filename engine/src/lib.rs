@@ -9,10 +9,13 @@
 //! - [`catalog`]   the Glue-style Data Catalog and its crawler.
 //! - [`sql`]       Athena-style SQL executions on DataFusion over the catalog.
 //! - [`streams`]   Kinesis-style data streams: shards, durable logs, limits, consumers.
+//! - [`firehose`]  Firehose-style delivery streams: buffers, prefixes, transforms, formats.
+//! - [`emr`]       EMR-style clusters and steps: Hadoop-streaming MapReduce, SQL steps, faults.
 //! - [`Lakebook`]  the façade owning all of the above.
 
 pub mod catalog;
 pub mod clock;
+pub mod emr;
 pub mod error;
 pub mod firehose;
 pub mod lake;
@@ -44,6 +47,7 @@ pub struct Lakebook {
     sql: sql::SqlEngine,
     streams: Arc<streams::Streams>,
     firehose: firehose::Firehose,
+    emr: emr::Emr,
 }
 
 impl Lakebook {
@@ -56,7 +60,8 @@ impl Lakebook {
         let streams = Arc::new(streams::Streams::open(&workspace, clock.clone())?);
         let sql = sql::SqlEngine::open(&workspace, catalog.clone(), lake.clone(), clock.clone(), streams.clone())?;
         let firehose = firehose::Firehose::open(&workspace, clock.clone(), lake.clone(), catalog.clone(), streams.clone())?;
-        Ok(Self { workspace, clock, lake, catalog, sql, streams, firehose })
+        let emr = emr::Emr::open(&workspace, clock.clone(), lake.clone())?;
+        Ok(Self { workspace, clock, lake, catalog, sql, streams, firehose, emr })
     }
 
     /// The workspace directory named by `LAKEBOOK_HOME`, else `./lakebook-data`.
@@ -105,6 +110,10 @@ impl Lakebook {
         self.firehose.persist()
     }
 
+    pub fn emr(&self) -> &emr::Emr {
+        &self.emr
+    }
+
     /// Runs the time-driven work that is due on the engine clock (scheduled crawlers …) and
     /// reports what ran. `%clock advance` calls it so manual-clock notebooks stay
     /// deterministic; on the system clock a background loop calls it.
@@ -125,6 +134,10 @@ impl Lakebook {
                 format!("firehose delivered {} record(s){what} to {}", o.records, o.uri)
             })),
             Err(e) => reports.push(format!("firehose delivery failed: {e}")),
+        }
+        match self.emr.run_due(self.clock.now()) {
+            Ok(changes) => reports.extend(changes),
+            Err(e) => reports.push(format!("EMR state changes failed: {e}")),
         }
         for name in self.catalog.due_crawlers(self.clock.now()) {
             let report = match self.catalog.run_crawler(&self.lake, &name, &mut |_, _| {}).await {
