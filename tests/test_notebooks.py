@@ -107,7 +107,13 @@ def check_tour(nb: NotebookNode) -> None:
     archived = result(nb, "firehose-deliver")
     assert "clicks/dt=2026-01-01/clicks-archive-1-2026-01-01-00-00-00-" in archived and "1 row × 3 columns" in archived, archived
 
-    assert result(nb, "advance") == "2026-01-01T00:02:00Z (manual)"
+    # the word count: the step waited 90 s for the cluster to boot on the manual clock
+    assert "COMPLETED → s3://demo/word-counts/" in shown(nb, "emr-step"), shown(nb, "emr-step")
+    text = cell(nb, "emr-put").source.split("\n", 1)[1].lower()
+    words = re.findall(r"[a-z]+", text)
+    counted = [line.split() for line in stream(nb, "emr-output").splitlines()]
+    assert counted == [[str(words.count(w)), w] for w in sorted(set(words))], counted
+    assert result(nb, "advance") == "2026-01-01T00:03:30Z (manual)"
 
     info = cell(nb, "info").outputs
     assert any(o.output_type == "execute_result" and "text/html" in o.data for o in info), info
@@ -358,12 +364,57 @@ def scanned_bytes(table_text: str) -> float:
     return float(m.group(1)) * {"B": 1, "KB": 1e3, "MB": 1e6}[m.group(2)]
 
 
+def check_emr(nb: NotebookNode) -> None:
+    # the expected counts, computed here from the corpus cells with the mapper's own rule
+    corpus = "".join(cell(nb, f"corpus-{i}").source.split("\n", 1)[1] + "\n" for i in (1, 2, 3))
+    counts: dict[str, int] = {}
+    for word in re.findall(r"[a-z']+", corpus.lower()):
+        counts[word] = counts.get(word, 0) + 1
+    lines = len(corpus.splitlines())
+
+    def counter(cell_id: str, name: str) -> int:
+        m = re.search(rf"│ {name}\s+┆ (\d+)\s+│", result(nb, cell_id))
+        assert m, (name, result(nb, cell_id))
+        return int(m.group(1))
+
+    assert "STARTING" in stream(nb, "create") and "4 slot(s)" in stream(nb, "create"), stream(nb, "create")
+    assert "COMPLETED → s3://books/counts/" in stream(nb, "step"), stream(nb, "step")
+    assert counter("step", "Map input records") == lines
+    assert counter("step", "Map output records") == sum(counts.values())
+    assert counter("step", "Reduce output records") == counter("step", "Reduce input groups") == len(counts)
+    assert counter("step", "Launched map tasks") == 6 and counter("step", "Launched reduce tasks") == 2  # 256-byte splits of 3 books
+    assert "counts/_SUCCESS" in result(nb, "output") and "counts/part-00001" in result(nb, "output")
+    part = [line.split("\t") for line in stream(nb, "part").splitlines()]
+    assert [k for k, _ in part] == sorted(k for k, _ in part) and part, part  # a reducer's keys arrive sorted
+    assert all(counts[k] == int(v) for k, v in part), part
+    # the combiner: same result, fewer records and bytes in the shuffle
+    assert counter("combiner", "Combine input records") == counter("step", "Map output records")
+    assert counter("combiner", "Reduce input records") == counter("combiner", "Combine output records") < counter("step", "Reduce input records")
+    assert counter("combiner", "Reduce shuffle bytes") < counter("step", "Reduce shuffle bytes")
+    assert counter("combiner", "Reduce output records") == len(counts)
+    # the SQL step's top words, charted
+    assert "COMPLETED → s3://books/top-words/" in stream(nb, "sql-step") and "SUCCEEDED" in result(nb, "sql-step")
+    top = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:20]
+    check_chart(nb, "chart", "bar", [w for w, _ in top], [n for _, n in top])
+    # the lost task node: its tasks ran again elsewhere, the output is the same
+    assert counter("loss-step", "Killed map tasks") >= 1 and counter("loss-step", "Launched map tasks") > 6
+    assert counter("loss-step", "Reduce output records") == len(counts)
+    assert re.search(r"TASK\s+┆ SPOT\s+┆ LOST", shown(nb, "loss-describe")), shown(nb, "loss-describe")
+    assert re.search(rf"│ {len(counts)}\s+┆ {len(counts)}\s+│", result(nb, "loss-same")), result(nb, "loss-same")
+    # errors
+    assert error(nb, "exists").ename == "StepFailed" and "already exists" in error(nb, "exists").evalue
+    failed = error(nb, "fail")
+    assert failed.ename == "StepFailed" and "failed 4 times" in failed.evalue and "no such column" in failed.evalue, failed
+    assert re.search(r"wordcount ┆ TERMINATED", result(nb, "terminate")), result(nb, "terminate")
+
+
 CHECKS: dict[str, Callable[[NotebookNode], None]] = {
     "01-streams.ipynb": check_streams,
     "03-athena.ipynb": check_athena,
     "00-tour.ipynb": check_tour,
     "02-crawl.ipynb": check_crawl,
     "04-firehose.ipynb": check_firehose,
+    "05-emr.ipynb": check_emr,
 }
 
 

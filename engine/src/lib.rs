@@ -234,7 +234,7 @@ impl Lakebook {
 
 /// The name a unit enum variant has in its serialised form (`created`, `SUCCEEDED` …), so
 /// `Display` and the persisted state always agree.
-pub(crate) fn serde_name<T: serde::Serialize>(value: &T) -> String {
+pub fn serde_name<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_value(value).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
 }
 

@@ -6,6 +6,7 @@ pub mod catalog;
 pub mod chart;
 pub mod clock;
 pub mod crawl;
+pub mod emr;
 pub mod firehose;
 pub mod help;
 pub mod lake;
@@ -33,7 +34,7 @@ pub struct MagicSpec {
 
 /// Every magic, in the order `%lsmagic` shows them.
 pub const MAGICS: &[MagicSpec] =
-    &[stream::SPEC, firehose::SPEC, lake::SPEC, crawl::SPEC, catalog::SPEC, sql::SPEC, chart::SPEC, clock::SPEC, help::LSMAGIC, help::HELP];
+    &[stream::SPEC, firehose::SPEC, lake::SPEC, crawl::SPEC, catalog::SPEC, sql::SPEC, emr::SPEC, chart::SPEC, clock::SPEC, help::LSMAGIC, help::HELP];
 
 pub fn find(name: &str) -> Option<&'static MagicSpec> {
     MAGICS.iter().find(|m| m.name == name)
@@ -63,6 +64,7 @@ pub async fn run(name: &str, args: &[String], ctx: Ctx<'_>) -> Result<Option<Bun
         "crawl" => crawl::run(parse(spec, args)?, ctx).await,
         "catalog" => catalog::run(parse(spec, args)?, ctx).await,
         "sql" => sql::run(ctx).await,
+        "emr" => emr::run(parse(spec, args)?, ctx).await,
         "chart" => chart::run(parse(spec, args)?, ctx),
         "lsmagic" => Ok(Some(help::lsmagic())),
         "help" => help::run(parse(spec, args)?),
@@ -225,6 +227,17 @@ mod tests {
     }
 
     #[test]
+    fn sizes_in_si_and_binary_units() {
+        assert_eq!(parse_size("10MB", Units::Si).unwrap(), 10_000_000);
+        assert_eq!(parse_size("1.5 GB", Units::Si).unwrap(), 1_500_000_000);
+        assert_eq!(parse_size("2048", Units::Si).unwrap(), 2048);
+        assert_eq!(parse_size("128MB", Units::Binary).unwrap(), 128 << 20);
+        assert_eq!(parse_size("64k", Units::Binary).unwrap(), 64 << 10);
+        assert!(parse_size("ten", Units::Si).is_err());
+        assert!(parse_size("10 parsecs", Units::Si).is_err());
+    }
+
+    #[test]
     fn completes_verbs_and_flags() {
         assert_eq!(complete_args(&lake::SPEC, &["l"]).words, vec!["ls"]);
         assert_eq!(complete_args(&lake::SPEC, &["ls", "s3://x", "--r"]).words, vec!["--recursive"]);
@@ -239,4 +252,33 @@ mod tests {
         }
         assert!(help_text(&lake::SPEC).contains("PutObject"));
     }
+}
+
+/// How a size's units count: SI as the AWS consoles show scan limits (`10MB` = 10⁶ × 10), or
+/// binary as Hadoop's block and split sizes (`128MB` = 2²⁷).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Units {
+    Si,
+    Binary,
+}
+
+/// `10MB`, `1.5 GB`, `500KB`, `10000000` → bytes.
+pub(crate) fn parse_size(text: &str, units: Units) -> Result<u64, CellError> {
+    let text = text.trim();
+    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number.parse().map_err(|_| CellError::usage(format!("{text:?} is not a size: write e.g. 10MB or 1GB")))?;
+    let k = match units {
+        Units::Si => 1e3,
+        Units::Binary => 1024.0,
+    };
+    let scale = match unit.trim().to_ascii_uppercase().as_str() {
+        "" | "B" => 1.0,
+        "K" | "KB" | "KIB" => k,
+        "M" | "MB" | "MIB" => k * k,
+        "G" | "GB" | "GIB" => k * k * k,
+        "T" | "TB" | "TIB" => k * k * k * k,
+        other => return Err(CellError::usage(format!("unknown size unit {other:?} in {text:?}: use B, KB, MB, GB or TB"))),
+    };
+    Ok((number * scale).round() as u64)
 }

@@ -221,7 +221,7 @@ fn workgroup(engine: &lakebook_engine::Lakebook, words: &[&str], out: &crate::ou
             while let Some(flag) = rest.next() {
                 let value = rest.next().ok_or_else(|| CellError::usage(format!("{flag} needs a value")).with_detail(usage))?;
                 match *flag {
-                    "--bytes-scanned-cutoff" => cutoff = Some(parse_size(value)?),
+                    "--bytes-scanned-cutoff" => cutoff = Some(super::parse_size(value, super::Units::Si)?),
                     "--output-location" => location = Some(value.to_string()),
                     "--description" => description = value.to_string(),
                     other => return Err(CellError::usage(format!("unknown flag {other}")).with_detail(usage)),
@@ -239,23 +239,6 @@ fn workgroup(engine: &lakebook_engine::Lakebook, words: &[&str], out: &crate::ou
         }
         _ => Err(CellError::usage(format!("unknown workgroup command: {}", words.join(" "))).with_detail(usage)),
     }
-}
-
-/// `10MB`, `1.5 GB`, `500KB`, `10000000` (SI units, as Athena's console shows them).
-fn parse_size(text: &str) -> Result<u64, CellError> {
-    let text = text.trim();
-    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: f64 = number.parse().map_err(|_| CellError::usage(format!("{text:?} is not a size: write e.g. 10MB or 1GB")))?;
-    let scale = match unit.trim().to_ascii_uppercase().as_str() {
-        "" | "B" => 1.0,
-        "KB" => 1e3,
-        "MB" => 1e6,
-        "GB" => 1e9,
-        "TB" => 1e12,
-        other => return Err(CellError::usage(format!("unknown size unit {other:?}: use B, KB, MB, GB or TB"))),
-    };
-    Ok((number * scale).round() as u64)
 }
 
 fn history(engine: &lakebook_engine::Lakebook) -> Result<Option<Bundle>, CellError> {
@@ -285,15 +268,6 @@ fn history(engine: &lakebook_engine::Lakebook) -> Result<Option<Bundle>, CellErr
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sizes() {
-        assert_eq!(parse_size("10MB").unwrap(), 10_000_000);
-        assert_eq!(parse_size("1.5 GB").unwrap(), 1_500_000_000);
-        assert_eq!(parse_size("2048").unwrap(), 2048);
-        assert!(parse_size("ten").is_err());
-        assert!(parse_size("10 parsecs").is_err());
-    }
 
     #[test]
     fn dollars() {
