@@ -11,6 +11,7 @@
 //! - [`streams`]   Kinesis-style data streams: shards, durable logs, limits, consumers.
 //! - [`firehose`]  Firehose-style delivery streams: buffers, prefixes, transforms, formats.
 //! - [`emr`]       EMR-style clusters and steps: Hadoop-streaming MapReduce, SQL steps, faults.
+//! - [`redshift`]  Redshift-style warehouse clusters: managed tables, COPY/UNLOAD, Spectrum.
 //! - [`Lakebook`]  the façade owning all of the above.
 
 pub mod catalog;
@@ -19,6 +20,7 @@ pub mod emr;
 pub mod error;
 pub mod firehose;
 pub mod lake;
+pub mod redshift;
 pub mod sql;
 pub mod streams;
 pub mod workspace;
@@ -48,6 +50,7 @@ pub struct Lakebook {
     streams: Arc<streams::Streams>,
     firehose: firehose::Firehose,
     emr: emr::Emr,
+    redshift: redshift::Redshift,
 }
 
 impl Lakebook {
@@ -61,7 +64,8 @@ impl Lakebook {
         let sql = sql::SqlEngine::open(&workspace, catalog.clone(), lake.clone(), clock.clone(), streams.clone())?;
         let firehose = firehose::Firehose::open(&workspace, clock.clone(), lake.clone(), catalog.clone(), streams.clone())?;
         let emr = emr::Emr::open(&workspace, clock.clone(), lake.clone())?;
-        Ok(Self { workspace, clock, lake, catalog, sql, streams, firehose, emr })
+        let redshift = redshift::Redshift::open(&workspace, clock.clone(), lake.clone(), catalog.clone(), streams.clone())?;
+        Ok(Self { workspace, clock, lake, catalog, sql, streams, firehose, emr, redshift })
     }
 
     /// The workspace directory named by `LAKEBOOK_HOME`, else `./lakebook-data`.
@@ -112,6 +116,10 @@ impl Lakebook {
 
     pub fn emr(&self) -> &emr::Emr {
         &self.emr
+    }
+
+    pub fn redshift(&self) -> &redshift::Redshift {
+        &self.redshift
     }
 
     /// Runs the time-driven work that is due on the engine clock (scheduled crawlers …) and

@@ -137,6 +137,8 @@ pub struct Session {
     pub last_result: Option<arrow_array::RecordBatch>,
     /// Whether a chart's HTML has carried plotly.js yet in this kernel session.
     pub plotly_loaded: bool,
+    /// The Redshift cluster `%sql` runs on (`%redshift connect NAME`); None = Athena.
+    pub redshift_cluster: Option<String>,
 }
 
 impl Session {
@@ -150,6 +152,7 @@ impl Session {
             sql_workgroup: lakebook_engine::sql::PRIMARY_WORKGROUP.to_string(),
             last_result: None,
             plotly_loaded: false,
+            redshift_cluster: None,
         }
     }
 

@@ -491,7 +491,7 @@ impl Drop for Recorder<'_> {
 
 /// Bytes actually read: Parquet reports what it fetched after column and row-group
 /// pruning; text formats are read whole, so their files' sizes count.
-fn bytes_scanned(plan: &dyn ExecutionPlan) -> u64 {
+pub(crate) fn bytes_scanned(plan: &dyn ExecutionPlan) -> u64 {
     use datafusion::datasource::physical_plan::FileScanConfig;
     use datafusion::datasource::source::DataSourceExec;
     let mut total = 0;
@@ -514,7 +514,7 @@ fn bytes_scanned(plan: &dyn ExecutionPlan) -> u64 {
 
 /// DataFusion's errors named as Athena names a failed query's reason (SYNTAX_ERROR,
 /// TABLE_NOT_FOUND …), with the offending SQL line and a caret for syntax errors.
-fn sql_error(error: DataFusionError, sql: &str) -> Error {
+pub(crate) fn sql_error(error: DataFusionError, sql: &str) -> Error {
     let message = root_message(error.find_root()).trim().to_string();
     let lower = message.to_lowercase();
     let (code, hint): (&'static str, Option<String>) = if lower.starts_with("sql error") || lower.contains("parsererror") {

@@ -39,6 +39,9 @@ pub struct SqlArgs {
     /// Run in this workgroup: its output location and per-query scan limit apply
     #[arg(long, short = 'w', value_name = "NAME")]
     workgroup: Option<String>,
+    /// Run on this Redshift cluster instead of Athena (`%redshift connect NAME` makes it the default)
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["workgroup", "database", "output"])]
+    cluster: Option<String>,
     /// Draw the result as a chart instead of a table
     #[arg(long, value_enum, value_name = "KIND")]
     chart: Option<ChartKind>,
@@ -60,7 +63,7 @@ pub struct SqlArgs {
 }
 
 /// Flags that take a value, for splitting `%sql --limit 5 SELECT …` into flags and SQL.
-const VALUE_FLAGS: &[&str] = &["--database", "-d", "--limit", "--output", "--workgroup", "-w", "--chart", "--x", "--y", "--color", "--title"];
+const VALUE_FLAGS: &[&str] = &["--database", "-d", "--limit", "--output", "--workgroup", "-w", "--cluster", "--chart", "--x", "--y", "--color", "--title"];
 
 pub async fn run(ctx: Ctx<'_>) -> Result<Option<Bundle>, CellError> {
     let (flag_text, sql) = match ctx.body {
@@ -91,8 +94,12 @@ pub async fn run(ctx: Ctx<'_>) -> Result<Option<Bundle>, CellError> {
         ctx.out.stdout(&format!("default database: {db}\n"));
         return Ok(None);
     }
-    let database = args.database.clone().unwrap_or_else(|| ctx.session.sql_database.clone());
     let sql = if args.explain { format!("EXPLAIN {sql}") } else { sql.to_string() };
+    let on_athena = args.workgroup.is_some() || args.database.is_some() || args.output.is_some();
+    if let Some(cluster) = args.cluster.clone().or_else(|| ctx.session.redshift_cluster.clone().filter(|_| !on_athena)) {
+        return super::redshift::sql(&engine, &cluster, &sql, args.view(), ctx).await;
+    }
+    let database = args.database.clone().unwrap_or_else(|| ctx.session.sql_database.clone());
     let workgroup = args.workgroup.clone().unwrap_or_else(|| ctx.session.sql_workgroup.clone());
     let mut results = engine.sql().run_in(&sql, &database, &workgroup).await?;
     let last = results.pop().ok_or_else(|| CellError::bug("a query ran but returned no result"))?;
@@ -112,16 +119,41 @@ pub async fn run(ctx: Ctx<'_>) -> Result<Option<Bundle>, CellError> {
         ctx.out.stdout(&format!("{lines}\n{facts}\n"));
         return Ok(None);
     }
+    show(batch, footer(&last), args.view(), ctx)
+}
+
+/// How a result is shown: the flags of `%sql` that do not change what runs.
+pub struct View {
+    pub limit: Option<usize>,
+    pub chart: Option<ChartKind>,
+    pub x: Option<String>,
+    pub y: Option<String>,
+    pub color: Option<String>,
+    pub title: Option<String>,
+}
+
+impl SqlArgs {
+    fn view(&self) -> View {
+        View { limit: self.limit, chart: self.chart, x: self.x.clone(), y: self.y.clone(), color: self.color.clone(), title: self.title.clone() }
+    }
+}
+
+/// Shows a query's rows as a table (or a chart with `--chart`) and keeps them for `%chart`.
+pub fn show(batch: arrow_array::RecordBatch, footer: Footer, view: View, ctx: Ctx<'_>) -> Result<Option<Bundle>, CellError> {
     ctx.session.last_result = Some(batch.clone());
-    if let Some(kind) = args.chart {
-        let x = args.x.ok_or_else(|| CellError::usage("--chart needs --x COLUMN (and --y COLUMN)"))?;
-        let spec = ChartSpec { kind, x, y: args.y, color: args.color, title: args.title };
+    if let Some(kind) = view.chart {
+        let x = view.x.ok_or_else(|| CellError::usage("--chart needs --x COLUMN (and --y COLUMN)"))?;
+        let spec = ChartSpec { kind, x, y: view.y, color: view.color, title: view.title };
         let bundle = chart::chart(&spec, &batch, !ctx.session.plotly_loaded)?;
         ctx.session.plotly_loaded = true;
-        ctx.out.stdout(&format!("{}\n", footer(&last).text(batch.num_rows(), batch.num_columns())));
+        ctx.out.stdout(&format!("{}\n", footer.text(batch.num_rows(), batch.num_columns())));
         return Ok(Some(bundle));
     }
-    Ok(Some(result_table(&last, args.limit)))
+    let mut options = TableOptions::default();
+    if let Some(n) = view.limit {
+        options = TableOptions { max_rows: n, head: n, tail: 0, ..options };
+    }
+    Ok(Some(render::table(&batch, &options, &footer)))
 }
 
 /// `%sql --limit 5 --title "a b" SELECT …` → ("--limit 5 --title \"a b\"", "SELECT …").
@@ -163,14 +195,6 @@ fn footer(result: &QueryResult) -> Footer {
         bytes_scanned: Some(e.bytes_scanned),
         extra: vec![format!("{} at Athena's price", usd(e.cost_usd()))],
     }
-}
-
-pub fn result_table(result: &QueryResult, limit: Option<usize>) -> Bundle {
-    let mut options = TableOptions::default();
-    if let Some(n) = limit {
-        options = TableOptions { max_rows: n, head: n, tail: 0, ..options };
-    }
-    render::table(&concat(result), &options, &footer(result))
 }
 
 /// Dollars with the digits that matter: $0.00005, $1.25, $0.00.

@@ -1,0 +1,156 @@
+//! `%redshift`: Redshift-style warehouse clusters. SQL runs on a cluster with
+//! `%%sql --cluster NAME` (or every `%sql` after `%redshift connect NAME`): managed tables
+//! with DISTSTYLE and SORTKEY, COPY from the lake, UNLOAD back to it, Spectrum schemas over
+//! the Data Catalog, and the system tables `stl_load_errors` and `svv_table_info`.
+
+use std::sync::Arc;
+
+use arrow_array::{ArrayRef, UInt32Array, UInt64Array};
+use clap::{CommandFactory, Parser, Subcommand};
+use lakebook_engine::Lakebook;
+use lakebook_engine::redshift::Outcome;
+
+use super::catalog::{batch, strings, times};
+use super::sql::{View, show};
+use super::{Ctx, Form, MagicSpec};
+use crate::output::Bundle;
+use crate::render::{self, Footer, TableOptions};
+use crate::session::CellError;
+
+pub const SPEC: MagicSpec = MagicSpec {
+    name: "redshift",
+    summary: "Redshift-style warehouse clusters: managed columnar tables, COPY/UNLOAD, Spectrum",
+    form: Form::Line,
+    command: RedshiftArgs::command,
+};
+
+#[derive(Debug, Parser)]
+#[command(
+    about = "Redshift-style warehouse clusters: managed columnar tables, COPY/UNLOAD, Spectrum",
+    after_help = "Run SQL on a cluster with `%%sql --cluster NAME`, or `%redshift connect NAME` to send every %sql there\n\
+                  (`%redshift disconnect` goes back to Athena). A cluster of N nodes has 2·N slices; tables are laid out\n\
+                  across them by DISTSTYLE EVEN | KEY | ALL and sorted by SORTKEY. COPY t FROM 's3://…' FORMAT CSV | JSON 'auto' |\n\
+                  PARQUET [IGNOREHEADER n] [DELIMITER ','] [GZIP] [MAXERROR n] loads from the lake (bad rows in stl_load_errors);\n\
+                  UNLOAD ('SELECT …') TO 's3://…' [FORMAT PARQUET | CSV] [PARTITION BY (col)] writes to it;\n\
+                  CREATE EXTERNAL SCHEMA s FROM DATA CATALOG DATABASE 'db' queries catalog tables in place (Spectrum)."
+)]
+pub struct RedshiftArgs {
+    #[command(subcommand)]
+    verb: Verb,
+}
+
+#[derive(Debug, Subcommand)]
+enum Verb {
+    /// Create a cluster (≙ CreateCluster)
+    Create {
+        name: String,
+        /// Compute nodes; each has 2 slices
+        #[arg(long, default_value_t = 2)]
+        nodes: u32,
+    },
+    /// List clusters (≙ DescribeClusters)
+    List,
+    /// A cluster's nodes, schemas and tables with their layout (≙ DescribeClusters + svv_table_info)
+    Describe { name: String },
+    /// Delete a cluster and its managed storage (≙ DeleteCluster)
+    Delete { name: String },
+    /// Send every %sql to this cluster
+    Connect { name: String },
+    /// Send %sql to Athena again
+    Disconnect,
+}
+
+pub async fn run(args: RedshiftArgs, ctx: Ctx<'_>) -> Result<Option<Bundle>, CellError> {
+    let engine = ctx.session.engine()?;
+    let redshift = engine.redshift();
+    let out = ctx.out;
+    match args.verb {
+        Verb::Create { name, nodes } => {
+            let c = redshift.create_cluster(&name, nodes)?;
+            out.stdout(&format!("Created cluster {} ({} node(s), {} slices, database {}): {}.\n", c.name, c.nodes, c.slices(), lakebook_engine::redshift::DATABASE, c.status()));
+            Ok(None)
+        }
+        Verb::List => {
+            let all = redshift.clusters();
+            let table = batch(vec![
+                ("cluster", strings(all.iter().map(|c| c.name.clone()))),
+                ("status", strings(all.iter().map(|c| c.status().to_string()))),
+                ("nodes", Arc::new(UInt32Array::from_iter_values(all.iter().map(|c| c.nodes))) as ArrayRef),
+                ("tables", Arc::new(UInt32Array::from_iter_values(all.iter().map(|c| c.tables.len() as u32)))),
+                ("created", times(all.iter().map(|c| Some(c.created.timestamp_millis())))),
+            ])?;
+            Ok(Some(render::table(&table, &TableOptions::default(), &Footer::default())))
+        }
+        Verb::Describe { name } => {
+            let c = redshift.describe(&name)?;
+            let external: Vec<String> = c.external_schemas.iter().map(|e| format!("{} → Data Catalog database {}", e.name, e.database)).collect();
+            out.stdout(&format!(
+                "{}: {}, {} node(s), {} slices; schemas: {}{}\n",
+                c.name,
+                c.status(),
+                c.nodes,
+                c.slices(),
+                c.schemas.join(", "),
+                if external.is_empty() { String::new() } else { format!("; external: {}", external.join(", ")) }
+            ));
+            let t = &c.tables;
+            let table = batch(vec![
+                ("table", strings(t.iter().map(|t| t.qualified()))),
+                ("diststyle", strings(t.iter().map(|t| t.diststyle_text()))),
+                ("sortkey", strings(t.iter().map(|t| t.sortkey.join(", ")))),
+                ("rows", Arc::new(UInt64Array::from_iter_values(t.iter().map(|t| t.rows()))) as ArrayRef),
+                ("rows_per_slice", strings(t.iter().map(|t| t.slice_rows.iter().map(u64::to_string).collect::<Vec<_>>().join(" ")))),
+                ("size", strings(t.iter().map(|t| lakebook_engine::human_bytes(t.bytes)))),
+            ])?;
+            Ok(Some(render::table(&table, &TableOptions::default(), &Footer::default())))
+        }
+        Verb::Delete { name } => {
+            let c = redshift.delete_cluster(&name)?;
+            if ctx.session.redshift_cluster.as_deref() == Some(c.name.as_str()) {
+                ctx.session.redshift_cluster = None;
+            }
+            out.stdout(&format!("Deleted cluster {} and its {} table(s).\n", c.name, c.tables.len()));
+            Ok(None)
+        }
+        Verb::Connect { name } => {
+            let c = redshift.describe(&name)?;
+            ctx.session.redshift_cluster = Some(c.name.clone());
+            out.stdout(&format!("%sql now runs on Redshift cluster {} (database {}); `%redshift disconnect` goes back to Athena.\n", c.name, lakebook_engine::redshift::DATABASE));
+            Ok(None)
+        }
+        Verb::Disconnect => {
+            ctx.session.redshift_cluster = None;
+            out.stdout("%sql runs on Athena again.\n");
+            Ok(None)
+        }
+    }
+}
+
+/// `%sql` on a cluster: every statement's message is printed; the last query's rows are shown.
+pub async fn sql(engine: &Lakebook, cluster: &str, sql: &str, view: View, ctx: Ctx<'_>) -> Result<Option<Bundle>, CellError> {
+    let mut outcomes = engine.redshift().run(cluster, sql).await?;
+    let last = outcomes.pop().ok_or_else(|| CellError::bug("statements ran but returned nothing"))?;
+    for (i, o) in outcomes.iter().enumerate() {
+        match &o.message {
+            Some(m) => ctx.out.stdout(&format!("{m}\n")),
+            None => ctx.out.stdout(&format!("statement {}: {} row(s), {} ms\n", i + 1, o.batches.iter().map(|b| b.num_rows()).sum::<usize>(), o.elapsed.as_millis())),
+        }
+    }
+    let footer = footer(cluster, &last);
+    if let Some(m) = &last.message {
+        let facts = footer.text(0, 0);
+        let facts = facts.split_once(" · ").map_or(facts.as_str(), |(_, rest)| rest);
+        ctx.out.stdout(&format!("{m}\n{facts}\n"));
+        return Ok(None);
+    }
+    let batch = arrow_select::concat::concat_batches(&last.schema, &last.batches).unwrap_or_else(|_| arrow_array::RecordBatch::new_empty(last.schema.clone()));
+    show(batch, footer, view, ctx)
+}
+
+fn footer(cluster: &str, o: &Outcome) -> Footer {
+    let mut extra = vec![format!("query {} on {cluster}", o.query_id)];
+    if o.spectrum_bytes > 0 {
+        extra.push(format!("Spectrum scanned {} of the lake", lakebook_engine::human_bytes(o.spectrum_bytes)));
+    }
+    Footer { elapsed: Some(o.elapsed), bytes_scanned: Some(o.local_bytes + o.spectrum_bytes), extra }
+}
