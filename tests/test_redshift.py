@@ -127,3 +127,34 @@ def test_connect_and_a_restart_keep_the_tables(start_kernel) -> None:
     assert rows(second.ok("%%sql --cluster wh\nSELECT count(*) AS n FROM stl_load_errors").result["text/plain"]) == [["1"]]
     second.ok("%redshift delete wh")
     second.failing("%redshift describe wh", "ClusterNotFound")
+
+
+def test_snapshots_on_the_manual_clock_and_restore(kernel: Kernel) -> None:
+    kernel.ok("%clock manual --at 2026-03-01T00:00:00Z")
+    kernel.failing("%redshift create wh --retention 40", "InvalidRetentionPeriod")
+    kernel.ok("%redshift create wh --nodes 1")
+    kernel.ok("%%sql --cluster wh\nCREATE TABLE t (a int);\nINSERT INTO t VALUES (1), (2)")
+    assert "kept until deleted" in kernel.ok("%redshift snapshot wh before-delete").stream()
+    kernel.ok("%%sql --cluster wh\nDELETE FROM t WHERE a = 1")
+    took = kernel.ok("%clock advance 8h").stream()
+    assert "Redshift took automated snapshot rs:wh-2026-03-01-08-00-00 of wh" in took, took
+    snaps = kernel.ok("%redshift snapshots wh").result["text/plain"]
+    assert re.search(r"before-delete\s+┆ wh\s+┆ manual", snaps) and re.search(r"rs:wh-2026-03-01-08-00-00 ┆ wh\s+┆ automated", snaps), snaps
+    # a day later: the first automated snapshot's retention (1 day) has ended; a new one was taken
+    later = kernel.ok("%clock advance 24h").stream()
+    assert "deleted automated snapshot rs:wh-2026-03-01-08-00-00" in later and "automated snapshot rs:wh-2026-03-02-08-00-00" in later, later
+
+    def count(cluster: str) -> list[list[str]]:
+        return rows(kernel.ok(f"%%sql --cluster {cluster}\nSELECT count(*) AS n FROM t").result["text/plain"])
+
+    kernel.ok("%redshift restore before-delete --as wh2")
+    assert count("wh2") == [["2"]] and count("wh") == [["1"]]
+    kernel.ok("%redshift delete wh --final-snapshot last-state")
+    left = kernel.ok("%redshift snapshots").result["text/plain"]
+    assert "last-state" in left and "before-delete" in left and "automated" not in left, left
+    kernel.ok("%redshift restore last-state --as wh3")
+    assert count("wh3") == [["1"]]
+    kernel.failing("%redshift restore last-state --as wh3", "ClusterAlreadyExists")
+    kernel.failing("%redshift restore nope --as wh4", "ClusterSnapshotNotFound")
+    kernel.ok("%redshift delete-snapshot before-delete")
+    assert count("wh2") == [["2"]]  # a restored cluster does not depend on its snapshot

@@ -147,6 +147,10 @@ impl Lakebook {
             Ok(changes) => reports.extend(changes),
             Err(e) => reports.push(format!("EMR state changes failed: {e}")),
         }
+        match self.redshift.run_due(self.clock.now()) {
+            Ok(changes) => reports.extend(changes),
+            Err(e) => reports.push(format!("Redshift snapshots failed: {e}")),
+        }
         for name in self.catalog.due_crawlers(self.clock.now()) {
             let report = match self.catalog.run_crawler(&self.lake, &name, &mut |_, _| {}).await {
                 Ok(summary) => format!(

@@ -16,8 +16,15 @@
 //! DISTSTYLE AUTO lays out as EVEN; DELETE and UPDATE rewrite the table (no tombstones, so
 //! no VACUUM); there are no transactions — each statement commits on its own.
 //!
-//! Known gaps (next steps): automated and manual snapshots with restore, Firehose delivery
-//! into a cluster, COPY with a manifest or JSONPaths file.
+//! Snapshots: automated ones every 8 hours on the engine clock (or once 5 GB per node has
+//! changed since the last), kept for the cluster's retention period (1 day by default, 0–35;
+//! 0 turns them off) and deleted with the cluster; manual ones are kept until deleted,
+//! outlive the cluster, and can be taken as a final snapshot on delete. A snapshot is the
+//! cluster's metadata plus hard links to its tables' immutable version files under
+//! `<workspace>/redshift/snapshots/<id>/`; a restore builds a new cluster from it.
+//!
+//! Known gaps (next steps): Firehose delivery into a cluster, COPY with a manifest or
+//! JSONPaths file.
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -152,6 +159,45 @@ pub struct Cluster {
     pub load_errors: Vec<LoadError>,
     /// The last query id given out (`pg_last_query_id()`).
     pub last_query: u64,
+    /// Days automated snapshots are kept (0 = none taken).
+    #[serde(default = "default_retention")]
+    pub automated_retention_days: u32,
+    /// When the last automated snapshot was due (the schedule counts from creation).
+    #[serde(default)]
+    pub last_automated: Option<DateTime<Utc>>,
+    /// Bytes written since the last automated snapshot.
+    #[serde(default)]
+    pub changed_bytes: u64,
+}
+
+fn default_retention() -> u32 {
+    1
+}
+
+/// Automated snapshots come every 8 hours…
+pub const AUTOMATED_INTERVAL_HOURS: i64 = 8;
+/// …or once this much per node has changed.
+pub const AUTOMATED_CHANGE_BYTES_PER_NODE: u64 = 5_000_000_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SnapshotType {
+    Automated,
+    Manual,
+}
+
+/// ≙ a cluster snapshot (DescribeClusterSnapshots).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub id: String,
+    pub cluster: String,
+    pub snapshot_type: SnapshotType,
+    pub created: DateTime<Utc>,
+    /// Automated: deleted after this; manual: kept until deleted.
+    pub expires: Option<DateTime<Utc>>,
+    pub bytes: u64,
+    /// The cluster as it was (tables, schemas, layouts).
+    pub state: Cluster,
 }
 
 impl Cluster {
@@ -171,6 +217,8 @@ impl Cluster {
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct State {
     clusters: Vec<Cluster>,
+    #[serde(default)]
+    snapshots: Vec<Snapshot>,
 }
 
 /// What one statement did.
@@ -213,7 +261,7 @@ impl Redshift {
     /// Applies `change` to the state and saves it; nothing changes when either fails.
     fn mutate<T>(&self, change: impl FnOnce(&mut State) -> Result<T>) -> Result<T> {
         let mut state = self.lock();
-        let mut next = State { clusters: state.clusters.clone() };
+        let mut next = State { clusters: state.clusters.clone(), snapshots: state.snapshots.clone() };
         let value = change(&mut next)?;
         write_json(&self.path, &next)?;
         *state = next;
@@ -221,10 +269,13 @@ impl Redshift {
     }
 
     /// ≙ CreateCluster.
-    pub fn create_cluster(&self, name: &str, nodes: u32) -> Result<Cluster> {
+    pub fn create_cluster(&self, name: &str, nodes: u32, retention_days: u32) -> Result<Cluster> {
         validate_identifier("cluster", name)?;
         if !(1..=32).contains(&nodes) {
             return Err(service_err!(InvalidParameterValue, "--nodes {nodes}: a cluster has 1 to 32 nodes"));
+        }
+        if retention_days > 35 {
+            return Err(service_err!(InvalidRetentionPeriod, "automated snapshot retention is 0 to 35 days, not {retention_days}"));
         }
         let now = self.clock.now();
         self.mutate(|state| {
@@ -240,6 +291,9 @@ impl Redshift {
                 tables: Vec::new(),
                 load_errors: Vec::new(),
                 last_query: 0,
+                automated_retention_days: retention_days,
+                last_automated: Some(now),
+                changed_bytes: 0,
             };
             state.clusters.push(cluster.clone());
             Ok(cluster)
@@ -256,17 +310,163 @@ impl Redshift {
         find(&state, name).map(|i| state.clusters[i].clone())
     }
 
-    /// ≙ DeleteCluster: the cluster and its managed storage are gone.
-    pub fn delete_cluster(&self, name: &str) -> Result<Cluster> {
-        let removed = self.mutate(|state| {
+    /// ≙ DeleteCluster: the cluster, its managed storage and its automated snapshots are
+    /// gone; a final snapshot (manual) is taken first when asked for.
+    pub fn delete_cluster(&self, name: &str, final_snapshot: Option<&str>) -> Result<Cluster> {
+        if let Some(id) = final_snapshot {
+            self.create_snapshot(name, id)?;
+        }
+        let (removed, automated) = self.mutate(|state| {
             let i = find(state, name)?;
-            Ok(state.clusters.remove(i))
+            let c = state.clusters.remove(i);
+            let automated: Vec<Snapshot> = state.snapshots.iter().filter(|s| s.cluster == c.name && s.snapshot_type == SnapshotType::Automated).cloned().collect();
+            state.snapshots.retain(|s| !(s.cluster == c.name && s.snapshot_type == SnapshotType::Automated));
+            Ok((c, automated))
         })?;
+        for s in automated {
+            let _ = std::fs::remove_dir_all(self.snapshot_dir(&s.id));
+        }
         let dir = self.dir.join(&removed.name);
         if dir.exists() {
             std::fs::remove_dir_all(&dir).map_err(|e| crate::Error::io(&dir, e))?;
         }
         Ok(removed)
+    }
+
+    fn snapshot_dir(&self, id: &str) -> PathBuf {
+        self.dir.join("snapshots").join(id)
+    }
+
+    /// ≙ CreateClusterSnapshot: a manual snapshot, kept until deleted.
+    pub fn create_snapshot(&self, cluster: &str, id: &str) -> Result<Snapshot> {
+        validate_identifier("snapshot", id)?;
+        if self.lock().snapshots.iter().any(|s| s.id == id) {
+            return Err(service_err!(ClusterSnapshotAlreadyExists, "snapshot {id} already exists"));
+        }
+        let c = self.describe(cluster)?;
+        self.take_snapshot(&c, id, SnapshotType::Manual, self.clock.now(), None)
+    }
+
+    /// Links the cluster's table files into the snapshot's directory and records it.
+    fn take_snapshot(&self, c: &Cluster, id: &str, snapshot_type: SnapshotType, at: DateTime<Utc>, expires: Option<DateTime<Utc>>) -> Result<Snapshot> {
+        let target = self.snapshot_dir(id);
+        if target.exists() {
+            std::fs::remove_dir_all(&target).map_err(|e| crate::Error::io(&target, e))?;
+        }
+        for t in &c.tables {
+            let version = format!("v{}", t.version);
+            link_dir(&self.table_dir(&c.name, t).join(&version), &target.join(format!("{}.{}", t.schema, t.name)).join(&version))?;
+        }
+        let snapshot = Snapshot {
+            id: id.to_string(),
+            cluster: c.name.clone(),
+            snapshot_type,
+            created: at,
+            expires,
+            bytes: c.tables.iter().map(|t| t.bytes).sum(),
+            state: c.clone(),
+        };
+        let recorded = snapshot.clone();
+        self.mutate(|state| {
+            state.snapshots.push(recorded);
+            Ok(())
+        })?;
+        Ok(snapshot)
+    }
+
+    /// ≙ DescribeClusterSnapshots, oldest first; of one cluster when named.
+    pub fn snapshots(&self, cluster: Option<&str>) -> Vec<Snapshot> {
+        self.lock().snapshots.iter().filter(|s| cluster.is_none_or(|c| s.cluster == c)).cloned().collect()
+    }
+
+    /// ≙ DeleteClusterSnapshot (manual snapshots; automated ones expire).
+    pub fn delete_snapshot(&self, id: &str) -> Result<Snapshot> {
+        let removed = self.mutate(|state| {
+            let i = find_snapshot(state, id)?;
+            if state.snapshots[i].snapshot_type == SnapshotType::Automated {
+                return Err(service_err!(InvalidClusterSnapshotState, "{id} is an automated snapshot: it is deleted when its retention period ends"));
+            }
+            Ok(state.snapshots.remove(i))
+        })?;
+        let _ = std::fs::remove_dir_all(self.snapshot_dir(id));
+        Ok(removed)
+    }
+
+    /// ≙ RestoreFromClusterSnapshot: a new cluster with the snapshot's tables.
+    pub fn restore(&self, id: &str, cluster: &str) -> Result<Cluster> {
+        validate_identifier("cluster", cluster)?;
+        let snapshot = {
+            let state = self.lock();
+            if state.clusters.iter().any(|c| c.name == cluster) {
+                return Err(service_err!(ClusterAlreadyExists, "cluster {cluster} already exists"));
+            }
+            state.snapshots[find_snapshot(&state, id)?].clone()
+        };
+        let now = self.clock.now();
+        let mut restored = snapshot.state.clone();
+        restored.name = cluster.to_string();
+        restored.created = now;
+        restored.last_automated = Some(now);
+        restored.changed_bytes = 0;
+        restored.load_errors.clear();
+        for t in &restored.tables {
+            let version = format!("v{}", t.version);
+            link_dir(&self.snapshot_dir(id).join(format!("{}.{}", t.schema, t.name)).join(&version), &self.table_dir(cluster, t).join(&version))?;
+        }
+        let created = restored.clone();
+        self.mutate(|state| {
+            state.clusters.push(restored);
+            Ok(())
+        })?;
+        Ok(created)
+    }
+
+    /// Takes the automated snapshots that are due at `now` (each at the moment it was due)
+    /// and deletes the expired ones; returns what it did.
+    pub fn run_due(&self, now: DateTime<Utc>) -> Result<Vec<String>> {
+        let mut reports = Vec::new();
+        let clusters = self.clusters();
+        for c in clusters.iter().filter(|c| c.automated_retention_days > 0) {
+            let interval = chrono::Duration::hours(AUTOMATED_INTERVAL_HOURS);
+            let mut last = c.last_automated.unwrap_or(c.created);
+            let by_change = c.changed_bytes >= AUTOMATED_CHANGE_BYTES_PER_NODE * u64::from(c.nodes);
+            let mut due = Vec::new();
+            while last + interval <= now {
+                last += interval;
+                due.push(last);
+            }
+            if due.is_empty() && by_change {
+                due.push(now);
+            }
+            // only the latest snapshot of a run of missed ones matters: the data is the same
+            if let Some(at) = due.last().copied() {
+                let id = format!("rs:{}-{}", c.name, at.format("%Y-%m-%d-%H-%M-%S"));
+                let expires = at + chrono::Duration::days(i64::from(c.automated_retention_days));
+                if expires > now {
+                    let current = self.describe(&c.name)?;
+                    self.take_snapshot(&current, &id, SnapshotType::Automated, at, Some(expires))?;
+                    reports.push(format!("Redshift took automated snapshot {id} of {}", c.name));
+                }
+                self.mutate(|state| {
+                    let i = find(state, &c.name)?;
+                    state.clusters[i].last_automated = Some(at);
+                    state.clusters[i].changed_bytes = 0;
+                    Ok(())
+                })?;
+            }
+        }
+        let expired: Vec<Snapshot> = self.lock().snapshots.iter().filter(|s| s.expires.is_some_and(|e| e <= now)).cloned().collect();
+        if !expired.is_empty() {
+            self.mutate(|state| {
+                state.snapshots.retain(|s| !s.expires.is_some_and(|e| e <= now));
+                Ok(())
+            })?;
+            for s in expired {
+                let _ = std::fs::remove_dir_all(self.snapshot_dir(&s.id));
+                reports.push(format!("Redshift deleted automated snapshot {} (retention ended)", s.id));
+            }
+        }
+        Ok(reports)
     }
 
     /// Runs each statement of `sql` on the cluster in order; stops at the first failure.
@@ -599,6 +799,7 @@ impl Redshift {
         self.mutate(|state| {
             let i = find(state, &c.name)?;
             let cl = &mut state.clusters[i];
+            cl.changed_bytes += meta.bytes;
             match cl.tables.iter().position(|t| t.schema == meta.schema && t.name == meta.name) {
                 Some(i) => cl.tables[i] = meta,
                 None => cl.tables.push(meta),
@@ -864,6 +1065,36 @@ fn find(state: &State, name: &str) -> Result<usize> {
         };
         err
     })
+}
+
+fn find_snapshot(state: &State, id: &str) -> Result<usize> {
+    state.snapshots.iter().position(|s| s.id == id).ok_or_else(|| {
+        let ids: Vec<&str> = state.snapshots.iter().map(|s| s.id.as_str()).collect();
+        let err = service_err!(ClusterSnapshotNotFound, "snapshot {id} not found");
+        match closest(id, &ids) {
+            Some(s) => err.with_hint(format!("did you mean {s}?")),
+            None => err.with_hint("`%redshift snapshots` lists them"),
+        }
+    })
+}
+
+/// Hard-links every file of `from` into `to` (table versions are immutable), copying where
+/// links are not possible.
+fn link_dir(from: &std::path::Path, to: &std::path::Path) -> Result<()> {
+    std::fs::create_dir_all(to).map_err(|e| crate::Error::io(to, e))?;
+    let entries = match std::fs::read_dir(from) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(crate::Error::io(from, e)),
+    };
+    for entry in entries {
+        let entry = entry.map_err(|e| crate::Error::io(from, e))?;
+        let target = to.join(entry.file_name());
+        if std::fs::hard_link(entry.path(), &target).is_err() {
+            std::fs::copy(entry.path(), &target).map_err(|e| crate::Error::io(&target, e))?;
+        }
+    }
+    Ok(())
 }
 
 fn missing_table(c: &Cluster, schema: &str, table: &str) -> crate::Error {

@@ -47,13 +47,34 @@ enum Verb {
         /// Compute nodes; each has 2 slices
         #[arg(long, default_value_t = 2)]
         nodes: u32,
+        /// Days automated snapshots are kept (0-35; 0 = none)
+        #[arg(long, default_value_t = 1)]
+        retention: u32,
     },
     /// List clusters (≙ DescribeClusters)
     List,
     /// A cluster's nodes, schemas and tables with their layout (≙ DescribeClusters + svv_table_info)
     Describe { name: String },
-    /// Delete a cluster and its managed storage (≙ DeleteCluster)
-    Delete { name: String },
+    /// Delete a cluster, its managed storage and automated snapshots (≙ DeleteCluster)
+    Delete {
+        name: String,
+        /// Take a manual snapshot with this id first
+        #[arg(long, value_name = "ID")]
+        final_snapshot: Option<String>,
+    },
+    /// Take a manual snapshot, kept until deleted (≙ CreateClusterSnapshot)
+    Snapshot { name: String, id: String },
+    /// Automated and manual snapshots, of one cluster or all (≙ DescribeClusterSnapshots)
+    Snapshots { name: Option<String> },
+    /// Delete a manual snapshot (≙ DeleteClusterSnapshot)
+    DeleteSnapshot { id: String },
+    /// A new cluster from a snapshot (≙ RestoreFromClusterSnapshot)
+    Restore {
+        id: String,
+        /// The new cluster's name
+        #[arg(long = "as", value_name = "NAME")]
+        cluster: String,
+    },
     /// Send every %sql to this cluster
     Connect { name: String },
     /// Send %sql to Athena again
@@ -65,8 +86,8 @@ pub async fn run(args: RedshiftArgs, ctx: Ctx<'_>) -> Result<Option<Bundle>, Cel
     let redshift = engine.redshift();
     let out = ctx.out;
     match args.verb {
-        Verb::Create { name, nodes } => {
-            let c = redshift.create_cluster(&name, nodes)?;
+        Verb::Create { name, nodes, retention } => {
+            let c = redshift.create_cluster(&name, nodes, retention)?;
             out.stdout(&format!("Created cluster {} ({} node(s), {} slices, database {}): {}.\n", c.name, c.nodes, c.slices(), lakebook_engine::redshift::DATABASE, c.status()));
             Ok(None)
         }
@@ -104,8 +125,41 @@ pub async fn run(args: RedshiftArgs, ctx: Ctx<'_>) -> Result<Option<Bundle>, Cel
             ])?;
             Ok(Some(render::table(&table, &TableOptions::default(), &Footer::default())))
         }
-        Verb::Delete { name } => {
-            let c = redshift.delete_cluster(&name)?;
+        Verb::Snapshot { name, id } => {
+            let s = redshift.create_snapshot(&name, &id)?;
+            out.stdout(&format!("Snapshot {} of {} taken ({} table(s), {}); kept until deleted.\n", s.id, s.cluster, s.state.tables.len(), lakebook_engine::human_bytes(s.bytes)));
+            Ok(None)
+        }
+        Verb::Snapshots { name } => {
+            if let Some(n) = &name
+                && redshift.snapshots(Some(n)).is_empty()
+            {
+                redshift.describe(n)?; // a cluster that never existed is an error; one without snapshots is not
+            }
+            let all = redshift.snapshots(name.as_deref());
+            let table = batch(vec![
+                ("snapshot", strings(all.iter().map(|s| s.id.clone()))),
+                ("cluster", strings(all.iter().map(|s| s.cluster.clone()))),
+                ("type", strings(all.iter().map(|s| lakebook_engine::serde_name(&s.snapshot_type)))),
+                ("created", times(all.iter().map(|s| Some(s.created.timestamp_millis())))),
+                ("expires", times(all.iter().map(|s| s.expires.map(|e| e.timestamp_millis())))),
+                ("tables", Arc::new(UInt32Array::from_iter_values(all.iter().map(|s| s.state.tables.len() as u32))) as ArrayRef),
+                ("size", strings(all.iter().map(|s| lakebook_engine::human_bytes(s.bytes)))),
+            ])?;
+            Ok(Some(render::table(&table, &TableOptions { null: "", ..TableOptions::default() }, &Footer::default())))
+        }
+        Verb::DeleteSnapshot { id } => {
+            let s = redshift.delete_snapshot(&id)?;
+            out.stdout(&format!("Deleted snapshot {}.\n", s.id));
+            Ok(None)
+        }
+        Verb::Restore { id, cluster } => {
+            let c = redshift.restore(&id, &cluster)?;
+            out.stdout(&format!("Restored snapshot {id} as cluster {} ({} table(s)): {}.\n", c.name, c.tables.len(), c.status()));
+            Ok(None)
+        }
+        Verb::Delete { name, final_snapshot } => {
+            let c = redshift.delete_cluster(&name, final_snapshot.as_deref())?;
             if ctx.session.redshift_cluster.as_deref() == Some(c.name.as_str()) {
                 ctx.session.redshift_cluster = None;
             }
