@@ -408,6 +408,32 @@ def check_emr(nb: NotebookNode) -> None:
     assert re.search(r"wordcount ┆ TERMINATED", result(nb, "terminate")), result(nb, "terminate")
 
 
+def check_redshift(nb: NotebookNode) -> None:
+    def rows(cell_id: str) -> list[list[str]]:
+        lines = [line for line in result(nb, cell_id).splitlines() if line.startswith("│")]
+        return [[c.strip() for c in line.strip("│").split("┆")] for line in lines[2:]]
+
+    assert "6000 record(s) loaded successfully from 4 file(s)" in stream(nb, "copy"), stream(nb, "copy")
+    layout = rows("describe")[0]
+    assert layout[:4] == ["public.clicks", "KEY(user_id)", "event_time", "6000"], layout
+    per_slice = [int(n) for n in layout[4].split()]
+    assert len(per_slice) == 4 and sum(per_slice) == 6000 and min(per_slice) > 1000, per_slice  # 500 users hash evenly
+    # in place and loaded: the same answer
+    assert rows("athena") == rows("redshift") and len(rows("athena")) == 4, (result(nb, "athena"), result(nb, "redshift"))
+    assert "at Athena's price" in result(nb, "athena") and "query 3 on analytics" in result(nb, "redshift")
+    spectrum = rows("spectrum")
+    assert sum(int(r[1]) for r in spectrum) == 6000 and [r[0] for r in spectrum] == ["Americas", "Asia Pacific", "Europe"], spectrum
+    assert re.search(r"Spectrum scanned [\d.]+ KB of the lake", result(nb, "spectrum")), result(nb, "spectrum")
+    assert "4 record(s) unloaded successfully to 1 file(s)" in stream(nb, "unload") and "reports/by-type/000.parquet" in result(nb, "unload-ls")
+    page_views = int(next(r[1] for r in rows("athena") if r[0] == "page_view"))
+    deleted = int(re.search(r"DELETE (\d+)", stream(nb, "mistake")).group(1))
+    assert deleted > page_views, (deleted, page_views)  # every page view, before and after 10:00
+    assert rows("counts") == [["6000"]], result(nb, "counts")
+    assert "Redshift took automated snapshot rs:analytics-2026-03-03-18-02-00 of analytics" in stream(nb, "advance"), stream(nb, "advance")
+    assert error(nb, "bad-copy").ename == "LoadError"
+    assert rows("load-errors") == [["3", "country", "MEXICO", "1204", "String length exceeds DDL length (6 > 2)"]], result(nb, "load-errors")
+
+
 CHECKS: dict[str, Callable[[NotebookNode], None]] = {
     "01-streams.ipynb": check_streams,
     "03-athena.ipynb": check_athena,
@@ -415,6 +441,7 @@ CHECKS: dict[str, Callable[[NotebookNode], None]] = {
     "02-crawl.ipynb": check_crawl,
     "04-firehose.ipynb": check_firehose,
     "05-emr.ipynb": check_emr,
+    "07-redshift.ipynb": check_redshift,
 }
 
 
