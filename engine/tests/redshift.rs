@@ -1,0 +1,169 @@
+//! Redshift: how tables are laid out across slices (EVEN, KEY, ALL) and sorted within them,
+//! COPY's formats and options (CSV quoting, pipe-delimited text, JSON 'auto', Parquet, GZIP,
+//! NULL AS, column lists), UNLOAD's files, persistence across a reopen, and snapshot expiry.
+
+use std::io::Write;
+
+use arrow_array::{Array, Int32Array, Int64Array, RecordBatch, StringArray};
+use bytes::Bytes;
+use lakebook_engine::clock::parse_time;
+use lakebook_engine::redshift::{DistStyle, Outcome, SnapshotType};
+use lakebook_engine::{Lakebook, S3Uri};
+
+async fn setup() -> (tempfile::TempDir, Lakebook) {
+    let dir = tempfile::tempdir().unwrap();
+    let lb = Lakebook::open(dir.path().join("ws")).unwrap();
+    lb.clock().set_manual(Some(parse_time("2026-01-01T00:00:00Z").unwrap())).unwrap();
+    lb.lake().create_bucket("lake").unwrap();
+    lb.redshift().create_cluster("wh", 2, 1).unwrap();
+    (dir, lb)
+}
+
+async fn put(lb: &Lakebook, at: &str, data: impl Into<Bytes>) {
+    lb.lake().put(&S3Uri::parse(at).unwrap(), data.into()).await.unwrap();
+}
+
+async fn sql(lb: &Lakebook, text: &str) -> Outcome {
+    lb.redshift().run("wh", text).await.unwrap().pop().unwrap()
+}
+
+fn one(o: &Outcome) -> RecordBatch {
+    datafusion::arrow::compute::concat_batches(&o.schema, &o.batches).unwrap()
+}
+
+fn strings(batch: &RecordBatch, i: usize) -> Vec<Option<String>> {
+    let column = datafusion::arrow::compute::cast(batch.column(i), &arrow_schema::DataType::Utf8).unwrap();
+    let s = column.as_any().downcast_ref::<StringArray>().unwrap();
+    (0..s.len()).map(|r| if s.is_null(r) { None } else { Some(s.value(r).to_string()) }).collect()
+}
+
+/// The rows of each slice file of a table, in file order.
+fn slice_files(lb: &Lakebook, table: &str) -> Vec<Vec<i64>> {
+    let c = lb.redshift().describe("wh").unwrap();
+    let t = c.tables.iter().find(|t| t.name == table).unwrap();
+    let dir = lb.home().join("redshift").join("wh").join(format!("public.{table}")).join(format!("v{}", t.version));
+    let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    files
+        .iter()
+        .map(|f| {
+            let bytes = Bytes::from(std::fs::read(f).unwrap());
+            let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes).unwrap().build().unwrap();
+            reader
+                .flat_map(|b| {
+                    let b = b.unwrap();
+                    let a = datafusion::arrow::compute::cast(b.column(0), &arrow_schema::DataType::Int64).unwrap();
+                    a.as_any().downcast_ref::<Int64Array>().unwrap().values().to_vec()
+                })
+                .collect()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn layouts_follow_the_distribution_style_and_sort_key() {
+    let (_dir, lb) = setup().await;
+    sql(&lb, "CREATE TABLE even (n bigint, k int) DISTSTYLE EVEN SORTKEY(n)").await;
+    sql(&lb, "INSERT INTO even SELECT 1000 - value, value % 3 FROM generate_series(1, 1000)").await;
+    let slices = slice_files(&lb, "even");
+    assert_eq!(slices.len(), 4, "2 nodes × 2 slices");
+    assert!(slices.iter().all(|s| s.len() == 250), "round robin: {:?}", slices.iter().map(Vec::len).collect::<Vec<_>>());
+    assert!(slices.iter().all(|s| s.windows(2).all(|w| w[0] <= w[1])), "each slice sorted by the sort key");
+
+    sql(&lb, "CREATE TABLE keyed (k bigint, n int) DISTKEY(k)").await;
+    sql(&lb, "INSERT INTO keyed SELECT value % 7, value FROM generate_series(1, 700)").await;
+    let slices = slice_files(&lb, "keyed");
+    let mut seen = std::collections::BTreeMap::new();
+    for (s, rows) in slices.iter().enumerate() {
+        for k in rows {
+            assert_eq!(*seen.entry(*k).or_insert(s), s, "key {k} on two slices");
+        }
+    }
+    assert_eq!(seen.len(), 7);
+
+    sql(&lb, "CREATE TABLE everywhere (n bigint) DISTSTYLE ALL").await;
+    sql(&lb, "INSERT INTO everywhere VALUES (1), (2), (3)").await;
+    let c = lb.redshift().describe("wh").unwrap();
+    let all = c.tables.iter().find(|t| t.name == "everywhere").unwrap();
+    assert_eq!((all.diststyle, all.slice_rows.clone()), (DistStyle::All, vec![3]));
+    let info = one(&sql(&lb, "SELECT \"table\", diststyle FROM svv_table_info ORDER BY 1").await); // even, everywhere, keyed
+    assert_eq!(strings(&info, 1), vec![Some("EVEN".into()), Some("ALL".into()), Some("KEY(k)".into())]);
+
+    // a restart (a new engine on the workspace) keeps every table and its rows
+    let home = lb.home().to_path_buf();
+    drop(lb);
+    let lb = Lakebook::open(home).unwrap();
+    let counted = one(&lb.redshift().run("wh", "SELECT (SELECT count(*) FROM even) + (SELECT count(*) FROM keyed) + (SELECT count(*) FROM everywhere)").await.unwrap()[0]);
+    assert_eq!(strings(&counted, 0), vec![Some("1703".into())]);
+}
+
+#[tokio::test]
+async fn copy_reads_every_format_with_its_options() {
+    let (_dir, lb) = setup().await;
+    sql(&lb, "CREATE TABLE t (id int, name varchar(20), note varchar(40))").await;
+    put(&lb, "s3://lake/csv/a.csv", "1,\"Smith, J\",\"said \"\"hi\"\"\"\n2,Lee,\n").await;
+    sql(&lb, "COPY t FROM 's3://lake/csv/' CSV").await;
+    put(&lb, "s3://lake/text/b.txt", "3|Kim|N/A\n").await;
+    sql(&lb, "COPY t FROM 's3://lake/text/b.txt' NULL AS 'N/A'").await;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(b"{\"id\": 4, \"name\": \"Ng\", \"extra\": true}\n{\"name\": \"Oz\", \"id\": 5, \"note\": \"n\"}").unwrap();
+    put(&lb, "s3://lake/json/c.json.gz", gz.finish().unwrap()).await;
+    sql(&lb, "COPY t FROM 's3://lake/json/' FORMAT AS JSON 'auto' GZIP").await;
+    // a column list: the file has (name, id); note is left null
+    put(&lb, "s3://lake/cols/d.csv", "Park,6\n").await;
+    sql(&lb, "COPY t (name, id) FROM 's3://lake/cols/' CSV").await;
+    // Parquet, by position
+    let batch = RecordBatch::try_from_iter(vec![
+        ("a", std::sync::Arc::new(Int32Array::from(vec![7])) as arrow_array::ArrayRef),
+        ("b", std::sync::Arc::new(StringArray::from(vec!["Quinn"]))),
+        ("c", std::sync::Arc::new(StringArray::from(vec![Some("pq")]))),
+    ])
+    .unwrap();
+    let mut file = Vec::new();
+    let mut w = parquet::arrow::ArrowWriter::try_new(&mut file, batch.schema(), None).unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
+    put(&lb, "s3://lake/pq/e.parquet", file).await;
+    sql(&lb, "COPY t FROM 's3://lake/pq/' FORMAT PARQUET").await;
+
+    let rows = one(&sql(&lb, "SELECT id, name, note FROM t ORDER BY id").await);
+    assert_eq!(strings(&rows, 0), (1..=7).map(|i| Some(i.to_string())).collect::<Vec<_>>());
+    assert_eq!(
+        strings(&rows, 1),
+        ["Smith, J", "Lee", "Kim", "Ng", "Oz", "Park", "Quinn"].iter().map(|s| Some(s.to_string())).collect::<Vec<_>>()
+    );
+    assert_eq!(strings(&rows, 2), vec![Some("said \"hi\"".into()), Some(String::new()), None, None, Some("n".into()), None, Some("pq".into())]);
+
+    // wrong field counts are load errors with Redshift's codes
+    put(&lb, "s3://lake/bad/f.csv", "8,a\n9,b,c,d\n").await;
+    let err = lb.redshift().run("wh", "COPY t FROM 's3://lake/bad/' CSV MAXERROR 1").await.unwrap_err();
+    assert_eq!(err.code(), "LoadError");
+    let errors = one(&sql(&lb, "SELECT line_number, err_code FROM stl_load_errors ORDER BY line_number").await);
+    assert_eq!(strings(&errors, 1), vec![Some("1214".into()), Some("1202".into())]);
+}
+
+#[tokio::test]
+async fn unload_names_files_per_slice_and_snapshots_expire() {
+    let (_dir, lb) = setup().await;
+    sql(&lb, "CREATE TABLE t (n bigint)").await;
+    sql(&lb, "INSERT INTO t SELECT value FROM generate_series(1, 10)").await;
+    let done = sql(&lb, "UNLOAD ('SELECT n FROM t ORDER BY n') TO 's3://lake/out/t_' DELIMITER ','").await;
+    assert!(done.message.unwrap().contains("10 record(s) unloaded successfully to 4 file(s)"));
+    let listing = lb.lake().list(&S3Uri::parse("s3://lake/out/").unwrap(), true).await.unwrap();
+    let keys: Vec<String> = listing.objects.iter().map(|o| o.key.clone()).collect();
+    assert_eq!(keys, vec!["out/t_0000_part_00", "out/t_0001_part_00", "out/t_0002_part_00", "out/t_0003_part_00"]);
+    let first = lb.lake().get(&S3Uri::parse("s3://lake/out/t_0000_part_00").unwrap()).await.unwrap();
+    assert_eq!(&first[..], b"1\n2\n3\n");
+
+    let r = lb.redshift();
+    let t0 = parse_time("2026-01-01T00:00:00Z").unwrap();
+    assert!(r.run_due(t0 + chrono::Duration::hours(7)).unwrap().is_empty());
+    let took = r.run_due(t0 + chrono::Duration::hours(8)).unwrap();
+    assert_eq!(took, vec!["Redshift took automated snapshot rs:wh-2026-01-01-08-00-00 of wh".to_string()]);
+    r.create_snapshot("wh", "keep").unwrap();
+    // 26 hours on: two more were due (16:00, 00:00); only the latest is taken, the first expired
+    let later = r.run_due(t0 + chrono::Duration::hours(32)).unwrap();
+    assert!(later.contains(&"Redshift deleted automated snapshot rs:wh-2026-01-01-08-00-00 (retention ended)".to_string()), "{later:?}");
+    let kinds: Vec<(String, SnapshotType)> = r.snapshots(Some("wh")).into_iter().map(|s| (s.id, s.snapshot_type)).collect();
+    assert_eq!(kinds, vec![("keep".into(), SnapshotType::Manual), ("rs:wh-2026-01-02-08-00-00".into(), SnapshotType::Automated)]);
+}
