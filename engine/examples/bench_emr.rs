@@ -8,6 +8,7 @@
 //!   - the peer: `python3 mapper.py < text | LC_ALL=C sort | python3 reducer.py`;
 //!   - an EMR streaming step on a cluster with 1 map slot and 1 reducer;
 //!   - the same step with 2 map slots (maps in parallel).
+//!
 //! Splits are 32 MB. Every output is checked to be the same counts. Targets: the 1-slot step
 //! ≤ 1.2× the pipeline's time, the 2-slot step faster than the pipeline. Prints one JSON line.
 

@@ -766,11 +766,7 @@ impl Firehose {
 impl Drop for Firehose {
     /// Counters changed since the last delivery are saved when the engine closes.
     fn drop(&mut self) {
-        let mut state = self.lock();
-        if state.dirty {
-            let _ = write_json(&self.dir.join("delivery.json"), &state.streams);
-            state.dirty = false;
-        }
+        let _ = self.persist();
     }
 }
 

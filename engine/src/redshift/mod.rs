@@ -458,7 +458,7 @@ impl Redshift {
         let expired: Vec<Snapshot> = self.lock().snapshots.iter().filter(|s| s.expires.is_some_and(|e| e <= now)).cloned().collect();
         if !expired.is_empty() {
             self.mutate(|state| {
-                state.snapshots.retain(|s| !s.expires.is_some_and(|e| e <= now));
+                state.snapshots.retain(|s| s.expires.is_none_or(|e| e > now));
                 Ok(())
             })?;
             for s in expired {
