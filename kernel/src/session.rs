@@ -139,6 +139,8 @@ pub struct Session {
     pub plotly_loaded: bool,
     /// The Redshift cluster `%sql` runs on (`%redshift connect NAME`); None = Athena.
     pub redshift_cluster: Option<String>,
+    /// `%set` variables, expanded as `${NAME}` in magic lines and SQL bodies.
+    pub variables: std::collections::BTreeMap<String, String>,
 }
 
 impl Session {
@@ -153,6 +155,7 @@ impl Session {
             last_result: None,
             plotly_loaded: false,
             redshift_cluster: None,
+            variables: std::collections::BTreeMap::new(),
         }
     }
 
@@ -226,7 +229,20 @@ impl Session {
             outcome.pages.push(render::text(&magics::help_text(spec)));
             return Ok(None);
         }
-        let result = magics::run(&call.name, &call.args, Ctx { session: self, out, body, raw: &call.raw }).await;
+        // `${NAME}` in the line, and in a body that is SQL (not in data a cell puts)
+        let expand = |text: &str| magics::set::expand(text, &self.variables);
+        let args = call.args.iter().map(|a| expand(a)).collect::<Result<Vec<_>, _>>()?;
+        let raw = expand(&call.raw)?;
+        let sql_body = match call.name.as_str() {
+            "sql" => true,
+            "emr" | "firehose" => matches!(args.first().map(String::as_str), Some("step" | "create")),
+            _ => false,
+        };
+        let body = match body {
+            Some(b) if sql_body => Some(expand(b)?),
+            other => other.map(str::to_string),
+        };
+        let result = magics::run(&call.name, &args, Ctx { session: self, out, body: body.as_deref(), raw: &raw }).await;
         match result {
             Err(CellError { help: Some(text), .. }) => Ok(Some(render::text(&text))),
             other => other,

@@ -11,6 +11,7 @@ pub mod firehose;
 pub mod help;
 pub mod lake;
 pub mod redshift;
+pub mod set;
 pub mod sql;
 pub mod stream;
 
@@ -35,7 +36,7 @@ pub struct MagicSpec {
 
 /// Every magic, in the order `%lsmagic` shows them.
 pub const MAGICS: &[MagicSpec] =
-    &[stream::SPEC, firehose::SPEC, lake::SPEC, crawl::SPEC, catalog::SPEC, sql::SPEC, emr::SPEC, redshift::SPEC, chart::SPEC, clock::SPEC, help::LSMAGIC, help::HELP];
+    &[stream::SPEC, firehose::SPEC, lake::SPEC, crawl::SPEC, catalog::SPEC, sql::SPEC, emr::SPEC, redshift::SPEC, chart::SPEC, clock::SPEC, set::SPEC, help::LSMAGIC, help::HELP];
 
 pub fn find(name: &str) -> Option<&'static MagicSpec> {
     MAGICS.iter().find(|m| m.name == name)
@@ -67,6 +68,7 @@ pub async fn run(name: &str, args: &[String], ctx: Ctx<'_>) -> Result<Option<Bun
         "sql" => sql::run(ctx).await,
         "emr" => emr::run(parse(spec, args)?, ctx).await,
         "redshift" => redshift::run(parse(spec, args)?, ctx).await,
+        "set" => set::run(parse(spec, args)?, ctx),
         "chart" => chart::run(parse(spec, args)?, ctx),
         "lsmagic" => Ok(Some(help::lsmagic())),
         "help" => help::run(parse(spec, args)?),
