@@ -87,6 +87,16 @@ if [[ ! -f $stamp || $(<"$stamp") != "$want" ]]; then
   echo "$want" >"$stamp"
 fi
 
+# papermill's parameter translator for the lakebook kernel (a local package, reinstalled when it changes).
+plugin=$repo/install/papermill-lakebook
+plugin_stamp=$venv/.lakebook-papermill.sha256
+plugin_want=$(cat "$plugin/pyproject.toml" "$plugin/lakebook_papermill.py" | sha256sum | cut -d' ' -f1)
+if [[ ! -f $plugin_stamp || $(<"$plugin_stamp") != "$plugin_want" ]]; then
+  say "installing the papermill translator for lakebook"
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "$plugin"
+  echo "$plugin_want" >"$plugin_stamp"
+fi
+
 # .venv at the repo root points at the cached venv.
 if [[ -L $repo/.venv ]]; then
   [[ $(readlink "$repo/.venv") == "$venv" ]] || ln -sfn "$venv" "$repo/.venv"
