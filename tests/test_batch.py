@@ -49,11 +49,13 @@ def test_batch_runs_stop_at_an_untagged_error(tmp_path: Path, kernelspec, monkey
     taught.metadata["tags"] = ["raises-exception"]
     ok = notebook(tmp_path / "ok.ipynb", new_code_cell("%clock"))
     taught_nb = notebook(tmp_path / "taught.ipynb", taught, new_code_cell("%clock"))
+    allowed = notebook(tmp_path / "allowed.ipynb", new_code_cell("%%lakebook-allow-error\n%lake cat s3://nobucket/x"), new_code_cell("%clock"))
     bad = notebook(tmp_path / "bad.ipynb", new_code_cell("%lake cat s3://nobucket/x"), new_code_cell("%clock"))
-    # nbconvert lets a `raises-exception` cell fail; papermill 2.7 stops at any error
+    # nbconvert lets a `raises-exception` cell fail; papermill 2.7 stops at any error output,
+    # so teaching cells for papermill use %%lakebook-allow-error
     for tool, passing in (
-        (["papermill", "{nb}", "{out}"], (ok,)),
-        (["jupyter", "nbconvert", "--to", "html", "--execute", "{nb}", "--output-dir", str(tmp_path / "html")], (ok, taught_nb)),
+        (["papermill", "{nb}", "{out}"], (ok, allowed)),
+        (["jupyter", "nbconvert", "--to", "html", "--execute", "{nb}", "--output-dir", str(tmp_path / "html")], (ok, taught_nb, allowed)),
     ):
         results = {}
         for path in (*passing, bad):
@@ -62,3 +64,14 @@ def test_batch_runs_stop_at_an_untagged_error(tmp_path: Path, kernelspec, monkey
         for path in passing:
             assert results[path.name].returncode == 0, (tool[0], path.name, results[path.name].stderr[-2000:])
         assert results["bad.ipynb"].returncode != 0 and "NoSuchBucket" in results["bad.ipynb"].stderr, (tool[0], results["bad.ipynb"].stderr[-2000:])
+    shown = nbformat.read(tmp_path / "out-allowed.ipynb", as_version=4).cells[0].outputs
+    assert [o.output_type for o in shown] == ["stream"] and shown[0].name == "stderr" and "NoSuchBucket" in shown[0].text, shown
+
+
+def test_allow_error_shows_the_error_and_succeeds(kernel) -> None:
+    ran = kernel.ok("%%lakebook-allow-error\n%lake mb s3://demo\n%lake cat s3://demo/missing")
+    assert ran.stream() == "make_bucket: demo\n" and "NoSuchKey" in ran.stream("stderr"), ran.describe()
+    assert "demo" in kernel.ok("%lake ls").result["text/plain"]  # the lines before the error ran
+    kernel.failing("%lakebook-allow-error", "UsageError")
+    kernel.failing("%%lakebook-allow-error now\n%clock", "UsageError")
+    assert "%%lakebook-allow-error" in kernel.ok("%lsmagic").result["text/plain"]

@@ -210,6 +210,17 @@ impl Session {
                     }
                 }
             }
+            Cell::CellMagic { call, body } if call.name == magics::ALLOW_ERROR && !call.help => {
+                // A teaching cell: its error is shown (on stderr) but the cell succeeds, so
+                // batch runners (papermill, nbconvert) go on.
+                if !call.args.is_empty() {
+                    return Err(CellError::usage(format!("%%{} takes no arguments; the cell below it is run", magics::ALLOW_ERROR)));
+                }
+                match Box::pin(self.execute_cell(&body, out)).await {
+                    Ok(inner) => outcome = inner,
+                    Err(e) => out.stderr(&format!("{}\n", e.traceback.join("\n"))),
+                }
+            }
             Cell::CellMagic { call, body } => {
                 outcome.value = self.run_call(&call, Some(&body), out, &mut outcome).await?;
             }
@@ -280,7 +291,7 @@ impl Session {
         if typing_name {
             completion.matches = magics::MAGICS
                 .iter()
-                .filter(|m| m.name.starts_with(stripped) && (!cell_form || m.form == magics::Form::LineAndCell))
+                .filter(|m| m.name.starts_with(stripped) && (if cell_form { m.form.cell() } else { m.form.line() }))
                 .map(|m| Match { text: format!("{prefix}{}", m.name), kind: "magic" })
                 .collect();
             return completion;

@@ -22,6 +22,18 @@ pub const HELP: MagicSpec = MagicSpec {
     command: HelpArgs::command,
 };
 
+pub const ALLOW_ERROR_SPEC: MagicSpec = MagicSpec {
+    name: super::ALLOW_ERROR,
+    summary: "Run the cell below; an error is shown but does not fail the cell (teaching cells in batch runs)",
+    form: Form::Cell,
+    command: AllowErrorArgs::command,
+};
+
+/// Run the cell below; an error is shown but does not fail the cell (teaching cells in batch runs)
+#[derive(Debug, Parser)]
+#[command(after_help = "papermill stops at any error output, even in a cell tagged raises-exception; this cell magic shows the\nerror on stderr and lets the run go on. nbconvert and nbclient honour the raises-exception tag as well.")]
+pub struct AllowErrorArgs {}
+
 /// List the available magics
 #[derive(Debug, Parser)]
 pub struct LsmagicArgs {}
@@ -34,11 +46,12 @@ pub struct HelpArgs {
 }
 
 pub fn lsmagic() -> Bundle {
-    let line: Vec<String> = MAGICS.iter().map(|m| format!("%{}", m.name)).collect();
-    let cell: Vec<String> = MAGICS.iter().filter(|m| m.form == Form::LineAndCell).map(|m| format!("%%{}", m.name)).collect();
+    let line: Vec<String> = MAGICS.iter().filter(|m| m.form.line()).map(|m| format!("%{}", m.name)).collect();
+    let cell: Vec<String> = MAGICS.iter().filter(|m| m.form.cell()).map(|m| format!("%%{}", m.name)).collect();
     let mut text = format!("Available line magics:\n{}\n\nAvailable cell magics:\n{}\n\n", line.join("  "), cell.join("  "));
     for m in MAGICS {
-        text.push_str(&format!("  %{:<10} {}\n", m.name, m.summary));
+        let prefix = if m.form.line() { "%" } else { "%%" };
+        text.push_str(&format!("  {prefix}{:<10} {}\n", m.name, m.summary));
     }
     text.push_str("\n%help NAME or %NAME? shows a magic's help.");
     render::text(&text)

@@ -24,7 +24,22 @@ use crate::session::{CellError, Session};
 pub enum Form {
     Line,
     LineAndCell,
+    /// Only `%%name` (the session runs it: `%%lakebook-allow-error`).
+    Cell,
 }
+
+impl Form {
+    pub fn cell(self) -> bool {
+        self != Form::Line
+    }
+
+    pub fn line(self) -> bool {
+        self != Form::Cell
+    }
+}
+
+/// The cell magic whose body may fail without failing the cell.
+pub const ALLOW_ERROR: &str = "lakebook-allow-error";
 
 /// A magic's registration.
 pub struct MagicSpec {
@@ -36,7 +51,7 @@ pub struct MagicSpec {
 
 /// Every magic, in the order `%lsmagic` shows them.
 pub const MAGICS: &[MagicSpec] =
-    &[stream::SPEC, firehose::SPEC, lake::SPEC, crawl::SPEC, catalog::SPEC, sql::SPEC, emr::SPEC, redshift::SPEC, chart::SPEC, clock::SPEC, set::SPEC, help::LSMAGIC, help::HELP];
+    &[stream::SPEC, firehose::SPEC, lake::SPEC, crawl::SPEC, catalog::SPEC, sql::SPEC, emr::SPEC, redshift::SPEC, chart::SPEC, clock::SPEC, set::SPEC, help::ALLOW_ERROR_SPEC, help::LSMAGIC, help::HELP];
 
 pub fn find(name: &str) -> Option<&'static MagicSpec> {
     MAGICS.iter().find(|m| m.name == name)
@@ -71,6 +86,7 @@ pub async fn run(name: &str, args: &[String], ctx: Ctx<'_>) -> Result<Option<Bun
         "set" => set::run(parse(spec, args)?, ctx),
         "chart" => chart::run(parse(spec, args)?, ctx),
         "lsmagic" => Ok(Some(help::lsmagic())),
+        ALLOW_ERROR => Err(CellError::usage(format!("%%{ALLOW_ERROR} starts a cell: write it on the cell's first line, with the cell to run below it"))),
         "help" => help::run(parse(spec, args)?),
         other => Err(CellError::bug(format!("magic %{other} is registered but has no runner"))),
     }
@@ -80,7 +96,7 @@ pub fn unknown_magic(name: &str, cell: bool) -> CellError {
     let prefix = if cell { "%%" } else { "%" };
     let available: Vec<String> = MAGICS
         .iter()
-        .filter(|m| !cell || m.form == Form::LineAndCell)
+        .filter(|m| if cell { m.form.cell() } else { m.form.line() })
         .map(|m| format!("{prefix}{}", m.name))
         .collect();
     let names: Vec<&str> = MAGICS.iter().map(|m| m.name).collect();
