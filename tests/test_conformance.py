@@ -45,7 +45,7 @@ class LakebookKernelTests(jkt.KernelTests):
     # test_completion: matches are compared as sets, exactly
     completion_samples = [
         {"text": "%la", "matches": ["%lake"]},
-        {"text": "%%la", "matches": ["%%lake"]},
+        {"text": "%%la", "matches": ["%%lake", "%%lakebook-allow-error"]},
         {"text": "%cl", "matches": ["%clock"]},
         {"text": "%lsm", "matches": ["%lsmagic"]},
         {"text": "%lake l", "matches": ["ls"]},
