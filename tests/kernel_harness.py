@@ -457,3 +457,9 @@ class Kernel:
             self._raw_sockets.clear()
             if not self._log.closed:
                 self._log.close()
+
+
+def table_rows(table_text: str) -> list[list[str]]:
+    """The data rows of a `text/plain` box table (the lines after the dtype row), as cells."""
+    lines = [line for line in table_text.splitlines() if line.startswith("│")]
+    return [[cell.strip() for cell in line.strip("│").split("┆")] for line in lines[2:]]

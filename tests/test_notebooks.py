@@ -16,7 +16,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from kernel_harness import KERNEL_NAME, NOTEBOOKS, REPO
+from kernel_harness import KERNEL_NAME, NOTEBOOKS, REPO, table_rows
 from nbclient import NotebookClient
 from nbformat import NotebookNode
 
@@ -410,8 +410,7 @@ def check_emr(nb: NotebookNode) -> None:
 
 def check_redshift(nb: NotebookNode) -> None:
     def rows(cell_id: str) -> list[list[str]]:
-        lines = [line for line in result(nb, cell_id).splitlines() if line.startswith("│")]
-        return [[c.strip() for c in line.strip("│").split("┆")] for line in lines[2:]]
+        return table_rows(result(nb, cell_id))
 
     assert "6000 record(s) loaded successfully from 4 file(s)" in stream(nb, "copy"), stream(nb, "copy")
     layout = rows("describe")[0]

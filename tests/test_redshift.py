@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 
 from kernel_harness import Kernel
+from kernel_harness import table_rows as rows
 
 SALES = """id,customer,amount,sold_at
 1,acme,10.50,2026-01-01 10:00:00
@@ -23,12 +24,6 @@ def setup(kernel: Kernel) -> None:
     kernel.ok("%%lake put s3://lake/sales/part1.csv\n" + SALES)
     kernel.ok("%redshift create wh --nodes 2")
     kernel.ok("%%sql --cluster wh\nCREATE TABLE sales (id integer, customer varchar(10), amount decimal(10,2), sold_at timestamp) DISTKEY(customer) SORTKEY(sold_at)")
-
-
-def rows(table_text: str) -> list[list[str]]:
-    """The data rows of a box table (after the dtype row)."""
-    lines = [line for line in table_text.splitlines() if line.startswith("│")]
-    return [[cell.strip() for cell in line.strip("│").split("┆")] for line in lines[2:]]
 
 
 def test_copy_reports_bad_rows_and_respects_maxerror(kernel: Kernel) -> None:

@@ -518,7 +518,6 @@ impl Redshift {
                 Ok(message("CREATE SCHEMA"))
             }
             Statement::Drop { object_type, if_exists, names, .. } if matches!(object_type, ObjectType::Table | ObjectType::Schema) => {
-                let mut dropped = Vec::new();
                 for name in &names {
                     let (schema, table) = split_name(name);
                     let removed = self.mutate(|state| {
@@ -547,7 +546,6 @@ impl Redshift {
                     })?;
                     if let Some(t) = removed {
                         let _ = std::fs::remove_dir_all(self.table_dir(cluster, &t));
-                        dropped.push(t.qualified());
                     }
                 }
                 Ok(message(if object_type == ObjectType::Schema { "DROP SCHEMA" } else { "DROP TABLE" }))

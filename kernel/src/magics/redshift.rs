@@ -192,9 +192,7 @@ pub async fn sql(engine: &Lakebook, cluster: &str, sql: &str, view: View, ctx: C
     }
     let footer = footer(cluster, &last);
     if let Some(m) = &last.message {
-        let facts = footer.text(0, 0);
-        let facts = facts.split_once(" · ").map_or(facts.as_str(), |(_, rest)| rest);
-        ctx.out.stdout(&format!("{m}\n{facts}\n"));
+        ctx.out.stdout(&format!("{m}\n{}\n", footer.facts()));
         return Ok(None);
     }
     let batch = arrow_select::concat::concat_batches(&last.schema, &last.batches).unwrap_or_else(|_| arrow_array::RecordBatch::new_empty(last.schema.clone()));

@@ -113,10 +113,8 @@ pub async fn run(ctx: Ctx<'_>) -> Result<Option<Bundle>, CellError> {
     if last.messages {
         // What a DDL/DML statement did is sentences, not data: print them and the footer.
         let lines = render::column_text(&batch, 0);
-        let facts = footer(&last).text(batch.num_rows(), batch.num_columns());
         // The shape of a list of sentences says nothing: keep time, data scanned and cost.
-        let facts = facts.split_once(" · ").map_or(facts.as_str(), |(_, rest)| rest);
-        ctx.out.stdout(&format!("{lines}\n{facts}\n"));
+        ctx.out.stdout(&format!("{lines}\n{}\n", footer(&last).facts()));
         return Ok(None);
     }
     show(batch, footer(&last), args.view(), ctx)

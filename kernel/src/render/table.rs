@@ -45,7 +45,14 @@ impl Footer {
             columns,
             if columns == 1 { "" } else { "s" }
         );
-        let mut facts = vec![shape];
+        let facts = self.facts();
+        if facts.is_empty() { shape } else { format!("{shape} · {facts}") }
+    }
+
+    /// The facts without the shape ("4 ms · 1.2 KB scanned · …"), for statements whose
+    /// output is sentences rather than rows.
+    pub fn facts(&self) -> String {
+        let mut facts = Vec::new();
         if let Some(elapsed) = self.elapsed {
             facts.push(format_elapsed(elapsed));
         }
