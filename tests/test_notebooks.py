@@ -431,6 +431,14 @@ def check_redshift(nb: NotebookNode) -> None:
     assert "Redshift took automated snapshot rs:analytics-2026-03-03-18-02-00 of analytics" in stream(nb, "advance"), stream(nb, "advance")
     assert error(nb, "bad-copy").ename == "LoadError"
     assert rows("load-errors") == [["3", "country", "MEXICO", "1204", "String length exceeds DDL length (6 > 2)"]], result(nb, "load-errors")
+    # Firehose into the cluster: two staged batches, the first COPY fails (no table), both load at the retry
+    generated = stream(nb, "firehose-generate")
+    assert generated.count("to s3://lake/stage/2026/03/03/18/clicks-to-wh-1-") == 2, generated
+    assert 'COPY into analytics.live_clicks failed (attempt 1): UndefinedTable: relation "public.live_clicks" does not exist; next attempt at 2026-03-03T18:08:00Z' in generated, generated
+    assert any("staged, waiting for COPY" in o.get("data", {}).get("text/plain", "") for o in cell(nb, "firehose-pending").outputs)
+    retried = stream(nb, "firehose-retry")
+    assert retried.count("COPY into analytics.live_clicks loaded 300 row(s) from s3://lake/stage/manifests/2026/03/03/18/clicks-to-wh-1-") == 2, retried
+    assert rows("firehose-count")[0][:2] == ["600", "351"], result(nb, "firehose-count")
 
 
 CHECKS: dict[str, Callable[[NotebookNode], None]] = {

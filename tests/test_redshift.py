@@ -153,3 +153,39 @@ def test_snapshots_on_the_manual_clock_and_restore(kernel: Kernel) -> None:
     kernel.failing("%redshift restore nope --as wh4", "ClusterSnapshotNotFound")
     kernel.ok("%redshift delete-snapshot before-delete")
     assert count("wh2") == [["2"]]  # a restored cluster does not depend on its snapshot
+
+
+def test_firehose_delivers_into_a_table_through_the_kernel(kernel: Kernel) -> None:
+    setup(kernel)
+    created = kernel.ok(
+        "%firehose create to-wh --destination redshift:wh.clicks --intermediate s3://lake/stage/ "
+        "--copy-options \"JSON 'auto'\" --retry-duration 10m --error-prefix stage-errors/ --buffer-interval 60s --newline"
+    )
+    assert "→ redshift:wh.clicks via s3://lake/stage/" in created.stream(), created.describe()
+    unusable = kernel.failing("%firehose create x --destination redshift:wh.clicks", "UsageError")
+    assert "--intermediate" in unusable.error["evalue"]
+    kernel.failing("%firehose create x --destination redshift:nope.clicks --intermediate s3://lake/x/", "ClusterNotFound")
+
+    # No table yet: the COPY fails and waits for its retry; the staged batch stays pending.
+    kernel.ok("%%firehose put to-wh\n{\"page\": \"/a\", \"n\": 1}\n{\"page\": \"/b\", \"n\": 2}")
+    flushed = kernel.ok("%firehose flush to-wh")
+    assert "to-wh: COPY into wh.clicks failed (attempt 1)" in flushed.stream() and "next attempt at 2026-03-01T00:05:00Z" in flushed.stream(), flushed.describe()
+    described = kernel.ok("%firehose describe to-wh")
+    assert "COPY clicks FROM '<manifest>' MANIFEST JSON 'auto'; failed COPYs retried for 10m" in described.stream(), described.describe()
+    pending = [d["content"]["data"] for d in described.of_type("display_data") if "staged, waiting for COPY" in d["content"]["data"].get("text/plain", "")]
+    assert pending and "s3://lake/stage/manifests/2026/03/01/00/to-wh-1-" in pending[0]["text/plain"], described.describe()
+
+    kernel.ok("%%sql --cluster wh\nCREATE TABLE clicks (page varchar(20), n int)")
+    advanced = kernel.ok("%clock advance 5m")
+    assert "firehose to-wh: COPY into wh.clicks loaded 2 row(s) from s3://lake/stage/manifests/" in advanced.stream(), advanced.describe()
+    assert rows(kernel.ok("%%sql --cluster wh\nSELECT page, n FROM clicks ORDER BY n").result["text/plain"]) == [["/a", "1"], ["/b", "2"]]
+
+    # A COPY that keeps failing is skipped after the retry duration, its manifest kept for a backfill.
+    kernel.ok("%%firehose put to-wh\n{\"page\": \"/c\", \"n\": \"three\"}")
+    kernel.ok("%clock advance 1m")  # interval trigger: staged, COPY fails (LoadError)
+    skipped = kernel.ok("%clock advance 10m").stream()
+    assert "the retry duration is over, so the batch is skipped: its manifest is s3://lake/stage-errors/manifests/2026/03/01/00/to-wh-1-" in skipped, skipped
+    listing = kernel.ok("%lake ls s3://lake/stage-errors/ --recursive").result["text/plain"]
+    assert "stage-errors/manifests/2026/03/01/00/to-wh-1-" in listing, listing
+    metrics = kernel.ok("%firehose describe to-wh").stream()
+    assert "loaded into wh.clicks: 2 row(s); 1 batch(es) skipped after their retries" in metrics, metrics

@@ -59,7 +59,7 @@ fn main() {
     }
     let ingest = started.elapsed().as_secs_f64();
     let started = Instant::now();
-    let delivered = runtime.block_on(lb.firehose().deliver("bench", Trigger::Force)).unwrap();
+    let delivered = runtime.block_on(lb.firehose().deliver("bench", Trigger::Force)).unwrap().objects;
     let delivery = started.elapsed().as_secs_f64();
     assert_eq!(delivered.iter().map(|o| o.records).sum::<u64>() as usize, records);
 

@@ -50,7 +50,7 @@ pub struct Lakebook {
     streams: Arc<streams::Streams>,
     firehose: firehose::Firehose,
     emr: emr::Emr,
-    redshift: redshift::Redshift,
+    redshift: Arc<redshift::Redshift>,
 }
 
 impl Lakebook {
@@ -62,9 +62,9 @@ impl Lakebook {
         let catalog = Arc::new(Catalog::open(&workspace, clock.clone())?);
         let streams = Arc::new(streams::Streams::open(&workspace, clock.clone())?);
         let sql = sql::SqlEngine::open(&workspace, catalog.clone(), lake.clone(), clock.clone(), streams.clone())?;
-        let firehose = firehose::Firehose::open(&workspace, clock.clone(), lake.clone(), catalog.clone(), streams.clone())?;
+        let redshift = Arc::new(redshift::Redshift::open(&workspace, clock.clone(), lake.clone(), catalog.clone(), streams.clone())?);
+        let firehose = firehose::Firehose::open(&workspace, clock.clone(), lake.clone(), catalog.clone(), streams.clone(), redshift.clone())?;
         let emr = emr::Emr::open(&workspace, clock.clone(), lake.clone())?;
-        let redshift = redshift::Redshift::open(&workspace, clock.clone(), lake.clone(), catalog.clone(), streams.clone())?;
         Ok(Self { workspace, clock, lake, catalog, sql, streams, firehose, emr, redshift })
     }
 
@@ -137,10 +137,7 @@ impl Lakebook {
             Err(e) => reports.push(format!("on-demand scaling failed: {e}")),
         }
         match self.firehose.run_due().await {
-            Ok(objects) => reports.extend(objects.iter().map(|o| {
-                let what = o.error_output_type.as_ref().map_or(String::new(), |t| format!(" ({t})"));
-                format!("firehose delivered {} record(s){what} to {}", o.records, o.uri)
-            })),
+            Ok(delivery) => reports.extend(delivery.lines().into_iter().map(|line| format!("firehose {line}"))),
             Err(e) => reports.push(format!("firehose delivery failed: {e}")),
         }
         match self.emr.run_due(self.clock.now()) {

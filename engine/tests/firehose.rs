@@ -70,8 +70,8 @@ fn interval_and_size_triggers_and_the_default_key() {
     // The size trigger does not wait for the clock: 1 MB in one put is delivered at once.
     let big: Vec<Bytes> = (0..3).map(|_| Bytes::from(vec![b'x'; 400 * 1024])).collect();
     let put = block(fh.put("web", big)).unwrap();
-    assert_eq!(put.delivered.len(), 1);
-    assert_eq!(put.delivered[0].records, 3);
+    assert_eq!(put.delivered.objects.len(), 1);
+    assert_eq!(put.delivered.objects[0].records, 3);
     let (d, fills) = fh.describe("web").unwrap();
     assert!(fills.is_empty());
     assert_eq!((d.metrics.incoming_records, d.metrics.delivered_records, d.metrics.delivered_objects), (6, 6, 2));
@@ -94,7 +94,7 @@ fn dynamic_partitioning_keeps_one_buffer_per_evaluated_prefix() {
     let put = block(fh.put("orders", records(&[r#"{"customer":{"id":"a"},"n":1}"#, r#"{"customer":{"id":"b"},"n":2}"#, r#"{"customer":{"id":"a"},"n":3}"#, r#"{"n":4}"#]))).unwrap();
     assert!(put.results.iter().all(Result::is_ok));
     assert_eq!(fh.describe("orders").unwrap().1.len(), 3, "buffers: customer a, customer b, and the failed record");
-    let delivered = block(fh.deliver("orders", Trigger::Force)).unwrap();
+    let delivered = block(fh.deliver("orders", Trigger::Force)).unwrap().objects;
     assert_eq!(delivered.len(), 3);
     let objs = objects(&lb);
     let a = objs.iter().find(|(k, _)| k.starts_with("customer=a/year=2026/orders-1-")).expect("customer a");
@@ -118,7 +118,7 @@ fn every_compression_is_applied_and_named() {
         cfg.compression = compression;
         lb.firehose().create(name, cfg).unwrap();
         block(lb.firehose().put(name, records(&["hello ", "world"]))).unwrap();
-        let delivered = block(lb.firehose().deliver(name, Trigger::Force)).unwrap();
+        let delivered = block(lb.firehose().deliver(name, Trigger::Force)).unwrap().objects;
         assert!(delivered[0].uri.ends_with(compression.extension()), "{}", delivered[0].uri);
     }
     for (key, body) in objects(&lb) {
@@ -162,7 +162,7 @@ fn parquet_conversion_and_transform_result_states() {
     let input = [r#"{"id":1,"page":"/"}"#, r#"{"id":2,"page":"/health"}"#, "not json", r#"{"id":"three","page":"/cart"}"#, r#"{"id":4,"page":"/cart","extra":1}"#];
     let put = block(lb.firehose().put("clicks", records(&input))).unwrap();
     assert!(put.results.iter().all(Result::is_ok), "every record is acknowledged; failures go to the error prefix");
-    let delivered = block(lb.firehose().deliver("clicks", Trigger::Force)).unwrap();
+    let delivered = block(lb.firehose().deliver("clicks", Trigger::Force)).unwrap().objects;
     let kinds: Vec<Option<&str>> = delivered.iter().map(|o| o.error_output_type.as_deref()).collect();
     assert!(kinds.contains(&None) && kinds.contains(&Some("processing-failed")) && kinds.contains(&Some("format-conversion-failed")), "{kinds:?}");
     let data = delivered.iter().find(|o| o.error_output_type.is_none()).unwrap();

@@ -167,3 +167,83 @@ async fn unload_names_files_per_slice_and_snapshots_expire() {
     let kinds: Vec<(String, SnapshotType)> = r.snapshots(Some("wh")).into_iter().map(|s| (s.id, s.snapshot_type)).collect();
     assert_eq!(kinds, vec![("keep".into(), SnapshotType::Manual), ("rs:wh-2026-01-02-08-00-00".into(), SnapshotType::Automated)]);
 }
+
+/// Firehose into a table: each batch is staged in the lake with a manifest and COPYd from
+/// it; a COPY that fails (the table is missing) is retried on the clock and, once the table
+/// exists, loads — the batch behind it waits its turn; a batch whose retries run out is
+/// skipped with its manifest under the error prefix, and a COPY … MANIFEST of that loads it.
+#[tokio::test]
+async fn firehose_copies_each_staged_batch_and_retries_then_skips_a_failed_copy() {
+    use lakebook_engine::firehose::{Config, CopyResult, RedshiftDestination, Trigger};
+    let (_dir, lb) = setup().await;
+    let fh = lb.firehose();
+    let dest = |retry| RedshiftDestination { cluster: "wh".into(), table: "clicks".into(), copy_options: "JSON 'auto'".into(), retry_duration_s: retry };
+    let config = |retry| Config {
+        redshift: Some(dest(retry)),
+        bucket: "lake".into(),
+        prefix: "stage/".into(),
+        error_prefix: Some("stage-errors/".into()),
+        buffer_interval_s: Some(60),
+        newline: true,
+        ..Config::default()
+    };
+    fh.create("to-wh", config(600)).unwrap();
+    let err = fh.create("nowhere", Config { redshift: Some(RedshiftDestination { cluster: "nope".into(), ..dest(0) }), ..config(0) }).unwrap_err();
+    assert_eq!(err.code(), "ClusterNotFound");
+
+    // The table does not exist yet: the first COPY fails and is retried in 5 minutes.
+    fh.put("to-wh", vec![Bytes::from(r#"{"page":"/a","n":1}"#), Bytes::from(r#"{"page":"/b","n":2}"#)]).await.unwrap();
+    let first = fh.deliver("to-wh", Trigger::Force).await.unwrap();
+    assert_eq!(first.objects.len(), 1);
+    assert!(first.objects[0].uri.starts_with("s3://lake/stage/2026/01/01/00/to-wh-1-2026-01-01-00-00-00-"), "{}", first.objects[0].uri);
+    let [event] = &first.copies[..] else { panic!("{:?}", first.copies) };
+    assert!(event.error.as_deref().unwrap().contains("clicks"), "{event}");
+    assert_eq!(event.result, CopyResult::Retrying { next_attempt: parse_time("2026-01-01T00:05:00Z").unwrap() });
+    let manifest = S3Uri::parse(&event.manifest).unwrap();
+    assert!(manifest.key.starts_with("stage/manifests/2026/01/01/00/to-wh-1-"), "{manifest}");
+    let body: serde_json::Value = serde_json::from_slice(&lb.lake().get(&manifest).await.unwrap()).unwrap();
+    assert_eq!(body["entries"][0]["url"], first.objects[0].uri.as_str());
+
+    // A second batch waits behind the first, even when the first is not due yet.
+    lb.clock().advance(std::time::Duration::from_secs(60)).unwrap();
+    fh.put("to-wh", vec![Bytes::from(r#"{"page":"/c","n":3}"#)]).await.unwrap();
+    let second = fh.deliver("to-wh", Trigger::Force).await.unwrap();
+    assert_eq!((second.objects.len(), second.copies.len()), (1, 0));
+    assert_eq!(fh.describe("to-wh").unwrap().0.pending_copies.len(), 2);
+
+    // Create the table; at the retry both batches load, in order.
+    sql(&lb, "CREATE TABLE clicks (page varchar(20), n int) SORTKEY (n)").await;
+    lb.clock().advance(std::time::Duration::from_secs(240)).unwrap();
+    let reports = lb.run_due_work().await;
+    let copies: Vec<&String> = reports.iter().filter(|r| r.contains("COPY into wh.clicks loaded")).collect();
+    assert_eq!(copies.len(), 2, "{reports:?}");
+    assert!(copies[0].contains("loaded 2 row(s)") && copies[1].contains("loaded 1 row(s)"), "{copies:?}");
+    let rows = one(&sql(&lb, "SELECT page FROM clicks ORDER BY n").await);
+    assert_eq!(strings(&rows, 0), vec![Some("/a".into()), Some("/b".into()), Some("/c".into())]);
+
+    // A batch whose COPY keeps failing (bad rows, MAXERROR 0) is skipped when its retry
+    // duration is over, and survives a restart while it waits.
+    fh.put("to-wh", vec![Bytes::from(r#"{"page":"/d","n":"not a number"}"#)]).await.unwrap();
+    let bad = fh.deliver("to-wh", Trigger::Force).await.unwrap();
+    assert!(matches!(bad.copies[0].result, CopyResult::Retrying { .. }), "{}", bad.copies[0]);
+    let d = fh.describe("to-wh").unwrap().0;
+    assert_eq!((d.pending_copies[0].attempts, d.metrics.loaded_records), (1, 3));
+    let home = lb.home().to_path_buf();
+    drop(lb);
+    let lb = Lakebook::open(&home).unwrap();
+    let fh = lb.firehose();
+    assert_eq!(fh.describe("to-wh").unwrap().0.pending_copies.len(), 1, "the pending COPY is persisted");
+    lb.clock().advance(std::time::Duration::from_secs(600)).unwrap();
+    let reports = lb.run_due_work().await;
+    let skipped = reports.iter().find(|r| r.contains("batch is skipped")).unwrap_or_else(|| panic!("{reports:?}"));
+    assert!(skipped.contains("attempt 2") && skipped.contains("LoadError"), "{skipped}");
+    let error_manifest = skipped.rsplit(' ').next().unwrap();
+    assert!(error_manifest.starts_with("s3://lake/stage-errors/manifests/2026/01/01/00/to-wh-1-"), "{error_manifest}");
+    let d = fh.describe("to-wh").unwrap().0;
+    assert_eq!((d.pending_copies.len(), d.metrics.skipped_batches), (0, 1));
+    // The manifest is a valid COPY manifest for a manual backfill.
+    let backfill = lb.redshift().run("wh", &format!("COPY clicks FROM '{error_manifest}' MANIFEST JSON 'auto' MAXERROR 1")).await.unwrap();
+    assert_eq!(backfill[0].rows_loaded, Some(0));
+    let missing = lb.redshift().run("wh", "COPY clicks FROM 's3://lake/stage/manifests/none' MANIFEST JSON 'auto'").await.unwrap_err();
+    assert_eq!(missing.code(), "S3ServiceException");
+}

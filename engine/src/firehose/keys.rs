@@ -37,6 +37,12 @@ pub struct Context<'a> {
     pub partition_keys: &'a BTreeMap<String, String>,
 }
 
+/// The literal text of a prefix before its first expression: `stage/` of
+/// `stage/!{timestamp:yyyy}/`.
+pub fn static_part(prefix: &str) -> &str {
+    prefix.find("!{").map_or(prefix, |i| &prefix[..i])
+}
+
 impl Prefix {
     /// Parses and validates `text`; `error` says whether this is the error output prefix
     /// (the only place `!{firehose:error-output-type}` is allowed).

@@ -10,6 +10,14 @@
 //! records not yet delivered: after a delivery it is rewritten without them. Object names
 //! are derived from the records they hold, so a delivery repeated after a crash rewrites
 //! the same objects: nothing is lost and nothing is delivered twice.
+//!
+//! A Redshift destination stages each delivered batch under the S3 prefix (the intermediate
+//! bucket), writes a manifest of the batch's objects under `<prefix>manifests/`, and COPYs
+//! the manifest into the cluster's table. The pending COPYs are part of the persisted state,
+//! in order: a failed COPY is retried on the engine clock until its retry duration (0–7200 s,
+//! default 3600) from the first attempt is over, holding back the batches behind it; then
+//! the batch is skipped and its manifest written under `<error prefix>manifests/` (or
+//! `errors/manifests/`) for a manual backfill with `COPY … MANIFEST`.
 
 pub mod keys;
 pub mod process;
@@ -29,6 +37,7 @@ use crate::catalog::Catalog;
 use crate::clock::Clock;
 use crate::error::{Result, closest};
 use crate::lake::{Lake, S3Uri};
+use crate::redshift::Redshift;
 use crate::service_err;
 use crate::streams::Streams;
 use crate::streams::leases::InitialPosition;
@@ -49,6 +58,11 @@ pub const MAX_BATCH_RECORDS: usize = 500;
 pub const MAX_BATCH_BYTES: usize = 4 * 1024 * 1024;
 /// How stale the persisted metrics may get while puts come in (see `State::dirty`).
 const METRICS_SAVE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+/// The Redshift retry duration's default and maximum (≙ RedshiftRetryOptions).
+pub const DEFAULT_RETRY_DURATION_S: u64 = 3600;
+pub const MAX_RETRY_DURATION_S: u64 = 7200;
+/// How long a failed COPY waits before the next attempt (within the retry duration).
+pub const COPY_RETRY_INTERVAL_S: i64 = 300;
 /// Delivered objects remembered per delivery stream for `describe`.
 const RECENT_OBJECTS: usize = 50;
 const MB: u64 = 1024 * 1024;
@@ -69,9 +83,105 @@ pub struct Conversion {
     pub table: String,
 }
 
+/// A Redshift destination (≙ RedshiftDestinationConfiguration): the S3 bucket and prefix of
+/// the delivery stream are its intermediate location.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RedshiftDestination {
+    pub cluster: String,
+    /// `table` or `schema.table`.
+    pub table: String,
+    /// What follows `COPY table FROM 'manifest' MANIFEST`: `JSON 'auto'`, `CSV` …
+    pub copy_options: String,
+    pub retry_duration_s: u64,
+}
+
+impl RedshiftDestination {
+    pub fn target(&self) -> String {
+        format!("{}.{}", self.cluster, self.table)
+    }
+}
+
+/// A staged batch waiting for its COPY.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingCopy {
+    pub manifest: String,
+    pub records: u64,
+    /// The oldest record's arrival (names the error manifest, as it named the objects).
+    pub oldest: DateTime<Utc>,
+    pub first_attempt: DateTime<Utc>,
+    pub next_attempt: DateTime<Utc>,
+    pub attempts: u32,
+    pub last_error: Option<String>,
+}
+
+/// What became of one COPY attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CopyResult {
+    Loaded { rows: u64 },
+    Retrying { next_attempt: DateTime<Utc> },
+    /// The retry duration is over: the batch was skipped, its manifest kept here.
+    Skipped { error_manifest: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopyEvent {
+    pub delivery_stream: String,
+    /// `cluster.table`.
+    pub target: String,
+    pub manifest: String,
+    pub attempt: u32,
+    pub error: Option<String>,
+    pub result: CopyResult,
+}
+
+impl std::fmt::Display for CopyEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (stream, target, attempt) = (&self.delivery_stream, &self.target, self.attempt);
+        let error = self.error.as_deref().unwrap_or_default();
+        match &self.result {
+            CopyResult::Loaded { rows } => write!(f, "{stream}: COPY into {target} loaded {rows} row(s) from {}", self.manifest),
+            CopyResult::Retrying { next_attempt } => {
+                write!(f, "{stream}: COPY into {target} failed (attempt {attempt}): {error}; next attempt at {}", next_attempt.format("%Y-%m-%dT%H:%M:%SZ"))
+            }
+            CopyResult::Skipped { error_manifest } => {
+                write!(f, "{stream}: COPY into {target} failed (attempt {attempt}): {error}; the retry duration is over, so the batch is skipped: its manifest is {error_manifest}")
+            }
+        }
+    }
+}
+
+/// What one delivery did: the objects written, and for Redshift destinations the COPYs tried.
+#[derive(Debug, Default)]
+pub struct Delivery {
+    pub objects: Vec<DeliveredObject>,
+    pub copies: Vec<CopyEvent>,
+}
+
+impl Delivery {
+    pub fn is_empty(&self) -> bool {
+        self.objects.is_empty() && self.copies.is_empty()
+    }
+
+    pub fn extend(&mut self, other: Delivery) {
+        self.objects.extend(other.objects);
+        self.copies.extend(other.copies);
+    }
+
+    /// One line per object and per COPY, as the kernel and the clock report them.
+    pub fn lines(&self) -> Vec<String> {
+        let objects = self.objects.iter().map(|o| {
+            let what = o.error_output_type.as_ref().map_or(String::new(), |t| format!(" ({t})"));
+            format!("delivered {} record(s){what} to {}", o.records, o.uri)
+        });
+        objects.chain(self.copies.iter().map(ToString::to_string)).collect()
+    }
+}
+
 /// What `%firehose create` asks for (≙ CreateDeliveryStream's S3 configuration).
 #[derive(Debug, Clone, Default)]
 pub struct Config {
+    /// Load into a Redshift table, staging in the bucket and prefix.
+    pub redshift: Option<RedshiftDestination>,
     pub source: Option<String>,
     pub bucket: String,
     pub prefix: String,
@@ -95,6 +205,11 @@ pub struct Metrics {
     pub dropped_records: u64,
     /// Records delivered to the error output, by error output type.
     pub failed_records: BTreeMap<String, u64>,
+    /// Redshift destinations: rows COPY loaded, and batches skipped after their retries.
+    #[serde(default)]
+    pub loaded_records: u64,
+    #[serde(default)]
+    pub skipped_batches: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -135,6 +250,11 @@ pub struct DeliveryStream {
     /// numbers (and the object names derived from them) are never reused.
     #[serde(default)]
     pub buffer_next: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redshift: Option<RedshiftDestination>,
+    /// Staged batches not yet loaded, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending_copies: Vec<PendingCopy>,
 }
 
 /// One buffer's state for `describe`.
@@ -165,11 +285,11 @@ struct Meta {
 /// The answer to a put: a record id, or the record's own error.
 pub type PutResult = std::result::Result<String, crate::Error>;
 
-/// ≙ PutRecordBatch's response, plus the objects the put's size trigger delivered.
+/// ≙ PutRecordBatch's response, plus what the put's size trigger delivered.
 #[derive(Debug)]
 pub struct PutOutput {
     pub results: Vec<PutResult>,
-    pub delivered: Vec<DeliveredObject>,
+    pub delivered: Delivery,
 }
 
 #[derive(Debug)]
@@ -179,6 +299,7 @@ pub struct Firehose {
     lake: Arc<Lake>,
     catalog: Arc<Catalog>,
     streams: Arc<Streams>,
+    redshift: Arc<Redshift>,
     state: Mutex<State>,
     /// One delivery at a time (the background loop and `%firehose flush` may race).
     delivering: tokio::sync::Mutex<()>,
@@ -232,7 +353,7 @@ fn fills_of(records: &[StoredRecord]) -> BTreeMap<GroupKey, Fill> {
 }
 
 impl Firehose {
-    pub fn open(workspace: &Workspace, clock: Arc<Clock>, lake: Arc<Lake>, catalog: Arc<Catalog>, streams: Arc<Streams>) -> Result<Self> {
+    pub fn open(workspace: &Workspace, clock: Arc<Clock>, lake: Arc<Lake>, catalog: Arc<Catalog>, streams: Arc<Streams>, redshift: Arc<Redshift>) -> Result<Self> {
         let dir = workspace.dir("firehose")?;
         let all: BTreeMap<String, DeliveryStream> = read_json(&dir.join("delivery.json"))?.unwrap_or_default();
         let (mut buffers, mut fills) = (BTreeMap::new(), BTreeMap::new());
@@ -242,7 +363,7 @@ impl Firehose {
             buffers.insert(name.clone(), log);
         }
         let state = State { streams: all, buffers, fills, dirty: false, saved_at: std::time::Instant::now() };
-        Ok(Self { dir, clock, lake, catalog, streams, state: Mutex::new(state), delivering: tokio::sync::Mutex::new(()) })
+        Ok(Self { dir, clock, lake, catalog, streams, redshift, state: Mutex::new(state), delivering: tokio::sync::Mutex::new(()) })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -312,6 +433,26 @@ impl Firehose {
             }
             self.conversion_schema(&conversion.table)?;
         }
+        let mut redshift = config.redshift;
+        if let Some(r) = &mut redshift {
+            self.redshift.describe(&r.cluster)?;
+            if r.table.is_empty() || r.table.split('.').count() > 2 {
+                return Err(service_err!(InvalidArgumentException, "the Redshift table {:?} is not TABLE or SCHEMA.TABLE", r.table));
+            }
+            if r.retry_duration_s > MAX_RETRY_DURATION_S {
+                return Err(service_err!(InvalidArgumentException, "retry duration {} s is out of range: 0 to {MAX_RETRY_DURATION_S} seconds", r.retry_duration_s));
+            }
+            if config.conversion.is_some() || !config.partition_keys.is_empty() {
+                return Err(service_err!(InvalidArgumentException, "format conversion and dynamic partitioning are for S3 destinations; a Redshift destination stages records as they are"));
+            }
+            match config.compression {
+                Compression::Uncompressed => {}
+                // COPY must be told the staged files are gzip'd.
+                Compression::Gzip if !r.copy_options.to_ascii_uppercase().split_whitespace().any(|w| w == "GZIP") => r.copy_options = format!("{} GZIP", r.copy_options).trim().to_string(),
+                Compression::Gzip => {}
+                other => return Err(service_err!(InvalidArgumentException, "a Redshift destination stages uncompressed or gzip files, not {other:?}")),
+            }
+        }
         let mut state = self.lock();
         if state.streams.contains_key(name) {
             return Err(service_err!(ResourceInUseException, "Firehose stream {name} under account 000000000000 already exists."));
@@ -337,6 +478,8 @@ impl Firehose {
             recent_objects: Vec::new(),
             source_delivered: BTreeMap::new(),
             buffer_next: 1,
+            redshift,
+            pending_copies: Vec::new(),
         };
         let log = ShardLog::open(&self.dir.join(format!("{name}.buffer")), 1)?;
         state.buffers.insert(name.to_string(), log);
@@ -572,11 +715,19 @@ impl Firehose {
         Ok(pulled)
     }
 
-    /// Delivers every buffer of `name` (or of all streams) that is due: full, past its
-    /// interval, or every buffer when forced. Returns the objects written.
-    pub async fn deliver(&self, name: &str, trigger: Trigger) -> Result<Vec<DeliveredObject>> {
+    /// Delivers every buffer of `name` that is due: full, past its interval, or every buffer
+    /// when forced; then, for a Redshift destination, runs the COPYs that are due.
+    pub async fn deliver(&self, name: &str, trigger: Trigger) -> Result<Delivery> {
         let _one_at_a_time = self.delivering.lock().await;
         let now = self.clock.now();
+        let objects = self.stage(name, trigger, now).await?;
+        let copies = self.copy_due(name, now).await?;
+        Ok(Delivery { objects, copies })
+    }
+
+    /// Writes the due buffers' objects and commits their removal from the buffer (queueing
+    /// the batch's COPY for a Redshift destination in the same commit).
+    async fn stage(&self, name: &str, trigger: Trigger, now: DateTime<Utc>) -> Result<Vec<DeliveredObject>> {
         let (stream, groups) = {
             let state = self.lock();
             let stream = get(&state, name)?.clone();
@@ -604,7 +755,11 @@ impl Firehose {
         let mut done: Vec<u64> = Vec::new();
         let mut failed: BTreeMap<String, u64> = BTreeMap::new();
         let mut source_done: BTreeMap<String, String> = BTreeMap::new();
+        let mut oldest_ms = i64::MAX;
         for ((error_type, partition), records) in groups {
+            if error_type.is_none() {
+                oldest_ms = records.iter().map(|r| r.arrival_ms).fold(oldest_ms, i64::min);
+            }
             let objects = self.write_group(&stream, error_type.as_deref(), &partition, &records, now).await?;
             for object in &objects {
                 if let Some(kind) = &object.error_output_type {
@@ -625,8 +780,13 @@ impl Firehose {
         if delivered.is_empty() {
             return Ok(delivered);
         }
+        let pending = match &stream.redshift {
+            Some(_) => self.write_manifest(&stream, &delivered, oldest_ms, now).await?,
+            None => None,
+        };
         let mut state = self.lock();
         let Some(s) = state.streams.get_mut(name) else { return Ok(delivered) };
+        s.pending_copies.extend(pending);
         for object in &delivered {
             if object.error_output_type.is_none() {
                 s.metrics.delivered_records += object.records;
@@ -658,6 +818,109 @@ impl Firehose {
             state.fills.insert(name.to_string(), fills);
         }
         Ok(delivered)
+    }
+
+    /// Writes the manifest of a staged batch's data objects (≙ the manifests Firehose writes
+    /// in the intermediate bucket) and returns the COPY to queue, if the batch has data.
+    async fn write_manifest(&self, stream: &DeliveryStream, objects: &[DeliveredObject], oldest_ms: i64, now: DateTime<Utc>) -> Result<Option<PendingCopy>> {
+        let data: Vec<&DeliveredObject> = objects.iter().filter(|o| o.error_output_type.is_none()).collect();
+        let Some(first) = data.first() else { return Ok(None) };
+        let oldest = DateTime::from_timestamp_millis(oldest_ms).unwrap_or(now);
+        let file = first.uri.rsplit('/').next().unwrap_or_default();
+        let key = manifest_key(keys::static_part(&stream.prefix), oldest, file);
+        let uri = S3Uri { bucket: stream.bucket.clone(), key };
+        self.lake.put(&uri, manifest_body(data.iter().map(|o| o.uri.as_str()))).await?;
+        Ok(Some(PendingCopy {
+            manifest: uri.to_string(),
+            records: data.iter().map(|o| o.records).sum(),
+            oldest,
+            first_attempt: now,
+            next_attempt: now,
+            attempts: 0,
+            last_error: None,
+        }))
+    }
+
+    /// Runs the pending COPYs of `name` that are due, oldest first, stopping at one that
+    /// failed and is still within its retry duration (later batches wait behind it).
+    async fn copy_due(&self, name: &str, now: DateTime<Utc>) -> Result<Vec<CopyEvent>> {
+        let (stream, due) = {
+            let state = self.lock();
+            let stream = get(&state, name)?.clone();
+            let due = stream.pending_copies.first().is_some_and(|p| p.next_attempt <= now);
+            (stream, due)
+        };
+        let Some(dest) = stream.redshift.clone().filter(|_| due) else { return Ok(Vec::new()) };
+        let mut events = Vec::new();
+        for mut pending in stream.pending_copies.clone() {
+            if pending.next_attempt > now {
+                break;
+            }
+            pending.attempts += 1;
+            let sql = format!("COPY {} FROM '{}' MANIFEST {}", dest.table, pending.manifest, dest.copy_options);
+            let outcome = self.redshift.run(&dest.cluster, &sql).await;
+            let mut event = CopyEvent {
+                delivery_stream: name.to_string(),
+                target: dest.target(),
+                manifest: pending.manifest.clone(),
+                attempt: pending.attempts,
+                error: None,
+                result: CopyResult::Loaded { rows: 0 },
+            };
+            let retry_until = pending.first_attempt + chrono::Duration::seconds(dest.retry_duration_s as i64);
+            let keep = match outcome {
+                Ok(outcomes) => {
+                    event.result = CopyResult::Loaded { rows: outcomes.iter().filter_map(|o| o.rows_loaded).sum() };
+                    false
+                }
+                Err(e) => {
+                    let text = e.to_string();
+                    event.error = Some(text.clone());
+                    pending.last_error = Some(text);
+                    if now >= retry_until {
+                        let error_manifest = self.skip(&stream, &pending).await?;
+                        event.result = CopyResult::Skipped { error_manifest };
+                        false
+                    } else {
+                        pending.next_attempt = (now + chrono::Duration::seconds(COPY_RETRY_INTERVAL_S)).min(retry_until);
+                        event.result = CopyResult::Retrying { next_attempt: pending.next_attempt };
+                        true
+                    }
+                }
+            };
+            let mut state = self.lock();
+            let s = state.streams.get_mut(name).ok_or_else(|| crate::internal_err!("{name} vanished during a COPY"))?;
+            match (&event.result, keep) {
+                (_, true) => s.pending_copies[0] = pending,
+                (CopyResult::Loaded { rows }, _) => {
+                    s.metrics.loaded_records += rows;
+                    s.pending_copies.remove(0);
+                }
+                _ => {
+                    s.metrics.skipped_batches += 1;
+                    s.pending_copies.remove(0);
+                }
+            }
+            self.save(&mut state)?;
+            drop(state);
+            events.push(event);
+            if keep {
+                break;
+            }
+        }
+        Ok(events)
+    }
+
+    /// Gives up on a batch: its manifest goes under the error prefix (`errors/` by default)
+    /// so it can be loaded by hand later with COPY … MANIFEST.
+    async fn skip(&self, stream: &DeliveryStream, pending: &PendingCopy) -> Result<String> {
+        let manifest = S3Uri::parse(&pending.manifest)?;
+        let body = self.lake.get(&manifest).await?;
+        let base = stream.error_prefix.as_deref().map_or("errors/", keys::static_part);
+        let file = manifest.key.rsplit('/').next().unwrap_or_default();
+        let uri = S3Uri { bucket: stream.bucket.clone(), key: manifest_key(base, pending.oldest, file) };
+        self.lake.put(&uri, body).await?;
+        Ok(uri.to_string())
     }
 
     /// Writes one buffer's records: data objects under the prefix, failures under the error
@@ -741,11 +1004,12 @@ impl Firehose {
         Ok(objects)
     }
 
-    /// Time-driven work: pull stream sources, then deliver buffers past their interval.
-    pub async fn run_due(&self) -> Result<Vec<DeliveredObject>> {
+    /// Time-driven work: pull stream sources, then deliver buffers past their interval and
+    /// retry the COPYs that are due.
+    pub async fn run_due(&self) -> Result<Delivery> {
         self.pull_sources().await?;
         let names: Vec<String> = self.lock().streams.keys().cloned().collect();
-        let mut delivered = Vec::new();
+        let mut delivered = Delivery::default();
         for name in names {
             delivered.extend(self.deliver(&name, Trigger::Due).await?);
         }
@@ -804,6 +1068,17 @@ fn source_positions(stream: &DeliveryStream, buffer: Option<&ShardLog>) -> BTree
         }
     }
     positions
+}
+
+/// `<base>manifests/yyyy/MM/dd/HH/<file>`, the hour of the batch's oldest record.
+fn manifest_key(base: &str, oldest: DateTime<Utc>, file: &str) -> String {
+    format!("{base}manifests/{}/{file}", oldest.format("%Y/%m/%d/%H"))
+}
+
+/// A Redshift COPY manifest listing `urls`, each mandatory.
+fn manifest_body<'a>(urls: impl Iterator<Item = &'a str>) -> Bytes {
+    let entries: Vec<serde_json::Value> = urls.map(|url| serde_json::json!({"url": url, "mandatory": true})).collect();
+    Bytes::from(serde_json::json!({ "entries": entries }).to_string())
 }
 
 fn meta_of(record: &StoredRecord) -> Meta {

@@ -23,8 +23,10 @@
 //! cluster's metadata plus hard links to its tables' immutable version files under
 //! `<workspace>/redshift/snapshots/<id>/`; a restore builds a new cluster from it.
 //!
-//! Known gaps (next steps): Firehose delivery into a cluster, COPY with a manifest or
-//! JSONPaths file.
+//! COPY reads every object under the prefix, or with MANIFEST the files a manifest lists
+//! (Firehose's Redshift destination COPYs each staged batch that way).
+//!
+//! Known gaps (next steps): COPY with a JSONPaths file.
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -232,6 +234,8 @@ pub struct Outcome {
     /// Bytes read from managed tables (after zone-map pruning) and from the lake by Spectrum.
     pub local_bytes: u64,
     pub spectrum_bytes: u64,
+    /// For COPY: the rows it loaded.
+    pub rows_loaded: Option<u64>,
     pub elapsed: Duration,
 }
 
@@ -590,7 +594,7 @@ impl Redshift {
         let plan = df.create_physical_plan().await.map_err(|e| self.sql_error(&c, e, sql))?;
         let batches = collect(plan.clone(), ctx.task_ctx()).await.map_err(|e| self.sql_error(&c, e, sql))?;
         let (local_bytes, spectrum_bytes) = scanned(plan.as_ref());
-        Ok(Outcome { query_id: 0, schema: plan.schema(), batches, message: None, local_bytes, spectrum_bytes, elapsed: Duration::ZERO })
+        Ok(Outcome { query_id: 0, schema: plan.schema(), batches, message: None, local_bytes, spectrum_bytes, rows_loaded: None, elapsed: Duration::ZERO })
     }
 
     fn sql_error(&self, c: &Cluster, e: datafusion::error::DataFusionError, sql: &str) -> crate::Error {
@@ -922,11 +926,21 @@ impl Redshift {
         let (c, t) = self.table_meta(cluster, name)?;
         let format = CopyFormat::of(options)?;
         let uri = S3Uri::parse(from)?;
-        let listing = self.lake.list(&uri, true).await?;
-        let objects: Vec<_> = listing.objects.into_iter().filter(|o| o.size > 0 || format.kind == Kind::Parquet).collect();
-        if objects.is_empty() {
-            return Err(service_err!(S3ServiceException, "The specified S3 prefix '{}' does not exist", uri.key).with_hint(format!("`%lake ls {from}` shows what is there")));
-        }
+        let objects: Vec<S3Uri> = if options.iter().any(|o| matches!(o, CopyLegacyOption::Manifest { .. })) {
+            self.manifest_entries(&uri).await?
+        } else {
+            let listing = self.lake.list(&uri, true).await?;
+            let objects: Vec<S3Uri> = listing
+                .objects
+                .into_iter()
+                .filter(|o| o.size > 0 || format.kind == Kind::Parquet)
+                .map(|o| S3Uri { bucket: uri.bucket.clone(), key: o.key })
+                .collect();
+            if objects.is_empty() {
+                return Err(service_err!(S3ServiceException, "The specified S3 prefix '{}' does not exist", uri.key).with_hint(format!("`%lake ls {from}` shows what is there")));
+            }
+            objects
+        };
         let targets: Vec<String> = if columns.is_empty() { t.columns.iter().map(|c| c.name.clone()).collect() } else { columns.to_vec() };
         if let Some(bad) = targets.iter().find(|n| !t.columns.iter().any(|c| &c.name == *n)) {
             return Err(service_err!(UndefinedColumn, "column \"{bad}\" of relation \"{}\" does not exist", t.name));
@@ -935,10 +949,9 @@ impl Redshift {
         let now = self.clock.now();
         let mut loaded = Vec::new();
         let mut errors = Vec::new();
-        for object in &objects {
-            let object_uri = S3Uri { bucket: uri.bucket.clone(), key: object.key.clone() };
+        for object_uri in &objects {
             let filename = object_uri.to_string();
-            let raw = self.lake.get(&object_uri).await?;
+            let raw = self.lake.get(object_uri).await?;
             let raw = format.decompress(raw, &filename)?;
             let rows = match &format.kind {
                 Kind::Parquet => {
@@ -975,11 +988,54 @@ impl Redshift {
         all.extend(loaded);
         self.commit(&c, t.clone(), Some(&t), &all)?;
         let skipped = if error_count > 0 { format!(" {error_count} record(s) could not be loaded (see stl_load_errors).") } else { String::new() };
-        Ok(message(&format!(
+        let mut outcome = message(&format!(
             "Load into table '{}' completed, {loaded_rows} record(s) loaded successfully from {} file(s).{skipped}",
             t.name,
             objects.len()
-        )))
+        ));
+        outcome.rows_loaded = Some(loaded_rows as u64);
+        Ok(outcome)
+    }
+
+    /// The files a COPY … MANIFEST loads: the manifest's `entries`, each `{"url": "s3://…",
+    /// "mandatory": bool}`. A mandatory file that is missing fails the COPY; an optional one
+    /// is skipped.
+    async fn manifest_entries(&self, manifest: &S3Uri) -> Result<Vec<S3Uri>> {
+        #[derive(Deserialize)]
+        struct Manifest {
+            entries: Vec<Entry>,
+        }
+        #[derive(Deserialize)]
+        struct Entry {
+            url: String,
+            #[serde(default)]
+            mandatory: bool,
+        }
+        let raw = self.lake.get(manifest).await.map_err(|e| {
+            if e.code() == "NoSuchKey" {
+                service_err!(S3ServiceException, "the manifest {manifest} does not exist").with_hint("COPY … MANIFEST names the manifest file itself, not a prefix")
+            } else {
+                e
+            }
+        })?;
+        let parsed: Manifest = serde_json::from_slice(&raw)
+            .map_err(|e| service_err!(InvalidParameterValue, "Manifest file is not in correct json format: {manifest}: {e}").with_hint(r#"{"entries": [{"url": "s3://bucket/key", "mandatory": true}]}"#))?;
+        let mut files = Vec::new();
+        for entry in parsed.entries {
+            let uri = S3Uri::parse(&entry.url)?;
+            match self.lake.head(&uri).await {
+                Ok(_) => files.push(uri),
+                Err(e) if e.code() == "NoSuchKey" && !entry.mandatory => {}
+                Err(e) if e.code() == "NoSuchKey" => {
+                    return Err(service_err!(S3ServiceException, "the manifest {manifest} lists the mandatory file {uri}, which does not exist"));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        if files.is_empty() {
+            return Err(service_err!(S3ServiceException, "the manifest {manifest} lists no file that exists"));
+        }
+        Ok(files)
     }
 
     async fn unload(&self, cluster: &str, sql: &str, to: &str, options: &[CopyLegacyOption]) -> Result<Outcome> {
@@ -1127,6 +1183,7 @@ fn message(text: &str) -> Outcome {
         message: Some(text.to_string()),
         local_bytes: 0,
         spectrum_bytes: 0,
+        rows_loaded: None,
         elapsed: Duration::ZERO,
     }
 }
@@ -1455,7 +1512,8 @@ impl CopyFormat {
                 | CopyLegacyOption::TimeFormat(_)
                 | CopyLegacyOption::AcceptAnyDate
                 | CopyLegacyOption::CompUpdate { .. }
-                | CopyLegacyOption::StatUpdate(_) => {}
+                | CopyLegacyOption::StatUpdate(_)
+                | CopyLegacyOption::Manifest { .. } => {}
                 other => return Err(service_err!(FeatureNotSupported, "COPY option {other} is not supported")),
             }
         }

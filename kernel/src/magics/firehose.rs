@@ -7,7 +7,7 @@ use arrow_array::{ArrayRef, UInt64Array};
 use bytes::Bytes;
 use clap::{CommandFactory, Parser, Subcommand};
 use lakebook_engine::clock::{format_duration, parse_duration};
-use lakebook_engine::firehose::{self, Compression, Config, Conversion, DeliveredObject, PartitionKey, Source, Trigger};
+use lakebook_engine::firehose::{self, Compression, Config, Conversion, DeliveredObject, Delivery, DeliveryStream, PartitionKey, RedshiftDestination, Source, Trigger};
 use lakebook_engine::streams::lines;
 use lakebook_engine::{Lakebook, S3Uri};
 
@@ -36,15 +36,24 @@ pub struct FirehoseArgs {
 
 #[derive(Debug, Subcommand)]
 enum Verb {
-    /// Create a delivery stream to the lake (≙ CreateDeliveryStream)
+    /// Create a delivery stream to the lake or into a Redshift table (≙ CreateDeliveryStream)
     Create {
         name: String,
         /// direct-put (default) or stream:STREAM (read a data stream as a consumer)
         #[arg(long, default_value = "direct-put")]
         source: String,
-        /// The bucket: s3://bucket/
+        /// The bucket, s3://bucket/[prefix], or redshift:CLUSTER.TABLE (with --intermediate)
         #[arg(long)]
         destination: String,
+        /// Redshift destination: where batches are staged before each COPY, s3://bucket/prefix/
+        #[arg(long)]
+        intermediate: Option<String>,
+        /// Redshift destination: the COPY options, e.g. "JSON 'auto'" or "CSV IGNOREHEADER 1"
+        #[arg(long, default_value = "")]
+        copy_options: String,
+        /// Redshift destination: how long a failed COPY is retried, 0s–7200s (default 3600s)
+        #[arg(long)]
+        retry_duration: Option<String>,
         /// Object key prefix (expressions allowed; none → yyyy/MM/dd/HH/ is appended)
         #[arg(long, default_value = "")]
         prefix: String,
@@ -105,15 +114,49 @@ pub async fn run(args: FirehoseArgs, ctx: Ctx<'_>) -> Result<Option<Bundle>, Cel
     let out = ctx.out;
     let fh = engine.firehose();
     match args.verb {
-        Verb::Create { name, source, destination, prefix, error_prefix, buffer_size, buffer_interval, compression, format, schema, transform, dynamic_partitioning: _, partition_key, newline } => {
+        Verb::Create {
+            name,
+            source,
+            destination,
+            intermediate,
+            copy_options,
+            retry_duration,
+            prefix,
+            error_prefix,
+            buffer_size,
+            buffer_interval,
+            compression,
+            format,
+            schema,
+            transform,
+            dynamic_partitioning: _,
+            partition_key,
+            newline,
+        } => {
             // `%%firehose create NAME …`: the body is the transform, which is easier to write
             // there than quoted on the line.
             let transform = match (ctx.body.map(str::trim).filter(|b| !b.is_empty()), transform) {
                 (Some(_), Some(_)) => return Err(CellError::usage("give the transform either as --transform or as the %%firehose create body, not both")),
                 (body, line) => body.map(str::to_string).or(line),
             };
-            let dest = S3Uri::parse(&destination)?;
+            let (dest, redshift) = match destination.strip_prefix("redshift:") {
+                Some(target) => {
+                    let (cluster, table) = target
+                        .split_once('.')
+                        .ok_or_else(|| CellError::usage(format!("--destination {destination}: name the table too, redshift:CLUSTER.TABLE")))?;
+                    let stage = intermediate.ok_or_else(|| CellError::usage("a Redshift destination stages its batches first: add --intermediate s3://bucket/prefix/"))?;
+                    let retry_duration_s = retry_duration.map(|s| parse_duration(&s).map(|d| d.as_secs())).transpose()?.unwrap_or(firehose::DEFAULT_RETRY_DURATION_S);
+                    (S3Uri::parse(&stage)?, Some(RedshiftDestination { cluster: cluster.into(), table: table.into(), copy_options, retry_duration_s }))
+                }
+                None => {
+                    if intermediate.is_some() || retry_duration.is_some() || !copy_options.is_empty() {
+                        return Err(CellError::usage("--intermediate, --copy-options and --retry-duration are for a Redshift destination: --destination redshift:CLUSTER.TABLE"));
+                    }
+                    (S3Uri::parse(&destination)?, None)
+                }
+            };
             let config = Config {
+                redshift,
                 source: Some(source),
                 bucket: dest.bucket,
                 prefix: format!("{}{prefix}", dest.key),
@@ -128,10 +171,9 @@ pub async fn run(args: FirehoseArgs, ctx: Ctx<'_>) -> Result<Option<Bundle>, Cel
             };
             let d = fh.create(&name, config)?;
             out.stdout(&format!(
-                "Created delivery stream {name}: {} → s3://{}/{}, buffer {} MB or {}.\n",
+                "Created delivery stream {name}: {} → {}, buffer {} MB or {}.\n",
                 source_text(&d.source),
-                d.bucket,
-                d.prefix,
+                destination_text(&d),
                 d.buffer_bytes / (1024 * 1024),
                 format_duration(std::time::Duration::from_secs(d.buffer_interval_s))
             ));
@@ -143,7 +185,7 @@ pub async fn run(args: FirehoseArgs, ctx: Ctx<'_>) -> Result<Option<Bundle>, Cel
                 ("delivery_stream", strings(all.iter().map(|d| d.name.clone()))),
                 ("status", strings(all.iter().map(|d| d.status.clone()))),
                 ("source", strings(all.iter().map(|d| source_text(&d.source)))),
-                ("destination", strings(all.iter().map(|d| format!("s3://{}/{}", d.bucket, d.prefix)))),
+                ("destination", strings(all.iter().map(destination_text))),
                 ("incoming_records", Arc::new(UInt64Array::from_iter_values(all.iter().map(|d| d.metrics.incoming_records))) as ArrayRef),
                 ("delivered_records", Arc::new(UInt64Array::from_iter_values(all.iter().map(|d| d.metrics.delivered_records)))),
                 ("objects", Arc::new(UInt64Array::from_iter_values(all.iter().map(|d| d.metrics.delivered_objects)))),
@@ -168,7 +210,7 @@ pub async fn run(args: FirehoseArgs, ctx: Ctx<'_>) -> Result<Option<Bundle>, Cel
                 return Err(CellError::usage("no records: write one record per line"));
             }
             let (mut ids, mut codes, mut messages) = (Vec::new(), Vec::new(), Vec::new());
-            let mut delivered = Vec::new();
+            let mut delivered = Delivery::default();
             let mut failed = 0;
             for chunk in records.chunks(firehose::MAX_BATCH_RECORDS) {
                 let put = fh.put(&name, chunk.to_vec()).await?;
@@ -200,7 +242,13 @@ pub async fn run(args: FirehoseArgs, ctx: Ctx<'_>) -> Result<Option<Bundle>, Cel
                 out.stdout(&format!("{name}: the buffers are empty; nothing to deliver.\n"));
                 return Ok(None);
             }
-            Ok(Some(objects_table(&delivered)?))
+            for copy in &delivered.copies {
+                out.stdout(&format!("{copy}\n"));
+            }
+            if delivered.objects.is_empty() {
+                return Ok(None);
+            }
+            Ok(Some(objects_table(&delivered.objects)?))
         }
     }
 }
@@ -227,10 +275,18 @@ fn megabytes(text: &str) -> Result<u64, CellError> {
     number.trim().parse().map_err(|_| CellError::usage(format!("--buffer-size {text} is not a number of megabytes")))
 }
 
-fn report_deliveries(delivered: &[DeliveredObject], out: &Output) {
-    for o in delivered {
-        let what = o.error_output_type.as_ref().map_or(String::new(), |t| format!(" ({t})"));
-        out.stdout(&format!("delivered {} record(s){what} to {}\n", o.records, o.uri));
+fn report_deliveries(delivered: &Delivery, out: &Output) {
+    for line in delivered.lines() {
+        out.stdout(&format!("{line}\n"));
+    }
+}
+
+/// `s3://bucket/prefix`, or `redshift:cluster.table via s3://bucket/prefix`.
+fn destination_text(d: &DeliveryStream) -> String {
+    let s3 = format!("s3://{}/{}", d.bucket, d.prefix);
+    match &d.redshift {
+        Some(r) => format!("redshift:{} via {s3}", r.target()),
+        None => s3,
     }
 }
 
@@ -251,7 +307,7 @@ fn describe(engine: &Lakebook, name: &str, out: &Output) -> Result<Bundle, CellE
     let mut facts = vec![
         format!("{} ({})", d.name, d.status),
         format!("source: {}", source_text(&d.source)),
-        format!("destination: s3://{}/{}", d.bucket, d.prefix),
+        format!("destination: {}", destination_text(&d)),
         format!("error prefix: {}", d.error_prefix.as_deref().unwrap_or("(default: <error-output-type>/yyyy/MM/dd/HH/)")),
         format!("buffer: {} MB or {}", d.buffer_bytes / (1024 * 1024), format_duration(std::time::Duration::from_secs(d.buffer_interval_s))),
         format!("compression: {:?}", d.compression),
@@ -268,6 +324,15 @@ fn describe(engine: &Lakebook, name: &str, out: &Output) -> Result<Bundle, CellE
     if d.newline {
         facts.push("newline delimiter".into());
     }
+    if let Some(r) = &d.redshift {
+        facts.push(format!(
+            "COPY {} FROM '<manifest>' MANIFEST {}; failed COPYs retried for {}",
+            r.table,
+            r.copy_options,
+            format_duration(std::time::Duration::from_secs(r.retry_duration_s))
+        ));
+        facts.push(format!("loaded into {}: {} row(s); {} batch(es) skipped after their retries", r.target(), m.loaded_records, m.skipped_batches));
+    }
     let failed: Vec<String> = m.failed_records.iter().map(|(k, v)| format!("{v} {k}")).collect();
     facts.push(format!(
         "metrics: {} record(s) in ({} bytes), {} delivered in {} object(s), {} dropped, failed: {}",
@@ -281,6 +346,17 @@ fn describe(engine: &Lakebook, name: &str, out: &Output) -> Result<Bundle, CellE
     out.stdout(&format!("{}\n", facts.join("\n")));
     if !d.recent_objects.is_empty() {
         out.display(objects_table(&d.recent_objects)?);
+    }
+    if !d.pending_copies.is_empty() {
+        let p = &d.pending_copies;
+        let table = batch(vec![
+            ("manifest", strings(p.iter().map(|c| c.manifest.clone()))),
+            ("records", Arc::new(UInt64Array::from_iter_values(p.iter().map(|c| c.records))) as ArrayRef),
+            ("attempts", Arc::new(UInt64Array::from_iter_values(p.iter().map(|c| u64::from(c.attempts))))),
+            ("next_attempt", times(p.iter().map(|c| Some(c.next_attempt.timestamp_millis())))),
+            ("last_error", strings(p.iter().map(|c| c.last_error.clone().unwrap_or_default()))),
+        ])?;
+        out.display(render::table(&table, &plain(), &Footer { extra: vec!["staged, waiting for COPY".into()], ..Footer::default() }));
     }
     let table = batch(vec![
         ("buffer", strings(fills.iter().map(|f| f.buffer.clone()))),
