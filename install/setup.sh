@@ -4,6 +4,7 @@
 #
 #   install/setup.sh             set up, then run notebooks/00-tour.ipynb -> notebooks/out/
 #   install/setup.sh --no-tour   set up only (what tests/run.sh uses)
+#   install/setup.sh --lab       set up, then open JupyterLab on notebooks/ (127.0.0.1 only)
 #
 # Idempotent: the venv is created once and re-populated only when install/requirements.txt
 # changes; cargo only rebuilds what changed.
@@ -14,12 +15,14 @@
 #   PYTHON            interpreter used to create the venv (default python3, needs >= 3.10)
 set -euo pipefail
 
-usage() { sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
 run_tour=1
+open_lab=0
 case "${1:-}" in
   "") ;;
   --no-tour) run_tour=0 ;;
+  --lab) run_tour=0 open_lab=1 ;;
   -h | --help) usage; exit 0 ;;
   *) echo "setup.sh: unknown argument '$1'" >&2; usage >&2; exit 2 ;;
 esac
@@ -127,4 +130,11 @@ if ((run_tour)); then
     "$venv/bin/jupyter" nbconvert --log-level=WARN --to html --execute \
     "$repo/notebooks/00-tour.ipynb" --output-dir "$out"
   say "tour written to $out/00-tour.html"
+fi
+
+# --- JupyterLab ----------------------------------------------------------------------------
+if ((open_lab)); then
+  say "opening JupyterLab on notebooks/ (each notebook keeps its workspace in notebooks/lakebook-data/)"
+  cd "$repo/notebooks"
+  JUPYTER_PATH="$venv/share/jupyter${JUPYTER_PATH:+:$JUPYTER_PATH}" exec "$venv/bin/jupyter" lab --ServerApp.ip=127.0.0.1
 fi

@@ -255,3 +255,17 @@ def test_default_workspace_is_lakebook_data_in_the_cwd(start_kernel, kernel_cwd:
     kernel = start_kernel(env={"LAKEBOOK_HOME": None})
     kernel.ok("%lake mb s3://demo")
     assert (kernel_cwd / "lakebook-data" / "lake" / "demo").is_dir()
+
+
+def test_a_notebook_opened_by_a_jupyter_server_gets_a_workspace_of_its_own(start_kernel, kernel_cwd: Path) -> None:
+    # jupyter_server names the notebook in JPY_SESSION_NAME; two open notebooks must not
+    # contend for one workspace (and its lock), and LAKEBOOK_HOME still wins when it is set.
+    tour = start_kernel(name="tour", env={"LAKEBOOK_HOME": None, "JPY_SESSION_NAME": str(kernel_cwd / "00-tour.ipynb")})
+    lab = start_kernel(name="lab", env={"LAKEBOOK_HOME": None, "JPY_SESSION_NAME": str(kernel_cwd / "02-crawl.ipynb")})
+    tour.ok("%lake mb s3://demo")
+    lab.ok("%lake mb s3://demo")  # a different workspace: no BucketAlreadyOwnedByYou, no lock
+    assert (kernel_cwd / "lakebook-data" / "00-tour" / "lake" / "demo").is_dir()
+    assert (kernel_cwd / "lakebook-data" / "02-crawl" / "lake" / "demo").is_dir()
+    pinned = start_kernel(name="pinned", env={"JPY_SESSION_NAME": str(kernel_cwd / "03-athena.ipynb")})
+    pinned.ok("%lake mb s3://pinned")
+    assert not (kernel_cwd / "lakebook-data" / "03-athena").exists()

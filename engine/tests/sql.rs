@@ -154,3 +154,21 @@ async fn a_workgroup_scan_limit_cancels_the_query_and_persists() {
     let names: Vec<String> = reopened.sql().workgroups().into_iter().map(|w| w.name).collect();
     assert_eq!(names, ["primary", "tight"]);
 }
+
+/// `now()` and `current_timestamp` are the engine clock's time, so "the last N minutes" on a
+/// manual clock means the notebook's minutes; in Athena and on a Redshift cluster alike.
+#[tokio::test]
+async fn now_is_the_engine_clock() {
+    let (_dir, lb) = setup().await;
+    lb.clock().set_manual(Some(lakebook_engine::clock::parse_time("2026-01-02T10:30:00Z").unwrap())).unwrap();
+    let q = "SELECT CAST(now() AS varchar) AS n, CAST(current_timestamp AS varchar) AS c, \
+             count(*) FILTER (WHERE ts BETWEEN now() - INTERVAL '1 day' AND now()) AS recent FROM web.clicks";
+    let r = one(&lb, q).await;
+    let b = &r.batches[0];
+    let text = |i: usize| datafusion::arrow::util::display::array_value_to_string(b.column(i), 0).unwrap();
+    assert_eq!((text(0), text(1), text(2)), ("2026-01-02T10:30:00".into(), "2026-01-02T10:30:00".into(), "100".into()));
+    lb.redshift().create_cluster("wh", 1, 1).unwrap();
+    let on_cluster = lb.redshift().run("wh", "SELECT CAST(now() AS varchar) AS n").await.unwrap().pop().unwrap();
+    let n = datafusion::arrow::util::display::array_value_to_string(on_cluster.batches[0].column(0), 0).unwrap();
+    assert_eq!(n, "2026-01-02T10:30:00");
+}

@@ -104,6 +104,19 @@ fn main() -> ExitCode {
     }
 }
 
+/// The kernel's workspace: `LAKEBOOK_HOME`; else, when a Jupyter server names the notebook
+/// (`JPY_SESSION_NAME`), `./lakebook-data/<notebook name>`, so that every notebook has a
+/// workspace of its own and two open notebooks do not contend for one workspace lock; else
+/// `./lakebook-data` (nbconvert and papermill runs).
+fn kernel_home() -> PathBuf {
+    let unset = std::env::var_os(lakebook_engine::HOME_ENV).is_none_or(|h| h.is_empty());
+    let notebook = std::env::var_os("JPY_SESSION_NAME").map(PathBuf::from);
+    match notebook.as_deref().and_then(std::path::Path::file_stem).filter(|_| unset) {
+        Some(stem) => PathBuf::from(lakebook_engine::DEFAULT_HOME).join(stem),
+        None => lakebook_engine::Lakebook::default_home(),
+    }
+}
+
 fn run_kernel(connection_file: &PathBuf) -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
@@ -129,7 +142,7 @@ fn run_kernel(connection_file: &PathBuf) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let session = Session::new(lakebook_engine::Lakebook::default_home());
+    let session = Session::new(kernel_home());
     match runtime.block_on(server::serve(info, session)) {
         Ok(code) => {
             // Background tasks (socket loops) would keep a graceful runtime shutdown waiting.

@@ -625,6 +625,7 @@ impl Redshift {
             .with_target_partitions(c.slices() as usize)
             .with_collect_statistics(true);
         let ctx = SessionContext::new_with_config(config);
+        ctx.register_udf(crate::sql::clock_fn::now_udf(self.clock.clone()));
         let catalog = MemoryCatalogProvider::new();
         let df = |e: datafusion::error::DataFusionError| internal_err!("the cluster's catalog: {e}");
         for schema in &c.schemas {

@@ -311,6 +311,9 @@ pub(super) fn split_partitions(batch: &RecordBatch, keys: usize) -> Result<Vec<(
         });
         groups[slot].1.push(row as u32);
     }
+    // In key order, not arrival order (which a parallel plan varies), so file numbers are
+    // the same on every run.
+    groups.sort_by(|a, b| a.0.cmp(&b.0));
     groups
         .into_iter()
         .map(|(key, rows)| {

@@ -11,6 +11,7 @@
 //! Known gaps (next steps): DDL and DML on catalog tables (CREATE EXTERNAL TABLE, CTAS,
 //! INSERT INTO, MSCK REPAIR TABLE), workgroups with scan limits, Avro/ORC tables.
 
+pub mod clock_fn;
 mod ddl;
 mod provider;
 pub mod streams;
@@ -184,6 +185,7 @@ impl SqlEngine {
         // Parquet filter pushdown (late materialisation) stays off, DataFusion's default: it
         // made q3, q5, q6 and q9 1.2-2x slower here and helped only q18.
         let ctx = SessionContext::new_with_config(config);
+        ctx.register_udf(clock_fn::now_udf(clock.clone()));
         let temp_views: TempViews = Arc::default();
         ctx.register_catalog(
             CATALOG_NAME,
@@ -352,9 +354,22 @@ impl SqlEngine {
         Ok(Output { schema: physical.schema(), batches, bytes_scanned: bytes_scanned(physical.as_ref()) })
     }
 
+    /// A new execution's id: a UUID (as Athena's are) derived from the previous execution's
+    /// id, the engine time and a per-process count, so a notebook rerun on the manual clock
+    /// from a fresh workspace prints the same ids, and CTAS file names derived from them.
+    fn execution_id(&self) -> String {
+        use md5::Digest as _;
+        static MINTED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = MINTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let previous = self.executions.lock().unwrap_or_else(|p| p.into_inner()).last().map(|e| e.id.clone()).unwrap_or_default();
+        let seed = format!("{previous}/{}/{n}", self.clock.now().timestamp_nanos_opt().unwrap_or_default());
+        let digest: [u8; 16] = md5::Md5::digest(seed.as_bytes()).into();
+        uuid::Builder::from_random_bytes(digest).into_uuid().to_string()
+    }
+
     fn new_execution(&self, query: &str, database: &str, workgroup: &Workgroup) -> QueryExecution {
         QueryExecution {
-            id: uuid::Uuid::new_v4().to_string(),
+            id: self.execution_id(),
             query: query.to_string(),
             database: database.to_string(),
             workgroup: workgroup.name.clone(),

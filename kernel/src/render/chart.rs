@@ -215,9 +215,20 @@ fn summary(spec: &ChartSpec, x: &str, y: Option<&str>, rows: usize, groups: &[(S
     text
 }
 
+/// A page-unique element id that is the same on every run of a notebook (so a rerun writes
+/// the same output): the figure's hash and how many charts this kernel drew before it.
+fn chart_id(figure: &Value) -> String {
+    use sha2::Digest as _;
+    static DRAWN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = DRAWN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let digest = sha2::Sha256::digest(format!("{n}/{figure}").as_bytes());
+    let hex: String = digest.iter().take(12).map(|b| format!("{b:02x}")).collect();
+    format!("lakebook-chart-{hex}")
+}
+
 /// The figure drawn by plotly.js: the library embedded the first time, then reused.
 fn html(figure: &Value, with_library: bool) -> String {
-    let id = format!("lakebook-chart-{}", uuid::Uuid::new_v4().simple());
+    let id = chart_id(figure);
     let library = if with_library { plotly_js_script() } else { String::new() };
     // `</` inside the JSON would end the script element early.
     let figure = figure.to_string().replace("</", "<\\/");
