@@ -3,7 +3,7 @@
 //! object on stdout (progress goes to stderr); `bench/tpch.py` generates the data, runs
 //! DuckDB on the same files and prints the comparison.
 //!
-//!   cargo run -p lakebook-engine --example bench_tpch -- DATA_DIR [--queries DIR] [--reps N] [--only qN,qM] [--explain]
+//!   cargo run -p lakebook-engine --example bench_tpch -- DATA_DIR [--queries DIR] [--reps N] [--only qN,qM] [--explain] [--redshift]
 //!
 //! DATA_DIR holds `<table>.parquet` (or `<table>/*.parquet`) as `tpchgen-cli parquet` writes it.
 //! The files are hard-linked (copied if that fails) into a temporary workspace's lake at
@@ -15,6 +15,11 @@
 //!   session config (so the difference is the engine's overhead);
 //! - `datafusion_defaults`: the same with DataFusion's default config and as many target
 //!   partitions as the engine (what DataFusion gives out of the box).
+//!
+//! With `--redshift` (what `bench/redshift.py` runs) the runners are instead `engine` (the
+//! catalog tables, queried in place) and `redshift`: a 2-node cluster whose tables were
+//! created with distribution and sort keys and loaded with `COPY … FORMAT AS PARQUET` from
+//! the same lake files (the load times are reported).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -75,28 +80,31 @@ struct Args {
     reps: usize,
     only: Option<Vec<String>>,
     explain: bool,
+    redshift: bool,
 }
 
 fn parse_args() -> Result<Args, BoxError> {
-    let usage = "usage: bench_tpch DATA_DIR [--queries DIR] [--reps N] [--only q1,q6] [--explain]";
+    let usage = "usage: bench_tpch DATA_DIR [--queries DIR] [--reps N] [--only q1,q6] [--explain] [--redshift]";
     let mut args = std::env::args().skip(1);
     let mut data = None;
     let mut queries = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/bench/tpch");
     let mut reps = 5;
     let mut only = None;
     let mut explain = false;
+    let mut redshift = false;
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--queries" => queries = args.next().ok_or(usage)?.into(),
             "--reps" => reps = args.next().ok_or(usage)?.parse()?,
             "--only" => only = Some(args.next().ok_or(usage)?.split(',').map(str::to_string).collect()),
             "--explain" => explain = true,
+            "--redshift" => redshift = true,
             "-h" | "--help" => return Err(usage.into()),
             _ if data.is_none() => data = Some(PathBuf::from(arg)),
             _ => return Err(usage.into()),
         }
     }
-    Ok(Args { data: data.ok_or(usage)?, queries, reps: reps.max(1), only, explain })
+    Ok(Args { data: data.ok_or(usage)?, queries, reps: reps.max(1), only, explain, redshift })
 }
 
 /// `(name, sql)` for every `qN.sql` in `dir`, in query-number order.
@@ -147,6 +155,8 @@ fn median(times: &mut [f64]) -> f64 {
 enum Runner<'a> {
     Engine(&'a Lakebook),
     Bare(&'a SessionContext),
+    /// The warehouse cluster `tpch` of the engine.
+    Cluster(&'a Lakebook),
 }
 
 impl Runner<'_> {
@@ -159,6 +169,10 @@ impl Runner<'_> {
             Runner::Bare(ctx) => {
                 let df = ctx.sql(sql).await.map_err(|e| e.to_string())?;
                 df.collect().await.map_err(|e| e.to_string())
+            }
+            Runner::Cluster(lb) => {
+                let mut out = lb.redshift().run(CLUSTER, sql).await.map_err(|e| e.to_string())?;
+                Ok(out.pop().map(|o| o.batches).unwrap_or_default())
             }
         }
     }
@@ -217,6 +231,55 @@ async fn bare_context(config: SessionConfig, data: &Path) -> Result<SessionConte
     Ok(ctx)
 }
 
+const CLUSTER: &str = "tpch";
+
+/// Distribution and sort keys as a Redshift TPC-H load would choose them: the big tables
+/// distributed on their join keys and sorted on their date filters, the small ones on every node.
+fn layout(table: &str) -> &'static str {
+    match table {
+        "lineitem" => "DISTKEY(l_orderkey) SORTKEY(l_shipdate)",
+        "orders" => "DISTKEY(o_orderkey) SORTKEY(o_orderdate)",
+        "customer" => "DISTKEY(c_custkey)",
+        "part" => "DISTKEY(p_partkey)",
+        "partsupp" => "DISTKEY(ps_partkey)",
+        _ => "DISTSTYLE ALL",
+    }
+}
+
+/// The Redshift column type for a Parquet file's Arrow type.
+fn redshift_type(t: &arrow_schema::DataType) -> Result<String, BoxError> {
+    use arrow_schema::DataType as D;
+    Ok(match t {
+        D::Int32 => "integer".into(),
+        D::Int64 => "bigint".into(),
+        D::Float64 => "double precision".into(),
+        D::Decimal128(p, s) => format!("decimal({p},{s})"),
+        D::Date32 => "date".into(),
+        D::Utf8 | D::Utf8View | D::LargeUtf8 => "varchar(256)".into(),
+        other => return Err(format!("no Redshift type for {other}").into()),
+    })
+}
+
+/// Creates the 2-node cluster and loads every table with COPY from the lake; returns the
+/// seconds each COPY took.
+async fn load_cluster(lb: &Lakebook, data: &Path) -> Result<BTreeMap<String, f64>, BoxError> {
+    lb.redshift().create_cluster(CLUSTER, 2, 1)?;
+    let mut loads = BTreeMap::new();
+    for (table, _) in TABLES {
+        let file = std::fs::File::open(&table_files(data, table)?[0])?;
+        let schema = ArrowReaderMetadata::load(&file, Default::default())?.schema().clone();
+        let columns: Vec<String> =
+            schema.fields().iter().map(|f| Ok(format!("{} {}", f.name(), redshift_type(f.data_type())?))).collect::<Result<_, BoxError>>()?;
+        lb.redshift().run(CLUSTER, &format!("CREATE TABLE {table} ({}) {}", columns.join(", "), layout(table))).await?;
+        let start = Instant::now();
+        let done = lb.redshift().run(CLUSTER, &format!("COPY {table} FROM 's3://tpch/{table}/' FORMAT AS PARQUET")).await?;
+        let seconds = start.elapsed().as_secs_f64();
+        eprintln!("COPY {table}: {} row(s) in {seconds:.1} s", done.last().and_then(|o| o.rows_loaded).unwrap_or(0));
+        loads.insert(table.to_string(), seconds);
+    }
+    Ok(loads)
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Result<(), BoxError> {
     let args = parse_args()?;
@@ -266,14 +329,25 @@ async fn main() -> Result<(), BoxError> {
     let tuned = engine_config.with_create_default_catalog_and_schema(true).with_default_catalog_and_schema("datafusion", "public");
     let bare = bare_context(tuned, &data).await?;
     let defaults = bare_context(SessionConfig::new().with_target_partitions(partitions), &data).await?;
+    let loads = if args.redshift { Some(load_cluster(&lb, &data).await?) } else { None };
 
     let mut results = BTreeMap::new();
     for (name, sql) in &queries {
         eprintln!("{name} …");
-        if args.explain {
+        if args.explain && args.redshift {
+            let plan = match lb.redshift().run(CLUSTER, &format!("EXPLAIN ANALYZE {sql}")).await {
+                Ok(mut out) => out.pop().map(|o| as_text(&o.batches)).unwrap_or_default(),
+                Err(e) => e.to_string(),
+            };
+            eprintln!("{name} on the cluster:\n{plan}");
+        } else if args.explain {
             explain(&lb, &bare, name, sql).await;
         }
-        let runners = [("engine", Runner::Engine(&lb)), ("datafusion", Runner::Bare(&bare)), ("datafusion_defaults", Runner::Bare(&defaults))];
+        let runners: Vec<(&'static str, Runner<'_>)> = if args.redshift {
+            vec![("engine", Runner::Engine(&lb)), ("redshift", Runner::Cluster(&lb))]
+        } else {
+            vec![("engine", Runner::Engine(&lb)), ("datafusion", Runner::Bare(&bare)), ("datafusion_defaults", Runner::Bare(&defaults))]
+        };
         let outcomes = measure(&runners, sql, args.reps).await;
         let mut texts = BTreeMap::new();
         let mut entry = serde_json::Map::new();
@@ -311,6 +385,7 @@ async fn main() -> Result<(), BoxError> {
         "tokio_workers": 2,
         "target_partitions": partitions,
         "reps": args.reps,
+        "copy_seconds": loads,
         "queries": results,
     });
     println!("{}", serde_json::to_string(&report)?);

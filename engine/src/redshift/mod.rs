@@ -45,7 +45,7 @@ use datafusion::datasource::MemTable;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
 use datafusion::physical_plan::{ExecutionPlan, collect};
-use datafusion::prelude::{SessionConfig, SessionContext, col};
+use datafusion::prelude::{SessionContext, col};
 use datafusion::sql::sqlparser::ast::{
     self, CopyLegacyOption, CopySource, CopyTarget, DataType as SqlType, ExactNumberInfo, FromTable, ObjectType, Statement, TableFactor, TableObject,
 };
@@ -618,10 +618,11 @@ impl Redshift {
     /// managed tables (one partition per slice), Spectrum schemas from the Data Catalog, and
     /// the system tables in `public`.
     fn context(&self, c: &Cluster) -> Result<SessionContext> {
-        let config = SessionConfig::new()
+        let config = crate::sql::tuned_config()
             .with_default_catalog_and_schema(DATABASE, DEFAULT_SCHEMA)
             .with_create_default_catalog_and_schema(false)
             .with_information_schema(true)
+            // One partition per slice, as the cluster's slices each scan their own data.
             .with_target_partitions(c.slices() as usize)
             .with_collect_statistics(true);
         let ctx = SessionContext::new_with_config(config);
@@ -666,7 +667,15 @@ impl Redshift {
         if !t.sortkey.is_empty() && t.diststyle != DistStyle::All {
             options = options.with_file_sort_order(vec![t.sortkey.iter().map(|k| col(k).sort(true, false)).collect()]);
         }
-        let config = ListingTableConfig::new(url).with_listing_options(options).with_schema(t.arrow_schema()?);
+        // Strings are scanned as views (cheaper to decode and to group by), as the lake's
+        // tables are; `expand_views_at_output` gives results plain strings.
+        let schema = t.arrow_schema()?;
+        let fields: Vec<Field> = schema
+            .fields()
+            .iter()
+            .map(|f| if f.data_type() == &DataType::Utf8 { f.as_ref().clone().with_data_type(DataType::Utf8View) } else { f.as_ref().clone() })
+            .collect();
+        let config = ListingTableConfig::new(url).with_listing_options(options).with_schema(Arc::new(Schema::new(fields)));
         Ok(Arc::new(ListingTable::try_new(config).map_err(|e| internal_err!("{e}"))?))
     }
 
@@ -770,7 +779,9 @@ impl Redshift {
             std::fs::remove_dir_all(&dir).map_err(|e| crate::Error::io(&dir, e))?;
         }
         std::fs::create_dir_all(&dir).map_err(|e| crate::Error::io(&dir, e))?;
-        let all = concat_batches(&schema, batches).map_err(|e| internal_err!("{e}"))?;
+        // Query results come with the scan's string types (views come out as LargeUtf8).
+        let batches = batches.iter().map(|b| conform(b, &schema)).collect::<Result<Vec<_>>>()?;
+        let all = concat_batches(&schema, &batches).map_err(|e| internal_err!("{e}"))?;
         let slices = if meta.diststyle == DistStyle::All { 1 } else { c.slices() as usize };
         let assignment = distribute(&meta, &all, slices)?;
         meta.slice_rows = vec![0; slices];

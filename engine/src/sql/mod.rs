@@ -162,28 +162,34 @@ pub struct SqlEngine {
     workgroups: Workgroups,
 }
 
+/// DataFusion's session configuration as Lakebook tunes it, for Athena-style queries and
+/// Redshift clusters alike.
+pub fn tuned_config() -> SessionConfig {
+    SessionConfig::new()
+        .with_target_partitions(std::thread::available_parallelism().map_or(2, |n| n.get()))
+        // Tuned on TPC-H SF1 with 2 threads (bench/tpch.py). Parquet strings are scanned as
+        // views (see provider.rs); results still come out as plain strings.
+        .set_bool("datafusion.optimizer.expand_views_at_output", true)
+        // Build sides up to 16 MB / 1M rows are hashed once instead of repartitioning the
+        // probe side (q18 2x, q3/q5 ~15% faster).
+        .set_usize("datafusion.optimizer.hash_join_single_partition_threshold", 16 << 20)
+        .set_usize("datafusion.optimizer.hash_join_single_partition_threshold_rows", 1 << 20)
+        // Skip the partial aggregation when it would keep more than 1 row in 10 (q18's
+        // GROUP BY l_orderkey: 20% faster).
+        .set_str("datafusion.execution.skip_partial_aggregation_probe_ratio_threshold", "0.1")
+    // Parquet filter pushdown (late materialisation) stays off, DataFusion's default: it
+    // made q3, q5, q6 and q9 1.2-2x slower here and helped only q18.
+}
+
 impl SqlEngine {
     pub fn open(workspace: &Workspace, catalog: Arc<Catalog>, lake: Arc<Lake>, clock: Arc<Clock>, streams: Arc<crate::streams::Streams>) -> Result<Self> {
         let path = workspace.dir("sql")?.join("executions.json");
         let executions = read_json(&path)?.unwrap_or_default();
-        let config = SessionConfig::new()
+        let config = tuned_config()
             .with_default_catalog_and_schema(CATALOG_NAME, crate::catalog::DEFAULT_DATABASE)
             // The Glue catalog is registered below; a default in-memory one would shadow it.
             .with_create_default_catalog_and_schema(false)
-            .with_information_schema(true)
-            .with_target_partitions(std::thread::available_parallelism().map_or(2, |n| n.get()))
-            // Tuned on TPC-H SF1 with 2 threads (bench/tpch.py). Parquet strings are scanned as
-            // views (see provider.rs); results still come out as plain strings.
-            .set_bool("datafusion.optimizer.expand_views_at_output", true)
-            // Build sides up to 16 MB / 1M rows are hashed once instead of repartitioning the
-            // probe side (q18 2x, q3/q5 ~15% faster).
-            .set_usize("datafusion.optimizer.hash_join_single_partition_threshold", 16 << 20)
-            .set_usize("datafusion.optimizer.hash_join_single_partition_threshold_rows", 1 << 20)
-            // Skip the partial aggregation when it would keep more than 1 row in 10 (q18's
-            // GROUP BY l_orderkey: 20% faster).
-            .set_str("datafusion.execution.skip_partial_aggregation_probe_ratio_threshold", "0.1");
-        // Parquet filter pushdown (late materialisation) stays off, DataFusion's default: it
-        // made q3, q5, q6 and q9 1.2-2x slower here and helped only q18.
+            .with_information_schema(true);
         let ctx = SessionContext::new_with_config(config);
         ctx.register_udf(clock_fn::now_udf(clock.clone()));
         let temp_views: TempViews = Arc::default();
