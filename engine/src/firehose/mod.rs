@@ -844,13 +844,8 @@ impl Firehose {
     /// Runs the pending COPYs of `name` that are due, oldest first, stopping at one that
     /// failed and is still within its retry duration (later batches wait behind it).
     async fn copy_due(&self, name: &str, now: DateTime<Utc>) -> Result<Vec<CopyEvent>> {
-        let (stream, due) = {
-            let state = self.lock();
-            let stream = get(&state, name)?.clone();
-            let due = stream.pending_copies.first().is_some_and(|p| p.next_attempt <= now);
-            (stream, due)
-        };
-        let Some(dest) = stream.redshift.clone().filter(|_| due) else { return Ok(Vec::new()) };
+        let stream = get(&self.lock(), name)?.clone();
+        let Some(dest) = stream.redshift.clone() else { return Ok(Vec::new()) };
         let mut events = Vec::new();
         for mut pending in stream.pending_copies.clone() {
             if pending.next_attempt > now {
@@ -858,53 +853,38 @@ impl Firehose {
             }
             pending.attempts += 1;
             let sql = format!("COPY {} FROM '{}' MANIFEST {}", dest.table, pending.manifest, dest.copy_options);
-            let outcome = self.redshift.run(&dest.cluster, &sql).await;
-            let mut event = CopyEvent {
-                delivery_stream: name.to_string(),
-                target: dest.target(),
-                manifest: pending.manifest.clone(),
-                attempt: pending.attempts,
-                error: None,
-                result: CopyResult::Loaded { rows: 0 },
-            };
-            let retry_until = pending.first_attempt + chrono::Duration::seconds(dest.retry_duration_s as i64);
-            let keep = match outcome {
-                Ok(outcomes) => {
-                    event.result = CopyResult::Loaded { rows: outcomes.iter().filter_map(|o| o.rows_loaded).sum() };
-                    false
-                }
+            let (error, result) = match self.redshift.run(&dest.cluster, &sql).await {
+                Ok(outcomes) => (None, CopyResult::Loaded { rows: outcomes.iter().filter_map(|o| o.rows_loaded).sum() }),
                 Err(e) => {
-                    let text = e.to_string();
-                    event.error = Some(text.clone());
-                    pending.last_error = Some(text);
-                    if now >= retry_until {
-                        let error_manifest = self.skip(&stream, &pending).await?;
-                        event.result = CopyResult::Skipped { error_manifest };
-                        false
+                    pending.last_error = Some(e.to_string());
+                    let retry_until = pending.first_attempt + chrono::Duration::seconds(dest.retry_duration_s as i64);
+                    let result = if now >= retry_until {
+                        CopyResult::Skipped { error_manifest: self.skip(&stream, &pending).await? }
                     } else {
                         pending.next_attempt = (now + chrono::Duration::seconds(COPY_RETRY_INTERVAL_S)).min(retry_until);
-                        event.result = CopyResult::Retrying { next_attempt: pending.next_attempt };
-                        true
-                    }
+                        CopyResult::Retrying { next_attempt: pending.next_attempt }
+                    };
+                    (pending.last_error.clone(), result)
                 }
             };
+            let retrying = matches!(result, CopyResult::Retrying { .. });
             let mut state = self.lock();
             let s = state.streams.get_mut(name).ok_or_else(|| crate::internal_err!("{name} vanished during a COPY"))?;
-            match (&event.result, keep) {
-                (_, true) => s.pending_copies[0] = pending,
-                (CopyResult::Loaded { rows }, _) => {
+            match &result {
+                CopyResult::Retrying { .. } => s.pending_copies[0] = pending.clone(),
+                CopyResult::Loaded { rows } => {
                     s.metrics.loaded_records += rows;
                     s.pending_copies.remove(0);
                 }
-                _ => {
+                CopyResult::Skipped { .. } => {
                     s.metrics.skipped_batches += 1;
                     s.pending_copies.remove(0);
                 }
             }
             self.save(&mut state)?;
             drop(state);
-            events.push(event);
-            if keep {
+            events.push(CopyEvent { delivery_stream: name.to_string(), target: dest.target(), manifest: pending.manifest, attempt: pending.attempts, error, result });
+            if retrying {
                 break;
             }
         }
