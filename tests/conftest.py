@@ -72,3 +72,13 @@ def start_kernel(tmp_path: Path, lake_home: Path, kernel_cwd: Path) -> Iterator[
 def kernel(start_kernel: Callable[..., Kernel]) -> Kernel:
     """A running kernel on a fresh, empty workspace."""
     return start_kernel()
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """How many of the AWS guides' examples ran as documented (tests/test_guide_examples.py)."""
+    results = getattr(sys.modules.get("test_guide_examples"), "RESULTS", None)
+    if results:
+        passed = sum(p for p, _ in results.values())
+        total = sum(t for _, t in results.values())
+        per_file = ", ".join(f"{name} {p}/{t}" for name, (p, t) in sorted(results.items()))
+        terminalreporter.write_line(f"AWS guide examples: {passed} of {total} ran as documented ({per_file})")

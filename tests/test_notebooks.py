@@ -1,7 +1,8 @@
-"""Execute every notebooks/*.ipynb on the 'lakebook' kernel twice: with `jupyter nbconvert
---execute` as it is, and with `papermill` and its `parameters` cell's value changed.
-
-Each run has a fresh LAKEBOOK_HOME with cwd = notebooks/. A cell may only produce an error
+"""Execute every notebooks/*.ipynb on the 'lakebook' kernel twice in a row in one workspace
+(a rerun in place, as "Restart kernel and run all" or CI in the same folder does): with
+`jupyter nbconvert --execute` as it is, then with `papermill` and its `parameters` cell's value
+changed. Both runs use the same LAKEBOOK_HOME, with cwd = notebooks/; a notebook starts clean
+on purpose with `%workspace reset --yes` in its setup cell. A cell may only produce an error
 output when it is tagged `raises-exception` (and then it must); teaching cells use
 `%%lakebook-allow-error` (papermill stops at any error output). Per-notebook output checks
 live in CHECKS, keyed by notebook file name, so new notebooks add theirs there; they find
@@ -571,15 +572,17 @@ def shown_outputs(nb: NotebookNode, home: Path) -> dict[str, list]:
 
 @pytest.mark.parametrize("path", NOTEBOOK_PATHS, ids=[p.name for p in NOTEBOOK_PATHS])
 def test_notebook_runs_in_nbconvert_and_papermill(path: Path, tmp_path: Path, kernelspec) -> None:
-    """nbconvert runs the notebook as it is, papermill with its parameter changed; both pass the
-    notebook's checks, and show the same outputs (so a rerun is identical, timings aside)."""
+    """nbconvert runs the notebook as it is, then papermill reruns it in the same workspace with
+    its parameter changed; both pass the notebook's checks, and show the same outputs (so a
+    rerun in place is identical, timings aside)."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     name, default = parameter(nbformat.read(path, as_version=4))
     other = OTHER_VALUE[name][default]
     converted, papermilled = ARTIFACTS / path.name, ARTIFACTS / f"{path.stem}.papermill.ipynb"
+    home = tmp_path / "workspace"
     run([BIN / "jupyter", "nbconvert", "--to", "notebook", "--execute", path, "--output", converted,
-         "--ExecutePreprocessor.timeout=180", "--ExecutePreprocessor.startup_timeout=60"], tmp_path / "nbconvert")  # fmt: skip
-    run([BIN / "papermill", path, papermilled, "-p", name, other, "--cwd", NOTEBOOKS, "--execution-timeout", "180"], tmp_path / "papermill")
+         "--ExecutePreprocessor.timeout=180", "--ExecutePreprocessor.startup_timeout=60"], home)  # fmt: skip
+    run([BIN / "papermill", path, papermilled, "-p", name, other, "--cwd", NOTEBOOKS, "--execution-timeout", "180"], home)
 
     first = nbformat.read(converted, as_version=4)
     second = mapped_back(papermilled, other, default)
@@ -590,7 +593,7 @@ def test_notebook_runs_in_nbconvert_and_papermill(path: Path, tmp_path: Path, ke
         check = CHECKS.get(path.name)
         if check is not None:
             check(nb)
-    a, b = shown_outputs(first, tmp_path / "nbconvert"), shown_outputs(second, tmp_path / "papermill")
+    a, b = shown_outputs(first, home), shown_outputs(second, home)
     assert a.keys() == b.keys()
     differ = [cell_id for cell_id in a if a[cell_id] != b[cell_id] and cell_id not in CONCURRENT.get(path.name, ())]
     assert not differ, "\n".join(f"{i}:\n  nbconvert: {a[i]}\n  papermill: {b[i]}" for i in differ)[:6000]

@@ -56,7 +56,12 @@ pub struct Lakebook {
 impl Lakebook {
     /// Opens (creating if needed) the workspace at `home` and takes its lock.
     pub fn open(home: impl Into<PathBuf>) -> Result<Self> {
-        let workspace = Arc::new(Workspace::open(home.into())?);
+        Self::open_in(Workspace::open(home.into())?)
+    }
+
+    /// Opens every service in a workspace whose lock is already held.
+    fn open_in(workspace: Workspace) -> Result<Self> {
+        let workspace = Arc::new(workspace);
         let clock = Arc::new(Clock::open(&workspace)?);
         let lake = Arc::new(Lake::open(&workspace, clock.clone())?);
         let catalog = Arc::new(Catalog::open(&workspace, clock.clone())?);
@@ -66,6 +71,46 @@ impl Lakebook {
         let firehose = firehose::Firehose::open(&workspace, clock.clone(), lake.clone(), catalog.clone(), streams.clone(), redshift.clone())?;
         let emr = emr::Emr::open(&workspace, clock.clone(), lake.clone())?;
         Ok(Self { workspace, clock, lake, catalog, sql, streams, firehose, emr, redshift })
+    }
+
+    /// Empties the workspace on purpose, so a notebook can start clean: every service is
+    /// closed (saving what it batches), everything under the workspace except its lock and
+    /// the kernel's input history is deleted, and the services are opened again, empty. The
+    /// lock is held throughout, so no other kernel can step in. The clock goes back to the
+    /// system clock, as in a new workspace.
+    pub fn reset(self) -> Result<Self> {
+        let Self { workspace, clock, lake, catalog, sql, streams, firehose, emr, redshift } = self;
+        drop((sql, firehose, emr, redshift, streams, catalog, lake, clock));
+        let workspace = Arc::try_unwrap(workspace)
+            .map_err(|_| crate::internal_err!("a service still holds the workspace while it is being reset"))?;
+        workspace.clear(&[workspace::KERNEL_DIR])?;
+        Self::open_in(workspace)
+    }
+
+    /// What the workspace holds, per service (`%workspace info`).
+    pub fn summary(&self) -> Result<WorkspaceSummary> {
+        let lake = self.lake.info()?;
+        let catalog_databases = self.catalog.databases();
+        let mut tables = 0;
+        for db in &catalog_databases {
+            tables += self.catalog.tables(&db.name)?.len();
+        }
+        Ok(WorkspaceSummary {
+            home: self.home().to_path_buf(),
+            disk_bytes: workspace::disk_usage(self.home()),
+            clock: format!("{} ({})", clock::format_time(self.clock.now()), self.clock.mode()),
+            buckets: lake.buckets,
+            objects: lake.objects as usize,
+            object_bytes: lake.bytes,
+            databases: catalog_databases.len(),
+            tables,
+            crawlers: self.catalog.crawlers().len(),
+            query_executions: self.sql.history().len(),
+            streams: self.streams.list().len(),
+            delivery_streams: self.firehose.list().len(),
+            emr_clusters: self.emr.clusters().iter().filter(|c| !c.state.is_terminated()).count(),
+            redshift_clusters: self.redshift.clusters().len(),
+        })
     }
 
     /// The workspace directory named by `LAKEBOOK_HOME`, else `./lakebook-data`.
@@ -162,6 +207,28 @@ impl Lakebook {
         }
         reports
     }
+}
+
+/// What a workspace holds ([`Lakebook::summary`]).
+#[derive(Debug, Clone)]
+pub struct WorkspaceSummary {
+    pub home: PathBuf,
+    /// Every file under the workspace, in bytes.
+    pub disk_bytes: u64,
+    /// The engine time and the clock's mode, as `%clock` shows them.
+    pub clock: String,
+    pub buckets: usize,
+    pub objects: usize,
+    pub object_bytes: u64,
+    pub databases: usize,
+    pub tables: usize,
+    pub crawlers: usize,
+    pub query_executions: usize,
+    pub streams: usize,
+    pub delivery_streams: usize,
+    /// Clusters not terminated.
+    pub emr_clusters: usize,
+    pub redshift_clusters: usize,
 }
 
 /// What `%stream generate` asks for.
@@ -263,4 +330,37 @@ pub fn human_bytes(bytes: u64) -> String {
         unit = u;
     }
     format!("{value:.1} {unit}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn reset_empties_every_service_and_keeps_the_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let lb = Lakebook::open(dir.path()).unwrap();
+        lb.clock().set_manual(Some(chrono::DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z").unwrap().into())).unwrap();
+        lb.lake().create_bucket("bkt").unwrap();
+        lb.lake().put(&S3Uri::parse("s3://bkt/k.csv").unwrap(), bytes::Bytes::from_static(b"a\n1\n")).await.unwrap();
+        lb.catalog().create_database("db", "").unwrap();
+        lb.streams().create("s", Some(1), None).unwrap();
+        lb.redshift().create_cluster("wh", 1, 1).unwrap();
+        lb.sql().run("SELECT 1", "default").await.unwrap();
+        std::fs::create_dir_all(dir.path().join(workspace::KERNEL_DIR)).unwrap();
+        std::fs::write(dir.path().join(workspace::KERNEL_DIR).join("history.jsonl"), b"{}\n").unwrap();
+        let before = lb.summary().unwrap();
+        assert_eq!((before.buckets, before.objects, before.databases, before.streams, before.redshift_clusters), (2, 3, 2, 1, 1), "{before:?}");
+
+        let lb = lb.reset().unwrap();
+        let after = lb.summary().unwrap();
+        assert_eq!((after.buckets, after.objects, after.databases, after.tables, after.streams, after.redshift_clusters, after.query_executions), (0, 0, 1, 0, 0, 0, 0), "{after:?}");
+        assert_eq!(lb.clock().mode(), ClockMode::System);
+        assert!(dir.path().join(workspace::KERNEL_DIR).join("history.jsonl").exists(), "the input history stays");
+        assert_eq!(Lakebook::open(dir.path()).unwrap_err().code(), "WorkspaceLocked", "the lock was held throughout");
+        // the same names can be created again
+        lb.lake().create_bucket("bkt").unwrap();
+        lb.streams().create("s", Some(1), None).unwrap();
+        lb.redshift().create_cluster("wh", 1, 1).unwrap();
+    }
 }

@@ -12,6 +12,8 @@ use crate::error::{Error, Result};
 use crate::service_err;
 
 const LOCK_FILE: &str = ".lock";
+/// The kernel's own folder (input history): kept by [`Workspace::clear`].
+pub const KERNEL_DIR: &str = "kernel";
 
 /// An open workspace. The lock is held for as long as this value lives.
 #[derive(Debug)]
@@ -63,12 +65,42 @@ impl Workspace {
         &self.root
     }
 
+    /// Deletes everything in the workspace but its lock and the entries named in `keep`.
+    pub fn clear(&self, keep: &[&str]) -> Result<()> {
+        let entries = fs::read_dir(&self.root).map_err(|e| Error::io(&self.root, e))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| Error::io(&self.root, e))?;
+            let name = entry.file_name();
+            if name == LOCK_FILE || keep.iter().any(|k| name == *k) {
+                continue;
+            }
+            let path = entry.path();
+            let is_dir = entry.file_type().map_err(|e| Error::io(&path, e))?.is_dir();
+            let removed = if is_dir { fs::remove_dir_all(&path) } else { fs::remove_file(&path) };
+            removed.map_err(|e| Error::io(&path, e))?;
+        }
+        Ok(())
+    }
+
     /// A directory of the workspace, created if missing (`service` is e.g. "lake", "streams").
     pub fn dir(&self, service: &str) -> Result<PathBuf> {
         let dir = self.root.join(service);
         fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
         Ok(dir)
     }
+}
+
+/// The bytes of every file under `dir` (unreadable entries count as empty).
+pub fn disk_usage(dir: &Path) -> u64 {
+    let Ok(entries) = fs::read_dir(dir) else { return 0 };
+    entries
+        .flatten()
+        .map(|entry| match entry.file_type() {
+            Ok(t) if t.is_dir() => disk_usage(&entry.path()),
+            Ok(_) => entry.metadata().map(|m| m.len()).unwrap_or(0),
+            Err(_) => 0,
+        })
+        .sum()
 }
 
 /// Replaces `path` with `bytes` atomically: a reader sees the old or the new file, never a
@@ -117,6 +149,23 @@ mod tests {
         assert!(err.message().contains(&format!("process {}", std::process::id())));
         drop(first);
         Workspace::open(dir.path().to_path_buf()).expect("lock released on drop");
+    }
+
+    #[test]
+    fn clear_keeps_the_lock_and_what_it_is_told_to() {
+        let dir = tempfile::tempdir().unwrap();
+        let ws = Workspace::open(dir.path().to_path_buf()).unwrap();
+        for sub in ["lake/b", "kernel", "streams/s"] {
+            fs::create_dir_all(dir.path().join(sub)).unwrap();
+            fs::write(dir.path().join(sub).join("f"), b"x").unwrap();
+        }
+        fs::write(dir.path().join("clock.json"), b"{}").unwrap();
+        assert_eq!(disk_usage(dir.path()), 3 + 2 + fs::metadata(dir.path().join(".lock")).unwrap().len());
+        ws.clear(&[KERNEL_DIR]).unwrap();
+        let mut names: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        names.sort();
+        assert_eq!(names, vec![".lock", "kernel"]);
+        assert_eq!(Workspace::open(dir.path().to_path_buf()).unwrap_err().code(), "WorkspaceLocked", "still locked");
     }
 
     #[test]

@@ -174,6 +174,37 @@ impl Session {
         Ok(engine)
     }
 
+    /// Empties the workspace (`%workspace reset --yes`) and forgets what this session knew
+    /// of it (`USE` database, workgroup, connected cluster, the last result); `%set`
+    /// variables are the notebook's, not the workspace's, and stay.
+    pub async fn reset_workspace(&mut self) -> Result<Arc<Lakebook>, CellError> {
+        let mut engine = self.engine()?;
+        self.engine = None;
+        // The system-clock loop holds the engine while due work runs; wait for it to let go.
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+        let owned = loop {
+            match Arc::try_unwrap(engine) {
+                Ok(owned) => break owned,
+                Err(shared) if tokio::time::Instant::now() < deadline => {
+                    engine = shared;
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+                Err(shared) => {
+                    self.engine = Some(shared);
+                    return Err(CellError::new("WorkspaceBusy", "background work (a scheduled crawler, a delivery) kept the workspace busy for 30 s; try again"));
+                }
+            }
+        };
+        let engine = Arc::new(owned.reset()?);
+        self.engine = Some(engine.clone());
+        spawn_system_clock_work(Arc::downgrade(&engine));
+        self.sql_database = lakebook_engine::catalog::DEFAULT_DATABASE.to_string();
+        self.sql_workgroup = lakebook_engine::sql::PRIMARY_WORKGROUP.to_string();
+        self.last_result = None;
+        self.redshift_cluster = None;
+        Ok(engine)
+    }
+
     pub async fn execute(&mut self, code: &str, out: &Output) -> Result<Outcome, CellError> {
         let outcome = self.execute_cell(code, out).await;
         // Counters the services batch in memory are on disk at every cell boundary, so a

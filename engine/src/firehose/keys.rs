@@ -2,8 +2,9 @@
 //! yyyy-MM-dd-HH-mm-ss-<uuid>[.ext]`. Prefix expressions: `!{timestamp:<Java
 //! DateTimeFormatter pattern>}` (UTC, the oldest record's arrival time),
 //! `!{firehose:random-string}` (11 characters), `!{firehose:error-output-type}` (error prefix
-//! only) and `!{partitionKeyFromQuery:NAME}` (dynamic partitioning). A prefix without
-//! expressions gets `yyyy/MM/dd/HH/` appended.
+//! only) and `!{partitionKeyFromQuery:NAME}` (dynamic partitioning). A prefix without a
+//! timestamp expression (or an error prefix without any expression) gets `yyyy/MM/dd/HH/`
+//! appended.
 
 use std::collections::BTreeMap;
 
@@ -77,8 +78,12 @@ impl Prefix {
         if !rest.is_empty() {
             pieces.push(Piece::Text(rest.to_string()));
         }
-        if expressions == 0 {
-            // The default time prefix, as if the prefix ended in !{timestamp:yyyy/MM/dd/HH/}.
+        // The guide's semantic rule: a prefix without a timestamp expression gets
+        // !{timestamp:yyyy/MM/dd/HH/} appended (a dynamic-partitioning prefix is used as
+        // written); an error prefix only when it has no expressions at all.
+        let timestamped = pieces.iter().any(|p| matches!(p, Piece::Timestamp(_)));
+        let partitioned = pieces.iter().any(|p| matches!(p, Piece::PartitionKey(_)));
+        if (!error && !timestamped && !partitioned) || expressions == 0 {
             pieces.push(Piece::Timestamp("yyyy/MM/dd/HH/".into()));
         }
         Ok(Self { pieces })
@@ -228,6 +233,7 @@ mod tests {
             "myErrorPrefix/processing-failed/2026/03/07/"
         );
         assert_eq!(eval("myPrefix/", None, &[]), "myPrefix/2026/03/07/09/", "no expressions: yyyy/MM/dd/HH/ appended");
+        assert_eq!(eval("myPrefix/!{firehose:random-string}/", None, &[]), "myPrefix/ab12cd34ef5/2026/03/07/09/", "no timestamp expression: appended");
         assert_eq!(eval("", None, &[]), "2026/03/07/09/");
         assert_eq!(eval("!{timestamp:yyyy-MM-dd}/!{firehose:random-string}/", None, &[]), "2026-03-07/ab12cd34ef5/");
         assert_eq!(eval("customer_id=!{partitionKeyFromQuery:customer_id}/", None, &[("customer_id", "42")]), "customer_id=42/");

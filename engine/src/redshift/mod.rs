@@ -170,6 +170,20 @@ pub struct Cluster {
     /// Bytes written since the last automated snapshot.
     #[serde(default)]
     pub changed_bytes: u64,
+    /// The files UNLOAD wrote (`stl_unload_log`), the last [`LOAD_ERRORS_KEPT`].
+    #[serde(default)]
+    pub unload_log: Vec<UnloadLog>,
+}
+
+/// One row of `stl_unload_log`: a file an UNLOAD wrote.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnloadLog {
+    pub query: u64,
+    pub path: String,
+    pub start_time: DateTime<Utc>,
+    pub end_time: DateTime<Utc>,
+    pub line_count: u64,
+    pub transfer_size: u64,
 }
 
 fn default_retention() -> u32 {
@@ -295,6 +309,7 @@ impl Redshift {
                 tables: Vec::new(),
                 load_errors: Vec::new(),
                 last_query: 0,
+                unload_log: Vec::new(),
                 automated_retention_days: retention_days,
                 last_automated: Some(now),
                 changed_bytes: 0,
@@ -574,7 +589,7 @@ impl Redshift {
                     (None, Some(text)) => text,
                     (None, None) => return Err(service_err!(SyntaxError, "UNLOAD needs a query: UNLOAD ('SELECT …') TO 's3://…'")),
                 };
-                self.unload(cluster, &sql, &to.value, &options).await
+                self.unload(cluster, &sql, &to.value, &options, query_id).await
             }
             Statement::Query(_) | Statement::Explain { .. } | Statement::ShowTables { .. } | Statement::ShowColumns { .. } | Statement::ExplainTable { .. } => {
                 let text = statement.to_string();
@@ -590,6 +605,7 @@ impl Redshift {
     async fn query(&self, cluster: &str, sql: &str) -> Result<Outcome> {
         let c = self.describe(cluster)?;
         let ctx = self.context(&c)?;
+        let sql = &top_as_limit(sql);
         let df = ctx.sql(sql).await.map_err(|e| self.sql_error(&c, e, sql))?;
         let plan = df.create_physical_plan().await.map_err(|e| self.sql_error(&c, e, sql))?;
         let batches = collect(plan.clone(), ctx.task_ctx()).await.map_err(|e| self.sql_error(&c, e, sql))?;
@@ -627,6 +643,7 @@ impl Redshift {
             .with_collect_statistics(true);
         let ctx = SessionContext::new_with_config(config);
         ctx.register_udf(crate::sql::clock_fn::now_udf(self.clock.clone()));
+        ctx.register_udf(last_query_udf(c.last_query.saturating_sub(1)));
         let catalog = MemoryCatalogProvider::new();
         let df = |e: datafusion::error::DataFusionError| internal_err!("the cluster's catalog: {e}");
         for schema in &c.schemas {
@@ -1050,7 +1067,8 @@ impl Redshift {
         Ok(files)
     }
 
-    async fn unload(&self, cluster: &str, sql: &str, to: &str, options: &[CopyLegacyOption]) -> Result<Outcome> {
+    async fn unload(&self, cluster: &str, sql: &str, to: &str, options: &[CopyLegacyOption], query_id: u64) -> Result<Outcome> {
+        let started = self.clock.now();
         let target = S3Uri::parse(to)?;
         let mut parquet = false;
         let mut csv = false;
@@ -1096,6 +1114,7 @@ impl Redshift {
             Some(p) => partition_rows(&all, p)?,
         };
         let mut files = 0;
+        let mut written = Vec::new();
         for (folder, batch) in groups {
             let slices = if parallel { c.slices() as usize } else { 1 };
             let per = batch.num_rows().div_ceil(slices).max(1);
@@ -1108,10 +1127,21 @@ impl Redshift {
                 let body = if parquet { parquet_bytes(&part, 1 << 20)? } else { delimited(&part, delimiter, csv, header)? };
                 let name = if parallel { format!("{s:04}_part_00{suffix}") } else { format!("000{suffix}") };
                 let key = if folder.is_empty() { format!("{}{name}", target.key) } else { format!("{}{folder}{name}", folder_prefix(&target.key)) };
-                self.lake.put(&S3Uri { bucket: target.bucket.clone(), key }, body).await?;
+                let uri = S3Uri { bucket: target.bucket.clone(), key };
+                let size = body.len() as u64;
+                self.lake.put(&uri, body).await?;
+                written.push(UnloadLog { query: query_id, path: uri.to_string(), start_time: started, end_time: self.clock.now(), line_count: part.num_rows() as u64, transfer_size: size });
                 files += 1;
             }
         }
+        self.mutate(|state| {
+            let i = find(state, cluster)?;
+            let log = &mut state.clusters[i].unload_log;
+            log.extend(written);
+            let excess = log.len().saturating_sub(LOAD_ERRORS_KEPT);
+            log.drain(..excess);
+            Ok(())
+        })?;
         Ok(Outcome {
             message: Some(format!("UNLOAD completed, {rows} record(s) unloaded successfully to {files} file(s) under {to}.")),
             local_bytes: result.local_bytes,
@@ -1245,11 +1275,127 @@ fn split_statements(sql: &str) -> Result<Vec<String>> {
         if token == Token::SemiColon {
             statements.push(std::mem::take(&mut current));
         } else {
-            current.push_str(&token.to_string());
+            current.push_str(&sql_text(&token));
         }
     }
     statements.push(current);
     Ok(statements.into_iter().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect())
+}
+
+/// A token as SQL text that tokenizes back to the same token. sqlparser's `Display` writes a
+/// string literal's (unescaped) value between quotes as it is, so `'a''b'` or `'\'OH\''`
+/// would come back broken: quotes inside are doubled again here.
+fn sql_text(token: &Token) -> String {
+    match token {
+        Token::SingleQuotedString(s) => format!("'{}'", s.replace('\'', "''")),
+        other => other.to_string(),
+    }
+}
+
+/// `pg_last_query_id()`: the query before the one running (each statement takes the next id
+/// before it runs).
+fn last_query_udf(id: u64) -> datafusion::logical_expr::ScalarUDF {
+    use datafusion::logical_expr::{ColumnarValue, Volatility, create_udf};
+    create_udf(
+        "pg_last_query_id",
+        vec![],
+        DataType::Int64,
+        Volatility::Immutable,
+        Arc::new(move |_: &[ColumnarValue]| Ok(ColumnarValue::Scalar(datafusion::scalar::ScalarValue::Int64(Some(id as i64))))),
+    )
+}
+
+/// `SELECT TOP n …` (Redshift's spelling, which DataFusion does not plan) as `SELECT … LIMIT n`.
+fn top_as_limit(sql: &str) -> String {
+    let Ok(tokens) = Tokenizer::new(&RedshiftSqlDialect {}, sql).tokenize() else { return sql.to_string() };
+    let significant: Vec<usize> = (0..tokens.len()).filter(|&i| !matches!(tokens[i], Token::Whitespace(_))).collect();
+    let word = |i: usize, k: &str| matches!(&tokens[i], Token::Word(w) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case(k));
+    match significant.as_slice() {
+        [select, top, n, ..] if word(*select, "SELECT") && word(*top, "TOP") && matches!(tokens[*n], Token::Number(..)) => {
+            let limit = tokens[*n].to_string();
+            let mut text: String = tokens.iter().enumerate().filter(|(i, _)| i != top && i != n).map(|(_, t)| sql_text(t)).collect();
+            text = text.trim_end().trim_end_matches(';').to_string();
+            format!("{text} LIMIT {limit}")
+        }
+        _ => sql.to_string(),
+    }
+}
+
+/// Redshift's column attributes that sqlparser does not parse — `DISTKEY`, `SORTKEY`,
+/// `ENCODE codec`, `COMPOUND` / `INTERLEAVED` before a table's SORTKEY — are taken out of a
+/// CREATE TABLE's tokens; a column's DISTKEY / SORTKEY become the table's `DISTKEY(col)` /
+/// `SORTKEY(col, …)` at the end. (Compression encodings do not apply to Parquet slices, and
+/// an interleaved sort key is laid out as a compound one.)
+fn column_attributes(tokens: Vec<Token>) -> Vec<Token> {
+    let w = words(&tokens);
+    if !(is_word(w.first(), "CREATE") && (is_word(w.get(1), "TABLE") || is_word(w.get(2), "TABLE"))) {
+        return tokens;
+    }
+    let keyword = |t: &Token, k: &str| matches!(t, Token::Word(word) if word.quote_style.is_none() && word.value.eq_ignore_ascii_case(k));
+    let mut out = Vec::with_capacity(tokens.len());
+    let (mut depth, mut column, mut distkey, mut sortkey) = (0usize, None::<String>, None::<String>, Vec::<String>::new());
+    let mut at_column_start = false;
+    let mut has_table_distkey = false;
+    let mut has_table_sortkey = false;
+    let mut i = 0;
+    while i < tokens.len() {
+        let t = &tokens[i];
+        match t {
+            Token::LParen => {
+                depth += 1;
+                at_column_start = depth == 1;
+            }
+            Token::RParen => depth = depth.saturating_sub(1),
+            Token::Comma if depth == 1 => at_column_start = true,
+            Token::Word(word) if depth == 1 && at_column_start => {
+                column = Some(word.value.to_lowercase());
+                at_column_start = false;
+            }
+            _ => {}
+        }
+        if depth == 1 && column.is_some() && (keyword(t, "DISTKEY") || keyword(t, "SORTKEY")) && !matches!(tokens.get(i + 1), Some(Token::LParen)) {
+            let name = column.clone().unwrap_or_default();
+            if keyword(t, "DISTKEY") { distkey = Some(name) } else { sortkey.push(name) }
+            i += 1;
+            continue;
+        }
+        if depth == 1 && keyword(t, "ENCODE") {
+            // ENCODE <whitespace> codec
+            i += 1;
+            while matches!(tokens.get(i), Some(Token::Whitespace(_))) {
+                i += 1;
+            }
+            i += 1;
+            continue;
+        }
+        if depth == 0 && (keyword(t, "COMPOUND") || keyword(t, "INTERLEAVED")) {
+            i += 1;
+            continue;
+        }
+        if depth == 0 && keyword(t, "DISTKEY") {
+            has_table_distkey = true;
+        }
+        if depth == 0 && keyword(t, "SORTKEY") {
+            has_table_sortkey = true;
+        }
+        out.push(t.clone());
+        i += 1;
+    }
+    let word = |s: &str| Token::make_word(s, None);
+    if let Some(k) = distkey.filter(|_| !has_table_distkey) {
+        out.extend([Token::Whitespace(datafusion::sql::sqlparser::tokenizer::Whitespace::Space), word("DISTKEY"), Token::LParen, word(&k), Token::RParen]);
+    }
+    if !sortkey.is_empty() && !has_table_sortkey {
+        out.extend([Token::Whitespace(datafusion::sql::sqlparser::tokenizer::Whitespace::Space), word("SORTKEY"), Token::LParen]);
+        for (n, k) in sortkey.iter().enumerate() {
+            if n > 0 {
+                out.push(Token::Comma);
+            }
+            out.push(word(k));
+        }
+        out.push(Token::RParen);
+    }
+    out
 }
 
 /// Parses one statement. `CREATE EXTERNAL SCHEMA … FROM DATA CATALOG` and COPY's `MAXERROR`
@@ -1295,7 +1441,7 @@ fn parse(text: &str) -> Result<Parsed> {
         }
         kept.push(token);
     }
-    let text: String = kept.iter().map(ToString::to_string).collect();
+    let text: String = column_attributes(kept).iter().map(sql_text).collect();
     let mut statements = Parser::new(&dialect).try_with_sql(&text).and_then(|mut p| p.parse_statements()).map_err(|e| {
         crate::sql::sql_error(datafusion::error::DataFusionError::SQL(Box::new(e), None), &text)
     })?;
@@ -1839,5 +1985,42 @@ fn system_tables(c: &Cluster) -> Result<Vec<(&'static str, RecordBatch)>> {
         ("skew_rows", Arc::new(arrow_array::Float64Array::from(t.iter().map(skew).collect::<Vec<_>>()))),
     ])
     .map_err(|e| internal_err!("{e}"))?;
-    Ok(vec![("stl_load_errors", errors), ("svv_table_info", info)])
+    let u = &c.unload_log;
+    let unloads = RecordBatch::try_from_iter(vec![
+        ("query", Arc::new(arrow_array::Int64Array::from_iter_values(u.iter().map(|l| l.query as i64))) as ArrayRef),
+        ("path", strings(u.iter().map(|l| l.path.clone()).collect())),
+        ("start_time", Arc::new(arrow_array::TimestampMicrosecondArray::from_iter_values(u.iter().map(|l| l.start_time.timestamp_micros())))),
+        ("end_time", Arc::new(arrow_array::TimestampMicrosecondArray::from_iter_values(u.iter().map(|l| l.end_time.timestamp_micros())))),
+        ("line_count", Arc::new(arrow_array::Int64Array::from_iter_values(u.iter().map(|l| l.line_count as i64)))),
+        ("transfer_size", Arc::new(arrow_array::Int64Array::from_iter_values(u.iter().map(|l| l.transfer_size as i64)))),
+    ])
+    .map_err(|e| internal_err!("{e}"))?;
+    // pg_table_def: a row per column of every table, with its type as Redshift names it and
+    // its place in the distribution and sort keys.
+    let columns: Vec<(&TableMeta, &Column)> = t.iter().flat_map(|t| t.columns.iter().map(move |c| (t, c))).collect();
+    let table_def = RecordBatch::try_from_iter(vec![
+        ("schemaname", strings(columns.iter().map(|(t, _)| t.schema.clone()).collect())),
+        ("tablename", strings(columns.iter().map(|(t, _)| t.name.clone()).collect())),
+        ("column", strings(columns.iter().map(|(_, c)| c.name.clone()).collect())),
+        ("type", strings(columns.iter().map(|(_, c)| c.data_type.clone()).collect())),
+        ("distkey", Arc::new(BooleanArray::from(columns.iter().map(|(t, c)| t.distkey.as_ref() == Some(&c.name)).collect::<Vec<_>>())) as ArrayRef),
+        ("sortkey", Arc::new(arrow_array::Int32Array::from_iter_values(columns.iter().map(|(t, c)| t.sortkey.iter().position(|k| k == &c.name).map_or(0, |p| p as i32 + 1))))),
+    ])
+    .map_err(|e| internal_err!("{e}"))?;
+    Ok(vec![("stl_load_errors", errors), ("svv_table_info", info), ("stl_unload_log", unloads), ("pg_table_def", table_def)])
+}
+
+#[cfg(test)]
+mod token_tests {
+    use super::*;
+
+    #[test]
+    fn literals_survive_splitting_and_column_keys_become_table_keys() {
+        let split = split_statements("unload ('select * from venue where venuestate=''NV''') to 's3://b/x'; select 1").unwrap();
+        assert_eq!(split[0], "unload ('select * from venue where venuestate=''NV''') to 's3://b/x'");
+        let tokens = Tokenizer::new(&RedshiftSqlDialect {}, "create table venue(venueid smallint not null distkey sortkey, venuename varchar(100) encode lzo) diststyle key").tokenize().unwrap();
+        let text: String = column_attributes(tokens).iter().map(sql_text).collect();
+        assert_eq!(text, "create table venue(venueid smallint not null  , venuename varchar(100) ) diststyle key DISTKEY(venueid) SORTKEY(venueid)");
+        assert_eq!(top_as_limit("select top 10 a from t order by a;"), "select   a from t order by a LIMIT 10");
+    }
 }

@@ -42,6 +42,9 @@ pub(super) enum Ddl {
     DropTable { names: Vec<ObjectName>, if_exists: bool },
     ShowDatabases,
     ShowTables(Option<ObjectName>),
+    CreateDatabase { name: String, if_not_exists: bool },
+    /// `SHOW PARTITIONS [db.]table` (read from the text: sqlparser has no such statement).
+    ShowPartitions(ObjectName),
 }
 
 impl Ddl {
@@ -55,19 +58,38 @@ impl Ddl {
             Statement::Msck(msck) if msck.repair => Ddl::Msck(msck.table_name),
             Statement::Drop { object_type: ObjectType::Table, if_exists, names, .. } => Ddl::DropTable { names, if_exists },
             Statement::ShowDatabases { .. } | Statement::ShowSchemas { .. } => Ddl::ShowDatabases,
+            Statement::CreateDatabase { db_name, if_not_exists, .. } => Ddl::CreateDatabase { name: glue_name(&db_name.to_string()), if_not_exists },
+            Statement::CreateSchema { schema_name: ast::SchemaName::Simple(name), if_not_exists, .. } => Ddl::CreateDatabase { name: glue_name(&name.to_string()), if_not_exists },
             Statement::ShowTables { show_options, .. } => Ddl::ShowTables(show_options.show_in.and_then(|i| i.parent_name)),
             other => return Err(other),
         })
     }
 
     /// Athena's StatementType for the execution record.
+    /// `SHOW PARTITIONS name` as a statement of its own, if `sql` is one.
+    pub(super) fn show_partitions(sql: &str) -> Option<Ddl> {
+        let words: Vec<&str> = sql.trim().trim_end_matches(';').split_whitespace().collect();
+        match words.as_slice() {
+            [show, partitions, name] if show.eq_ignore_ascii_case("SHOW") && partitions.eq_ignore_ascii_case("PARTITIONS") => {
+                let parts = name.split('.').map(|p| ast::Ident::new(p.trim_matches(['`', '"']))).collect::<Vec<_>>();
+                Some(Ddl::ShowPartitions(ObjectName::from(parts)))
+            }
+            _ => None,
+        }
+    }
+
     pub(super) fn statement_type(&self) -> super::StatementType {
         match self {
             Ddl::Insert(_) | Ddl::Ctas(_) => super::StatementType::Dml,
-            Ddl::ShowDatabases | Ddl::ShowTables(_) => super::StatementType::Utility,
+            Ddl::ShowDatabases | Ddl::ShowTables(_) | Ddl::ShowPartitions(_) => super::StatementType::Utility,
             _ => super::StatementType::Ddl,
         }
     }
+}
+
+/// A database name as Glue stores it: unquoted, lower case.
+fn glue_name(name: &str) -> String {
+    name.trim_matches(['`', '"']).to_lowercase()
 }
 
 /// `db.table` (or `table` in the default database; `awsdatacatalog.db.table` too), lower-cased
@@ -501,6 +523,27 @@ impl super::SqlEngine {
         execution_id: &str,
     ) -> std::result::Result<super::Output, super::Failure> {
         match ddl {
+            Ddl::CreateDatabase { name, if_not_exists } => match self.catalog.create_database(&name, "") {
+                Ok(_) => Ok(output(messages(vec![format!("database {name} created in the catalog")]), 0)),
+                Err(e) if if_not_exists && e.code() == "AlreadyExistsException" => Ok(output(messages(vec![format!("database {name} already exists")]), 0)),
+                Err(e) => Err(e.into()),
+            },
+            Ddl::ShowPartitions(name) => {
+                let (db, name) = table_name(&name, database)?;
+                let table = self.catalog.table(&db, &name)?;
+                let keys = &table.definition.partition_keys;
+                if keys.is_empty() {
+                    return Err(service_err!(InvalidRequestException, "FAILED: SemanticException Table {name} is not a partitioned table").into());
+                }
+                let mut listed: Vec<String> = table
+                    .partitions
+                    .values()
+                    .filter(|p| !p.deprecated)
+                    .map(|p| keys.iter().zip(&p.values).map(|(k, v)| format!("{}={v}", k.name)).collect::<Vec<_>>().join("/"))
+                    .collect();
+                listed.sort();
+                Ok(output(names("partition", listed), 0))
+            }
             Ddl::ShowDatabases => {
                 let databases = self.catalog.databases().into_iter().map(|d| d.name).collect();
                 Ok(output(names("database_name", databases), 0))

@@ -192,6 +192,8 @@ impl SqlEngine {
             .with_information_schema(true);
         let ctx = SessionContext::new_with_config(config);
         ctx.register_udf(clock_fn::now_udf(clock.clone()));
+        // Athena (Trino) writes DATE('1992-02-01') as well as DATE '1992-02-01'.
+        ctx.register_udf(datafusion::functions::datetime::to_date().as_ref().clone().with_aliases(["date"]));
         let temp_views: TempViews = Arc::default();
         ctx.register_catalog(
             CATALOG_NAME,
@@ -218,6 +220,10 @@ impl SqlEngine {
         let workgroup = self.workgroups.get(workgroup)?;
         // sqlparser directly rather than DataFusion's DFParser: Athena's DDL (ROW FORMAT,
         // TBLPROPERTIES, CTAS WITH (…), MSCK) is Hive syntax that DFParser does not accept.
+        if let Some(ddl) = Ddl::show_partitions(sql) {
+            let ctx = self.context_for(database)?;
+            return Ok(vec![self.run_classified(&ctx, Ok(ddl), sql.trim(), database, &workgroup).await?]);
+        }
         let dialect = datafusion::sql::sqlparser::dialect::GenericDialect {};
         let parsed = datafusion::sql::sqlparser::parser::Parser::new(&dialect)
             .with_recursion_limit(64)
@@ -288,15 +294,27 @@ impl SqlEngine {
         database: &str,
         workgroup: &Workgroup,
     ) -> Result<QueryResult> {
+        self.run_classified(ctx, Ddl::classify(statement), text, database, workgroup).await
+    }
+
+    /// Runs a statement that is either one of ours ([`Ddl`]) or DataFusion's.
+    async fn run_classified(
+        &self,
+        ctx: &SessionContext,
+        classified: std::result::Result<Ddl, Statement>,
+        text: &str,
+        database: &str,
+        workgroup: &Workgroup,
+    ) -> Result<QueryResult> {
         let mut execution = self.new_execution(text, database, workgroup);
         execution.state = QueryState::Running;
         // Dropping this future (an interrupt) records the execution as CANCELLED.
         let mut guard = Recorder { engine: self, execution: Some(execution.clone()) };
         let started = Instant::now();
         let mut messages = false;
-        let outcome = match Ddl::classify(statement) {
+        let outcome = match classified {
             Ok(ddl) => {
-                messages = !matches!(ddl, Ddl::ShowDatabases | Ddl::ShowTables(_));
+                messages = !matches!(ddl, Ddl::ShowDatabases | Ddl::ShowTables(_) | Ddl::ShowPartitions(_));
                 execution.statement_type = ddl.statement_type();
                 self.run_ddl(ctx, ddl, text, database, workgroup, &execution.id).await
             }

@@ -19,6 +19,7 @@ pub mod meter;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
@@ -34,6 +35,8 @@ use log::{ShardLog, StoredRecord};
 /// Kinesis' defaults and bounds.
 pub const DEFAULT_RETENTION_HOURS: u32 = 24;
 pub const MAX_RETENTION_HOURS: u32 = 8_760;
+/// How long CreateStream leaves a stream CREATING (engine time).
+pub const CREATING_FOR: Duration = Duration::from_secs(10);
 pub const MAX_RECORD_BYTES: usize = 1024 * 1024;
 pub const MAX_PUT_RECORDS: usize = 500;
 pub const MAX_PUT_RECORDS_BYTES: usize = 5 * 1024 * 1024;
@@ -118,6 +121,9 @@ pub struct StreamDescription {
     /// Registered enhanced fan-out consumers.
     #[serde(default)]
     pub consumers: Vec<Consumer>,
+    /// While CREATING: when the stream becomes ACTIVE (engine time).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active_at: Option<DateTime<Utc>>,
 }
 
 fn enforced() -> bool {
@@ -316,8 +322,20 @@ impl Streams {
         &self.clock
     }
 
-    /// ≙ CreateStream: `shards` for provisioned capacity, None for on-demand (4 shards).
+    /// ≙ CreateStream followed by its waiter (`aws kinesis wait stream-exists`): the stream
+    /// is ACTIVE when this returns. `shards` for provisioned capacity, None for on-demand (4
+    /// shards).
     pub fn create(&self, name: &str, shards: Option<u64>, retention_hours: Option<u32>) -> Result<StreamDescription> {
+        self.create_in(name, shards, retention_hours, Duration::ZERO)
+    }
+
+    /// ≙ CreateStream as the API answers it: the stream is CREATING for [`CREATING_FOR`] of
+    /// engine time, and takes no records until it is ACTIVE.
+    pub fn create_async(&self, name: &str, shards: Option<u64>, retention_hours: Option<u32>) -> Result<StreamDescription> {
+        self.create_in(name, shards, retention_hours, CREATING_FOR)
+    }
+
+    fn create_in(&self, name: &str, shards: Option<u64>, retention_hours: Option<u32>, creating: Duration) -> Result<StreamDescription> {
         validate_stream_name(name)?;
         let capacity = if shards.is_some() { Capacity::Provisioned } else { Capacity::OnDemand };
         let count = shards.unwrap_or(4);
@@ -337,7 +355,7 @@ impl Streams {
         let mut description = StreamDescription {
             name: name.to_string(),
             arn: format!("arn:aws:kinesis:us-east-1:000000000000:stream/{name}"),
-            status: "ACTIVE".into(),
+            status: if creating.is_zero() { "ACTIVE" } else { "CREATING" }.into(),
             capacity,
             retention_hours,
             created: self.clock.now(),
@@ -345,6 +363,7 @@ impl Streams {
             next_shard: 0,
             limits: true,
             consumers: Vec::new(),
+            active_at: (!creating.is_zero()).then(|| self.clock.now() + chrono::Duration::from_std(creating).unwrap_or_default()),
         };
         for (start, end) in even_ranges(count) {
             self.add_shard(&mut state, &mut description, (start, end), (None, None))?;
@@ -376,14 +395,63 @@ impl Streams {
 
     /// ≙ ListStreams.
     pub fn list(&self) -> Vec<StreamDescription> {
-        self.lock().streams.values().cloned().collect()
+        let mut state = self.lock();
+        self.activate_due(&mut state);
+        state.streams.values().cloned().collect()
     }
 
     /// ≙ DescribeStream.
     pub fn describe(&self, name: &str) -> Result<StreamDescription> {
         let mut state = self.lock();
+        self.activate_due(&mut state);
         self.expire_stream(&mut state, name)?;
         stream(&state, name).cloned()
+    }
+
+    /// Streams whose creation time has passed become ACTIVE (saved when any did).
+    fn activate_due(&self, state: &mut State) {
+        let now = self.clock.now();
+        let mut changed = false;
+        for s in state.streams.values_mut() {
+            if s.active_at.is_some_and(|t| t <= now) {
+                s.status = "ACTIVE".into();
+                s.active_at = None;
+                changed = true;
+            }
+        }
+        if changed && let Err(e) = self.save(state) {
+            tracing::warn!("could not save stream states: {e}");
+        }
+    }
+
+    /// The stream, refusing one that is not ACTIVE yet (≙ ResourceInUseException).
+    fn active<'a>(&self, state: &'a mut State, name: &str) -> Result<&'a StreamDescription> {
+        self.activate_due(state);
+        let description = stream(state, name)?;
+        if description.status != "ACTIVE" {
+            return Err(service_err!(ResourceInUseException, "Stream {name} under account 000000000000 is {}; it takes records once it is ACTIVE.", description.status)
+                .with_hint("a new stream is CREATING for a few seconds: describe it until StreamStatus is ACTIVE (`%clock advance 10s` on the manual clock)"));
+        }
+        Ok(description)
+    }
+
+    /// ≙ IncreaseStreamRetentionPeriod (`increase`) / DecreaseStreamRetentionPeriod.
+    pub fn set_retention(&self, name: &str, hours: u32, increase: bool) -> Result<()> {
+        let mut state = self.lock();
+        let current = self.active(&mut state, name)?.retention_hours;
+        if !(DEFAULT_RETENTION_HOURS..=MAX_RETENTION_HOURS).contains(&hours) {
+            return Err(service_err!(InvalidArgumentException, "Minimum allowed retention period is {DEFAULT_RETENTION_HOURS} hours. Maximum allowed retention period is {MAX_RETENTION_HOURS} hours. Requested retention period ({hours} hours) is out of range."));
+        }
+        if increase && hours < current {
+            return Err(service_err!(InvalidArgumentException, "Requested retention period ({hours} hours) for stream {name} can not be shorter than existing retention period ({current} hours). Use DecreaseRetentionPeriod API."));
+        }
+        if !increase && hours > current {
+            return Err(service_err!(InvalidArgumentException, "Requested retention period ({hours} hours) for stream {name} can not be longer than existing retention period ({current} hours). Use IncreaseRetentionPeriod API."));
+        }
+        stream_mut(&mut state, name)?.retention_hours = hours;
+        self.save(&state)?;
+        drop(state);
+        self.expire().map(|_| ())
     }
 
     /// Each shard's retained records: (count, bytes, first and last sequence number).
@@ -469,7 +537,7 @@ impl Streams {
     fn append(&self, name: &str, entries: Vec<PutEntry>) -> Result<Vec<Result<(u64, u64)>>> {
         let now = self.clock.now().timestamp_millis();
         let mut state = self.lock();
-        let description = stream(&state, name)?;
+        let description = self.active(&mut state, name)?;
         let limits = description.limits;
         let open: Vec<(String, u64, u128, u128)> = description
             .open_shards()
@@ -552,6 +620,7 @@ impl Streams {
     /// ≙ GetShardIterator.
     pub fn shard_iterator(&self, name: &str, shard_id: &str, start: IteratorStart) -> Result<String> {
         let mut state = self.lock();
+        self.active(&mut state, name)?;
         self.expire_stream(&mut state, name)?;
         let shard = shard(&state, name, shard_id)?;
         let log = &state.logs[&(name.to_string(), shard_id.to_string())];

@@ -56,6 +56,9 @@ enum Verb {
         name: String,
         #[arg(long, default_value = "")]
         description: String,
+        /// If it exists already, keep it as it is instead of failing (a cell that can be rerun)
+        #[arg(long)]
+        if_not_exists: bool,
     },
     /// Drop a table from the catalog; its files stay in the lake (≙ DeleteTable)
     DropTable {
@@ -129,7 +132,11 @@ pub async fn run(args: CatalogArgs, ctx: Ctx<'_>) -> Result<Option<Bundle>, Cell
             ])?;
             Ok(Some(render::table(&batch, &plain, &Footer { extra: vec![t.qualified_name()], ..Footer::default() })))
         }
-        Verb::CreateDatabase { name, description } => {
+        Verb::CreateDatabase { name, description, if_not_exists } => {
+            if if_not_exists && catalog.databases().iter().any(|d| d.name == name) {
+                super::kept(out, &format!("database {name}"));
+                return Ok(None);
+            }
             catalog.create_database(&name, &description)?;
             out.stdout(&format!("created database {name}\n"));
             Ok(None)

@@ -84,6 +84,9 @@ enum Verb {
         /// Run on the engine clock, e.g. "rate(1 hour)"
         #[arg(long)]
         schedule: Option<String>,
+        /// If it exists already, keep it as it is instead of failing (a cell that can be rerun)
+        #[arg(long)]
+        if_not_exists: bool,
     },
     /// Run a crawler now (≙ StartCrawler)
     Run { name: String },
@@ -131,7 +134,11 @@ pub async fn run(args: CrawlArgs, ctx: Ctx<'_>) -> Result<Option<Bundle>, CellEr
             catalog.upsert_crawler(config(name.clone(), target, args.options, None))?;
             name
         }
-        (Some(Verb::Create { name, target, options, schedule }), _) => {
+        (Some(Verb::Create { name, target, options, schedule, if_not_exists }), _) => {
+            if if_not_exists && catalog.crawlers().iter().any(|c| c.config.name == name) {
+                super::kept(out, &format!("crawler {name}"));
+                return Ok(None);
+            }
             catalog.create_crawler(config(name.clone(), target, options, schedule.clone()))?;
             let when = schedule.map(|s| format!(", scheduled {s}")).unwrap_or_default();
             out.stdout(&format!("created crawler {name}{when}; run it with `%crawl run {name}`\n"));

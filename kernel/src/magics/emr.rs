@@ -82,6 +82,9 @@ enum Verb {
         /// Terminate after this long without a step, e.g. 1h
         #[arg(long)]
         idle_timeout: Option<String>,
+        /// If a cluster of this name is running already, keep it instead of failing (a cell that can be rerun)
+        #[arg(long)]
+        if_not_exists: bool,
     },
     /// List clusters (≙ ListClusters)
     List,
@@ -163,7 +166,11 @@ pub async fn run(args: EmrArgs, ctx: Ctx<'_>) -> Result<Option<Bundle>, CellErro
         return Err(CellError::usage("only `%%emr step CLUSTER --type sql` takes a cell body (the SQL)"));
     }
     match args.verb {
-        Verb::Create { name, core, task, task_market, slots, auto_terminate, idle_timeout } => {
+        Verb::Create { name, core, task, task_market, slots, auto_terminate, idle_timeout, if_not_exists } => {
+            if if_not_exists && emr.clusters().iter().any(|c| c.name == name && !c.state.is_terminated()) {
+                super::kept(out, &format!("cluster {name}"));
+                return Ok(None);
+            }
             let config = ClusterConfig {
                 core,
                 task,

@@ -88,6 +88,9 @@ enum Verb {
         /// Add a newline after each record (records are concatenated verbatim otherwise)
         #[arg(long)]
         newline: bool,
+        /// If it exists already, keep it as it is instead of failing (a cell that can be rerun)
+        #[arg(long)]
+        if_not_exists: bool,
     },
     /// List the delivery streams (≙ ListDeliveryStreams)
     List,
@@ -132,7 +135,12 @@ pub async fn run(args: FirehoseArgs, ctx: Ctx<'_>) -> Result<Option<Bundle>, Cel
             dynamic_partitioning: _,
             partition_key,
             newline,
+            if_not_exists,
         } => {
+            if if_not_exists && fh.list().iter().any(|d| d.name == name) {
+                super::kept(out, &format!("delivery stream {name}"));
+                return Ok(None);
+            }
             // `%%firehose create NAME …`: the body is the transform, which is easier to write
             // there than quoted on the line.
             let transform = match (ctx.body.map(str::trim).filter(|b| !b.is_empty()), transform) {

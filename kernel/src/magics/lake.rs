@@ -41,6 +41,9 @@ enum Verb {
     Mb {
         /// s3://bucket
         uri: String,
+        /// If it exists already, keep it as it is instead of failing (a cell that can be rerun)
+        #[arg(long)]
+        if_not_exists: bool,
     },
     /// Remove a bucket (≙ DeleteBucket)
     Rb {
@@ -112,11 +115,12 @@ pub async fn run(args: LakeArgs, ctx: Ctx<'_>) -> Result<Option<Bundle>, CellErr
             let batch = string_table(&["item", "value"], rows.iter().map(|(k, v)| vec![k.to_string(), v.clone()]))?;
             Ok(Some(render::table(&batch, &TableOptions::default(), &Footer::default())))
         }
-        Verb::Mb { uri } => {
+        Verb::Mb { uri, if_not_exists } => {
             let uri = S3Uri::parse(&uri)?;
             bucket_only(&uri)?;
             match lake.create_bucket(&uri.bucket)? {
                 BucketCreated::Created => out.stdout(&format!("make_bucket: {}\n", uri.bucket)),
+                BucketCreated::AlreadyOwnedByYou if if_not_exists => super::kept(out, &format!("bucket {}", uri.bucket)),
                 BucketCreated::AlreadyOwnedByYou => out.stderr(&format!(
                     "warning: the bucket {} already exists and is yours (BucketAlreadyOwnedByYou); nothing to do\n",
                     uri.bucket
@@ -351,7 +355,7 @@ fn walk_local(dir: &Path, files: &mut Vec<PathBuf>) -> std::io::Result<()> {
     Ok(())
 }
 
-fn string_table(names: &[&str], rows: impl Iterator<Item = Vec<String>>) -> Result<RecordBatch, CellError> {
+pub(crate) fn string_table(names: &[&str], rows: impl Iterator<Item = Vec<String>>) -> Result<RecordBatch, CellError> {
     let rows: Vec<Vec<String>> = rows.collect();
     let fields: Vec<Field> = names.iter().map(|n| Field::new(*n, DataType::Utf8, false)).collect();
     let columns: Vec<ArrayRef> = (0..names.len())

@@ -2,6 +2,7 @@
 //! here the registry, argument parsing with helpful usage errors, help and completion, all
 //! generated from each magic's clap definition.
 
+pub mod aws;
 pub mod catalog;
 pub mod chart;
 pub mod clock;
@@ -14,6 +15,7 @@ pub mod redshift;
 pub mod set;
 pub mod sql;
 pub mod stream;
+pub mod workspace;
 
 use clap::{Command, FromArgMatches};
 
@@ -51,7 +53,7 @@ pub struct MagicSpec {
 
 /// Every magic, in the order `%lsmagic` shows them.
 pub const MAGICS: &[MagicSpec] =
-    &[stream::SPEC, firehose::SPEC, lake::SPEC, crawl::SPEC, catalog::SPEC, sql::SPEC, emr::SPEC, redshift::SPEC, chart::SPEC, clock::SPEC, set::SPEC, help::ALLOW_ERROR_SPEC, help::LSMAGIC, help::HELP];
+    &[stream::SPEC, firehose::SPEC, lake::SPEC, crawl::SPEC, catalog::SPEC, sql::SPEC, emr::SPEC, redshift::SPEC, aws::SPEC, chart::SPEC, clock::SPEC, workspace::SPEC, set::SPEC, help::ALLOW_ERROR_SPEC, help::LSMAGIC, help::HELP];
 
 pub fn find(name: &str) -> Option<&'static MagicSpec> {
     MAGICS.iter().find(|m| m.name == name)
@@ -83,6 +85,8 @@ pub async fn run(name: &str, args: &[String], ctx: Ctx<'_>) -> Result<Option<Bun
         "sql" => sql::run(ctx).await,
         "emr" => emr::run(parse(spec, args)?, ctx).await,
         "redshift" => redshift::run(parse(spec, args)?, ctx).await,
+        "aws" => aws::run(args, ctx).await,
+        "workspace" => workspace::run(parse(spec, args)?, ctx).await,
         "set" => set::run(parse(spec, args)?, ctx),
         "chart" => chart::run(parse(spec, args)?, ctx),
         "lsmagic" => Ok(Some(help::lsmagic())),
@@ -90,6 +94,11 @@ pub async fn run(name: &str, args: &[String], ctx: Ctx<'_>) -> Result<Option<Bun
         "help" => help::run(parse(spec, args)?),
         other => Err(CellError::bug(format!("magic %{other} is registered but has no runner"))),
     }
+}
+
+/// What a create with `--if-not-exists` says when it finds `what` there already.
+pub(crate) fn kept(out: &Output, what: &str) {
+    out.stdout(&format!("{what} already exists; kept as it is (--if-not-exists)\n"));
 }
 
 pub fn unknown_magic(name: &str, cell: bool) -> CellError {

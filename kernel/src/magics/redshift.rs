@@ -50,6 +50,9 @@ enum Verb {
         /// Days automated snapshots are kept (0-35; 0 = none)
         #[arg(long, default_value_t = 1)]
         retention: u32,
+        /// If it exists already, keep it as it is instead of failing (a cell that can be rerun)
+        #[arg(long)]
+        if_not_exists: bool,
     },
     /// List clusters (≙ DescribeClusters)
     List,
@@ -86,7 +89,11 @@ pub async fn run(args: RedshiftArgs, ctx: Ctx<'_>) -> Result<Option<Bundle>, Cel
     let redshift = engine.redshift();
     let out = ctx.out;
     match args.verb {
-        Verb::Create { name, nodes, retention } => {
+        Verb::Create { name, nodes, retention, if_not_exists } => {
+            if if_not_exists && redshift.clusters().iter().any(|c| c.name == name) {
+                super::kept(out, &format!("cluster {name}"));
+                return Ok(None);
+            }
             let c = redshift.create_cluster(&name, nodes, retention)?;
             out.stdout(&format!("Created cluster {} ({} node(s), {} slices, database {}): {}.\n", c.name, c.nodes, c.slices(), lakebook_engine::redshift::DATABASE, c.status()));
             Ok(None)

@@ -83,7 +83,7 @@ pub fn valid_name(name: &str) -> bool {
     chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_') && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-fn missing(name: &str, vars: &std::collections::BTreeMap<String, String>) -> CellError {
+pub(crate) fn missing(name: &str, vars: &std::collections::BTreeMap<String, String>) -> CellError {
     let names: Vec<&str> = vars.keys().map(String::as_str).collect();
     let hint = match lakebook_engine::error::closest(name, &names) {
         Some(n) => format!("did you mean {n}? (`%set` lists the variables)"),

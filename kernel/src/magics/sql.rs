@@ -219,7 +219,7 @@ fn workgroup(engine: &lakebook_engine::Lakebook, words: &[&str], out: &crate::ou
     use arrow_array::{ArrayRef, UInt64Array};
 
     use super::catalog::{batch, strings, times};
-    let usage = "%sql workgroup list | create NAME [--bytes-scanned-cutoff 10MB] [--output-location s3://bucket/prefix/] | delete NAME";
+    let usage = "%sql workgroup list | create NAME [--bytes-scanned-cutoff 10MB] [--output-location s3://bucket/prefix/] [--if-not-exists] | delete NAME";
     match words {
         [] | ["list"] => {
             let groups = engine.sql().workgroups();
@@ -241,6 +241,13 @@ fn workgroup(engine: &lakebook_engine::Lakebook, words: &[&str], out: &crate::ou
             let mut description = String::new();
             let mut rest = rest.iter();
             while let Some(flag) = rest.next() {
+                if *flag == "--if-not-exists" {
+                    if engine.sql().workgroups().iter().any(|g| g.name == *name) {
+                        super::kept(out, &format!("workgroup {name}"));
+                        return Ok(None);
+                    }
+                    continue;
+                }
                 let value = rest.next().ok_or_else(|| CellError::usage(format!("{flag} needs a value")).with_detail(usage))?;
                 match *flag {
                     "--bytes-scanned-cutoff" => cutoff = Some(super::parse_size(value, super::Units::Si)?),

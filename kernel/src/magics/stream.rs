@@ -52,6 +52,9 @@ enum Verb {
         /// How long records are kept: 24h (default) to 8760h
         #[arg(long)]
         retention: Option<String>,
+        /// If it exists already, keep it as it is instead of failing (a cell that can be rerun)
+        #[arg(long)]
+        if_not_exists: bool,
     },
     /// List the streams (≙ ListStreams)
     List,
@@ -235,7 +238,11 @@ pub async fn run(args: StreamArgs, ctx: Ctx<'_>) -> Result<Option<Bundle>, CellE
     let streams = engine.streams();
     let out = ctx.out;
     match args.verb {
-        Verb::Create { name, shards, on_demand: _, retention } => {
+        Verb::Create { name, shards, on_demand: _, retention, if_not_exists } => {
+            if if_not_exists && streams.describe(&name).is_ok() {
+                super::kept(out, &format!("stream {name}"));
+                return Ok(Some(describe(&engine, &name)?));
+            }
             let retention = retention.map(|r| retention_hours(&r)).transpose()?;
             let d = streams.create(&name, shards, retention)?;
             out.stdout(&format!(

@@ -1,0 +1,74 @@
+//! `%workspace`: the workspace a notebook's state lives in — what it holds, and a reset so a
+//! notebook can start clean on purpose ("Restart kernel and run all" in the same folder).
+
+use clap::{CommandFactory, Parser, Subcommand};
+
+use super::lake::string_table;
+use super::{Ctx, Form, MagicSpec};
+use crate::output::Bundle;
+use crate::render::{self, Footer, TableOptions};
+use crate::session::CellError;
+
+pub const SPEC: MagicSpec = MagicSpec {
+    name: "workspace",
+    summary: "The workspace holding every service's state: what is in it, and a reset to start clean",
+    form: Form::Line,
+    command: WorkspaceArgs::command,
+};
+
+#[derive(Debug, Parser)]
+#[command(
+    about = "The workspace holding every service's state: what is in it, and a reset to start clean",
+    after_help = "A notebook that creates buckets, streams or clusters fails on a second run in the same workspace\n\
+                  (BucketAlreadyOwnedByYou, ResourceInUseException …). Put `%workspace reset --yes` in its first cell\n\
+                  to start clean on every run, or use the creates' --if-not-exists flags to rerun cells one by one."
+)]
+pub struct WorkspaceArgs {
+    #[command(subcommand)]
+    verb: Option<Verb>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Verb {
+    /// Where the workspace is and what it holds, per service (the default)
+    Info,
+    /// Delete everything in the workspace (lake, catalog, streams, deliveries, clusters, query
+    /// history, the clock) and start empty; the kernel's input history and %set variables stay
+    Reset {
+        /// Confirm: the workspace's data is deleted
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+pub async fn run(args: WorkspaceArgs, ctx: Ctx<'_>) -> Result<Option<Bundle>, CellError> {
+    match args.verb.unwrap_or(Verb::Info) {
+        Verb::Info => {
+            let engine = ctx.session.engine()?;
+            let s = engine.summary()?;
+            let rows = [
+                ("workspace", s.home.display().to_string()),
+                ("held by", format!("process {}", std::process::id())),
+                ("clock", s.clock),
+                ("on disk", render::human_bytes(s.disk_bytes)),
+                ("lake", format!("{} bucket(s), {} object(s), {}", s.buckets, s.objects, render::human_bytes(s.object_bytes))),
+                ("catalog", format!("{} database(s), {} table(s), {} crawler(s)", s.databases, s.tables, s.crawlers)),
+                ("sql", format!("{} query execution(s)", s.query_executions)),
+                ("streams", format!("{} stream(s)", s.streams)),
+                ("firehose", format!("{} delivery stream(s)", s.delivery_streams)),
+                ("emr", format!("{} cluster(s) not terminated", s.emr_clusters)),
+                ("redshift", format!("{} cluster(s)", s.redshift_clusters)),
+            ];
+            let batch = string_table(&["item", "value"], rows.iter().map(|(k, v)| vec![k.to_string(), v.clone()]))?;
+            Ok(Some(render::table(&batch, &TableOptions::default(), &Footer::default())))
+        }
+        Verb::Reset { yes: false } => Err(CellError::usage(
+            "%workspace reset deletes everything in the workspace; confirm with `%workspace reset --yes`",
+        )),
+        Verb::Reset { yes: true } => {
+            let engine = ctx.session.reset_workspace().await?;
+            ctx.out.stdout(&format!("workspace {} reset: empty, on the system clock\n", engine.home().display()));
+            Ok(None)
+        }
+    }
+}
