@@ -728,6 +728,14 @@ impl Redshift {
             }
             return Err(service_err!(DuplicateTable, "relation \"{name}\" already exists"));
         }
+        // CREATE TABLE new (LIKE old): the columns, distribution and sort key of `old`.
+        if let Some(ast::CreateTableLikeKind::Parenthesized(like) | ast::CreateTableLikeKind::Plain(like)) = &create.like {
+            let (from_schema, from_name) = split_name(&like.name);
+            let source = c.table(&from_schema, &from_name).cloned().ok_or_else(|| missing_table(&c, &from_schema, &from_name))?;
+            let meta = TableMeta { schema, name, version: 0, slice_rows: vec![0; c.slices() as usize], bytes: 0, created: self.clock.now(), ..source };
+            self.commit(&c, meta, None, &[])?;
+            return Ok(message("CREATE TABLE"));
+        }
         let (columns, rows) = match &create.query {
             Some(query) => {
                 let result = self.query(cluster, &query.to_string()).await?;
@@ -1078,9 +1086,19 @@ impl Redshift {
         let mut parallel = true;
         let mut partition: Option<ast::UnloadPartitionBy> = None;
         let mut extension: Option<String> = None;
+        let mut json = false;
+        let mut gzip = false;
+        let mut manifest: Option<bool> = None;
+        let mut add_quotes = false;
+        let mut null_as = String::new();
         for option in options {
             match option {
                 CopyLegacyOption::Parquet => parquet = true,
+                CopyLegacyOption::Json(None) => json = true,
+                CopyLegacyOption::Gzip => gzip = true,
+                CopyLegacyOption::Manifest { verbose } => manifest = Some(*verbose),
+                CopyLegacyOption::AddQuotes => add_quotes = true,
+                CopyLegacyOption::Null(text) => null_as = text.clone(),
                 CopyLegacyOption::Csv(csv_options) => {
                     csv = true;
                     delimiter = b',';
@@ -1099,6 +1117,9 @@ impl Redshift {
         if parquet && (header || csv) {
             return Err(service_err!(InvalidParameterValue, "PARQUET cannot be used with CSV or HEADER"));
         }
+        if (parquet || json) && (csv || add_quotes || gzip && parquet || !null_as.is_empty()) {
+            return Err(service_err!(InvalidParameterValue, "{} cannot be used with CSV, ADDQUOTES or NULL AS{}", if parquet { "PARQUET" } else { "JSON" }, if parquet { " or GZIP" } else { "" }));
+        }
         if !allow_overwrite && !self.lake.list(&target, true).await?.objects.is_empty() {
             return Err(service_err!(InvalidParameterValue,
                 "Specified unload destination on S3 is not empty. Consider using a different bucket / prefix, manually removing the target files in S3, or using the ALLOWOVERWRITE option."));
@@ -1107,7 +1128,8 @@ impl Redshift {
         let result = self.query(cluster, sql).await?;
         let all = concat_batches(&result.schema, &result.batches).map_err(|e| internal_err!("{e}"))?;
         let rows = all.num_rows();
-        let suffix = extension.map(|e| format!(".{}", e.trim_start_matches('.'))).unwrap_or_else(|| if parquet { ".parquet".into() } else { String::new() });
+        let suffix = extension.map(|e| format!(".{}", e.trim_start_matches('.'))).unwrap_or_else(|| if parquet { ".parquet".into() } else { String::new() })
+            + if gzip { ".gz" } else { "" };
         // (folder under the prefix, rows) per partition value
         let groups: Vec<(String, RecordBatch)> = match &partition {
             None => vec![(String::new(), all)],
@@ -1124,7 +1146,16 @@ impl Redshift {
                     break;
                 }
                 let part = batch.slice(start.min(batch.num_rows()), per.min(batch.num_rows().saturating_sub(start)));
-                let body = if parquet { parquet_bytes(&part, 1 << 20)? } else { delimited(&part, delimiter, csv, header)? };
+                let body = if parquet {
+                    parquet_bytes(&part, 1 << 20)?
+                } else if json {
+                    json_lines(&part)?
+                } else if add_quotes || !null_as.is_empty() {
+                    quoted_text(&part, delimiter, add_quotes, &null_as, header)?
+                } else {
+                    delimited(&part, delimiter, csv, header)?
+                };
+                let body = if gzip { gzipped(&body)? } else { body };
                 let name = if parallel { format!("{s:04}_part_00{suffix}") } else { format!("000{suffix}") };
                 let key = if folder.is_empty() { format!("{}{name}", target.key) } else { format!("{}{folder}{name}", folder_prefix(&target.key)) };
                 let uri = S3Uri { bucket: target.bucket.clone(), key };
@@ -1133,6 +1164,15 @@ impl Redshift {
                 written.push(UnloadLog { query: query_id, path: uri.to_string(), start_time: started, end_time: self.clock.now(), line_count: part.num_rows() as u64, transfer_size: size });
                 files += 1;
             }
+        }
+        if let Some(verbose) = manifest {
+            // <prefix>manifest: the files written, as COPY … MANIFEST reads them (VERBOSE adds sizes).
+            let entries: Vec<serde_json::Value> = written
+                .iter()
+                .map(|w| if verbose { serde_json::json!({ "url": w.path, "meta": { "content_length": w.transfer_size, "record_count": w.line_count } }) } else { serde_json::json!({ "url": w.path }) })
+                .collect();
+            let body = serde_json::to_vec_pretty(&serde_json::json!({ "entries": entries })).map_err(|e| internal_err!("{e}"))?;
+            self.lake.put(&S3Uri { bucket: target.bucket.clone(), key: format!("{}manifest", target.key) }, Bytes::from(body)).await?;
         }
         self.mutate(|state| {
             let i = find(state, cluster)?;
@@ -1933,6 +1973,50 @@ fn partition_rows(all: &RecordBatch, p: &ast::UnloadPartitionBy) -> Result<Vec<(
 }
 
 /// Text or CSV, as UNLOAD writes it (`|` by default; nulls as empty fields).
+/// UNLOAD … JSON: one object per row, keys the column names, NULLs left out.
+fn json_lines(batch: &RecordBatch) -> Result<Bytes> {
+    let mut writer = arrow_json::LineDelimitedWriter::new(Vec::new());
+    writer.write(batch).map_err(|e| internal_err!("{e}"))?;
+    writer.finish().map_err(|e| internal_err!("{e}"))?;
+    Ok(Bytes::from(writer.into_inner()))
+}
+
+/// UNLOAD … GZIP.
+fn gzipped(body: &[u8]) -> Result<Bytes> {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(body).and_then(|_| encoder.finish()).map(Bytes::from).map_err(|e| internal_err!("gzip: {e}"))
+}
+
+/// Delimited text with ADDQUOTES (every field in double quotes) and/or NULL AS 'text'.
+fn quoted_text(batch: &RecordBatch, delimiter: u8, add_quotes: bool, null_as: &str, header: bool) -> Result<Bytes> {
+    let options = datafusion::arrow::util::display::FormatOptions::new().with_timestamp_format(Some("%Y-%m-%d %H:%M:%S%.f"));
+    let formatters = batch
+        .columns()
+        .iter()
+        .map(|c| datafusion::arrow::util::display::ArrayFormatter::try_new(c.as_ref(), &options))
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| internal_err!("{e}"))?;
+    let field = |text: String| if add_quotes { format!("\"{}\"", text.replace('"', "\"\"")) } else { text };
+    let separator = (delimiter as char).to_string();
+    let mut out = String::new();
+    if header {
+        out.push_str(&batch.schema().fields().iter().map(|f| field(f.name().clone())).collect::<Vec<_>>().join(&separator));
+        out.push('\n');
+    }
+    for row in 0..batch.num_rows() {
+        let values: Vec<String> = batch
+            .columns()
+            .iter()
+            .zip(&formatters)
+            .map(|(column, f)| if column.is_null(row) { null_as.to_string() } else { field(f.value(row).to_string()) })
+            .collect();
+        out.push_str(&values.join(&separator));
+        out.push('\n');
+    }
+    Ok(Bytes::from(out))
+}
+
 fn delimited(batch: &RecordBatch, delimiter: u8, csv: bool, header: bool) -> Result<Bytes> {
     let mut out = Vec::new();
     {
