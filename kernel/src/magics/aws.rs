@@ -493,8 +493,8 @@ fn page<'a>(shards: &'a [Shard], exclusive_start: Option<&str>, limit: usize) ->
 }
 
 fn shard(s: &Shard) -> Value {
-    let mut v = json!({ "ShardId": s.shard_id });
-    let map = v.as_object_mut().expect("an object");
+    let mut map = serde_json::Map::new();
+    map.insert("ShardId".into(), json!(s.shard_id));
     if let Some(p) = &s.parent_shard_id {
         map.insert("ParentShardId".into(), json!(p));
     }
@@ -502,12 +502,13 @@ fn shard(s: &Shard) -> Value {
         map.insert("AdjacentParentShardId".into(), json!(p));
     }
     map.insert("HashKeyRange".into(), json!({ "StartingHashKey": s.starting_hash_key, "EndingHashKey": s.ending_hash_key }));
-    let mut range = json!({ "StartingSequenceNumber": s.starting_sequence_number });
+    let mut range = serde_json::Map::new();
+    range.insert("StartingSequenceNumber".into(), json!(s.starting_sequence_number));
     if let Some(end) = &s.ending_sequence_number {
-        range.as_object_mut().expect("an object").insert("EndingSequenceNumber".into(), json!(end));
+        range.insert("EndingSequenceNumber".into(), json!(end));
     }
-    map.insert("SequenceNumberRange".into(), range);
-    v
+    map.insert("SequenceNumberRange".into(), Value::Object(range));
+    Value::Object(map)
 }
 
 /// `--records` in the CLI's shorthand (`Data=blob1,PartitionKey=key1` per record) or as a
