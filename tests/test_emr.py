@@ -38,7 +38,7 @@ def setup_lake(kernel: Kernel) -> None:
 def test_cluster_states_follow_the_manual_clock(kernel: Kernel) -> None:
     kernel.ok("%clock manual --at 2026-05-04T08:00:00Z")
     created = kernel.ok("%emr create lab --core 2 --task 1 --task-market spot --slots 2").stream()
-    assert re.search(r"Created cluster lab \(j-[0-9A-Z]{13}\): 1 master, 2 core, 1 task node\(s\), 6 slot\(s\); STARTING", created), created
+    assert re.search(r"Created cluster lab \(j-[0-9A-Z]{13}, emr-7\.5\.0\): 1 master, 2 core, 1 task node\(s\), 6 slot\(s\); STARTING", created), created
     assert "BOOTSTRAPPING" in kernel.ok("%clock advance 60s").stream()
     ready = kernel.ok("%clock advance 30s").stream()
     assert "is WAITING" in ready, ready
@@ -155,3 +155,57 @@ def test_clusters_and_steps_survive_a_kernel_restart(start_kernel) -> None:
     steps = second.ok("%emr steps keep").result["text/plain"]
     assert "COMPLETED" in steps, steps
     assert "WAITING" in second.ok("%emr describe keep").stream()
+
+
+# The guides' sample mapper: Python 2 (`print "…"`), run by its `#!/usr/bin/python` line.
+PY2_SPLITTER = """#!/usr/bin/python
+import sys
+import re
+pattern = re.compile("[a-zA-Z][a-zA-Z0-9]*")
+for line in sys.stdin:
+    for word in pattern.findall(line):
+        print "LongValueSum:" + word.lower() + "\\t" + "1"
+"""
+
+
+def test_release_label_decides_python_and_aggregate_reduces(kernel: Kernel) -> None:
+    kernel.ok("%clock manual --at 2026-05-04T08:00:00Z")
+    kernel.ok("%lake mb s3://wcb")
+    kernel.ok("%%lake put s3://wcb/in/a.txt\nThe dog, the fox\nthe end")
+    kernel.ok("%%lake put s3://wcb/code/split.py\n" + PY2_SPLITTER)
+    kernel.ok("%emr create old --core 1 --release-label emr-5.36.0")
+    kernel.ok("%emr create new --core 1")
+    step = "--files s3://wcb/code/split.py --mapper split.py --reducer aggregate --input s3://wcb/in/ --output s3://wcb/{}/"
+    ran = kernel.ok("%emr step old " + step.format("old"))
+    assert "COMPLETED" in ran.stream(), ran.describe()
+    assert kernel.ok("%lake cat s3://wcb/old/part-00000").stream() == "dog\t1\nend\t1\nfox\t1\nthe\t3\n"
+    # emr-7's /usr/bin/python is Python 3: the same script is a SyntaxError in the task log
+    failed = kernel.failing("%emr step new " + step.format("new"), "StepFailed")
+    step_id = re.search(r"\((s-[0-9A-Z]+)\)", "\n".join(failed.error["traceback"]) + failed.stream()).group(1)
+    logs = kernel.ok(f"%emr logs new {step_id}").result["text/plain"]
+    assert "SyntaxError" in logs, logs
+    kernel.failing("%emr create bad --release-label emr-3.11.0", "ValidationException")
+
+
+def test_aws_cli_emr_steps_queue_run_and_fail_as_hadoop_would(kernel: Kernel) -> None:
+    kernel.ok("%clock manual --at 2026-05-04T08:00:00Z")
+    kernel.ok("%lake mb s3://wcb")
+    kernel.ok("%%lake put s3://wcb/in/a.txt\nLongValueMax:x\t3\nLongValueMax:x\t9\nUniqValueCount:u\tp\nUniqValueCount:u\tp")
+    created = kernel.ok("%aws emr create-cluster --release-label emr-7.5.0 --instance-type m5.xlarge --instance-count 3 "
+                        "--steps Type=STREAMING,Name=agg,Args=[-mapper,cat,-reducer,aggregate,-combiner,aggregate,-input,s3://wcb/in/,-output,s3://wcb/out/] "
+                        "Type=STREAMING,Name=typo,Args=[--files,x.py,-mapper,x.py,-input,s3://wcb/in/,-output,s3://wcb/typo/]").stream()
+    cluster = re.search(r'"ClusterId": "(j-[0-9A-Z]+)"', created).group(1)
+    assert '"ClusterArn": "arn:aws:elasticmapreduce:' in created, created
+    steps = kernel.ok(f"%aws emr list-steps --cluster-id {cluster} --query Steps[].[Name,Status.State] --output text").stream()
+    assert steps.split() == ["typo", "PENDING", "agg", "PENDING"], steps
+    first = kernel.ok(f"%aws emr list-steps --cluster-id {cluster} --step-states PENDING --query Steps[-1].Id --output text").stream().strip()
+    kernel.ok(f"%aws emr wait step-complete --cluster-id {cluster} --step-id {first}")
+    # sorted by the whole key, type prefix included (LongValueMax:x before UniqValueCount:u)
+    assert kernel.ok("%lake cat s3://wcb/out/part-00000").stream() == "x\t9\nu\t1\n"
+    described = kernel.ok(f"%aws emr describe-step --cluster-id {cluster} --step-id {first}").stream()
+    assert '"hadoop-streaming"' in described and '"aggregate"' in described and '"COMPLETED"' in described, described
+    typo = kernel.ok(f"%aws emr list-steps --cluster-id {cluster} --query Steps[0]").stream()
+    assert "Unrecognized option: --files" in typo and '"FAILED"' in typo, typo
+    kernel.failing(f"%aws emr add-steps --cluster-id {cluster} --steps Type=HIVE,Args=[-f,s3://wcb/q.sql]", "ValidationException")
+    missing = kernel.failing("%aws emr describe-cluster --cluster-id j-NOPE", "ResourceNotFoundException")
+    assert "when calling the DescribeCluster operation" in missing.error["evalue"], missing.describe()

@@ -135,7 +135,9 @@ fn run_kernel(connection_file: &PathBuf) -> ExitCode {
         }
     };
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get()).max(2);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(workers).enable_all().build() {
+    // 8 MiB stacks (tokio's default is 2 MiB): DataFusion plans and optimises by recursion, and
+    // an unoptimised build's futures for a step that runs SQL inside an EMR job are large.
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(workers).thread_stack_size(8 << 20).enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("lakebook: cannot start the async runtime: {e}");

@@ -70,6 +70,11 @@ impl Catalog {
 
     /// ≙ CreateDatabase. Creating one that exists fails with `AlreadyExistsException`.
     pub fn create_database(&self, name: &str, description: &str) -> Result<()> {
+        self.create_database_at(name, description, None, BTreeMap::new())
+    }
+
+    /// ≙ CreateDatabase with a LocationUri and Parameters.
+    pub fn create_database_at(&self, name: &str, description: &str, location: Option<String>, parameters: BTreeMap<String, String>) -> Result<()> {
         validate_name("database", name)?;
         let now = self.clock.now();
         self.update(|s| {
@@ -78,7 +83,7 @@ impl Catalog {
             }
             s.databases.insert(
                 name.to_string(),
-                Database { name: name.to_string(), description: description.to_string(), created: now, tables: BTreeMap::new() },
+                Database { name: name.to_string(), description: description.to_string(), created: now, tables: BTreeMap::new(), location, parameters },
             );
             Ok(())
         })
@@ -276,6 +281,8 @@ impl Catalog {
                 description: format!("created by the crawler {}", config.name),
                 created: now,
                 tables: BTreeMap::new(),
+                location: None,
+                parameters: BTreeMap::new(),
             });
             let mut changes = Vec::new();
             let mut seen = Vec::new();

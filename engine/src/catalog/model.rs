@@ -36,6 +36,28 @@ pub enum Format {
 }
 
 impl Format {
+    /// Hive's input format, output format and SerDe classes for the format, as Glue and
+    /// Redshift Spectrum's `svv_external_tables` name them.
+    pub fn hive_classes(&self) -> (&'static str, &'static str, &'static str) {
+        const TEXT_IN: &str = "org.apache.hadoop.mapred.TextInputFormat";
+        const TEXT_OUT: &str = "org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat";
+        match self {
+            Format::Parquet => (
+                "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat",
+                "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat",
+                "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe",
+            ),
+            Format::Json => (TEXT_IN, TEXT_OUT, "org.openx.data.jsonserde.JsonSerDe"),
+            Format::Csv { .. } => (TEXT_IN, TEXT_OUT, "org.apache.hadoop.hive.serde2.lazy.LazySimpleSerDe"),
+            Format::Avro => (
+                "org.apache.hadoop.hive.ql.io.avro.AvroContainerInputFormat",
+                "org.apache.hadoop.hive.ql.io.avro.AvroContainerOutputFormat",
+                "org.apache.hadoop.hive.serde2.avro.AvroSerDe",
+            ),
+            Format::Orc => ("org.apache.hadoop.hive.ql.io.orc.OrcInputFormat", "org.apache.hadoop.hive.ql.io.orc.OrcOutputFormat", "org.apache.hadoop.hive.ql.io.orc.OrcSerde"),
+        }
+    }
+
     /// Glue's `classification` parameter.
     pub fn classification(&self) -> &'static str {
         match self {
@@ -145,6 +167,12 @@ pub struct Database {
     pub description: String,
     pub created: DateTime<Utc>,
     pub tables: BTreeMap<String, Table>,
+    /// ≙ LocationUri (`CREATE DATABASE … LOCATION 's3://…'`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
+    /// ≙ Parameters (`WITH DBPROPERTIES (…)`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub parameters: BTreeMap<String, String>,
 }
 
 /// What a re-crawl does with a changed schema (Glue's SchemaChangePolicy.UpdateBehavior).

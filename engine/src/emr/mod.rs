@@ -40,6 +40,7 @@
 //!   is killed, so pipelines die too (tokio's `process` feature is not used because it would
 //!   change the shared tokio build; std processes with a kill-on-drop guard do the same).
 
+pub mod aggregate;
 pub mod model;
 pub mod streaming;
 
@@ -54,9 +55,9 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 pub use model::{
-    ActionOnFailure, ArmedLoss, AttemptState, Cluster, ClusterConfig, ClusterState, Counters, LossTrigger, Market, Node, NodeKind,
-    NodeState, Phase, SqlStep, StateChangeReason, Step, StepConfig, StepKind, StepProgress, StepState, StreamingStep, TaskAttempt,
-    TaskLog,
+    ActionOnFailure, ArmedLoss, AttemptState, Cluster, ClusterConfig, ClusterState, Counters, DEFAULT_RELEASE_LABEL, LossTrigger, Market, Node,
+    NodeKind, NodeState, Phase, PythonImage, SqlStep, StateChangeReason, Step, StepConfig, StepKind, StepProgress, StepState, StreamingStep,
+    TaskAttempt, TaskLog, python_of_release, release_version,
 };
 
 use crate::clock::{Clock, ClockMode};
@@ -141,7 +142,22 @@ impl Emr {
     /// ≙ RunJobFlow. The cluster starts in STARTING; names are unique among clusters that
     /// are not terminated.
     pub fn create_cluster(&self, name: &str, config: ClusterConfig) -> Result<Cluster> {
+        if self.lock().clusters.iter().any(|c| c.name == name && !c.state.is_terminated()) {
+            return Err(service_err!(ValidationException, "a cluster named {name} already exists and is not terminated")
+                .with_hint("terminate it first, or choose another name"));
+        }
+        self.run_job_flow(name, config)
+    }
+
+    /// ≙ RunJobFlow as the API has it: names need not be unique (`%emr` refers to clusters by
+    /// name, so [`Emr::create_cluster`] keeps them unique among running clusters; a name then
+    /// means the newest running cluster of that name).
+    pub fn run_job_flow(&self, name: &str, config: ClusterConfig) -> Result<Cluster> {
         validate_name("cluster", name)?;
+        if release_version(&config.release_label).is_none_or(|(major, _)| major < 4) {
+            return Err(service_err!(ValidationException, "The requested release label {} is not supported", config.release_label)
+                .with_hint("use a release label such as emr-7.5.0, emr-6.15.0 or emr-5.36.0 (releases from emr-4.0.0 on)"));
+        }
         if config.core == 0 {
             return Err(service_err!(ValidationException, "a cluster needs at least one core node")
                 .with_hint("core nodes hold HDFS here; use --core 1 or more"));
@@ -160,10 +176,6 @@ impl Emr {
         }
         let now = self.clock.now();
         self.mutate(|state| {
-            if state.clusters.iter().any(|c| c.name == name && !c.state.is_terminated()) {
-                return Err(service_err!(ValidationException, "a cluster named {name} already exists and is not terminated")
-                    .with_hint("terminate it first, or choose another name"));
-            }
             state.created += 1;
             let id = ident("j-", &format!("{name}|{}|{}", now.to_rfc3339(), state.created));
             let node = |id: String, kind, market| Node { id, kind, market, state: NodeState::Provisioning, reason: None };
@@ -365,6 +377,14 @@ impl Emr {
         Ok(ran)
     }
 
+    /// Waits for the cluster to be ready (≙ the cluster-running waiter), advancing a manual
+    /// clock to that moment.
+    pub async fn wait_running(&self, cluster: &str) -> Result<()> {
+        let id = self.describe(cluster)?.id;
+        self.wait_ready(&id, &mut |_| {}).await?;
+        self.run_due(self.clock.now()).map(drop)
+    }
+
     async fn wait_ready(&self, id: &str, progress: &mut (dyn FnMut(&StepProgress) + Send)) -> Result<()> {
         loop {
             let now = self.clock.now();
@@ -455,6 +475,7 @@ impl Emr {
                     nodes,
                     slots_per_node: c.config.slots_per_node,
                     armed: c.armed_losses.clone(),
+                    python: python_of_release(&c.config.release_label),
                 };
                 let cluster_id = c.id.clone();
                 let mut on_event = |event: streaming::Event<'_>| match event {
@@ -473,11 +494,17 @@ impl Emr {
             }
             StepKind::Sql(spec) => {
                 progress(&StepProgress { phase: Phase::Sql, ..base.clone() });
-                let (query_ids, error) = match run_sql(&step, spec, sql).await {
+                // boxed: the SQL engine's futures are large, and this one sits inside the step's
+                let (query_ids, error) = match Box::pin(run_sql(&step, spec, sql)).await {
                     Ok(ids) => (ids, None),
                     Err((ids, e)) => (ids, Some(e)),
                 };
                 Outcome { counters: Counters::default(), attempts: Vec::new(), query_ids, error }
+            }
+            StepKind::Refused { error, .. } => {
+                let error = service_err!(StreamingCommandFailed, "hadoop-streaming exited with status 1: {error}")
+                    .with_hint("the step's Args are hadoop-streaming's: -files, -mapper, -reducer, -combiner, -input, -output, -numReduceTasks, -D key=value");
+                Outcome { counters: Counters::default(), attempts: Vec::new(), query_ids: Vec::new(), error: Some(error) }
             }
         };
         guard.armed = false;
@@ -731,7 +758,7 @@ fn find(state: &State, key: &str) -> Result<usize> {
     if let Some(i) = state.clusters.iter().position(|c| c.id == key) {
         return Ok(i);
     }
-    let live = state.clusters.iter().position(|c| c.name == key && !c.state.is_terminated());
+    let live = state.clusters.iter().rposition(|c| c.name == key && !c.state.is_terminated());
     if let Some(i) = live.or_else(|| state.clusters.iter().rposition(|c| c.name == key)) {
         return Ok(i);
     }
@@ -789,6 +816,7 @@ fn validate_step(kind: &StepKind) -> Result<()> {
                 return Err(service_err!(ValidationException, "the output location {} lies inside an input", s.output));
             }
         }
+        StepKind::Refused { .. } => {}
         StepKind::Sql(s) => {
             if s.sql.trim().is_empty() {
                 return Err(service_err!(ValidationException, "a SQL step needs a query"));

@@ -111,12 +111,58 @@ pub struct ClusterConfig {
     /// ≙ AutoTerminationPolicy.IdleTimeout: terminate after this long WAITING.
     #[serde(with = "opt_secs")]
     pub idle_timeout: Option<Duration>,
+    /// ≙ ReleaseLabel (`emr-7.5.0`): decides the node image, so far which Python
+    /// `/usr/bin/python` is ([`python_of_release`]).
+    #[serde(default = "default_release_label")]
+    pub release_label: String,
+}
+
+/// The release a cluster gets when none is asked for (the CLI requires one; the console
+/// offers the newest).
+pub const DEFAULT_RELEASE_LABEL: &str = "emr-7.5.0";
+
+fn default_release_label() -> String {
+    DEFAULT_RELEASE_LABEL.to_string()
 }
 
 impl Default for ClusterConfig {
     fn default() -> Self {
-        Self { core: 2, task: 0, task_market: Market::OnDemand, slots_per_node: 2, auto_terminate: false, idle_timeout: None }
+        Self {
+            core: 2,
+            task: 0,
+            task_market: Market::OnDemand,
+            slots_per_node: 2,
+            auto_terminate: false,
+            idle_timeout: None,
+            release_label: default_release_label(),
+        }
     }
+}
+
+/// `emr-5.36.0` → (5, 36); `None` for anything else.
+pub fn release_version(label: &str) -> Option<(u32, u32)> {
+    let rest = label.strip_prefix("emr-")?;
+    let mut parts = rest.split('.');
+    let major = parts.next()?.parse().ok()?;
+    let minor = parts.next()?.parse().ok()?;
+    parts.all(|p| p.parse::<u32>().is_ok()).then_some((major, minor))
+}
+
+/// Which Python the release's node image runs as `/usr/bin/python`: Amazon Linux 1 and 2
+/// (releases before 7) ship Python 2.7 there, and the guides' sample scripts
+/// (`#!/usr/bin/python`, `print "…"`) are written for it; Amazon Linux 2023 (emr-7) has only
+/// Python 3.
+pub fn python_of_release(label: &str) -> PythonImage {
+    match release_version(label) {
+        Some((major, _)) if major < 7 => PythonImage::Python2,
+        _ => PythonImage::Python3,
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PythonImage {
+    Python2,
+    Python3,
 }
 
 /// A cluster (≙ DescribeCluster, with its instances and steps).
@@ -229,6 +275,100 @@ impl StreamingStep {
     }
 }
 
+impl StreamingStep {
+    /// The step from `hadoop-streaming`'s own arguments, as EMR's STREAMING steps pass them
+    /// (`-files a.py,b.py -mapper a.py -reducer aggregate -input s3://… -output s3://…`).
+    /// Generic options (`-D key=value`, `-files`) and streaming options may come in any order;
+    /// `-input` may repeat or list paths separated by commas. The error is Hadoop's message.
+    pub fn from_hadoop_args(args: &[String]) -> std::result::Result<Self, String> {
+        let mut mapper = None;
+        let mut reducer = None;
+        let mut combiner = None;
+        let mut reducers = None;
+        let mut input = Vec::new();
+        let mut output = None;
+        let mut files = Vec::new();
+        let mut split_size = None;
+        let mut it = args.iter();
+        let uri = |s: &str| S3Uri::parse(s.trim()).map_err(|e| e.message());
+        while let Some(arg) = it.next() {
+            let mut value = |name: &str| it.next().cloned().ok_or_else(|| format!("Missing argument for option: {name}"));
+            match arg.as_str() {
+                "-mapper" => mapper = Some(value("mapper")?),
+                "-reducer" => reducer = Some(value("reducer")?),
+                "-combiner" => combiner = Some(value("combiner")?),
+                "-input" => {
+                    for path in value("input")?.split(',').filter(|p| !p.trim().is_empty()) {
+                        input.push(uri(path)?);
+                    }
+                }
+                "-output" => output = Some(uri(&value("output")?)?),
+                "-files" | "-file" => {
+                    for path in value("files")?.split(',').filter(|p| !p.trim().is_empty()) {
+                        files.push(uri(path)?);
+                    }
+                }
+                "-numReduceTasks" => {
+                    let n = value("numReduceTasks")?;
+                    reducers = Some(n.parse::<u32>().map_err(|_| format!("-numReduceTasks {n} is not a number"))?);
+                }
+                "-D" => {
+                    let setting = value("D")?;
+                    let (key, v) = setting.split_once('=').ok_or_else(|| format!("-D {setting}: write -D key=value"))?;
+                    match key {
+                        "mapreduce.job.reduces" | "mapred.reduce.tasks" => {
+                            reducers = Some(v.parse::<u32>().map_err(|_| format!("-D {key}={v} is not a number"))?);
+                        }
+                        "mapreduce.input.fileinputformat.split.maxsize" | "mapred.max.split.size" => {
+                            split_size = Some(v.parse::<u64>().map_err(|_| format!("-D {key}={v} is not a number"))?);
+                        }
+                        // Settings that change nothing on one machine (names, memory, compression of
+                        // intermediate data) are accepted as Hadoop accepts unknown keys.
+                        _ => {}
+                    }
+                }
+                other => return Err(format!("Unrecognized option: {other}")),
+            }
+        }
+        let mapper = mapper.ok_or("Required argument: -mapper")?;
+        if input.is_empty() {
+            return Err("Required argument: -input <name>".into());
+        }
+        let output = output.ok_or("Required argument: -output <name>")?;
+        // No -reducer is Hadoop's identity reducer; a map-only job ignores reducer and combiner.
+        let reducers = reducers.unwrap_or(1);
+        let (reducer, combiner) = if reducers == 0 { (None, None) } else { (reducer, combiner) };
+        Ok(Self { mapper, reducer, combiner, reducers, input, output, split_size, files })
+    }
+
+    /// The arguments `hadoop-streaming` runs this job with (what DescribeStep shows as the
+    /// step's Args after `hadoop-streaming`); [`StreamingStep::from_hadoop_args`] reads them back.
+    pub fn hadoop_args(&self) -> Vec<String> {
+        let mut args = Vec::new();
+        if let Some(size) = self.split_size {
+            args.extend(["-D".to_string(), format!("mapreduce.input.fileinputformat.split.maxsize={size}")]);
+        }
+        if !self.files.is_empty() {
+            args.extend(["-files".to_string(), self.files.iter().map(ToString::to_string).collect::<Vec<_>>().join(",")]);
+        }
+        args.extend(["-mapper".to_string(), self.mapper.clone()]);
+        if let Some(c) = &self.combiner {
+            args.extend(["-combiner".to_string(), c.clone()]);
+        }
+        if let Some(r) = &self.reducer {
+            args.extend(["-reducer".to_string(), r.clone()]);
+        }
+        if self.reducers != 1 {
+            args.extend(["-numReduceTasks".to_string(), self.reducers.to_string()]);
+        }
+        for i in &self.input {
+            args.extend(["-input".to_string(), i.to_string()]);
+        }
+        args.extend(["-output".to_string(), self.output.to_string()]);
+        args
+    }
+}
+
 /// A SQL step: the query runs on the engine's SQL engine (≙ a Hive/Spark SQL step).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SqlStep {
@@ -245,6 +385,9 @@ pub struct SqlStep {
 pub enum StepKind {
     Streaming(StreamingStep),
     Sql(SqlStep),
+    /// A streaming step whose arguments Hadoop's `StreamJob` refuses (an unknown option, no
+    /// -mapper …): EMR accepts the step, and it fails when it runs, with this error.
+    Refused { args: Vec<String>, error: String },
 }
 
 /// What `add_step` asks for (≙ StepConfig).

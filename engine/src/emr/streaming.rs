@@ -46,7 +46,8 @@ use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use tokio::sync::{mpsc, watch};
 
-use super::model::{ArmedLoss, AttemptState, Counters, NodeKind, Phase, StreamingStep, TaskAttempt};
+use super::aggregate;
+use super::model::{ArmedLoss, AttemptState, Counters, NodeKind, Phase, PythonImage, StreamingStep, TaskAttempt};
 use crate::error::{Error, Result};
 use crate::lake::{Lake, S3Uri};
 use crate::{internal_err, service_err};
@@ -250,6 +251,8 @@ pub(crate) struct Job<'a> {
     pub nodes: Vec<WorkerNode>,
     pub slots_per_node: u32,
     pub armed: Vec<ArmedLoss>,
+    /// What `/usr/bin/python` is on the cluster's node image.
+    pub python: PythonImage,
 }
 
 /// What the runner tells the step as it goes.
@@ -298,6 +301,10 @@ async fn run_inner(job: &Job<'_>, faults: &mut mpsc::UnboundedReceiver<ArmedLoss
             return Err(service_err!(ValidationException, "-files entry {uri} is not an object"));
         }
         let data = job.lake.get(uri).await?;
+        let data = match node_image_shebang(&data, job.python)? {
+            Some(rewritten) => Bytes::from(rewritten),
+            None => data,
+        };
         let path = files_dir.join(&name);
         std::fs::write(&path, &data).map_err(|e| io(&path, e))?;
         set_executable(&path)?;
@@ -376,6 +383,19 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
+    /// The command as the task runs it: a first word naming a shipped file runs that file from
+    /// the task's directory (`-mapper wordSplitter.py`), as Hadoop's PipeMapRed looks the
+    /// program up in the working directory before PATH.
+    fn command(&self, command: &str) -> String {
+        let trimmed = command.trim_start();
+        let first = trimmed.split_whitespace().next().unwrap_or_default();
+        if !first.contains('/') && self.shipped.iter().any(|(name, _)| name == first) {
+            format!("./{trimmed}")
+        } else {
+            command.to_string()
+        }
+    }
+
     /// `task_…_m_000003` (the job id's tail after `job_`).
     fn task_id(&self, map: bool, index: usize) -> String {
         let tail = self.job_id.strip_prefix("job_").unwrap_or(self.job_id);
@@ -780,7 +800,7 @@ async fn map_attempt(ctx: &Ctx<'_>, index: usize, split: &Split, task_id: &str, 
     let out_dir = ctx.node_dir(node).join("out");
     std::fs::create_dir_all(&out_dir).map_err(|e| Error::io(&out_dir, e))?;
     let stdout = out_dir.join(format!("{attempt_id}.map"));
-    let status = run_command(&ctx.spec.mapper, &dir, &env, stdin, &stdout, &stderr, false).await?;
+    let status = run_command(&ctx.command(&ctx.spec.mapper), &dir, &env, stdin, &stdout, &stderr, false).await?;
     let exit = check_exit(status, "mapper")?;
     let output = std::fs::read(&stdout).map_err(|e| Error::io(&stdout, e))?;
     let _ = std::fs::remove_file(&stdout);
@@ -806,11 +826,16 @@ async fn map_attempt(ctx: &Ctx<'_>, index: usize, split: &Split, task_id: &str, 
     for (r, mut sorted) in partitions.parts.into_iter().enumerate() {
         if let (Some(combiner), false) = (&ctx.spec.combiner, sorted.is_empty()) {
             counters.combine_input_records += count_lines(&sorted);
-            let combined = out_dir.join(format!("{attempt_id}.combine-{r}"));
-            let status = run_command(combiner, &dir, &env, Bytes::from(sorted), &combined, &stderr, true).await?;
-            check_exit(status, "combiner")?;
-            let output = std::fs::read(&combined).map_err(|e| Error::io(&combined, e))?;
-            let _ = std::fs::remove_file(&combined);
+            let output = if aggregate::is_aggregate(combiner) {
+                aggregate::run(&sorted, true).map_err(|e| aggregate_failed("combiner", &e, &stderr))?.0
+            } else {
+                let combined = out_dir.join(format!("{attempt_id}.combine-{r}"));
+                let status = run_command(&ctx.command(combiner), &dir, &env, Bytes::from(sorted), &combined, &stderr, true).await?;
+                check_exit(status, "combiner")?;
+                let output = std::fs::read(&combined).map_err(|e| Error::io(&combined, e))?;
+                let _ = std::fs::remove_file(&combined);
+                output
+            };
             let again = tokio::task::spawn_blocking(move || partition_and_sort(&output, 1))
                 .await
                 .map_err(|e| internal_err!("combiner output task: {e}"))?;
@@ -845,13 +870,22 @@ async fn reduce_attempt(ctx: &Ctx<'_>, index: usize, parts: Vec<PathBuf>, task_i
         commit(&target, &merged)?;
         return Ok((Done::Reduce { counters }, None));
     };
+    let stderr = ctx.log_dir.join(format!("{attempt_id}.stderr"));
+    if aggregate::is_aggregate(reducer) {
+        let (lines, out_records) = tokio::task::spawn_blocking(move || aggregate::run(&merged, false))
+            .await
+            .map_err(|e| internal_err!("aggregate task: {e}"))?
+            .map_err(|e| aggregate_failed("reducer", &e, &stderr))?;
+        counters.reduce_output_records = out_records;
+        commit(&target, &lines)?;
+        return Ok((Done::Reduce { counters }, None));
+    }
     let dir = task_dir(ctx, node, attempt_id)?;
     let env = env_for(ctx, task_id, attempt_id, index, false);
-    let stderr = ctx.log_dir.join(format!("{attempt_id}.stderr"));
     let out_dir = ctx.node_dir(node).join("out");
     std::fs::create_dir_all(&out_dir).map_err(|e| Error::io(&out_dir, e))?;
     let stdout = out_dir.join(format!("{attempt_id}.reduce"));
-    let status = run_command(reducer, &dir, &env, Bytes::from(merged), &stdout, &stderr, false).await?;
+    let status = run_command(&ctx.command(reducer), &dir, &env, Bytes::from(merged), &stdout, &stderr, false).await?;
     let exit = check_exit(status, "reducer")?;
     let output = std::fs::read(&stdout).map_err(|e| Error::io(&stdout, e))?;
     let _ = std::fs::remove_file(&stdout);
@@ -883,6 +917,99 @@ fn check_exit(status: ExitStatus, what: &str) -> std::result::Result<Option<i32>
             error: service_err!(TaskFailed, "the {what} was killed by signal {}", status.signal().unwrap_or(0)),
         }),
     }
+}
+
+/// A built-in aggregate that refused its input fails the attempt as a Java exception would,
+/// with the reason in the attempt's log.
+fn aggregate_failed(what: &str, reason: &str, stderr: &Path) -> AttemptError {
+    let _ = std::fs::write(stderr, format!("Error running the aggregate {what}: {reason}\n"));
+    AttemptError { exit: Some(1), error: service_err!(TaskFailed, "the aggregate {what} failed: {reason}") }
+}
+
+/// A shipped script whose `#!` names an interpreter this machine does not have at that path
+/// gets the node image's one instead: `/usr/bin/python` is Python 2.7 on releases before
+/// emr-7 (found on this machine as [`host_python2`]) and Python 3 on emr-7;
+/// `/usr/bin/env python` likewise. Returns the rewritten script, or `None` to ship it as is.
+fn node_image_shebang(data: &[u8], python: PythonImage) -> Result<Option<Vec<u8>>> {
+    let Some(rest) = data.strip_prefix(b"#!") else { return Ok(None) };
+    let end = rest.iter().position(|b| *b == b'\n').unwrap_or(rest.len());
+    let line = String::from_utf8_lossy(&rest[..end]).trim_end_matches('\r').to_string();
+    let mut words = line.split_whitespace();
+    let Some(interpreter) = words.next() else { return Ok(None) };
+    let mut args: Vec<&str> = words.collect();
+    // `#!/usr/bin/env python`: the program is the first argument.
+    let program = if interpreter.ends_with("/env") && !args.is_empty() { args.remove(0) } else { interpreter };
+    let name = program.rsplit('/').next().unwrap_or(program);
+    let wants = match name {
+        "python" => python,
+        "python2" | "python2.7" => PythonImage::Python2,
+        _ => return Ok(None),
+    };
+    if program == interpreter && Path::new(interpreter).exists() && wants == PythonImage::Python3 {
+        return Ok(None);
+    }
+    let host = match wants {
+        PythonImage::Python2 => host_python2().ok_or_else(|| {
+            service_err!(TaskFailed, "the script's {line:?} is Python 2.7 on this cluster's node image, and this machine has no Python 2.7")
+                .with_hint("install Python 2.7 (e.g. `pyenv install 2.7.18`, or set LAKEBOOK_PYTHON2 to its interpreter), or create the cluster with --release-label emr-7.5.0, whose /usr/bin/python is Python 3")
+        })?,
+        PythonImage::Python3 => host_python3().ok_or_else(|| service_err!(TaskFailed, "this machine has no python3 for the script's {line:?}"))?,
+    };
+    let mut out = format!("#!{}", host.display()).into_bytes();
+    for arg in args {
+        out.push(b' ');
+        out.extend_from_slice(arg.as_bytes());
+    }
+    out.extend_from_slice(&rest[end..]);
+    Ok(Some(out))
+}
+
+/// An interpreter that answers `-c` with the major version asked for.
+fn runs_as(path: &Path, major: u32) -> bool {
+    Command::new(path)
+        .args(["-c", &format!("import sys; sys.exit(0 if sys.version_info[0] == {major} else 1)")])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Python 2.7 on this machine: `$LAKEBOOK_PYTHON2`, `python2.7` / `python2` on PATH, or a
+/// pyenv-installed 2.7 (pyenv's shims only answer when 2.7 is the selected version, so the
+/// versions folder is searched too). Looked up once.
+pub fn host_python2() -> Option<PathBuf> {
+    static FOUND: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+    FOUND
+        .get_or_init(|| {
+            let mut candidates: Vec<PathBuf> = std::env::var_os("LAKEBOOK_PYTHON2").map(PathBuf::from).into_iter().collect();
+            if let Some(path) = std::env::var_os("PATH") {
+                for dir in std::env::split_paths(&path) {
+                    candidates.push(dir.join("python2.7"));
+                    candidates.push(dir.join("python2"));
+                }
+            }
+            let roots = [std::env::var_os("PYENV_ROOT").map(PathBuf::from), std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".pyenv"))];
+            for root in roots.into_iter().flatten() {
+                let mut versions: Vec<PathBuf> = std::fs::read_dir(root.join("versions"))
+                    .map(|dir| dir.flatten().map(|e| e.path()).filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("2.7"))).collect())
+                    .unwrap_or_default();
+                versions.sort();
+                candidates.extend(versions.into_iter().rev().map(|v| v.join("bin").join("python2.7")));
+            }
+            candidates.into_iter().find(|p| p.is_file() && runs_as(p, 2))
+        })
+        .clone()
+}
+
+fn host_python3() -> Option<PathBuf> {
+    static FOUND: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+    FOUND
+        .get_or_init(|| {
+            let path = std::env::var_os("PATH")?;
+            std::env::split_paths(&path).map(|d| d.join("python3")).find(|p| p.is_file() && runs_as(p, 3))
+        })
+        .clone()
 }
 
 /// The mapper's stdin: each line `\n`-terminated (CR LF → LF, a last line without newline

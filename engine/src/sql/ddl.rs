@@ -41,10 +41,196 @@ pub(super) enum Ddl {
     Msck(ObjectName),
     DropTable { names: Vec<ObjectName>, if_exists: bool },
     ShowDatabases,
-    ShowTables(Option<ObjectName>),
-    CreateDatabase { name: String, if_not_exists: bool },
+    /// `SHOW TABLES [IN db] ['pattern']`: the pattern's `*` is any characters, `|` separates alternatives.
+    ShowTables(Option<ObjectName>, Option<String>),
+    CreateDatabase { name: String, if_not_exists: bool, comment: String, location: Option<String>, properties: BTreeMap<String, String> },
     /// `SHOW PARTITIONS [db.]table` (read from the text: sqlparser has no such statement).
     ShowPartitions(ObjectName),
+    /// `DESCRIBE t`: a catalog table as Athena describes it (Hive types, then the partition
+    /// columns under `# Partition Information`); anything else (a temporary view) is
+    /// DataFusion's DESCRIBE of the statement kept here.
+    Describe { name: ObjectName, statement: Box<Statement> },
+    /// `ALTER TABLE … ADD [IF NOT EXISTS] PARTITION (…) [LOCATION '…'] …` (read from the
+    /// tokens: sqlparser drops the LOCATION of each partition).
+    AddPartitions(AddPartitions),
+}
+
+/// `key = value, …)` from `w[*i]` (just after the opening parenthesis) through the closing
+/// one, which `*i` ends past; `None` if the tokens are not such a list.
+fn key_values(
+    w: &[&datafusion::sql::sqlparser::tokenizer::Token],
+    i: &mut usize,
+    key: impl Fn(Option<&&datafusion::sql::sqlparser::tokenizer::Token>) -> Option<String>,
+    value: impl Fn(Option<&&datafusion::sql::sqlparser::tokenizer::Token>) -> Option<String>,
+) -> Option<Vec<(String, String)>> {
+    use datafusion::sql::sqlparser::tokenizer::Token;
+    let mut pairs = Vec::new();
+    loop {
+        let (Some(k), Some(Token::Eq), Some(v)) = (key(w.get(*i)), w.get(*i + 1), value(w.get(*i + 2))) else { return None };
+        pairs.push((k, v));
+        *i += 3;
+        match w.get(*i) {
+            Some(Token::Comma) => *i += 1,
+            Some(Token::RParen) => {
+                *i += 1;
+                return Some(pairs);
+            }
+            _ => return None,
+        }
+    }
+}
+
+/// `CREATE TABLE … AS SELECT … WITH NO DATA` without its last three words, or `None` when
+/// `sql` does not end that way.
+pub(super) fn without_no_data(sql: &str) -> Option<String> {
+    use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+    let dialect = datafusion::sql::sqlparser::dialect::GenericDialect {};
+    let tokens = Tokenizer::new(&dialect, sql).tokenize().ok()?;
+    let significant: Vec<usize> = (0..tokens.len()).filter(|&i| !matches!(tokens[i], Token::Whitespace(_) | Token::SemiColon)).collect();
+    let word = |i: usize, k: &str| matches!(&tokens[i], Token::Word(x) if x.quote_style.is_none() && x.value.eq_ignore_ascii_case(k));
+    let n = significant.len();
+    if n < 5 || !(word(significant[0], "CREATE") && word(significant[1], "TABLE")) {
+        return None;
+    }
+    let [with, no, data] = [significant[n - 3], significant[n - 2], significant[n - 1]];
+    if !(word(with, "WITH") && word(no, "NO") && word(data, "DATA")) {
+        return None;
+    }
+    // a quoted literal prints without its doubled quotes; escape them again
+    Some(
+        tokens[..with]
+            .iter()
+            .map(|t| match t {
+                Token::SingleQuotedString(v) => format!("'{}'", v.replace('\'', "''")),
+                other => other.to_string(),
+            })
+            .collect(),
+    )
+}
+
+/// The partitions an `ALTER TABLE … ADD PARTITION` statement names.
+#[derive(Debug, Clone)]
+pub(crate) struct AddPartitions {
+    pub table: ObjectName,
+    pub if_not_exists: bool,
+    /// Each partition's `key = value` pairs as written, and its LOCATION if given.
+    pub partitions: Vec<(Vec<(String, String)>, Option<String>)>,
+}
+
+impl AddPartitions {
+    /// Reads `ALTER TABLE name ADD [IF NOT EXISTS] PARTITION (k = 'v', …) [LOCATION 's3://…']
+    /// [PARTITION …]` (Athena's and Redshift Spectrum's form); `None` if `sql` is another
+    /// statement.
+    pub(crate) fn parse(sql: &str) -> Option<Result<AddPartitions>> {
+        use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+        let dialect = datafusion::sql::sqlparser::dialect::GenericDialect {};
+        let tokens = Tokenizer::new(&dialect, sql).tokenize().ok()?;
+        let w: Vec<&Token> = tokens.iter().filter(|t| !matches!(t, Token::Whitespace(_) | Token::SemiColon)).collect();
+        let word = |i: usize, k: &str| matches!(w.get(i), Some(Token::Word(x)) if x.quote_style.is_none() && x.value.eq_ignore_ascii_case(k));
+        if !(word(0, "ALTER") && word(1, "TABLE")) {
+            return None;
+        }
+        let mut i = 2;
+        let mut parts = Vec::new();
+        while let Some(Token::Word(x)) = w.get(i) {
+            parts.push(ast::Ident::new(x.value.clone()));
+            i += 1;
+            if matches!(w.get(i), Some(Token::Period)) {
+                i += 1;
+            } else {
+                break;
+            }
+        }
+        if parts.is_empty() || !word(i, "ADD") {
+            return None;
+        }
+        i += 1;
+        let if_not_exists = word(i, "IF") && word(i + 1, "NOT") && word(i + 2, "EXISTS");
+        if if_not_exists {
+            i += 3;
+        }
+        if !word(i, "PARTITION") {
+            return None;
+        }
+        let syntax = |what: &str| Some(Err(service_err!(InvalidRequestException, "line 1: {what} in ALTER TABLE … ADD PARTITION (key = 'value', …) [LOCATION 's3://…']")));
+        let literal = |t: Option<&&Token>| match t {
+            Some(Token::SingleQuotedString(v) | Token::DoubleQuotedString(v) | Token::Number(v, _)) => Some(v.clone()),
+            Some(Token::Word(x)) => Some(x.value.clone()),
+            _ => None,
+        };
+        let mut partitions = Vec::new();
+        while word(i, "PARTITION") {
+            i += 1;
+            if !matches!(w.get(i), Some(Token::LParen)) {
+                return syntax("missing '(' after PARTITION");
+            }
+            i += 1;
+            let key = |t: Option<&&Token>| match t {
+                Some(Token::Word(k)) => Some(k.value.to_lowercase()),
+                _ => None,
+            };
+            let Some(spec) = key_values(&w, &mut i, key, literal) else { return syntax("the partition spec is (key = 'value', …)") };
+            let mut location = None;
+            if word(i, "LOCATION") {
+                match w.get(i + 1) {
+                    Some(Token::SingleQuotedString(l)) => location = Some(l.clone()),
+                    _ => return syntax("LOCATION takes a quoted 's3://…' path"),
+                }
+                i += 2;
+            }
+            partitions.push((spec, location));
+        }
+        if i < w.len() {
+            return syntax(&format!("unexpected {} after the partitions", w[i]));
+        }
+        Some(Ok(AddPartitions { table: ObjectName::from(parts), if_not_exists, partitions }))
+    }
+
+    /// Adds the partitions to `db.name` in the catalog, all or none: every key of the table in
+    /// each spec (in any order), a LOCATION or the table's `key=value/` folder, and an existing
+    /// partition is an error unless IF NOT EXISTS. Returns a line per partition added.
+    pub(crate) fn apply(&self, catalog: &crate::catalog::Catalog, db: &str, name: &str) -> Result<Vec<String>> {
+        let table = catalog.table(db, name)?;
+        let keys = &table.definition.partition_keys;
+        let mut add = Vec::new();
+        let mut lines = Vec::new();
+        for (spec, location) in &self.partitions {
+            let written = spec.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ");
+            if keys.is_empty() {
+                return Err(service_err!(InvalidRequestException, "FAILED: SemanticException table is not partitioned but partition spec exists: {{{written}}}"));
+            }
+            if let Some((k, _)) = spec.iter().find(|(k, _)| !keys.iter().any(|key| key.name.eq_ignore_ascii_case(k))) {
+                return Err(service_err!(InvalidRequestException, "FAILED: SemanticException Partition spec {{{written}}} contains non-partition columns ({k})"));
+            }
+            let values = keys
+                .iter()
+                .map(|key| spec.iter().find(|(k, _)| key.name.eq_ignore_ascii_case(k)).map(|(_, v)| v.clone()))
+                .collect::<Option<Vec<String>>>()
+                .ok_or_else(|| service_err!(InvalidRequestException, "FAILED: SemanticException partition spec {{{written}}} does not name every partition key ({})", keys.iter().map(|k| k.name.as_str()).collect::<Vec<_>>().join(", ")))?;
+            let id = values.join("/");
+            if table.partitions.get(&id).is_some_and(|p| !p.deprecated) || add.iter().any(|(v, _): &(Vec<String>, String)| v.join("/") == id) {
+                if self.if_not_exists {
+                    continue;
+                }
+                return Err(service_err!(AlreadyExistsException, "Partition already exists: {db}.{name} ({written})")
+                    .with_hint("ADD IF NOT EXISTS PARTITION … skips the partitions already there"));
+            }
+            let location = match location {
+                Some(l) => {
+                    S3Uri::parse(l)?;
+                    if l.ends_with('/') { l.clone() } else { format!("{l}/") }
+                }
+                None => partition_path(&table, &values),
+            };
+            lines.push(format!("partition {} added at {location}", keys.iter().zip(&values).map(|(k, v)| format!("{}={v}", k.name)).collect::<Vec<_>>().join("/")));
+            add.push((values, location));
+        }
+        catalog.add_partitions(db, name, add)?;
+        if lines.is_empty() {
+            lines.push(format!("every partition named is already in {db}.{name}"));
+        }
+        Ok(lines)
+    }
 }
 
 impl Ddl {
@@ -56,16 +242,81 @@ impl Ddl {
             Statement::CreateTable(ct) if ct.query.is_some() && !ct.temporary => Ddl::Ctas(Box::new(ct)),
             Statement::Insert(insert) => Ddl::Insert(Box::new(insert)),
             Statement::Msck(msck) if msck.repair => Ddl::Msck(msck.table_name),
+            Statement::ExplainTable { describe_alias: ast::DescribeAlias::Describe | ast::DescribeAlias::Desc, ref table_name, .. } => {
+                Ddl::Describe { name: table_name.clone(), statement: Box::new(statement) }
+            }
             Statement::Drop { object_type: ObjectType::Table, if_exists, names, .. } => Ddl::DropTable { names, if_exists },
             Statement::ShowDatabases { .. } | Statement::ShowSchemas { .. } => Ddl::ShowDatabases,
-            Statement::CreateDatabase { db_name, if_not_exists, .. } => Ddl::CreateDatabase { name: glue_name(&db_name.to_string()), if_not_exists },
-            Statement::CreateSchema { schema_name: ast::SchemaName::Simple(name), if_not_exists, .. } => Ddl::CreateDatabase { name: glue_name(&name.to_string()), if_not_exists },
-            Statement::ShowTables { show_options, .. } => Ddl::ShowTables(show_options.show_in.and_then(|i| i.parent_name)),
+            Statement::CreateDatabase { db_name, if_not_exists, location, .. } => {
+                Ddl::CreateDatabase { name: glue_name(&db_name.to_string()), if_not_exists, comment: String::new(), location, properties: BTreeMap::new() }
+            }
+            Statement::CreateSchema { schema_name: ast::SchemaName::Simple(name), if_not_exists, .. } => {
+                Ddl::CreateDatabase { name: glue_name(&name.to_string()), if_not_exists, comment: String::new(), location: None, properties: BTreeMap::new() }
+            }
+            Statement::ShowTables { show_options, .. } => {
+                let pattern = match show_options.filter_position {
+                    Some(
+                        ast::ShowStatementFilterPosition::Suffix(ast::ShowStatementFilter::NoKeyword(p) | ast::ShowStatementFilter::Like(p))
+                        | ast::ShowStatementFilterPosition::Infix(ast::ShowStatementFilter::NoKeyword(p) | ast::ShowStatementFilter::Like(p)),
+                    ) => Some(p),
+                    _ => None,
+                };
+                Ddl::ShowTables(show_options.show_in.and_then(|i| i.parent_name), pattern)
+            }
             other => return Err(other),
         })
     }
 
     /// Athena's StatementType for the execution record.
+    /// Athena's `CREATE (DATABASE|SCHEMA) [IF NOT EXISTS] name [COMMENT '…'] [LOCATION '…']
+    /// [WITH DBPROPERTIES ('k'='v', …)]` (read from the tokens: sqlparser does not take
+    /// COMMENT or DBPROPERTIES there).
+    pub(super) fn create_database(sql: &str) -> Option<Result<Ddl>> {
+        use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+        let dialect = datafusion::sql::sqlparser::dialect::GenericDialect {};
+        let tokens = Tokenizer::new(&dialect, sql).tokenize().ok()?;
+        let w: Vec<&Token> = tokens.iter().filter(|t| !matches!(t, Token::Whitespace(_) | Token::SemiColon)).collect();
+        let word = |i: usize, k: &str| matches!(w.get(i), Some(Token::Word(x)) if x.quote_style.is_none() && x.value.eq_ignore_ascii_case(k));
+        if !(word(0, "CREATE") && (word(1, "DATABASE") || word(1, "SCHEMA"))) {
+            return None;
+        }
+        let mut i = 2;
+        let if_not_exists = word(2, "IF") && word(3, "NOT") && word(4, "EXISTS");
+        if if_not_exists {
+            i = 5;
+        }
+        let Some(Token::Word(name)) = w.get(i) else { return None };
+        let name = glue_name(&name.value);
+        i += 1;
+        if !(word(i, "COMMENT") || word(i, "WITH") || (word(i, "LOCATION") && (i + 2..w.len()).any(|j| word(j, "COMMENT") || word(j, "WITH")))) {
+            return None; // the plain forms go through sqlparser
+        }
+        let string = |t: Option<&&Token>| match t {
+            Some(Token::SingleQuotedString(s) | Token::DoubleQuotedString(s)) => Some(s.clone()),
+            _ => None,
+        };
+        let bad = |what: &str| Some(Err(service_err!(InvalidRequestException, "line 1: {what} in CREATE DATABASE name [COMMENT '…'] [LOCATION 's3://…'] [WITH DBPROPERTIES ('k'='v')]")));
+        let (mut comment, mut location, mut properties) = (String::new(), None, BTreeMap::new());
+        while i < w.len() {
+            if word(i, "COMMENT") {
+                let Some(c) = string(w.get(i + 1)) else { return bad("COMMENT takes a quoted text") };
+                comment = c;
+                i += 2;
+            } else if word(i, "LOCATION") {
+                let Some(l) = string(w.get(i + 1)) else { return bad("LOCATION takes a quoted 's3://…'") };
+                location = Some(l);
+                i += 2;
+            } else if word(i, "WITH") && word(i + 1, "DBPROPERTIES") && matches!(w.get(i + 2), Some(Token::LParen)) {
+                i += 3;
+                let Some(pairs) = key_values(&w, &mut i, string, string) else { return bad("DBPROPERTIES are ('key'='value', …)") };
+                properties.extend(pairs);
+            } else {
+                return bad(&format!("unexpected {}", w[i]));
+            }
+        }
+        Some(Ok(Ddl::CreateDatabase { name, if_not_exists, comment, location, properties }))
+    }
+
     /// `SHOW PARTITIONS name` as a statement of its own, if `sql` is one.
     pub(super) fn show_partitions(sql: &str) -> Option<Ddl> {
         let words: Vec<&str> = sql.trim().trim_end_matches(';').split_whitespace().collect();
@@ -81,10 +332,24 @@ impl Ddl {
     pub(super) fn statement_type(&self) -> super::StatementType {
         match self {
             Ddl::Insert(_) | Ddl::Ctas(_) => super::StatementType::Dml,
-            Ddl::ShowDatabases | Ddl::ShowTables(_) | Ddl::ShowPartitions(_) => super::StatementType::Utility,
+            Ddl::ShowDatabases | Ddl::ShowTables(..) | Ddl::ShowPartitions(_) | Ddl::Describe { .. } => super::StatementType::Utility,
             _ => super::StatementType::Ddl,
         }
     }
+}
+
+/// Athena's SHOW TABLES pattern: alternatives split by `|`, `*` any run of characters, the
+/// rest literal, matched against the whole name without regard to case.
+fn name_matches(pattern: &str, name: &str) -> bool {
+    fn glob(p: &[u8], n: &[u8]) -> bool {
+        match (p.first(), n.first()) {
+            (None, None) => true,
+            (Some(b'*'), _) => glob(&p[1..], n) || (!n.is_empty() && glob(p, &n[1..])),
+            (Some(a), Some(b)) if a.eq_ignore_ascii_case(b) => glob(&p[1..], &n[1..]),
+            _ => false,
+        }
+    }
+    pattern.split('|').any(|alt| glob(alt.trim().as_bytes(), name.as_bytes()))
 }
 
 /// A database name as Glue stores it: unquoted, lower case.
@@ -105,7 +370,7 @@ pub(super) fn table_name(name: &ObjectName, database: &str) -> Result<(String, S
 }
 
 /// The catalog definition a `CREATE EXTERNAL TABLE` describes.
-pub(super) fn external_definition(ct: &ast::CreateTable) -> Result<TableDefinition> {
+pub(crate) fn external_definition(ct: &ast::CreateTable) -> Result<TableDefinition> {
     let columns = ct.columns.iter().map(column).collect::<Result<Vec<_>>>()?;
     if columns.is_empty() {
         return Err(service_err!(InvalidRequestException, "CREATE EXTERNAL TABLE needs a column list"));
@@ -126,8 +391,22 @@ pub(super) fn external_definition(ct: &ast::CreateTable) -> Result<TableDefiniti
     let header = properties.get("skip.header.line.count").is_some_and(|n| n.trim() != "0");
     let stored_as = match &formats.storage {
         Some(HiveIOFormat::FileFormat { format }) => Some(*format),
-        Some(HiveIOFormat::IOF { .. } | HiveIOFormat::Using { .. }) => {
-            return Err(service_err!(InvalidRequestException, "NOT_SUPPORTED: INPUTFORMAT/OUTPUTFORMAT; write STORED AS PARQUET, JSONFILE or TEXTFILE"));
+        // The classes Glue itself records for each format (Format::hive_classes).
+        Some(HiveIOFormat::IOF { input_format, .. }) => {
+            let class = input_format.to_string().trim_matches(['\'', '"']).to_string();
+            Some(match class.as_str() {
+                "org.apache.hadoop.mapred.TextInputFormat" => SqlFileFormat::TEXTFILE,
+                "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat" => SqlFileFormat::PARQUET,
+                "org.apache.hadoop.hive.ql.io.orc.OrcInputFormat" => SqlFileFormat::ORC,
+                "org.apache.hadoop.hive.ql.io.avro.AvroContainerInputFormat" => SqlFileFormat::AVRO,
+                other => {
+                    return Err(service_err!(InvalidRequestException, "NOT_SUPPORTED: INPUTFORMAT '{other}'")
+                        .with_hint("the input formats read here are TextInputFormat, MapredParquetInputFormat, OrcInputFormat and AvroContainerInputFormat"));
+                }
+            })
+        }
+        Some(HiveIOFormat::Using { .. }) => {
+            return Err(service_err!(InvalidRequestException, "NOT_SUPPORTED: USING; write STORED AS PARQUET, JSONFILE or TEXTFILE"));
         }
         None => ct.file_format,
     };
@@ -231,7 +510,7 @@ fn normalise_location(location: &str) -> Result<String> {
 }
 
 fn column(def: &ast::ColumnDef) -> Result<Column> {
-    let data_type = def.data_type.to_string().to_lowercase();
+    let data_type = hive_type(&def.data_type).to_lowercase();
     let data_type = match data_type.as_str() {
         "integer" => "int".to_string(),
         "real" => "float".to_string(),
@@ -240,6 +519,24 @@ fn column(def: &ast::ColumnDef) -> Result<Column> {
     };
     arrow_type(&data_type)?;
     Ok(Column::new(def.name.value.to_lowercase(), data_type))
+}
+
+/// A column type in Hive's spelling (`struct<a:string,b:int>`, `array<…>`, `map<…>`), which
+/// sqlparser prints in SQL's (`STRUCT<a STRING>`).
+fn hive_type(t: &ast::DataType) -> String {
+    match t {
+        ast::DataType::Struct(fields, _) => format!(
+            "struct<{}>",
+            fields
+                .iter()
+                .map(|f| format!("{}:{}", f.field_name.as_ref().map_or(String::new(), |n| n.value.clone()), hive_type(&f.field_type)))
+                .collect::<Vec<_>>()
+                .join(",")
+        ),
+        ast::DataType::Array(ast::ArrayElemTypeDef::AngleBracket(inner)) => format!("array<{}>", hive_type(inner)),
+        ast::DataType::Map(k, v) => format!("map<{},{}>", hive_type(k), hive_type(v)),
+        other => other.to_string(),
+    }
 }
 
 fn options(options: &CreateTableOptions) -> BTreeMap<String, String> {
@@ -467,6 +764,23 @@ pub(super) fn hive_partition(table: &Table, relative_key: &str) -> Option<(Vec<S
     Some((values, location))
 }
 
+/// Athena's DESCRIBE of a catalog table: `col_name`, `data_type`, `comment` for each column,
+/// then the partition columns after a `# Partition Information` header, as Hive prints them.
+fn describe(table: &Table) -> RecordBatch {
+    let mut rows: Vec<(String, String, String)> = table.definition.columns.iter().map(|c| (c.name.clone(), c.data_type.clone(), String::new())).collect();
+    let keys = &table.definition.partition_keys;
+    if !keys.is_empty() {
+        rows.push((String::new(), String::new(), String::new()));
+        rows.push(("# Partition Information".into(), String::new(), String::new()));
+        rows.push(("# col_name".into(), "data_type".into(), "comment".into()));
+        rows.push((String::new(), String::new(), String::new()));
+        rows.extend(keys.iter().map(|k| (k.name.clone(), k.data_type.clone(), String::new())));
+    }
+    let column = |f: fn(&(String, String, String)) -> &String| Arc::new(StringArray::from_iter_values(rows.iter().map(f))) as ArrayRef;
+    RecordBatch::try_from_iter(vec![("col_name", column(|r| &r.0)), ("data_type", column(|r| &r.1)), ("comment", column(|r| &r.2))])
+        .expect("three string columns of one length")
+}
+
 /// A one-column result of messages (Athena shows DDL outcomes as text).
 pub(super) fn messages(lines: Vec<String>) -> RecordBatch {
     names("result", lines)
@@ -493,6 +807,27 @@ pub(super) fn insert_target(insert: &ast::Insert) -> Result<&ObjectName> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn add_partition_statements_keep_each_location() {
+        let add = AddPartitions::parse(
+            "ALTER TABLE orders ADD\n  PARTITION (dt = '2016-05-14', country = 'IN') LOCATION 's3://b/in14/'\n  PARTITION (dt = '2016-05-15', country = 'IN');",
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(add.table.to_string(), "orders");
+        assert!(!add.if_not_exists);
+        assert_eq!(add.partitions.len(), 2);
+        assert_eq!(add.partitions[0].0, vec![("dt".to_string(), "2016-05-14".to_string()), ("country".to_string(), "IN".to_string())]);
+        assert_eq!(add.partitions[0].1.as_deref(), Some("s3://b/in14/"));
+        assert_eq!(add.partitions[1].1, None);
+        let spectrum = AddPartitions::parse("alter table spectrum.sales_part add if not exists partition(saledate='2008-01')").unwrap().unwrap();
+        assert!(spectrum.if_not_exists);
+        assert_eq!(spectrum.table.to_string(), "spectrum.sales_part");
+        assert!(AddPartitions::parse("ALTER TABLE t ADD COLUMNS (a int)").is_none());
+        assert!(AddPartitions::parse("SELECT 1").is_none());
+        assert!(AddPartitions::parse("ALTER TABLE t ADD PARTITION dt='x'").unwrap().is_err());
+    }
 
     #[test]
     fn delimiters_as_hive_writes_them() {
@@ -523,11 +858,23 @@ impl super::SqlEngine {
         execution_id: &str,
     ) -> std::result::Result<super::Output, super::Failure> {
         match ddl {
-            Ddl::CreateDatabase { name, if_not_exists } => match self.catalog.create_database(&name, "") {
+            Ddl::CreateDatabase { name, if_not_exists, comment, location, properties } => match self.catalog.create_database_at(&name, &comment, location, properties) {
                 Ok(_) => Ok(output(messages(vec![format!("database {name} created in the catalog")]), 0)),
                 Err(e) if if_not_exists && e.code() == "AlreadyExistsException" => Ok(output(messages(vec![format!("database {name} already exists")]), 0)),
                 Err(e) => Err(e.into()),
             },
+            Ddl::Describe { name, statement } => {
+                let table = table_name(&name, database).ok().and_then(|(db, t)| self.catalog.table(&db, &t).ok()).filter(|t| !t.deprecated);
+                let is_view = name.0.len() == 1 && self.temp_views.lock().unwrap_or_else(|p| p.into_inner()).contains_key(&name.to_string().to_lowercase());
+                match table {
+                    Some(table) if !is_view => Ok(output(describe(&table), 0)),
+                    _ => self.query(ctx, *statement, text, workgroup).await,
+                }
+            }
+            Ddl::AddPartitions(add) => {
+                let (db, name) = table_name(&add.table, database)?;
+                Ok(output(messages(add.apply(&self.catalog, &db, &name)?), 0))
+            }
             Ddl::ShowPartitions(name) => {
                 let (db, name) = table_name(&name, database)?;
                 let table = self.catalog.table(&db, &name)?;
@@ -548,12 +895,18 @@ impl super::SqlEngine {
                 let databases = self.catalog.databases().into_iter().map(|d| d.name).collect();
                 Ok(output(names("database_name", databases), 0))
             }
-            Ddl::ShowTables(db) => {
+            Ddl::ShowTables(db, pattern) => {
                 let db = match db {
                     Some(name) => name.to_string().trim_matches(['`', '"']).to_lowercase(),
                     None => database.to_string(),
                 };
-                let tables = self.catalog.tables(&db)?.into_iter().filter(|t| !t.deprecated).map(|t| t.name).collect();
+                let tables = self
+                    .catalog
+                    .tables(&db)?
+                    .into_iter()
+                    .filter(|t| !t.deprecated && pattern.as_deref().is_none_or(|p| name_matches(p, &t.name)))
+                    .map(|t| t.name)
+                    .collect();
                 Ok(output(names("tab_name", tables), 0))
             }
             Ddl::CreateExternal(ct) => {

@@ -12,7 +12,7 @@
 //! INSERT INTO, MSCK REPAIR TABLE), workgroups with scan limits, Avro/ORC tables.
 
 pub mod clock_fn;
-mod ddl;
+pub(crate) mod ddl;
 mod provider;
 pub mod streams;
 mod workgroup;
@@ -220,15 +220,43 @@ impl SqlEngine {
         let workgroup = self.workgroups.get(workgroup)?;
         // sqlparser directly rather than DataFusion's DFParser: Athena's DDL (ROW FORMAT,
         // TBLPROPERTIES, CTAS WITH (…), MSCK) is Hive syntax that DFParser does not accept.
-        if let Some(ddl) = Ddl::show_partitions(sql) {
+        let own = match (ddl::AddPartitions::parse(sql), Ddl::create_database(sql)) {
+            (Some(add), _) => Some(Ddl::AddPartitions(add?)),
+            (None, Some(create)) => Some(create?),
+            (None, None) => Ddl::show_partitions(sql),
+        };
+        if let Some(ddl) = own {
             let ctx = self.context_for(database)?;
             return Ok(vec![self.run_classified(&ctx, Ok(ddl), sql.trim(), database, &workgroup).await?]);
         }
         let dialect = datafusion::sql::sqlparser::dialect::GenericDialect {};
+        // CTAS … WITH NO DATA (Athena's empty copy of a query's columns): sqlparser does not
+        // take the clause, so it is cut from the text and the query gets LIMIT 0.
+        let (sql, no_data) = match ddl::without_no_data(sql) {
+            Some(cut) => (cut, true),
+            None => (sql.to_string(), false),
+        };
+        let sql = sql.as_str();
         let parsed = datafusion::sql::sqlparser::parser::Parser::new(&dialect)
             .with_recursion_limit(64)
             .try_with_sql(sql)
-            .and_then(|mut p| p.parse_statements());
+            .and_then(|mut p| p.parse_statements())
+            .map(|mut statements| {
+                if no_data {
+                    for statement in &mut statements {
+                        if let Statement::CreateTable(ct) = statement
+                            && let Some(query) = ct.query.as_mut()
+                        {
+                            query.limit_clause = Some(datafusion::sql::sqlparser::ast::LimitClause::LimitOffset {
+                                limit: Some(datafusion::sql::sqlparser::ast::Expr::value(datafusion::sql::sqlparser::ast::Value::Number("0".into(), false))),
+                                offset: None,
+                                limit_by: Vec::new(),
+                            });
+                        }
+                    }
+                }
+                statements
+            });
         let statements = match parsed {
             Ok(statements) => statements,
             Err(e) => {
@@ -314,7 +342,7 @@ impl SqlEngine {
         let mut messages = false;
         let outcome = match classified {
             Ok(ddl) => {
-                messages = !matches!(ddl, Ddl::ShowDatabases | Ddl::ShowTables(_) | Ddl::ShowPartitions(_));
+                messages = !matches!(ddl, Ddl::ShowDatabases | Ddl::ShowTables(..) | Ddl::ShowPartitions(_) | Ddl::Describe { .. });
                 execution.statement_type = ddl.statement_type();
                 self.run_ddl(ctx, ddl, text, database, workgroup, &execution.id).await
             }

@@ -87,6 +87,13 @@ impl SchemaProvider for GlueSchema {
         if let Some(view) = self.temp_views.lock().unwrap_or_else(|p| p.into_inner()).get(name) {
             return Ok(Some(view.clone()));
         }
+        // Athena's `"table$partitions"`: a row of partition values per partition.
+        if let Some(base) = name.strip_suffix("$partitions") {
+            return match self.catalog.table(&self.database, base) {
+                Ok(table) if !table.deprecated && !table.definition.partition_keys.is_empty() => Ok(Some(partitions_table(&table)?)),
+                _ => Ok(None),
+            };
+        }
         match self.catalog.table(&self.database, name) {
             Ok(table) if !table.deprecated => Ok(Some(Arc::new(CatalogTable::new(table, self.lake.clone())?))),
             _ => Ok(None),
@@ -97,6 +104,29 @@ impl SchemaProvider for GlueSchema {
         self.temp_views.lock().unwrap_or_else(|p| p.into_inner()).contains_key(name)
             || self.catalog.table(&self.database, name).is_ok_and(|t| !t.deprecated)
     }
+}
+
+/// The partitions of a table as rows of its partition keys, typed as the keys are, in
+/// partition order (Athena's `$partitions` metadata table).
+fn partitions_table(table: &Table) -> DfResult<Arc<dyn TableProvider>> {
+    let keys = &table.definition.partition_keys;
+    let fields = keys
+        .iter()
+        .map(|k| arrow_type(&k.data_type).map(|t| Field::new(&k.name, t, true)).map_err(|e| DataFusionError::Plan(e.message())))
+        .collect::<DfResult<Vec<_>>>()?;
+    let schema = Arc::new(Schema::new(fields));
+    let partitions: Vec<_> = table.partitions.values().filter(|p| !p.deprecated).collect();
+    let columns = schema
+        .fields()
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            let text: ArrayRef = Arc::new(datafusion::arrow::array::StringArray::from(partitions.iter().map(|p| p.values.get(i).cloned()).collect::<Vec<_>>()));
+            datafusion::arrow::compute::cast(&text, f.data_type()).map_err(DataFusionError::from)
+        })
+        .collect::<DfResult<Vec<_>>>()?;
+    let batch = RecordBatch::try_new(schema.clone(), columns)?;
+    Ok(Arc::new(datafusion::datasource::MemTable::try_new(schema, vec![vec![batch]])?))
 }
 
 /// A catalog table as a DataFusion scan.

@@ -5,7 +5,7 @@
 //! pasted into a notebook as they stand. A bash line `NAME=$(aws …)` keeps the command's output
 //! in the notebook variable NAME, and `$NAME` / `${NAME}` expand as in the shell.
 //!
-//! Known gaps: only `kinesis` so far; `--output table` and `--cli-input-json` are not
+//! Known gaps: only `kinesis` and `emr` ([`emr`]) so far; `--output table` and `--cli-input-json` are not
 //! offered; `--data` is taken as text (AWS CLI v1's behaviour, which the guides show).
 
 use base64::Engine as _;
@@ -16,20 +16,22 @@ use lakebook_engine::clock::parse_time;
 use lakebook_engine::streams::{Capacity, IteratorStart, PutEntry, Shard, StreamDescription};
 use serde_json::{Value, json};
 
+mod emr;
+
 use super::{Ctx, Form, MagicSpec};
 use crate::output::Bundle;
 use crate::session::CellError;
 
 pub const SPEC: MagicSpec = MagicSpec {
     name: "aws",
-    summary: "AWS CLI commands as the guides write them (kinesis), answered with the CLI's output",
+    summary: "AWS CLI commands as the guides write them (kinesis, emr), answered with the CLI's output",
     form: Form::Line,
     command: AwsArgs::command,
 };
 
 #[derive(Debug, Parser)]
 #[command(
-    about = "AWS CLI commands as the guides write them (kinesis), answered with the CLI's output",
+    about = "AWS CLI commands as the guides write them (kinesis, emr), answered with the CLI's output",
     after_help = "Paste a command from a guide without its leading `aws`: `%aws kinesis list-streams`.\n\
                   `%aws NAME=$(aws kinesis get-shard-iterator … --query 'ShardIterator')` keeps the output in the\n\
                   notebook variable NAME (`%set` shows it); `$NAME` and `${NAME}` expand in later commands.\n\
@@ -57,6 +59,9 @@ enum Service {
     /// Amazon Kinesis Data Streams
     #[command(subcommand)]
     Kinesis(Kinesis),
+    /// Amazon EMR: clusters and Hadoop-streaming steps
+    #[command(subcommand)]
+    Emr(emr::Emr),
 }
 
 #[derive(Debug, Subcommand)]
@@ -223,13 +228,13 @@ pub async fn run(args: &[String], ctx: Ctx<'_>) -> Result<Option<Bundle>, CellEr
     if let Some((name, inner)) = substitution(ctx.raw) {
         let words = shlex::split(inner).ok_or_else(|| CellError::usage(format!("cannot split {inner:?} into words (an unclosed quote?)")))?;
         let words = expand_dollars(&words, &ctx.session.variables)?;
-        let printed = answer(&words, ctx.session.engine()?.as_ref())?;
+        let printed = answer(&words, ctx.session.engine()?.as_ref()).await?;
         // bash drops the trailing newlines of a command substitution
         ctx.session.variables.insert(name.to_string(), printed.trim_end_matches('\n').to_string());
         return Ok(None);
     }
     let words = expand_dollars(args, &ctx.session.variables)?;
-    let printed = answer(&words, ctx.session.engine()?.as_ref())?;
+    let printed = answer(&words, ctx.session.engine()?.as_ref()).await?;
     ctx.out.stdout(&printed);
     Ok(None)
 }
@@ -260,11 +265,18 @@ fn expand_dollars(words: &[String], vars: &std::collections::BTreeMap<String, St
 }
 
 /// Runs one CLI command and returns what the CLI would print.
-fn answer(words: &[String], engine: &Lakebook) -> Result<String, CellError> {
+async fn answer(words: &[String], engine: &Lakebook) -> Result<String, CellError> {
     let args: AwsArgs = super::parse(&SPEC, words)?;
-    let Service::Kinesis(op) = args.service;
-    let operation = op.operation();
-    let value = kinesis(op, engine).map_err(|e| cli_error(e, operation))?;
+    let value = match args.service {
+        Service::Kinesis(op) => {
+            let operation = op.operation();
+            kinesis(op, engine).map_err(|e| cli_error(e, operation))?
+        }
+        Service::Emr(op) => {
+            let operation = op.operation();
+            emr::emr(op, engine).await.map_err(|e| cli_error(e, operation))?
+        }
+    };
     let value = match (&args.query, value) {
         (Some(query), value) => jmespath::compile(query)
             .and_then(|expr| expr.search(value.unwrap_or(Value::Null)))

@@ -85,6 +85,9 @@ enum Verb {
         /// If a cluster of this name is running already, keep it instead of failing (a cell that can be rerun)
         #[arg(long)]
         if_not_exists: bool,
+        /// The EMR release, e.g. emr-5.36.0: before emr-7 the nodes' /usr/bin/python is Python 2.7
+        #[arg(long, default_value = lakebook_engine::emr::DEFAULT_RELEASE_LABEL)]
+        release_label: String,
     },
     /// List clusters (≙ ListClusters)
     List,
@@ -166,7 +169,7 @@ pub async fn run(args: EmrArgs, ctx: Ctx<'_>) -> Result<Option<Bundle>, CellErro
         return Err(CellError::usage("only `%%emr step CLUSTER --type sql` takes a cell body (the SQL)"));
     }
     match args.verb {
-        Verb::Create { name, core, task, task_market, slots, auto_terminate, idle_timeout, if_not_exists } => {
+        Verb::Create { name, core, task, task_market, slots, auto_terminate, idle_timeout, if_not_exists, release_label } => {
             if if_not_exists && emr.clusters().iter().any(|c| c.name == name && !c.state.is_terminated()) {
                 super::kept(out, &format!("cluster {name}"));
                 return Ok(None);
@@ -181,12 +184,14 @@ pub async fn run(args: EmrArgs, ctx: Ctx<'_>) -> Result<Option<Bundle>, CellErro
                 slots_per_node: slots,
                 auto_terminate,
                 idle_timeout: idle_timeout.map(|t| parse_duration(&t)).transpose()?,
+                release_label,
             };
             let c = emr.create_cluster(&name, config)?;
             out.stdout(&format!(
-                "Created cluster {} ({}): 1 master, {} core, {} task node(s), {} slot(s); {}.\n",
+                "Created cluster {} ({}, {}): 1 master, {} core, {} task node(s), {} slot(s); {}.\n",
                 c.name,
                 c.id,
+                c.config.release_label,
                 core,
                 task,
                 c.slots(),
@@ -302,7 +307,7 @@ pub async fn run(args: EmrArgs, ctx: Ctx<'_>) -> Result<Option<Bundle>, CellErro
                 }
             };
             let default_name = match &kind {
-                StepKind::Streaming(_) => "Streaming program",
+                StepKind::Streaming(_) | StepKind::Refused { .. } => "Streaming program",
                 StepKind::Sql(_) => "SQL",
             };
             let config = StepConfig {
@@ -358,7 +363,7 @@ async fn run_steps(engine: &Lakebook, cluster: &str, out: &Output) -> Result<Opt
     }
     let Some(last) = ran.last() else { return Ok(None) };
     Ok(Some(match last.kind {
-        StepKind::Streaming(_) => counters_table(last, elapsed)?,
+        StepKind::Streaming(_) | StepKind::Refused { .. } => counters_table(last, elapsed)?,
         StepKind::Sql(_) => executions_table(engine, last, elapsed)?,
     }))
 }
@@ -393,6 +398,7 @@ fn step_line(s: &Step) -> String {
     let output = match &s.kind {
         StepKind::Streaming(st) => format!(" → {}", st.output),
         StepKind::Sql(sql) => sql.output.as_ref().map_or(String::new(), |o| format!(" → {o}")),
+        StepKind::Refused { .. } => String::new(),
     };
     format!("step {} ({}) {}{output}{reason}", s.name, s.id, serde_name(&s.state))
 }
@@ -439,7 +445,7 @@ fn steps_table(steps: &[Step]) -> Result<Bundle, CellError> {
         ("step", strings(steps.iter().map(|s| s.id.clone()))),
         ("name", strings(steps.iter().map(|s| s.name.clone()))),
         ("type", strings(steps.iter().map(|s| match s.kind {
-            StepKind::Streaming(_) => "streaming".to_string(),
+            StepKind::Streaming(_) | StepKind::Refused { .. } => "streaming".to_string(),
             StepKind::Sql(_) => "sql".to_string(),
         }))),
         ("state", strings(steps.iter().map(|s| serde_name(&s.state)))),
