@@ -1,5 +1,5 @@
 //! Writes the small Parquet files the workshop notebooks upload (`notebooks/data/`), so the
-//! committed fixtures can be regenerated: `cargo run -p lakebook-engine --example
+//! committed fixtures can be regenerated: `cargo run --example
 //! notebook_fixtures -- notebooks/data`.
 
 use std::sync::Arc;
