@@ -10,7 +10,8 @@ use crate::history::History;
 use crate::output::{Output, OutputEvent};
 use crate::server::wire::{Incoming, Outgoing, PROTOCOL_VERSION};
 use crate::server::{IopubCommand, Replier};
-use crate::session::{CellError, Session};
+use crate::error::CellError;
+use crate::session::Session;
 
 /// State shared by the shell and control workers.
 pub struct Core {

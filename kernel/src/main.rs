@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use lakebook_engine::streams::lines::LineKey;
 use lakebook_kernel::install::{self, Target};
-use lakebook_kernel::{server, session::Session};
+use lakebook_kernel::{kernel, session::Session};
 
 /// DataFusion allocates heavily in joins and aggregations; mimalloc serves that faster than
 /// the system allocator (bench/tpch.py measures the engine with it, as the kernel runs).
@@ -145,7 +145,7 @@ fn run_kernel(connection_file: &PathBuf) -> ExitCode {
         }
     };
     let session = Session::new(kernel_home());
-    match runtime.block_on(server::serve(info, session)) {
+    match runtime.block_on(kernel::run(info, session)) {
         Ok(code) => {
             // Background tasks (socket loops) would keep a graceful runtime shutdown waiting.
             runtime.shutdown_background();

@@ -5,10 +5,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use serde_json::{Map, Value};
-
-/// A mime bundle: mime type → data.
-pub type Bundle = Map<String, Value>;
+use crate::render::Bundle;
 
 /// Largest piece of text sent in one stream message; longer text is split on line breaks.
 const STREAM_CHUNK: usize = 256 * 1024;

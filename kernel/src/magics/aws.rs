@@ -19,8 +19,8 @@ use serde_json::{Value, json};
 mod emr;
 
 use super::{Ctx, Form, MagicSpec};
-use crate::output::Bundle;
-use crate::session::CellError;
+use crate::render::Bundle;
+use crate::error::CellError;
 
 pub const SPEC: MagicSpec = MagicSpec {
     name: "aws",

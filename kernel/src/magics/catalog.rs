@@ -9,9 +9,9 @@ use clap::{CommandFactory, Parser, Subcommand};
 use lakebook_engine::catalog::{Table, split_table_name};
 
 use super::{Ctx, Form, MagicSpec};
-use crate::output::Bundle;
+use crate::render::Bundle;
 use crate::render::{self, Footer, TableOptions};
-use crate::session::CellError;
+use crate::error::CellError;
 
 pub const SPEC: MagicSpec = MagicSpec {
     name: "catalog",

@@ -4,9 +4,9 @@
 use clap::{CommandFactory, Parser};
 
 use super::{Ctx, Form, MagicSpec};
-use crate::output::Bundle;
+use crate::render::Bundle;
 use crate::render::chart::{self, ChartKind, ChartSpec};
-use crate::session::CellError;
+use crate::error::CellError;
 
 pub const SPEC: MagicSpec = MagicSpec {
     name: "chart",

@@ -8,9 +8,9 @@ use lakebook_engine::ClockMode;
 use lakebook_engine::clock::{format_duration, format_time, parse_duration, parse_time};
 
 use super::{Ctx, Form, MagicSpec};
-use crate::output::Bundle;
+use crate::render::Bundle;
 use crate::render;
-use crate::session::CellError;
+use crate::error::CellError;
 
 pub const SPEC: MagicSpec = MagicSpec {
     name: "clock",

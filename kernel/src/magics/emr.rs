@@ -16,9 +16,10 @@ use lakebook_engine::{serde_name, Lakebook, S3Uri};
 
 use super::catalog::{batch, strings, times};
 use super::{parse_size, Ctx, Form, MagicSpec, Units};
-use crate::output::{Bundle, Output, Progress};
+use crate::output::{Output, Progress};
+use crate::render::Bundle;
 use crate::render::{self, Footer, TableOptions};
-use crate::session::CellError;
+use crate::error::CellError;
 
 pub const SPEC: MagicSpec = MagicSpec {
     name: "emr",

@@ -13,9 +13,10 @@ use lakebook_engine::{Lakebook, S3Uri};
 
 use super::catalog::{batch, strings, times};
 use super::{Ctx, Form, MagicSpec};
-use crate::output::{Bundle, Output};
+use crate::output::Output;
+use crate::render::Bundle;
 use crate::render::{self, Footer, TableOptions};
-use crate::session::CellError;
+use crate::error::CellError;
 
 pub const SPEC: MagicSpec = MagicSpec {
     name: "firehose",

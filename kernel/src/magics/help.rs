@@ -4,9 +4,9 @@
 use clap::{CommandFactory, Parser};
 
 use super::{Form, MAGICS, MagicSpec};
-use crate::output::Bundle;
+use crate::render::Bundle;
 use crate::render;
-use crate::session::CellError;
+use crate::error::CellError;
 
 pub const LSMAGIC: MagicSpec = MagicSpec {
     name: "lsmagic",

@@ -12,9 +12,9 @@ use lakebook_engine::S3Uri;
 use lakebook_engine::lake::{BucketCreated, ObjectInfo};
 
 use super::{Ctx, Form, MagicSpec};
-use crate::output::Bundle;
+use crate::render::Bundle;
 use crate::render::{self, Footer, TableOptions};
-use crate::session::CellError;
+use crate::error::CellError;
 
 pub const SPEC: MagicSpec = MagicSpec {
     name: "lake",

@@ -19,8 +19,10 @@ pub mod workspace;
 
 use clap::{Command, FromArgMatches};
 
-use crate::output::{Bundle, Output};
-use crate::session::{CellError, Session};
+use crate::output::Output;
+use crate::render::Bundle;
+use crate::error::CellError;
+use crate::session::Session;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Form {

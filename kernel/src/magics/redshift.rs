@@ -13,9 +13,9 @@ use lakebook_engine::redshift::Outcome;
 use super::catalog::{batch, strings, times};
 use super::sql::{View, show};
 use super::{Ctx, Form, MagicSpec};
-use crate::output::Bundle;
+use crate::render::Bundle;
 use crate::render::{self, Footer, TableOptions};
-use crate::session::CellError;
+use crate::error::CellError;
 
 pub const SPEC: MagicSpec = MagicSpec {
     name: "redshift",

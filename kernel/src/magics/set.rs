@@ -7,9 +7,9 @@ use clap::{CommandFactory, Parser};
 
 use super::catalog::{batch, strings};
 use super::{Ctx, Form, MagicSpec};
-use crate::output::Bundle;
+use crate::render::Bundle;
 use crate::render::{self, Footer, TableOptions};
-use crate::session::CellError;
+use crate::error::CellError;
 
 pub const SPEC: MagicSpec = MagicSpec {
     name: "set",

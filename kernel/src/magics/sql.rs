@@ -6,10 +6,10 @@ use clap::{CommandFactory, Parser};
 use lakebook_engine::sql::QueryResult;
 
 use super::{Ctx, Form, MagicSpec};
-use crate::output::Bundle;
+use crate::render::Bundle;
 use crate::render::chart::{self, ChartKind, ChartSpec};
 use crate::render::{self, Footer, TableOptions};
-use crate::session::CellError;
+use crate::error::CellError;
 
 pub const SPEC: MagicSpec = MagicSpec {
     name: "sql",

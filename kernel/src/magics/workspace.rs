@@ -5,9 +5,9 @@ use clap::{CommandFactory, Parser, Subcommand};
 
 use super::lake::string_table;
 use super::{Ctx, Form, MagicSpec};
-use crate::output::Bundle;
+use crate::render::Bundle;
 use crate::render::{self, Footer, TableOptions};
-use crate::session::CellError;
+use crate::error::CellError;
 
 pub const SPEC: MagicSpec = MagicSpec {
     name: "workspace",

@@ -16,8 +16,8 @@ use plotly::layout::{Axis, BarMode};
 use plotly::{Bar, Histogram, Layout, Pie, Plot, Scatter, Trace};
 use serde_json::{Value, json};
 
-use crate::output::Bundle;
-use crate::session::CellError;
+use super::Bundle;
+use crate::error::CellError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ChartKind {

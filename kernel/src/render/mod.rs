@@ -6,7 +6,8 @@ pub mod table;
 
 use serde_json::Value;
 
-use crate::output::Bundle;
+/// A mime bundle: mime type → data.
+pub type Bundle = serde_json::Map<String, serde_json::Value>;
 
 pub use table::{Footer, TableOptions, table};
 

@@ -9,7 +9,7 @@ use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
 use serde_json::Value;
 
 use super::{escape, human_bytes};
-use crate::output::Bundle;
+use super::Bundle;
 
 /// How many rows to show, and what to write for NULL.
 #[derive(Debug, Clone)]

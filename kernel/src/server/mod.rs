@@ -1,7 +1,8 @@
 //! Sockets: binds the five Jupyter channels from a connection file and runs their loops.
-//! The only code that touches ZeroMQ. Shell requests go to one worker in order; control
-//! requests are answered by their own worker, so interrupt and kernel_info work while a cell
-//! runs. A read error never ends a loop: the message is logged and dropped.
+//! The only code that touches ZeroMQ, and it knows nothing of what answers the messages:
+//! [`bind`] hands back [`Channels`] (requests in, replies and IOPub out), and `crate::kernel`
+//! connects them to the dispatcher. A read error never ends a loop: the message is logged and
+//! dropped.
 
 pub mod wire;
 
@@ -11,15 +12,25 @@ use jupyter_protocol::ConnectionInfo;
 use tokio::sync::mpsc;
 use zeromq::{PubSocket, RepSocket, RouterSocket, Socket, SocketRecv, SocketSend};
 
-use crate::dispatch::{Core, ShellWorker};
-use crate::session::Session;
 use wire::{Incoming, Outgoing, ReplayGuard, Signer};
 
 /// How many recent signatures the replay guard remembers.
 const REPLAY_MEMORY: usize = 65_536;
 
-/// Runs the kernel until a shutdown request; returns the exit code.
-pub async fn serve(info: ConnectionInfo, session: Session) -> Result<i32, String> {
+/// The bound channels, ready for a dispatcher: shell and control requests (decoded, signature
+/// checked) come in on their receivers; replies go out through the repliers and IOPub
+/// messages through `iopub`, in order.
+pub struct Channels {
+    pub iopub: mpsc::UnboundedSender<IopubCommand>,
+    pub shell_reply: Replier,
+    pub control_reply: Replier,
+    pub shell_requests: mpsc::UnboundedReceiver<Incoming>,
+    pub control_requests: mpsc::UnboundedReceiver<Incoming>,
+}
+
+/// Binds the five sockets of `info` and starts their loops (IOPub, heartbeat, the shell and
+/// control readers); stdin is bound and never read (the kernel asks for no input).
+pub async fn bind(info: ConnectionInfo) -> Result<Channels, String> {
     let signer = Arc::new(Signer::new(&info.signature_scheme, &info.key)?);
     if !signer.is_signing() {
         tracing::warn!("the connection file has no key: messages are not signed");
@@ -72,42 +83,36 @@ pub async fn serve(info: ConnectionInfo, session: Session) -> Result<i32, String
             }
         }
     });
-    // Nothing reads stdin (we never ask for input), but the socket must exist and be bound.
-    let _stdin = stdin;
+    // Nothing reads stdin (we never ask for input), but the socket must exist and be bound;
+    // its task keeps it open for the life of the process.
+    tokio::spawn(async move {
+        let _stdin = stdin;
+        std::future::pending::<()>().await;
+    });
 
     let (shell_send, shell_recv) = shell.split();
     let (control_send, control_recv) = control.split();
-    let (shutdown_tx, mut shutdown_rx) = mpsc::unbounded_channel::<bool>();
-    let core = Arc::new(Core::new(
-        iopub_tx.clone(),
-        Replier::new(shell_send, signer.clone(), kernel_session.clone()),
-        Replier::new(control_send, signer.clone(), kernel_session.clone()),
-        shutdown_tx,
-    ));
-
     let (shell_tx, shell_rx) = mpsc::unbounded_channel::<Incoming>();
     tokio::spawn(read_loop("shell", shell_recv, signer.clone(), shell_tx));
-    let (control_tx, mut control_rx) = mpsc::unbounded_channel::<Incoming>();
+    let (control_tx, control_rx) = mpsc::unbounded_channel::<Incoming>();
     tokio::spawn(read_loop("control", control_recv, signer.clone(), control_tx));
+    Ok(Channels {
+        iopub: iopub_tx,
+        shell_reply: Replier::new(shell_send, signer.clone(), kernel_session.clone()),
+        control_reply: Replier::new(control_send, signer, kernel_session),
+        shell_requests: shell_rx,
+        control_requests: control_rx,
+    })
+}
 
-    tokio::spawn(ShellWorker::new(core.clone(), session).run(shell_rx));
-    {
-        let core = core.clone();
-        tokio::spawn(async move {
-            while let Some(request) = control_rx.recv().await {
-                core.handle_control(request).await;
-            }
-        });
-    }
-
-    let _restart = shutdown_rx.recv().await.unwrap_or(false);
-    // Let the reply and the final idle reach the wire before the process ends.
+/// Waits (at most half a second) until everything queued on IOPub has reached the socket, so
+/// the last reply and idle status go out before the process ends.
+pub async fn flush(iopub: &mpsc::UnboundedSender<IopubCommand>) {
     let (done_tx, done_rx) = tokio::sync::oneshot::channel();
-    if iopub_tx.send(IopubCommand::Flush(done_tx)).is_ok() {
+    if iopub.send(IopubCommand::Flush(done_tx)).is_ok() {
         let _ = tokio::time::timeout(std::time::Duration::from_millis(500), done_rx).await;
     }
     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    Ok(0)
 }
 
 /// What the IOPub task is asked to do.
