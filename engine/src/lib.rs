@@ -278,21 +278,17 @@ impl Lakebook {
                 let partition_key = spec.template.partition_key(&data, &mut rng);
                 batch.push(streams::PutEntry { partition_key, data: bytes::Bytes::from(data), explicit_hash_key: None });
             }
-            while !batch.is_empty() {
-                let rest = batch.split_off(batch.len().min(streams::MAX_PUT_RECORDS));
-                let chunk = std::mem::replace(&mut batch, rest);
-                report.sent += chunk.len() as u64;
-                for result in self.streams.put_records(&spec.stream, chunk)? {
-                    match result {
-                        Ok(_) => report.stored += 1,
-                        Err(e) => {
-                            if e.code() == streams::THROTTLED {
-                                report.throttled += 1;
-                            } else {
-                                report.failed += 1;
-                            }
-                            report.first_error.get_or_insert(e);
+            report.sent += batch.len() as u64;
+            for result in self.streams.put_records_in_calls(&spec.stream, batch)? {
+                match result {
+                    Ok(_) => report.stored += 1,
+                    Err(e) => {
+                        if e.code() == streams::THROTTLED {
+                            report.throttled += 1;
+                        } else {
+                            report.failed += 1;
                         }
+                        report.first_error.get_or_insert(e);
                     }
                 }
             }

@@ -111,6 +111,37 @@ fn put_records_reports_each_record_and_errors_have_aws_names() {
 }
 
 #[test]
+fn many_records_go_in_calls_of_at_most_500_in_order() {
+    let (_dir, lb) = open();
+    let streams = lb.streams();
+    // Three shards keep each under its 1,000 records per second.
+    streams.create("bulk", Some(3), None).unwrap();
+    let entries: Vec<PutEntry> = (0..1201).map(|i| entry(&format!("k{i}"), format!("{i}"))).collect();
+    let results: Vec<_> = streams.put_records_in_calls("bulk", entries).unwrap().into_iter().map(Result::unwrap).collect();
+    assert_eq!(results.len(), 1201);
+    let stats = streams.shard_stats("bulk").unwrap();
+    assert_eq!(stats.iter().map(|s| s.records).sum::<u64>(), 1201);
+    let mut all = Vec::new();
+    for shard in &stats {
+        // Within a shard, records are stored in put order.
+        let put: Vec<&String> = results.iter().filter(|r| r.shard_id == shard.shard_id).map(|r| &r.sequence_number).collect();
+        assert_eq!(shard.first_sequence.as_ref(), put.first().copied());
+        assert_eq!(shard.last_sequence.as_ref(), put.last().copied());
+        let it = streams.shard_iterator("bulk", &shard.shard_id, IteratorStart::TrimHorizon).unwrap();
+        let read = streams.get_records(&it, Some(10_000)).unwrap().records;
+        assert_eq!(read.iter().map(|r| &r.sequence_number).collect::<Vec<_>>(), put);
+        all.extend(datas_of(&read).into_iter().map(|d| d.parse::<u32>().unwrap()));
+    }
+    all.sort_unstable();
+    assert_eq!(all, (0..1201).collect::<Vec<u32>>());
+    assert_eq!(streams.put_records_in_calls("nope", vec![entry("k", "x")]).unwrap_err().code(), "ResourceNotFoundException");
+}
+
+fn datas_of(records: &[lakebook_engine::streams::Record]) -> Vec<String> {
+    records.iter().map(|r| String::from_utf8_lossy(&r.data).into_owned()).collect()
+}
+
+#[test]
 fn acknowledged_records_survive_reopening() {
     let (dir, lb) = open();
     lb.streams().create("durable", Some(4), None).unwrap();

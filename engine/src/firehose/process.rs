@@ -125,9 +125,12 @@ impl PartitionKey {
     }
 }
 
+/// A record that could not be converted: its index in the batch and why.
+pub type Rejected = (usize, String);
+
 /// Converts JSON records to one Parquet file with `schema`. Returns the file (None when no
 /// record converted) and, for each record that does not fit, its index and why.
-pub fn to_parquet(schema: &SchemaRef, records: &[Bytes]) -> Result<(Option<Bytes>, Vec<(usize, String)>)> {
+pub fn to_parquet(schema: &SchemaRef, records: &[Bytes]) -> Result<(Option<Bytes>, Vec<Rejected>)> {
     let decode = |lines: &[&Bytes]| -> std::result::Result<Vec<RecordBatch>, String> {
         let mut text = Vec::new();
         for line in lines {

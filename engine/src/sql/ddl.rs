@@ -114,8 +114,11 @@ pub(crate) struct AddPartitions {
     pub table: ObjectName,
     pub if_not_exists: bool,
     /// Each partition's `key = value` pairs as written, and its LOCATION if given.
-    pub partitions: Vec<(Vec<(String, String)>, Option<String>)>,
+    pub partitions: Vec<(PartitionSpec, Option<String>)>,
 }
+
+/// A partition's `key = value` pairs, in the order written.
+pub(crate) type PartitionSpec = Vec<(String, String)>;
 
 impl AddPartitions {
     /// Reads `ALTER TABLE name ADD [IF NOT EXISTS] PARTITION (k = 'v', …) [LOCATION 's3://…']

@@ -454,8 +454,8 @@ impl Streams {
         self.expire().map(|_| ())
     }
 
-    /// Each shard's retained records: (count, bytes, first and last sequence number).
-    pub fn shard_stats(&self, name: &str) -> Result<Vec<(String, u64, u64, Option<String>, Option<String>)>> {
+    /// Each shard's retained records: how many, their bytes, first and last sequence number.
+    pub fn shard_stats(&self, name: &str) -> Result<Vec<ShardStats>> {
         let state = self.lock();
         let stream = stream(&state, name)?;
         Ok(stream
@@ -465,7 +465,13 @@ impl Streams {
                 let log = &state.logs[&(name.to_string(), shard.shard_id.clone())];
                 let bytes = log.records.iter().map(|r| (r.data.len() + r.partition_key.len()) as u64).sum();
                 let seq = |r: Option<&StoredRecord>| r.map(|r| sequence_string(shard.number(), r.sequence));
-                (shard.shard_id.clone(), log.records.len() as u64, bytes, seq(log.records.first()), seq(log.records.last()))
+                ShardStats {
+                    shard_id: shard.shard_id.clone(),
+                    records: log.records.len() as u64,
+                    bytes,
+                    first_sequence: seq(log.records.first()),
+                    last_sequence: seq(log.records.last()),
+                }
             })
             .collect())
     }
@@ -493,6 +499,19 @@ impl Streams {
     pub fn put_record(&self, name: &str, partition_key: &str, data: Bytes, explicit_hash_key: Option<&str>) -> Result<PutResult> {
         let entry = PutEntry { partition_key: partition_key.to_string(), data, explicit_hash_key: explicit_hash_key.map(str::to_string) };
         self.put_records(name, vec![entry])?.pop().ok_or_else(|| crate::internal_err!("a put returned no result"))?
+    }
+
+    /// Puts any number of records as a client does: PutRecords calls of at most
+    /// `MAX_PUT_RECORDS` each, in order. The results are one per record, in order; a call the
+    /// service refuses whole (an unknown stream, more than 5 MiB) ends the loop with its error,
+    /// the records of earlier calls staying stored.
+    pub fn put_records_in_calls(&self, name: &str, mut entries: Vec<PutEntry>) -> Result<Vec<PutRecordsEntry>> {
+        let mut results = Vec::with_capacity(entries.len());
+        while !entries.is_empty() {
+            let rest = entries.split_off(entries.len().min(MAX_PUT_RECORDS));
+            results.extend(self.put_records(name, std::mem::replace(&mut entries, rest))?);
+        }
+        Ok(results)
     }
 
     /// ≙ PutRecords: at most 500 records and 5 MiB; results in order, one per record (a
@@ -992,6 +1011,16 @@ fn route(entry: &PutEntry, open: &[(String, u64, u128, u128)]) -> Result<usize> 
     open.iter()
         .position(|(_, _, start, end)| (*start..=*end).contains(&hash))
         .ok_or_else(|| crate::internal_err!("no open shard covers hash key {hash}"))
+}
+
+/// One shard's retained records, as `Streams::shard_stats` reports them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShardStats {
+    pub shard_id: String,
+    pub records: u64,
+    pub bytes: u64,
+    pub first_sequence: Option<String>,
+    pub last_sequence: Option<String>,
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 
 mod emr;
 
-use super::{Ctx, Form, MagicSpec};
+use super::{Body, Ctx, Form, MagicSpec, Running};
 use crate::render::Bundle;
 use crate::error::CellError;
 
@@ -27,6 +27,8 @@ pub const SPEC: MagicSpec = MagicSpec {
     summary: "AWS CLI commands as the guides write them (kinesis, emr), answered with the CLI's output",
     form: Form::Line,
     command: AwsArgs::command,
+    body: Body::Data,
+    run: start,
 };
 
 #[derive(Debug, Parser)]
@@ -223,18 +225,24 @@ impl Kinesis {
     }
 }
 
-pub async fn run(args: &[String], ctx: Ctx<'_>) -> Result<Option<Bundle>, CellError> {
+/// `%aws` parses its own words: the CLI's service and operation are clap commands of their
+/// own, and `NAME=$(aws …)` is read from the raw line.
+fn start<'a>(args: &'a [String], ctx: Ctx<'a>) -> Running<'a> {
+    Box::pin(run(args, ctx))
+}
+
+pub async fn run(args: &[String], mut ctx: Ctx<'_>) -> Result<Option<Bundle>, CellError> {
     // `NAME=$(aws …)`: the shell's command substitution into a variable.
     if let Some((name, inner)) = substitution(ctx.raw) {
         let words = shlex::split(inner).ok_or_else(|| CellError::usage(format!("cannot split {inner:?} into words (an unclosed quote?)")))?;
-        let words = expand_dollars(&words, &ctx.session.variables)?;
-        let printed = answer(&words, ctx.session.engine()?.as_ref()).await?;
+        let words = expand_dollars(&words, &ctx.state.variables)?;
+        let printed = answer(&words, ctx.engine()?.as_ref()).await?;
         // bash drops the trailing newlines of a command substitution
-        ctx.session.variables.insert(name.to_string(), printed.trim_end_matches('\n').to_string());
+        ctx.state.variables.insert(name.to_string(), printed.trim_end_matches('\n').to_string());
         return Ok(None);
     }
-    let words = expand_dollars(args, &ctx.session.variables)?;
-    let printed = answer(&words, ctx.session.engine()?.as_ref()).await?;
+    let words = expand_dollars(args, &ctx.state.variables)?;
+    let printed = answer(&words, ctx.engine()?.as_ref()).await?;
     ctx.out.stdout(&printed);
     Ok(None)
 }
@@ -359,7 +367,7 @@ fn kinesis(op: Kinesis, engine: &Lakebook) -> lakebook_engine::Result<Option<Val
             let d = streams.describe(&stream_name)?;
             let (shards, more) = page(&d.shards, exclusive_start_shard_id.as_deref(), limit.unwrap_or(100));
             Some(json!({ "StreamDescription": {
-                "Shards": shards.iter().map(|s| shard(s)).collect::<Vec<_>>(),
+                "Shards": shards.iter().map(shard).collect::<Vec<_>>(),
                 "StreamARN": d.arn,
                 "StreamName": d.name,
                 "StreamStatus": d.status,
@@ -392,7 +400,7 @@ fn kinesis(op: Kinesis, engine: &Lakebook) -> lakebook_engine::Result<Option<Val
         Kinesis::ListShards { stream_name, exclusive_start_shard_id, max_results } => {
             let d = streams.describe(&stream_name)?;
             let (shards, _) = page(&d.shards, exclusive_start_shard_id.as_deref(), max_results.unwrap_or(1000));
-            Some(json!({ "Shards": shards.iter().map(|s| shard(s)).collect::<Vec<_>>() }))
+            Some(json!({ "Shards": shards.iter().map(shard).collect::<Vec<_>>() }))
         }
         Kinesis::PutRecord { stream_name, partition_key, data, explicit_hash_key, sequence_number_for_ordering: _ } => {
             let put = streams.put_record(&stream_name, &partition_key, Bytes::from(data), explicit_hash_key.as_deref())?;

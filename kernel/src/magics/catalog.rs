@@ -3,14 +3,13 @@
 
 use std::sync::Arc;
 
-use arrow_array::{ArrayRef, BooleanArray, RecordBatch, StringArray, TimestampMillisecondArray, UInt32Array, UInt64Array};
-use arrow_schema::{Field, Schema};
+use arrow_array::{ArrayRef, BooleanArray, UInt32Array, UInt64Array};
 use clap::{CommandFactory, Parser, Subcommand};
 use lakebook_engine::catalog::{Table, split_table_name};
 
-use super::{Ctx, Form, MagicSpec};
+use super::{Body, Ctx, Form, MagicSpec};
 use crate::render::Bundle;
-use crate::render::{self, Footer, TableOptions};
+use crate::render::{self, Footer, TableOptions, batch, strings, times};
 use crate::error::CellError;
 
 pub const SPEC: MagicSpec = MagicSpec {
@@ -18,6 +17,8 @@ pub const SPEC: MagicSpec = MagicSpec {
     summary: "The Data Catalog: databases, tables, columns, partitions and versions (Glue)",
     form: Form::Line,
     command: CatalogArgs::command,
+    body: Body::Data,
+    run: runner!(SPEC, run),
 };
 
 #[derive(Debug, Parser)]
@@ -69,11 +70,11 @@ enum Verb {
     DropDatabase { name: String },
 }
 
-pub async fn run(args: CatalogArgs, ctx: Ctx<'_>) -> Result<Option<Bundle>, CellError> {
-    let engine = ctx.session.engine()?;
+pub async fn run(args: CatalogArgs, mut ctx: Ctx<'_>) -> Result<Option<Bundle>, CellError> {
+    let engine = ctx.engine()?;
     let catalog = engine.catalog();
     let out = ctx.out;
-    let plain = TableOptions { null: "", ..TableOptions::default() };
+    let plain = TableOptions::plain();
     match args.verb {
         Verb::Databases => {
             let dbs = catalog.databases();
@@ -190,7 +191,7 @@ pub fn describe(t: &Table) -> Result<Bundle, CellError> {
     if t.deprecated {
         facts.push("DEPRECATED (its data is gone)".into());
     }
-    let options = TableOptions { null: "", max_rows: 500, ..TableOptions::default() };
+    let options = TableOptions { max_rows: 500, ..TableOptions::plain() };
     let mut bundle = render::table(&batch, &options, &Footer { extra: facts.clone(), ..Footer::default() });
     let heading = t.qualified_name();
     if let Some(serde_json::Value::String(html)) = bundle.get_mut("text/html") {
@@ -200,19 +201,5 @@ pub fn describe(t: &Table) -> Result<Bundle, CellError> {
         *text = format!("{heading}\n{text}");
     }
     Ok(bundle)
-}
-
-pub(crate) fn strings(values: impl Iterator<Item = String>) -> ArrayRef {
-    Arc::new(StringArray::from_iter_values(values))
-}
-
-pub(crate) fn times(values: impl Iterator<Item = Option<i64>>) -> ArrayRef {
-    Arc::new(TimestampMillisecondArray::from_iter(values).with_timezone("UTC"))
-}
-
-pub(crate) fn batch(columns: Vec<(&str, ArrayRef)>) -> Result<RecordBatch, CellError> {
-    let fields: Vec<Field> = columns.iter().map(|(n, a)| Field::new(*n, a.data_type().clone(), true)).collect();
-    let arrays: Vec<ArrayRef> = columns.into_iter().map(|(_, a)| a).collect();
-    RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays).map_err(|e| CellError::bug(format!("building a result table: {e}")))
 }
 

@@ -3,7 +3,7 @@
 
 use clap::{CommandFactory, Parser};
 
-use super::{Ctx, Form, MagicSpec};
+use super::{Body, Ctx, Form, MagicSpec};
 use crate::render::Bundle;
 use crate::render::chart::{self, ChartKind, ChartSpec};
 use crate::error::CellError;
@@ -13,6 +13,8 @@ pub const SPEC: MagicSpec = MagicSpec {
     summary: "Chart the previous %sql result (bar, line, scatter, area, pie, histogram) with Plotly",
     form: Form::Line,
     command: ChartArgs::command,
+    body: Body::Data,
+    run: runner!(SPEC, sync run),
 };
 
 #[derive(Debug, Parser)]
@@ -39,12 +41,12 @@ pub struct ChartArgs {
 }
 
 pub fn run(args: ChartArgs, ctx: Ctx<'_>) -> Result<Option<Bundle>, CellError> {
-    let session = ctx.session;
-    let batch = session.last_result.as_ref().ok_or_else(|| {
+    let state = ctx.state;
+    let batch = state.last_result.as_ref().ok_or_else(|| {
         CellError::usage("there is no result to chart yet").with_detail("run a query first: %sql SELECT …, then %chart KIND --x COL --y COL")
     })?;
     let spec = ChartSpec { kind: args.kind, x: args.x, y: args.y, color: args.color, title: args.title };
-    let bundle = chart::chart(&spec, batch, !session.plotly_loaded)?;
-    session.plotly_loaded = true;
+    let bundle = chart::chart(&spec, batch, !state.plotly_loaded)?;
+    state.plotly_loaded = true;
     Ok(Some(bundle))
 }

@@ -7,7 +7,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 use lakebook_engine::ClockMode;
 use lakebook_engine::clock::{format_duration, format_time, parse_duration, parse_time};
 
-use super::{Ctx, Form, MagicSpec};
+use super::{Body, Ctx, Form, MagicSpec};
 use crate::render::Bundle;
 use crate::render;
 use crate::error::CellError;
@@ -17,6 +17,8 @@ pub const SPEC: MagicSpec = MagicSpec {
     summary: "The engine clock: real (system) time, or a manual clock that moves only when told",
     form: Form::Line,
     command: ClockArgs::command,
+    body: Body::Data,
+    run: runner!(SPEC, run),
 };
 
 #[derive(Debug, Parser)]
@@ -53,8 +55,8 @@ enum Verb {
     },
 }
 
-pub async fn run(args: ClockArgs, ctx: Ctx<'_>) -> Result<Option<Bundle>, CellError> {
-    let engine = ctx.session.engine()?;
+pub async fn run(args: ClockArgs, mut ctx: Ctx<'_>) -> Result<Option<Bundle>, CellError> {
+    let engine = ctx.engine()?;
     let clock = engine.clock();
     let out = ctx.out;
     let describe = |t, mode: ClockMode| format!("{} ({mode})", format_time(t));
@@ -114,12 +116,13 @@ mod tests {
 
     use super::*;
     use crate::output::{Output, OutputEvent};
-    use crate::session::Session;
+    use crate::magics::{State, Workspace};
 
-    async fn run_line(session: &mut Session, line: &str) -> (Result<Option<Bundle>, CellError>, Vec<OutputEvent>) {
+    async fn run_line(workspace: &mut Workspace, line: &str) -> (Result<Option<Bundle>, CellError>, Vec<OutputEvent>) {
         let (out, events) = Output::recording();
         let args: Vec<String> = shlex::split(line).unwrap();
-        let result = super::super::run("clock", &args, Ctx { session, out: &out, body: None, raw: line }).await;
+        let mut state = State::default();
+        let result = super::super::run("clock", &args, Ctx { workspace, state: &mut state, out: &out, body: None, raw: line }).await;
         let events = events.lock().unwrap().clone();
         (result, events)
     }
@@ -127,7 +130,7 @@ mod tests {
     #[tokio::test]
     async fn manual_clock_show_advance_and_errors() {
         let dir = tempfile::tempdir().unwrap();
-        let mut session = Session::new(PathBuf::from(dir.path()));
+        let mut session = Workspace::new(PathBuf::from(dir.path()));
         run_line(&mut session, "manual --at 2026-01-01T00:00:00Z").await.0.unwrap();
         let (value, _) = run_line(&mut session, "").await;
         assert_eq!(value.unwrap().unwrap()["text/plain"], "2026-01-01T00:00:00Z (manual)");

@@ -9,8 +9,8 @@ use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use lakebook_engine::catalog::{CrawlSummary, CrawlerConfig, DeleteBehavior, TableAction, UpdateBehavior, sanitize_name};
 use lakebook_engine::clock::format_time;
 
-use super::catalog::{batch, strings, times};
-use super::{Ctx, Form, MagicSpec};
+use crate::render::{batch, strings, times};
+use super::{Body, Ctx, Form, MagicSpec};
 use crate::render::Bundle;
 use crate::render::{self, Footer, TableOptions};
 use crate::error::CellError;
@@ -20,6 +20,8 @@ pub const SPEC: MagicSpec = MagicSpec {
     summary: "Glue crawlers: find formats, schemas and partitions under s3:// and write tables to the catalog",
     form: Form::Line,
     command: CrawlArgs::command,
+    body: Body::Data,
+    run: runner!(SPEC, run),
 };
 
 #[derive(Debug, Parser)]
@@ -119,8 +121,8 @@ fn config(name: String, target: String, o: Options, schedule: Option<String>) ->
     }
 }
 
-pub async fn run(args: CrawlArgs, ctx: Ctx<'_>) -> Result<Option<Bundle>, CellError> {
-    let engine = ctx.session.engine()?;
+pub async fn run(args: CrawlArgs, mut ctx: Ctx<'_>) -> Result<Option<Bundle>, CellError> {
+    let engine = ctx.engine()?;
     let catalog = engine.catalog();
     let out = ctx.out;
     let name = match (args.verb, args.target) {
@@ -155,7 +157,7 @@ pub async fn run(args: CrawlArgs, ctx: Ctx<'_>) -> Result<Option<Bundle>, CellEr
                 ("last_run", times(crawlers.iter().map(|c| c.last_run.map(|t| t.timestamp_millis())))),
                 ("runs", Arc::new(UInt64Array::from_iter_values(crawlers.iter().map(|c| c.runs.len() as u64))) as ArrayRef),
             ])?;
-            return Ok(Some(render::table(&batch, &TableOptions { null: "", ..TableOptions::default() }, &Footer::default())));
+            return Ok(Some(render::table(&batch, &TableOptions::plain(), &Footer::default())));
         }
         (Some(Verb::Describe { name }), _) => {
             let c = catalog.crawler(&name)?;
@@ -183,7 +185,7 @@ pub async fn run(args: CrawlArgs, ctx: Ctx<'_>) -> Result<Option<Bundle>, CellEr
                 ("skipped", Arc::new(UInt64Array::from_iter_values(runs.iter().map(|r| r.skipped.len() as u64)))),
                 ("ms", Arc::new(UInt64Array::from_iter_values(runs.iter().map(|r| r.elapsed_ms)))),
             ])?;
-            return Ok(Some(render::table(&batch, &TableOptions { null: "", ..TableOptions::default() }, &Footer::default())));
+            return Ok(Some(render::table(&batch, &TableOptions::plain(), &Footer::default())));
         }
         (Some(Verb::Delete { name }), _) => {
             catalog.delete_crawler(&name)?;
@@ -242,7 +244,7 @@ fn summary_bundle(s: &CrawlSummary) -> Result<Bundle, CellError> {
         bytes_scanned: None,
         extra: vec![format!("{} files seen, {} read, {} skipped", s.files_seen, s.files_read, s.skipped.len())],
     };
-    let options = TableOptions { null: "", ..TableOptions::default() };
+    let options = TableOptions::plain();
     let mut bundle = render::table(&tables, &options, &footer);
     if !s.skipped.is_empty() {
         let skipped = batch(vec![

@@ -14,8 +14,8 @@ use lakebook_engine::emr::{
 };
 use lakebook_engine::{serde_name, Lakebook, S3Uri};
 
-use super::catalog::{batch, strings, times};
-use super::{parse_size, Ctx, Form, MagicSpec, Units};
+use crate::render::{batch, strings, times};
+use super::{Body, Ctx, Form, MagicSpec, Units, parse_size};
 use crate::output::{Output, Progress};
 use crate::render::Bundle;
 use crate::render::{self, Footer, TableOptions};
@@ -26,6 +26,8 @@ pub const SPEC: MagicSpec = MagicSpec {
     summary: "EMR-style clusters: Hadoop-streaming MapReduce and SQL steps over the lake",
     form: Form::LineAndCell,
     command: EmrArgs::command,
+    body: Body::SqlFor(&["step"]),
+    run: runner!(SPEC, run),
 };
 
 #[derive(Debug, Parser)]
@@ -162,8 +164,8 @@ enum Verb {
     Logs { name: String, step: String },
 }
 
-pub async fn run(args: EmrArgs, ctx: Ctx<'_>) -> Result<Option<Bundle>, CellError> {
-    let engine = ctx.session.engine()?;
+pub async fn run(args: EmrArgs, mut ctx: Ctx<'_>) -> Result<Option<Bundle>, CellError> {
+    let engine = ctx.engine()?;
     let out = ctx.out;
     let emr = engine.emr();
     if ctx.body.is_some() && !matches!(args.verb, Verb::Step { kind: StepType::Sql, .. }) {
@@ -211,7 +213,7 @@ pub async fn run(args: EmrArgs, ctx: Ctx<'_>) -> Result<Option<Bundle>, CellErro
                 ("steps", Arc::new(UInt32Array::from_iter_values(all.iter().map(|c| c.steps.len() as u32)))),
                 ("created", times(all.iter().map(|c| Some(c.created.timestamp_millis())))),
             ])?;
-            Ok(Some(render::table(&table, &plain(), &Footer::default())))
+            Ok(Some(render::table(&table, &TableOptions::plain(), &Footer::default())))
         }
         Verb::Describe { name } => {
             let c = emr.describe(&name)?;
@@ -250,7 +252,7 @@ pub async fn run(args: EmrArgs, ctx: Ctx<'_>) -> Result<Option<Bundle>, CellErro
                 ("node", strings(logs.iter().map(|l| l.node.clone()))),
                 ("stderr", strings(logs.iter().map(|l| l.stderr_tail.clone()))),
             ])?;
-            Ok(Some(render::table(&table, &TableOptions { null: "", max_rows: 200, ..TableOptions::default() }, &Footer::default())))
+            Ok(Some(render::table(&table, &TableOptions { max_rows: 200, ..TableOptions::plain() }, &Footer::default())))
         }
         Verb::Run { name } => run_steps(&engine, &name, out).await,
         Verb::Step {
@@ -411,7 +413,7 @@ fn counters_table(step: &Step, elapsed: std::time::Duration) -> Result<Bundle, C
         ("value", Arc::new(UInt64Array::from_iter_values(named.iter().map(|(_, v)| *v))) as ArrayRef),
     ])?;
     let footer = Footer { elapsed: Some(elapsed), extra: vec![format!("step {} {}", step.id, serde_name(&step.state))], ..Footer::default() };
-    Ok(render::table(&table, &TableOptions { null: "", max_rows: 100, ..TableOptions::default() }, &footer))
+    Ok(render::table(&table, &TableOptions { max_rows: 100, ..TableOptions::plain() }, &footer))
 }
 
 /// A SQL step's statements as query executions (the same ones `%sql history` lists).
@@ -427,7 +429,7 @@ fn executions_table(engine: &Lakebook, step: &Step, elapsed: std::time::Duration
         ("query", strings(runs.iter().map(|r| r.query.clone()))),
     ])?;
     let footer = Footer { elapsed: Some(elapsed), extra: vec![format!("step {} {}", step.id, serde_name(&step.state))], ..Footer::default() };
-    Ok(render::table(&table, &plain(), &footer))
+    Ok(render::table(&table, &TableOptions::plain(), &footer))
 }
 
 fn nodes_table(c: &Cluster) -> Result<Bundle, CellError> {
@@ -438,7 +440,7 @@ fn nodes_table(c: &Cluster) -> Result<Bundle, CellError> {
         ("state", strings(c.nodes.iter().map(|n| serde_name(&n.state)))),
         ("reason", strings(c.nodes.iter().map(|n| n.reason.clone().unwrap_or_default()))),
     ])?;
-    Ok(render::table(&table, &plain(), &Footer { extra: vec![format!("{} slot(s) on live core and task nodes", c.slots())], ..Footer::default() }))
+    Ok(render::table(&table, &TableOptions::plain(), &Footer { extra: vec![format!("{} slot(s) on live core and task nodes", c.slots())], ..Footer::default() }))
 }
 
 fn steps_table(steps: &[Step]) -> Result<Bundle, CellError> {
@@ -455,7 +457,7 @@ fn steps_table(steps: &[Step]) -> Result<Bundle, CellError> {
         ("ended", times(steps.iter().map(|s| s.ended.map(|t| t.timestamp_millis())))),
         ("reason", strings(steps.iter().map(|s| s.reason.as_ref().map(|r| r.message.clone()).unwrap_or_default()))),
     ])?;
-    Ok(render::table(&table, &plain(), &Footer::default()))
+    Ok(render::table(&table, &TableOptions::plain(), &Footer::default()))
 }
 
 fn state_text(c: &Cluster) -> String {
@@ -465,6 +467,3 @@ fn state_text(c: &Cluster) -> String {
     }
 }
 
-fn plain() -> TableOptions {
-    TableOptions { null: "", ..TableOptions::default() }
-}

@@ -5,14 +5,14 @@ use std::sync::Arc;
 
 use arrow_array::{ArrayRef, UInt64Array};
 use bytes::Bytes;
-use clap::{CommandFactory, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 use lakebook_engine::clock::{format_duration, parse_duration};
 use lakebook_engine::firehose::{self, Compression, Config, Conversion, DeliveredObject, Delivery, DeliveryStream, PartitionKey, RedshiftDestination, Source, Trigger};
 use lakebook_engine::streams::lines;
 use lakebook_engine::{Lakebook, S3Uri};
 
-use super::catalog::{batch, strings, times};
-use super::{Ctx, Form, MagicSpec};
+use crate::render::{batch, strings, times};
+use super::{Body, Ctx, Form, MagicSpec};
 use crate::output::Output;
 use crate::render::Bundle;
 use crate::render::{self, Footer, TableOptions};
@@ -23,6 +23,8 @@ pub const SPEC: MagicSpec = MagicSpec {
     summary: "Firehose-style delivery streams: buffer, transform, convert and deliver records to the lake",
     form: Form::LineAndCell,
     command: FirehoseArgs::command,
+    body: Body::SqlFor(&["create"]),
+    run: runner!(SPEC, run),
 };
 
 #[derive(Debug, Parser)]
@@ -38,61 +40,7 @@ pub struct FirehoseArgs {
 #[derive(Debug, Subcommand)]
 enum Verb {
     /// Create a delivery stream to the lake or into a Redshift table (≙ CreateDeliveryStream)
-    Create {
-        name: String,
-        /// direct-put (default) or stream:STREAM (read a data stream as a consumer)
-        #[arg(long, default_value = "direct-put")]
-        source: String,
-        /// The bucket, s3://bucket/[prefix], or redshift:CLUSTER.TABLE (with --intermediate)
-        #[arg(long)]
-        destination: String,
-        /// Redshift destination: where batches are staged before each COPY, s3://bucket/prefix/
-        #[arg(long)]
-        intermediate: Option<String>,
-        /// Redshift destination: the COPY options, e.g. "JSON 'auto'" or "CSV IGNOREHEADER 1"
-        #[arg(long, default_value = "")]
-        copy_options: String,
-        /// Redshift destination: how long a failed COPY is retried, 0s–7200s (default 3600s)
-        #[arg(long)]
-        retry_duration: Option<String>,
-        /// Object key prefix (expressions allowed; none → yyyy/MM/dd/HH/ is appended)
-        #[arg(long, default_value = "")]
-        prefix: String,
-        /// Prefix for failed records (needed when --prefix has expressions)
-        #[arg(long)]
-        error_prefix: Option<String>,
-        /// Buffer size, 1MB–128MB (default 5MB; 128MB with --format)
-        #[arg(long)]
-        buffer_size: Option<String>,
-        /// Buffer interval, 0s–900s (default 300s)
-        #[arg(long)]
-        buffer_interval: Option<String>,
-        /// gzip, zip, snappy or hadoop-snappy
-        #[arg(long)]
-        compression: Option<String>,
-        /// Convert JSON records: parquet
-        #[arg(long, requires = "schema")]
-        format: Option<String>,
-        /// The catalog table (DB.TABLE) whose columns the converted files get
-        #[arg(long, requires = "format")]
-        schema: Option<String>,
-        /// SQL applied to each incoming batch: an expression over `data`, or a query over `records`
-        /// (or write it as the body of a `%%firehose create` cell)
-        #[arg(long)]
-        transform: Option<String>,
-        /// Partition records by keys taken from their JSON (with --partition-key)
-        #[arg(long, requires = "partition_key")]
-        dynamic_partitioning: bool,
-        /// NAME=.json.path; repeat for several keys
-        #[arg(long, requires = "dynamic_partitioning")]
-        partition_key: Vec<String>,
-        /// Add a newline after each record (records are concatenated verbatim otherwise)
-        #[arg(long)]
-        newline: bool,
-        /// If it exists already, keep it as it is instead of failing (a cell that can be rerun)
-        #[arg(long)]
-        if_not_exists: bool,
-    },
+    Create(Box<Create>),
     /// List the delivery streams (≙ ListDeliveryStreams)
     List,
     /// Configuration, buffer fill, delivered objects and metrics (≙ DescribeDeliveryStream)
@@ -110,34 +58,92 @@ enum Verb {
     Flush { name: String },
 }
 
-pub async fn run(args: FirehoseArgs, ctx: Ctx<'_>) -> Result<Option<Bundle>, CellError> {
-    let engine = ctx.session.engine()?;
-    if ctx.body.is_some() && !matches!(args.verb, Verb::Put { .. } | Verb::Create { .. }) {
+#[derive(Debug, Args)]
+struct Create {
+    pub name: String,
+    /// direct-put (default) or stream:STREAM (read a data stream as a consumer)
+    #[arg(long, default_value = "direct-put")]
+    pub source: String,
+    /// The bucket, s3://bucket/[prefix], or redshift:CLUSTER.TABLE (with --intermediate)
+    #[arg(long)]
+    pub destination: String,
+    /// Redshift destination: where batches are staged before each COPY, s3://bucket/prefix/
+    #[arg(long)]
+    pub intermediate: Option<String>,
+    /// Redshift destination: the COPY options, e.g. "JSON 'auto'" or "CSV IGNOREHEADER 1"
+    #[arg(long, default_value = "")]
+    pub copy_options: String,
+    /// Redshift destination: how long a failed COPY is retried, 0s–7200s (default 3600s)
+    #[arg(long)]
+    pub retry_duration: Option<String>,
+    /// Object key prefix (expressions allowed; none → yyyy/MM/dd/HH/ is appended)
+    #[arg(long, default_value = "")]
+    pub prefix: String,
+    /// Prefix for failed records (needed when --prefix has expressions)
+    #[arg(long)]
+    pub error_prefix: Option<String>,
+    /// Buffer size, 1MB–128MB (default 5MB; 128MB with --format)
+    #[arg(long)]
+    pub buffer_size: Option<String>,
+    /// Buffer interval, 0s–900s (default 300s)
+    #[arg(long)]
+    pub buffer_interval: Option<String>,
+    /// gzip, zip, snappy or hadoop-snappy
+    #[arg(long)]
+    pub compression: Option<String>,
+    /// Convert JSON records: parquet
+    #[arg(long, requires = "schema")]
+    pub format: Option<String>,
+    /// The catalog table (DB.TABLE) whose columns the converted files get
+    #[arg(long, requires = "format")]
+    pub schema: Option<String>,
+    /// SQL applied to each incoming batch: an expression over `data`, or a query over `records`
+    /// (or write it as the body of a `%%firehose create` cell)
+    #[arg(long)]
+    pub transform: Option<String>,
+    /// Partition records by keys taken from their JSON (with --partition-key)
+    #[arg(long, requires = "partition_key")]
+    pub dynamic_partitioning: bool,
+    /// NAME=.json.path; repeat for several keys
+    #[arg(long, requires = "dynamic_partitioning")]
+    pub partition_key: Vec<String>,
+    /// Add a newline after each record (records are concatenated verbatim otherwise)
+    #[arg(long)]
+    pub newline: bool,
+    /// If it exists already, keep it as it is instead of failing (a cell that can be rerun)
+    #[arg(long)]
+    pub if_not_exists: bool,
+}
+
+pub async fn run(args: FirehoseArgs, mut ctx: Ctx<'_>) -> Result<Option<Bundle>, CellError> {
+    let engine = ctx.engine()?;
+    if ctx.body.is_some() && !matches!(args.verb, Verb::Put { .. } | Verb::Create(_)) {
         return Err(CellError::usage("only `%%firehose put NAME` (one record per line) and `%%firehose create NAME` (the transform SQL) take a cell body"));
     }
     let out = ctx.out;
     let fh = engine.firehose();
     match args.verb {
-        Verb::Create {
-            name,
-            source,
-            destination,
-            intermediate,
-            copy_options,
-            retry_duration,
-            prefix,
-            error_prefix,
-            buffer_size,
-            buffer_interval,
-            compression,
-            format,
-            schema,
-            transform,
-            dynamic_partitioning: _,
-            partition_key,
-            newline,
-            if_not_exists,
-        } => {
+        Verb::Create(create) => {
+            let Create {
+                name,
+                source,
+                destination,
+                intermediate,
+                copy_options,
+                retry_duration,
+                prefix,
+                error_prefix,
+                buffer_size,
+                buffer_interval,
+                compression,
+                format,
+                schema,
+                transform,
+                dynamic_partitioning: _,
+                partition_key,
+                newline,
+                if_not_exists,
+            } = *create;
             if if_not_exists && fh.list().iter().any(|d| d.name == name) {
                 super::kept(out, &format!("delivery stream {name}"));
                 return Ok(None);
@@ -200,7 +206,7 @@ pub async fn run(args: FirehoseArgs, ctx: Ctx<'_>) -> Result<Option<Bundle>, Cel
                 ("objects", Arc::new(UInt64Array::from_iter_values(all.iter().map(|d| d.metrics.delivered_objects)))),
                 ("created", times(all.iter().map(|d| Some(d.created.timestamp_millis())))),
             ])?;
-            Ok(Some(render::table(&table, &plain(), &Footer::default())))
+            Ok(Some(render::table(&table, &TableOptions::plain(), &Footer::default())))
         }
         Verb::Describe { name } => describe(&engine, &name, out).map(Some),
         Verb::Delete { name } => {
@@ -243,7 +249,7 @@ pub async fn run(args: FirehoseArgs, ctx: Ctx<'_>) -> Result<Option<Bundle>, Cel
             report_deliveries(&delivered, out);
             let table = batch(vec![("record_id", strings(ids.into_iter())), ("error_code", strings(codes.into_iter())), ("error_message", strings(messages.into_iter()))])?;
             let footer = Footer { extra: vec![format!("FailedPutCount: {failed}")], ..Footer::default() };
-            Ok(Some(render::table(&table, &plain(), &footer)))
+            Ok(Some(render::table(&table, &TableOptions::plain(), &footer)))
         }
         Verb::Flush { name } => {
             let delivered = fh.deliver(&name, Trigger::Force).await?;
@@ -262,9 +268,6 @@ pub async fn run(args: FirehoseArgs, ctx: Ctx<'_>) -> Result<Option<Bundle>, Cel
     }
 }
 
-fn plain() -> TableOptions {
-    TableOptions { null: "", ..TableOptions::default() }
-}
 
 fn source_text(source: &Source) -> String {
     match source {
@@ -273,15 +276,17 @@ fn source_text(source: &Source) -> String {
     }
 }
 
-/// `5MB`, `5MiB` or `5` → 5 (Firehose counts buffer sizes in MiB).
+/// `5MB`, `5MiB` or `5` → 5: Firehose counts buffer sizes in whole MiB, and a bare number is
+/// MiB, as the console's field is.
 fn megabytes(text: &str) -> Result<u64, CellError> {
-    let t = text.trim();
-    let number = t.trim_end_matches(|c: char| c.is_ascii_alphabetic());
-    let unit = &t[number.len()..];
-    if !matches!(unit.to_ascii_uppercase().as_str(), "" | "MB" | "MIB" | "M") {
-        return Err(CellError::usage(format!("--buffer-size {text}: give megabytes, e.g. 5MB (1MB to 128MB)")));
+    const MIB: u64 = 1 << 20;
+    let bare = text.trim().parse::<u64>().is_ok();
+    let bytes = super::parse_size(&if bare { format!("{}MB", text.trim()) } else { text.to_string() }, super::Units::Binary)
+        .map_err(|e| CellError::usage(format!("--buffer-size {text}: {}", e.evalue)))?;
+    if bytes % MIB != 0 {
+        return Err(CellError::usage(format!("--buffer-size {text}: give whole megabytes, e.g. 5MB (1MB to 128MB)")));
     }
-    number.trim().parse().map_err(|_| CellError::usage(format!("--buffer-size {text} is not a number of megabytes")))
+    Ok(bytes / MIB)
 }
 
 fn report_deliveries(delivered: &Delivery, out: &Output) {
@@ -307,7 +312,7 @@ fn objects_table(objects: &[DeliveredObject]) -> Result<Bundle, CellError> {
         ("error_output_type", strings(objects.iter().map(|o| o.error_output_type.clone().unwrap_or_default()))),
         ("delivered", times(objects.iter().map(|o| Some(o.delivered.timestamp_millis())))),
     ])?;
-    Ok(render::table(&table, &TableOptions { null: "", max_rows: 200, ..TableOptions::default() }, &Footer::default()))
+    Ok(render::table(&table, &TableOptions { max_rows: 200, ..TableOptions::plain() }, &Footer::default()))
 }
 
 fn describe(engine: &Lakebook, name: &str, out: &Output) -> Result<Bundle, CellError> {
@@ -365,7 +370,7 @@ fn describe(engine: &Lakebook, name: &str, out: &Output) -> Result<Bundle, CellE
             ("next_attempt", times(p.iter().map(|c| Some(c.next_attempt.timestamp_millis())))),
             ("last_error", strings(p.iter().map(|c| c.last_error.clone().unwrap_or_default()))),
         ])?;
-        out.display(render::table(&table, &plain(), &Footer { extra: vec!["staged, waiting for COPY".into()], ..Footer::default() }));
+        out.display(render::table(&table, &TableOptions::plain(), &Footer { extra: vec!["staged, waiting for COPY".into()], ..Footer::default() }));
     }
     let table = batch(vec![
         ("buffer", strings(fills.iter().map(|f| f.buffer.clone()))),
@@ -373,5 +378,5 @@ fn describe(engine: &Lakebook, name: &str, out: &Output) -> Result<Bundle, CellE
         ("bytes", Arc::new(UInt64Array::from_iter_values(fills.iter().map(|f| f.bytes)))),
         ("oldest_record", times(fills.iter().map(|f| Some(f.oldest.timestamp_millis())))),
     ])?;
-    Ok(render::table(&table, &plain(), &Footer { extra: vec!["buffered, not yet delivered".into()], ..Footer::default() }))
+    Ok(render::table(&table, &TableOptions::plain(), &Footer { extra: vec!["buffered, not yet delivered".into()], ..Footer::default() }))
 }

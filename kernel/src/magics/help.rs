@@ -3,7 +3,7 @@
 
 use clap::{CommandFactory, Parser};
 
-use super::{Form, MAGICS, MagicSpec};
+use super::{Body, Ctx, Form, MAGICS, MagicSpec, Running};
 use crate::render::Bundle;
 use crate::render;
 use crate::error::CellError;
@@ -12,21 +12,35 @@ pub const LSMAGIC: MagicSpec = MagicSpec {
     name: "lsmagic",
     summary: "List the available magics",
     form: Form::Line,
+    body: Body::Data,
     command: LsmagicArgs::command,
+    run: |_, _| Box::pin(async { Ok(Some(lsmagic())) }),
 };
 
 pub const HELP: MagicSpec = MagicSpec {
     name: "help",
     summary: "Show how a magic is used (also `%name?`)",
     form: Form::Line,
+    body: Body::Data,
     command: HelpArgs::command,
+    run: help,
 };
 
 pub const ALLOW_ERROR_SPEC: MagicSpec = MagicSpec {
     name: super::ALLOW_ERROR,
     summary: "Run the cell below; an error is shown but does not fail the cell (teaching cells in batch runs)",
     form: Form::Cell,
+    body: Body::Data,
     command: AllowErrorArgs::command,
+    // The session runs `%%lakebook-allow-error` cells itself; here it is only misplaced.
+    run: |_, _| {
+        Box::pin(async {
+            Err(CellError::usage(format!(
+                "%%{} starts a cell: write it on the cell's first line, with the cell to run below it",
+                super::ALLOW_ERROR
+            )))
+        })
+    },
 };
 
 /// Run the cell below; an error is shown but does not fail the cell (teaching cells in batch runs)
@@ -55,6 +69,10 @@ pub fn lsmagic() -> Bundle {
     }
     text.push_str("\n%help NAME or %NAME? shows a magic's help.");
     render::text(&text)
+}
+
+fn help<'a>(args: &'a [String], _: Ctx<'a>) -> Running<'a> {
+    Box::pin(async move { run(super::parse(&HELP, args)?) })
 }
 
 pub fn run(args: HelpArgs) -> Result<Option<Bundle>, CellError> {

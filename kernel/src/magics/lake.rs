@@ -11,7 +11,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 use lakebook_engine::S3Uri;
 use lakebook_engine::lake::{BucketCreated, ObjectInfo};
 
-use super::{Ctx, Form, MagicSpec};
+use super::{Body, Ctx, Form, MagicSpec};
 use crate::render::Bundle;
 use crate::render::{self, Footer, TableOptions};
 use crate::error::CellError;
@@ -21,6 +21,8 @@ pub const SPEC: MagicSpec = MagicSpec {
     summary: "The data lake: buckets and objects at s3://bucket/key, kept as files in the workspace",
     form: Form::LineAndCell,
     command: LakeArgs::command,
+    body: Body::Data,
+    run: runner!(SPEC, run),
 };
 
 #[derive(Debug, Parser)]
@@ -94,8 +96,8 @@ enum Verb {
     },
 }
 
-pub async fn run(args: LakeArgs, ctx: Ctx<'_>) -> Result<Option<Bundle>, CellError> {
-    let engine = ctx.session.engine()?;
+pub async fn run(args: LakeArgs, mut ctx: Ctx<'_>) -> Result<Option<Bundle>, CellError> {
+    let engine = ctx.engine()?;
     let lake = engine.lake();
     let out = ctx.out;
     if ctx.body.is_some() && !matches!(args.verb, Verb::Put { .. }) {
@@ -181,7 +183,7 @@ pub async fn run(args: LakeArgs, ctx: Ctx<'_>) -> Result<Option<Bundle>, CellErr
             ];
             let batch = RecordBatch::try_new(Arc::new(schema), columns).map_err(arrow_bug)?;
             let footer = Footer { extra: vec![format!("{} in objects", render::human_bytes(total))], ..Footer::default() };
-            Ok(Some(render::table(&batch, &TableOptions { null: "", ..TableOptions::default() }, &footer)))
+            Ok(Some(render::table(&batch, &TableOptions::plain(), &footer)))
         }
         Verb::Put { uri, from } => {
             let uri = S3Uri::parse_object(&uri)?;

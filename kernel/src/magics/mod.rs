@@ -1,11 +1,37 @@
 //! The magics: one file per magic (parse with clap, help text, run against the engine), and
 //! here the registry, argument parsing with helpful usage errors, help and completion, all
 //! generated from each magic's clap definition.
+//!
+//! A magic is one file and one line in `MAGICS`: its `SPEC` names it and gives its clap
+//! command, its form, what its cell body is and its run function (usually made with
+//! `runner!`). Nothing else in the kernel lists magics.
+
+use std::future::Future;
+use std::pin::Pin;
+
+/// A registry entry's run function for a magic whose arguments clap parses: `runner!(SPEC,
+/// run)` for `async fn run(args: XArgs, ctx: Ctx) -> …`, `runner!(SPEC, sync run)` for a
+/// plain `fn`.
+macro_rules! runner {
+    ($spec:expr, sync $run:path) => {{
+        fn start<'a>(args: &'a [String], ctx: $crate::magics::Ctx<'a>) -> $crate::magics::Running<'a> {
+            Box::pin(async move { $run($crate::magics::parse(&$spec, args)?, ctx) })
+        }
+        start
+    }};
+    ($spec:expr, $run:path) => {{
+        fn start<'a>(args: &'a [String], ctx: $crate::magics::Ctx<'a>) -> $crate::magics::Running<'a> {
+            Box::pin(async move { $run($crate::magics::parse(&$spec, args)?, ctx).await })
+        }
+        start
+    }};
+}
 
 pub mod aws;
 pub mod catalog;
 pub mod chart;
 pub mod clock;
+pub mod context;
 pub mod crawl;
 pub mod emr;
 pub mod firehose;
@@ -19,10 +45,10 @@ pub mod workspace;
 
 use clap::{Command, FromArgMatches};
 
+pub use context::{Ctx, State, Workspace};
 use crate::output::Output;
 use crate::render::Bundle;
 use crate::error::CellError;
-use crate::session::Session;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Form {
@@ -45,30 +71,66 @@ impl Form {
 /// The cell magic whose body may fail without failing the cell.
 pub const ALLOW_ERROR: &str = "lakebook-allow-error";
 
+/// What a magic's cell body is, which decides whether `${NAME}` is expanded in it: SQL is,
+/// data a cell puts (records, objects) is taken as written.
+#[derive(Debug, Clone, Copy)]
+pub enum Body {
+    Data,
+    Sql,
+    /// SQL for these verbs (`%%emr step`, `%%firehose create`), data for the others.
+    SqlFor(&'static [&'static str]),
+}
+
+impl Body {
+    /// Whether the body of `%%name VERB …` is SQL.
+    pub fn is_sql(self, verb: Option<&str>) -> bool {
+        match self {
+            Body::Data => false,
+            Body::Sql => true,
+            Body::SqlFor(verbs) => verb.is_some_and(|v| verbs.contains(&v)),
+        }
+    }
+}
+
+/// A running magic: the cell waits for it (and an interrupt drops it).
+pub type Running<'a> = Pin<Box<dyn Future<Output = Result<Option<Bundle>, CellError>> + Send + 'a>>;
+
+/// A magic's run function: its arguments (shell-split, `${NAME}` expanded) and its context.
+pub type Run = for<'a> fn(&'a [String], Ctx<'a>) -> Running<'a>;
+
 /// A magic's registration.
 pub struct MagicSpec {
     pub name: &'static str,
     pub summary: &'static str,
     pub form: Form,
+    pub body: Body,
+    /// The clap command: help, usage errors, flags and completion all come from it.
     pub command: fn() -> Command,
+    pub run: Run,
 }
 
 /// Every magic, in the order `%lsmagic` shows them.
-pub const MAGICS: &[MagicSpec] =
-    &[stream::SPEC, firehose::SPEC, lake::SPEC, crawl::SPEC, catalog::SPEC, sql::SPEC, emr::SPEC, redshift::SPEC, aws::SPEC, chart::SPEC, clock::SPEC, workspace::SPEC, set::SPEC, help::ALLOW_ERROR_SPEC, help::LSMAGIC, help::HELP];
+pub const MAGICS: &[MagicSpec] = &[
+    stream::SPEC,
+    firehose::SPEC,
+    lake::SPEC,
+    crawl::SPEC,
+    catalog::SPEC,
+    sql::SPEC,
+    emr::SPEC,
+    redshift::SPEC,
+    aws::SPEC,
+    chart::SPEC,
+    clock::SPEC,
+    workspace::SPEC,
+    set::SPEC,
+    help::ALLOW_ERROR_SPEC,
+    help::LSMAGIC,
+    help::HELP,
+];
 
 pub fn find(name: &str) -> Option<&'static MagicSpec> {
     MAGICS.iter().find(|m| m.name == name)
-}
-
-/// What a magic gets to work with.
-pub struct Ctx<'a> {
-    pub session: &'a mut Session,
-    pub out: &'a Output,
-    /// The cell body for `%%name` (None for a line magic).
-    pub body: Option<&'a str>,
-    /// The arguments as typed (before shell splitting).
-    pub raw: &'a str,
 }
 
 /// Runs one magic; its value (if any) is displayed by the caller.
@@ -77,25 +139,7 @@ pub async fn run(name: &str, args: &[String], ctx: Ctx<'_>) -> Result<Option<Bun
     if ctx.body.is_some() && spec.form == Form::Line {
         return Err(CellError::usage(format!("%{name} is a line magic; write it as `%{name} …` without a second %")));
     }
-    match spec.name {
-        "stream" => stream::run(parse(spec, args)?, ctx).await,
-        "firehose" => firehose::run(parse(spec, args)?, ctx).await,
-        "lake" => lake::run(parse(spec, args)?, ctx).await,
-        "clock" => clock::run(parse(spec, args)?, ctx).await,
-        "crawl" => crawl::run(parse(spec, args)?, ctx).await,
-        "catalog" => catalog::run(parse(spec, args)?, ctx).await,
-        "sql" => sql::run(ctx).await,
-        "emr" => emr::run(parse(spec, args)?, ctx).await,
-        "redshift" => redshift::run(parse(spec, args)?, ctx).await,
-        "aws" => aws::run(args, ctx).await,
-        "workspace" => workspace::run(parse(spec, args)?, ctx).await,
-        "set" => set::run(parse(spec, args)?, ctx),
-        "chart" => chart::run(parse(spec, args)?, ctx),
-        "lsmagic" => Ok(Some(help::lsmagic())),
-        ALLOW_ERROR => Err(CellError::usage(format!("%%{ALLOW_ERROR} starts a cell: write it on the cell's first line, with the cell to run below it"))),
-        "help" => help::run(parse(spec, args)?),
-        other => Err(CellError::bug(format!("magic %{other} is registered but has no runner"))),
-    }
+    (spec.run)(args, ctx).await
 }
 
 /// What a create with `--if-not-exists` says when it finds `what` there already.
@@ -181,6 +225,16 @@ fn verb_of(command: &Command, args: &[String]) -> Option<Command> {
         .cloned()
 }
 
+/// The flags of a magic (or of one of its verbs) that take a value, long and short forms:
+/// what tells `%sql --limit 5 SELECT …` apart into flags and SQL.
+pub fn value_flags(spec: &MagicSpec) -> Vec<String> {
+    command_of(spec)
+        .get_arguments()
+        .filter(|a| !a.is_positional() && a.get_action().takes_values())
+        .flat_map(|a| a.get_long().map(|l| format!("--{l}")).into_iter().chain(a.get_short().map(|c| format!("-{c}"))))
+        .collect()
+}
+
 fn verbs(command: &Command) -> Vec<String> {
     command.get_subcommands().map(|s| s.get_name().to_string()).collect()
 }
@@ -216,19 +270,27 @@ pub struct Candidates {
 }
 
 /// Completes the verb or flag at the end of `tokens` (the magic's arguments typed so far,
-/// the last one being the partial word).
+/// the last one being the partial word). Verbs nest (`%sql workgroup create`).
 pub fn complete_args(spec: &MagicSpec, tokens: &[&str]) -> Candidates {
-    let command = command_of(spec);
+    let mut command = command_of(spec);
     let (done, partial) = tokens.split_at(tokens.len().saturating_sub(1));
     let partial = partial.first().copied().unwrap_or("");
-    let done: Vec<String> = done.iter().map(|s| s.to_string()).collect();
-    let verb = verb_of(&command, &done);
+    let mut named_verb = false;
+    for token in done.iter().filter(|t| !t.starts_with('-')) {
+        match verb_of(&command, &[token.to_string()]) {
+            Some(sub) => {
+                command = sub;
+                named_verb = true;
+            }
+            None => break,
+        }
+    }
     if partial.starts_with('-') {
-        let target = verb.as_ref().unwrap_or(&command);
-        let words = flags(target).into_iter().filter(|f| f.starts_with(partial)).collect();
+        let words = flags(&command).into_iter().filter(|f| f.starts_with(partial)).collect();
         return Candidates { words, kind: "flag" };
     }
-    if verb.is_none() && command.get_subcommands().next().is_some() {
+    let at_verb = !named_verb || done.last().is_some_and(|last| command.get_name() == *last);
+    if at_verb && command.get_subcommands().next().is_some() {
         let words = verbs(&command).into_iter().filter(|v| v.starts_with(partial)).collect();
         return Candidates { words, kind: "verb" };
     }
@@ -273,6 +335,31 @@ mod tests {
         assert_eq!(complete_args(&lake::SPEC, &["l"]).words, vec!["ls"]);
         assert_eq!(complete_args(&lake::SPEC, &["ls", "s3://x", "--r"]).words, vec!["--recursive"]);
         assert_eq!(complete_args(&clock::SPEC, &["ma"]).words, vec!["manual"]);
+        // Verbs nest: `%sql workgroup create --if…`.
+        assert_eq!(complete_args(&sql::SPEC, &["workgroup", "cr"]).words, vec!["create"]);
+        assert_eq!(complete_args(&sql::SPEC, &["workgroup", ""]).words, vec!["list", "create", "delete"]);
+        assert_eq!(complete_args(&sql::SPEC, &["workgroup", "create", "team", "--if"]).words, vec!["--if-not-exists"]);
+        assert!(complete_args(&sql::SPEC, &["workgroup", "create", "t"]).words.is_empty());
+    }
+
+    #[test]
+    fn value_flags_come_from_the_clap_definition() {
+        let flags = value_flags(&sql::SPEC);
+        for flag in ["--database", "-d", "--limit", "--workgroup", "-w", "--cluster", "--chart", "--title"] {
+            assert!(flags.iter().any(|f| f == flag), "{flag} missing from {flags:?}");
+        }
+        assert!(!flags.iter().any(|f| f == "--explain"), "--explain takes no value: {flags:?}");
+    }
+
+    #[test]
+    fn the_registry_says_which_bodies_are_sql() {
+        let sql_body = |name: &str, verb: Option<&str>| find(name).unwrap().body.is_sql(verb);
+        assert!(sql_body("sql", None) && sql_body("emr", Some("step")) && sql_body("firehose", Some("create")));
+        assert!(!sql_body("firehose", Some("put")) && !sql_body("stream", Some("put")) && !sql_body("lake", Some("put")));
+        let mut names: Vec<&str> = MAGICS.iter().map(|m| m.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), MAGICS.len(), "one entry per magic");
     }
 
     #[test]

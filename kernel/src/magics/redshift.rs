@@ -10,9 +10,9 @@ use clap::{CommandFactory, Parser, Subcommand};
 use lakebook_engine::Lakebook;
 use lakebook_engine::redshift::Outcome;
 
-use super::catalog::{batch, strings, times};
+use crate::render::{batch, strings, times};
 use super::sql::{View, show};
-use super::{Ctx, Form, MagicSpec};
+use super::{Body, Ctx, Form, MagicSpec};
 use crate::render::Bundle;
 use crate::render::{self, Footer, TableOptions};
 use crate::error::CellError;
@@ -22,6 +22,8 @@ pub const SPEC: MagicSpec = MagicSpec {
     summary: "Redshift-style warehouse clusters: managed columnar tables, COPY/UNLOAD, Spectrum",
     form: Form::Line,
     command: RedshiftArgs::command,
+    body: Body::Data,
+    run: runner!(SPEC, run),
 };
 
 #[derive(Debug, Parser)]
@@ -84,8 +86,8 @@ enum Verb {
     Disconnect,
 }
 
-pub async fn run(args: RedshiftArgs, ctx: Ctx<'_>) -> Result<Option<Bundle>, CellError> {
-    let engine = ctx.session.engine()?;
+pub async fn run(args: RedshiftArgs, mut ctx: Ctx<'_>) -> Result<Option<Bundle>, CellError> {
+    let engine = ctx.engine()?;
     let redshift = engine.redshift();
     let out = ctx.out;
     match args.verb {
@@ -153,7 +155,7 @@ pub async fn run(args: RedshiftArgs, ctx: Ctx<'_>) -> Result<Option<Bundle>, Cel
                 ("tables", Arc::new(UInt32Array::from_iter_values(all.iter().map(|s| s.state.tables.len() as u32))) as ArrayRef),
                 ("size", strings(all.iter().map(|s| lakebook_engine::human_bytes(s.bytes)))),
             ])?;
-            Ok(Some(render::table(&table, &TableOptions { null: "", ..TableOptions::default() }, &Footer::default())))
+            Ok(Some(render::table(&table, &TableOptions::plain(), &Footer::default())))
         }
         Verb::DeleteSnapshot { id } => {
             let s = redshift.delete_snapshot(&id)?;
@@ -167,20 +169,20 @@ pub async fn run(args: RedshiftArgs, ctx: Ctx<'_>) -> Result<Option<Bundle>, Cel
         }
         Verb::Delete { name, final_snapshot } => {
             let c = redshift.delete_cluster(&name, final_snapshot.as_deref())?;
-            if ctx.session.redshift_cluster.as_deref() == Some(c.name.as_str()) {
-                ctx.session.redshift_cluster = None;
+            if ctx.state.redshift_cluster.as_deref() == Some(c.name.as_str()) {
+                ctx.state.redshift_cluster = None;
             }
             out.stdout(&format!("Deleted cluster {} and its {} table(s).\n", c.name, c.tables.len()));
             Ok(None)
         }
         Verb::Connect { name } => {
             let c = redshift.describe(&name)?;
-            ctx.session.redshift_cluster = Some(c.name.clone());
+            ctx.state.redshift_cluster = Some(c.name.clone());
             out.stdout(&format!("%sql now runs on Redshift cluster {} (database {}); `%redshift disconnect` goes back to Athena.\n", c.name, lakebook_engine::redshift::DATABASE));
             Ok(None)
         }
         Verb::Disconnect => {
-            ctx.session.redshift_cluster = None;
+            ctx.state.redshift_cluster = None;
             out.stdout("%sql runs on Athena again.\n");
             Ok(None)
         }

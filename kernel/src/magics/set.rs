@@ -5,8 +5,8 @@
 
 use clap::{CommandFactory, Parser};
 
-use super::catalog::{batch, strings};
-use super::{Ctx, Form, MagicSpec};
+use crate::render::{batch, strings};
+use super::{Body, Ctx, Form, MagicSpec};
 use crate::render::Bundle;
 use crate::render::{self, Footer, TableOptions};
 use crate::error::CellError;
@@ -16,6 +16,8 @@ pub const SPEC: MagicSpec = MagicSpec {
     summary: "Notebook variables: %set NAME VALUE, then ${NAME} in magic lines and SQL",
     form: Form::Line,
     command: SetArgs::command,
+    body: Body::Data,
+    run: runner!(SPEC, sync run),
 };
 
 #[derive(Debug, Parser)]
@@ -37,7 +39,7 @@ pub struct SetArgs {
 }
 
 pub fn run(args: SetArgs, ctx: Ctx<'_>) -> Result<Option<Bundle>, CellError> {
-    let vars = &mut ctx.session.variables;
+    let vars = &mut ctx.state.variables;
     let Some(name) = args.name else {
         if args.delete {
             return Err(CellError::usage("%set --delete NAME: which variable?"));

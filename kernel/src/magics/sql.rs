@@ -2,10 +2,10 @@
 //! a query execution (UUID, state, data scanned, cost); the last statement's rows are shown
 //! as a table whose footer gives rows × columns, engine time, data scanned and cost.
 
-use clap::{CommandFactory, Parser};
+use clap::{CommandFactory, Parser, Subcommand};
 use lakebook_engine::sql::QueryResult;
 
-use super::{Ctx, Form, MagicSpec};
+use super::{Body, Ctx, Form, MagicSpec, Running};
 use crate::render::Bundle;
 use crate::render::chart::{self, ChartKind, ChartSpec};
 use crate::render::{self, Footer, TableOptions};
@@ -16,6 +16,8 @@ pub const SPEC: MagicSpec = MagicSpec {
     summary: "Athena-style SQL over the catalog's tables (DataFusion), with data scanned and cost",
     form: Form::LineAndCell,
     command: SqlArgs::command,
+    body: Body::Sql,
+    run: start,
 };
 
 #[derive(Debug, Parser)]
@@ -60,47 +62,97 @@ pub struct SqlArgs {
     /// The SQL (line form)
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     sql: Vec<String>,
+    #[command(subcommand)]
+    verb: Option<SqlVerb>,
 }
 
-/// Flags that take a value, for splitting `%sql --limit 5 SELECT …` into flags and SQL.
-const VALUE_FLAGS: &[&str] = &["--database", "-d", "--limit", "--output", "--workgroup", "-w", "--cluster", "--chart", "--x", "--y", "--color", "--title"];
+/// The word after `%sql` that starts a command instead of SQL.
+pub const WORKGROUP: &str = "workgroup";
 
-pub async fn run(ctx: Ctx<'_>) -> Result<Option<Bundle>, CellError> {
+#[derive(Debug, Subcommand)]
+enum SqlVerb {
+    /// Workgroups: where results go and how much one query may scan (`%sql --workgroup NAME …` runs in one)
+    Workgroup {
+        #[command(subcommand)]
+        verb: Option<WorkgroupVerb>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum WorkgroupVerb {
+    /// List the workgroups (≙ ListWorkGroups; also `%sql workgroup`)
+    List,
+    /// Create a workgroup (≙ CreateWorkGroup)
+    Create {
+        name: String,
+        /// Cancel a query once it has scanned this much: 10MB at least (≙ BytesScannedCutoffPerQuery)
+        #[arg(long, value_name = "SIZE")]
+        bytes_scanned_cutoff: Option<String>,
+        /// Where its results go, s3://bucket/prefix/ (≙ ResultConfiguration.OutputLocation)
+        #[arg(long, value_name = "S3_URI")]
+        output_location: Option<String>,
+        #[arg(long, value_name = "TEXT", default_value = "")]
+        description: String,
+        /// If it exists already, keep it as it is instead of failing (a cell that can be rerun)
+        #[arg(long)]
+        if_not_exists: bool,
+    },
+    /// Delete a workgroup (≙ DeleteWorkGroup)
+    Delete { name: String },
+}
+
+/// `%sql` splits its line itself: flags first, then SQL that clap must not see.
+fn start<'a>(_: &'a [String], ctx: Ctx<'a>) -> Running<'a> {
+    Box::pin(run(ctx))
+}
+
+pub async fn run(mut ctx: Ctx<'_>) -> Result<Option<Bundle>, CellError> {
     let (flag_text, sql) = match ctx.body {
         Some(body) => (ctx.raw.to_string(), body.to_string()),
         None => split_flags(ctx.raw),
     };
-    let flags: Vec<String> = shlex::split(&flag_text).ok_or_else(|| CellError::usage("unbalanced quotes in the %sql flags"))?;
+    let mut flags: Vec<String> = shlex::split(&flag_text).ok_or_else(|| CellError::usage("unbalanced quotes in the %sql flags"))?;
+    // `%sql workgroup …` is a command, parsed with the flags by clap.
+    let first = sql.split_whitespace().next().unwrap_or("");
+    let command = ctx.body.is_none() && first.eq_ignore_ascii_case(WORKGROUP);
+    if command {
+        let words = shlex::split(sql.trim_start()[first.len()..].trim()).ok_or_else(|| CellError::usage("unbalanced quotes in the %sql workgroup command"))?;
+        flags.push(WORKGROUP.to_string());
+        flags.extend(words);
+    }
     let args: SqlArgs = super::parse(&SPEC, &flags)?;
     if !args.sql.is_empty() {
         return Err(CellError::usage(format!("%%sql takes its SQL from the cell body, not {:?}", args.sql.join(" "))));
+    }
+    if args.verb.is_some() && !command {
+        return Err(CellError::usage("`%sql workgroup …` is a line of its own, not a %%sql cell's first line"));
+    }
+    let engine = ctx.engine()?;
+    if let Some(SqlVerb::Workgroup { verb }) = args.verb {
+        return workgroup(&engine, verb.unwrap_or(WorkgroupVerb::List), ctx.out);
     }
     let sql = sql.trim();
     if sql.is_empty() {
         return Err(CellError::usage("no SQL to run").with_detail("write `%sql SELECT …`, or a %%sql cell with the SQL below"));
     }
-    let engine = ctx.session.engine()?;
     let words: Vec<&str> = sql.split_whitespace().collect();
     if words.len() == 1 && words[0].eq_ignore_ascii_case("history") {
         return history(&engine);
     }
-    if words.first().is_some_and(|w| w.eq_ignore_ascii_case("workgroup")) && ctx.body.is_none() {
-        return workgroup(&engine, &words[1..], ctx.out);
-    }
     if words.len() == 2 && words[0].eq_ignore_ascii_case("use") {
         let db = words[1].trim_end_matches(';');
         engine.catalog().tables(db)?;
-        ctx.session.sql_database = db.to_string();
+        ctx.state.sql_database = db.to_string();
         ctx.out.stdout(&format!("default database: {db}\n"));
         return Ok(None);
     }
     let sql = if args.explain { format!("EXPLAIN {sql}") } else { sql.to_string() };
     let on_athena = args.workgroup.is_some() || args.database.is_some() || args.output.is_some();
-    if let Some(cluster) = args.cluster.clone().or_else(|| ctx.session.redshift_cluster.clone().filter(|_| !on_athena)) {
+    if let Some(cluster) = args.cluster.clone().or_else(|| ctx.state.redshift_cluster.clone().filter(|_| !on_athena)) {
         return super::redshift::sql(&engine, &cluster, &sql, args.view(), ctx).await;
     }
-    let database = args.database.clone().unwrap_or_else(|| ctx.session.sql_database.clone());
-    let workgroup = args.workgroup.clone().unwrap_or_else(|| ctx.session.sql_workgroup.clone());
+    let database = args.database.clone().unwrap_or_else(|| ctx.state.sql_database.clone());
+    let workgroup = args.workgroup.clone().unwrap_or_else(|| ctx.state.sql_workgroup.clone());
     let mut results = engine.sql().run_in(&sql, &database, &workgroup).await?;
     let last = results.pop().ok_or_else(|| CellError::bug("a query ran but returned no result"))?;
     for (i, earlier) in results.iter().enumerate() {
@@ -138,12 +190,12 @@ impl SqlArgs {
 
 /// Shows a query's rows as a table (or a chart with `--chart`) and keeps them for `%chart`.
 pub fn show(batch: arrow_array::RecordBatch, footer: Footer, view: View, ctx: Ctx<'_>) -> Result<Option<Bundle>, CellError> {
-    ctx.session.last_result = Some(batch.clone());
+    ctx.state.last_result = Some(batch.clone());
     if let Some(kind) = view.chart {
         let x = view.x.ok_or_else(|| CellError::usage("--chart needs --x COLUMN (and --y COLUMN)"))?;
         let spec = ChartSpec { kind, x, y: view.y, color: view.color, title: view.title };
-        let bundle = chart::chart(&spec, &batch, !ctx.session.plotly_loaded)?;
-        ctx.session.plotly_loaded = true;
+        let bundle = chart::chart(&spec, &batch, !ctx.state.plotly_loaded)?;
+        ctx.state.plotly_loaded = true;
         ctx.out.stdout(&format!("{}\n", footer.text(batch.num_rows(), batch.num_columns())));
         return Ok(Some(bundle));
     }
@@ -156,6 +208,7 @@ pub fn show(batch: arrow_array::RecordBatch, footer: Footer, view: View, ctx: Ct
 
 /// `%sql --limit 5 --title "a b" SELECT …` → ("--limit 5 --title \"a b\"", "SELECT …").
 fn split_flags(raw: &str) -> (String, String) {
+    let value_flags = super::value_flags(&SPEC);
     let mut rest = raw.trim_start();
     let mut flags = Vec::new();
     while rest.starts_with('-') {
@@ -163,7 +216,7 @@ fn split_flags(raw: &str) -> (String, String) {
         let name = flag.split('=').next().unwrap_or(flag);
         flags.push(flag.to_string());
         rest = after.trim_start();
-        if VALUE_FLAGS.contains(&name) && !flag.contains('=') {
+        if value_flags.iter().any(|f| f == name) && !flag.contains('=') {
             let (value, after) = next_word(rest);
             flags.push(value.to_string());
             rest = after.trim_start();
@@ -212,16 +265,15 @@ fn concat(result: &QueryResult) -> arrow_array::RecordBatch {
 }
 
 /// `%sql workgroup list | create NAME [--bytes-scanned-cutoff 10MB] [--output-location s3://…]
-/// [--description TEXT] | delete NAME | use NAME`.
-fn workgroup(engine: &lakebook_engine::Lakebook, words: &[&str], out: &crate::output::Output) -> Result<Option<Bundle>, CellError> {
+/// [--description TEXT] [--if-not-exists] | delete NAME`.
+fn workgroup(engine: &lakebook_engine::Lakebook, verb: WorkgroupVerb, out: &crate::output::Output) -> Result<Option<Bundle>, CellError> {
     use std::sync::Arc;
 
     use arrow_array::{ArrayRef, UInt64Array};
 
-    use super::catalog::{batch, strings, times};
-    let usage = "%sql workgroup list | create NAME [--bytes-scanned-cutoff 10MB] [--output-location s3://bucket/prefix/] [--if-not-exists] | delete NAME";
-    match words {
-        [] | ["list"] => {
+    use crate::render::{batch, strings, times};
+    match verb {
+        WorkgroupVerb::List => {
             let groups = engine.sql().workgroups();
             let batch = batch(vec![
                 ("name", strings(groups.iter().map(|g| g.name.clone()))),
@@ -233,40 +285,24 @@ fn workgroup(engine: &lakebook_engine::Lakebook, words: &[&str], out: &crate::ou
                 ("description", strings(groups.iter().map(|g| g.description.clone()))),
                 ("created", times(groups.iter().map(|g| (g.name != lakebook_engine::sql::PRIMARY_WORKGROUP).then(|| g.created.timestamp_millis())))),
             ])?;
-            Ok(Some(render::table(&batch, &TableOptions { null: "", ..TableOptions::default() }, &Footer::default())))
+            Ok(Some(render::table(&batch, &TableOptions::plain(), &Footer::default())))
         }
-        ["create", name, rest @ ..] => {
-            let mut cutoff = None;
-            let mut location = None;
-            let mut description = String::new();
-            let mut rest = rest.iter();
-            while let Some(flag) = rest.next() {
-                if *flag == "--if-not-exists" {
-                    if engine.sql().workgroups().iter().any(|g| g.name == *name) {
-                        super::kept(out, &format!("workgroup {name}"));
-                        return Ok(None);
-                    }
-                    continue;
-                }
-                let value = rest.next().ok_or_else(|| CellError::usage(format!("{flag} needs a value")).with_detail(usage))?;
-                match *flag {
-                    "--bytes-scanned-cutoff" => cutoff = Some(super::parse_size(value, super::Units::Si)?),
-                    "--output-location" => location = Some(value.to_string()),
-                    "--description" => description = value.to_string(),
-                    other => return Err(CellError::usage(format!("unknown flag {other}")).with_detail(usage)),
-                }
+        WorkgroupVerb::Create { name, bytes_scanned_cutoff, output_location, description, if_not_exists } => {
+            if if_not_exists && engine.sql().workgroups().iter().any(|g| g.name == name) {
+                super::kept(out, &format!("workgroup {name}"));
+                return Ok(None);
             }
-            let group = engine.sql().create_workgroup(name, location.as_deref(), cutoff, &description)?;
+            let cutoff = bytes_scanned_cutoff.map(|v| super::parse_size(&v, super::Units::Si)).transpose()?;
+            let group = engine.sql().create_workgroup(&name, output_location.as_deref(), cutoff, &description)?;
             let limit = group.bytes_scanned_cutoff.map_or("no scan limit".to_string(), |b| format!("queries cancelled past {}", render::human_bytes(b)));
             out.stdout(&format!("workgroup {} created: results to {}, {limit}\n", group.name, group.output_location));
             Ok(None)
         }
-        ["delete", name] => {
-            engine.sql().delete_workgroup(name)?;
+        WorkgroupVerb::Delete { name } => {
+            engine.sql().delete_workgroup(&name)?;
             out.stdout(&format!("workgroup {name} deleted\n"));
             Ok(None)
         }
-        _ => Err(CellError::usage(format!("unknown workgroup command: {}", words.join(" "))).with_detail(usage)),
     }
 }
 
@@ -275,7 +311,7 @@ fn history(engine: &lakebook_engine::Lakebook) -> Result<Option<Bundle>, CellErr
 
     use arrow_array::{ArrayRef, UInt64Array};
 
-    use super::catalog::{batch, strings, times};
+    use crate::render::{batch, strings, times};
     let runs = engine.sql().history();
     let batch = batch(vec![
         ("execution_id", strings(runs.iter().map(|r| r.id.clone()))),
@@ -291,7 +327,7 @@ fn history(engine: &lakebook_engine::Lakebook) -> Result<Option<Bundle>, CellErr
         ("output", strings(runs.iter().map(|r| r.output_location.clone().unwrap_or_default()))),
         ("error", strings(runs.iter().map(|r| r.error.clone().unwrap_or_default()))),
     ])?;
-    Ok(Some(render::table(&batch, &TableOptions { null: "", ..TableOptions::default() }, &Footer::default())))
+    Ok(Some(render::table(&batch, &TableOptions::plain(), &Footer::default())))
 }
 
 #[cfg(test)]

@@ -15,8 +15,8 @@ use lakebook_engine::streams::meter::Reader;
 use lakebook_engine::streams::{self, IteratorStart, PutEntry, ReadFrom, Record, StreamDescription};
 use lakebook_engine::{ClockMode, GenerateSpec, Lakebook};
 
-use super::catalog::{batch, strings, times};
-use super::{Ctx, Form, MagicSpec};
+use crate::render::{batch, strings, times};
+use super::{Body, Ctx, Form, MagicSpec};
 use crate::output::Output;
 use crate::render::Bundle;
 use crate::render::{self, Footer, TableOptions};
@@ -27,6 +27,8 @@ pub const SPEC: MagicSpec = MagicSpec {
     summary: "Kinesis-style data streams: shards, puts, iterators, resharding, consumers, a data generator",
     form: Form::LineAndCell,
     command: StreamArgs::command,
+    body: Body::Data,
+    run: runner!(SPEC, run),
 };
 
 #[derive(Debug, Parser)]
@@ -231,8 +233,8 @@ enum Initial {
     Latest,
 }
 
-pub async fn run(args: StreamArgs, ctx: Ctx<'_>) -> Result<Option<Bundle>, CellError> {
-    let engine = ctx.session.engine()?;
+pub async fn run(args: StreamArgs, mut ctx: Ctx<'_>) -> Result<Option<Bundle>, CellError> {
+    let engine = ctx.engine()?;
     if ctx.body.is_some() && !matches!(args.verb, Verb::Put { .. }) {
         return Err(CellError::usage("only `%%stream put NAME` takes a cell body (one record per line)"));
     }
@@ -273,7 +275,7 @@ pub async fn run(args: StreamArgs, ctx: Ctx<'_>) -> Result<Option<Bundle>, CellE
                         ("shard_id", strings([put.shard_id].into_iter())),
                         ("sequence_number", strings([put.sequence_number].into_iter())),
                     ])?;
-                    Ok(Some(render::table(&table, &plain(), &Footer::default())))
+                    Ok(Some(render::table(&table, &TableOptions::plain(), &Footer::default())))
                 }
                 (None, None, Some(file)) => load_file(&engine, &name, &key, &file, out).map(Some),
                 (Some(_), _, _) => Err(CellError::usage("%%stream put takes its records from the cell body, not --data/--from")),
@@ -294,10 +296,10 @@ pub async fn run(args: StreamArgs, ctx: Ctx<'_>) -> Result<Option<Bundle>, CellE
             let got = streams.get_records_as(&it, limit, &reader)?;
             let rows: Vec<(String, Record)> = got.records.into_iter().map(|r| (String::new(), r)).collect();
             let table = records_batch(&rows, false)?;
-            ctx.session.last_result = Some(table.clone());
+            ctx.state.last_result = Some(table.clone());
             let next = got.next_shard_iterator.as_deref().unwrap_or("null (the closed shard is fully read)");
             out.stdout(&format!("NextShardIterator: {next}\nMillisBehindLatest: {}\n", got.millis_behind_latest));
-            Ok(Some(render::table(&table, &plain(), &Footer::default())))
+            Ok(Some(render::table(&table, &TableOptions::plain(), &Footer::default())))
         }
         Verb::Read { name, from, timestamp } => {
             let from = match from {
@@ -309,10 +311,10 @@ pub async fn run(args: StreamArgs, ctx: Ctx<'_>) -> Result<Option<Bundle>, CellE
             };
             let rows = streams.read(&name, &from)?;
             let table = records_batch(&rows, true)?;
-            ctx.session.last_result = Some(table.clone());
+            ctx.state.last_result = Some(table.clone());
             let shards = streams.describe(&name)?.shards.len();
             let footer = Footer { extra: vec![format!("{shards} shard(s) read, parents before children")], ..Footer::default() };
-            Ok(Some(render::table(&table, &plain(), &footer)))
+            Ok(Some(render::table(&table, &TableOptions::plain(), &footer)))
         }
         Verb::Split { name, shard, at } => {
             let at = at.map(|a| a.parse::<u128>().map_err(|_| CellError::usage(format!("--at {a} is not a hash key (a decimal number below 2^128)")))).transpose()?;
@@ -385,7 +387,7 @@ pub async fn run(args: StreamArgs, ctx: Ctx<'_>) -> Result<Option<Bundle>, CellE
                 ("arn", strings(consumers.iter().map(|c| c.arn.clone()))),
                 ("created", times(consumers.iter().map(|c| Some(c.created.timestamp_millis())))),
             ])?;
-            Ok(Some(render::table(&table, &plain(), &Footer::default())))
+            Ok(Some(render::table(&table, &TableOptions::plain(), &Footer::default())))
         }
         Verb::Consume { name, app, limit, initial_position } => {
             let initial = match initial_position {
@@ -400,10 +402,10 @@ pub async fn run(args: StreamArgs, ctx: Ctx<'_>) -> Result<Option<Bundle>, CellE
                 ));
             }
             let table = records_batch(&consumed.records, true)?;
-            ctx.session.last_result = Some(table.clone());
+            ctx.state.last_result = Some(table.clone());
             let checkpoints: Vec<String> = consumed.leases.iter().map(|l| format!("{}: {}", l.shard_id, short_checkpoint(l))).collect();
             let footer = Footer { extra: vec![format!("app {app} checkpoints: {}", checkpoints.join(", "))], ..Footer::default() };
-            Ok(Some(render::table(&table, &plain(), &footer)))
+            Ok(Some(render::table(&table, &TableOptions::plain(), &footer)))
         }
         Verb::Leases { name, app } => {
             let leases = streams.leases(&name, &app)?;
@@ -413,7 +415,7 @@ pub async fn run(args: StreamArgs, ctx: Ctx<'_>) -> Result<Option<Bundle>, CellE
                 ("lease_counter", Arc::new(UInt64Array::from_iter_values(leases.iter().map(|l| l.lease_counter))) as ArrayRef),
                 ("parent_shard_ids", strings(leases.iter().map(|l| l.parent_shard_ids.join(", ")))),
             ])?;
-            Ok(Some(render::table(&table, &plain(), &Footer { extra: vec![format!("application {app}")], ..Footer::default() })))
+            Ok(Some(render::table(&table, &TableOptions::plain(), &Footer { extra: vec![format!("application {app}")], ..Footer::default() })))
         }
     }
 }
@@ -427,9 +429,6 @@ fn line_key(key: Option<String>, field: Option<String>) -> Result<LineKey, CellE
     }
 }
 
-fn plain() -> TableOptions {
-    TableOptions { null: "", ..TableOptions::default() }
-}
 
 /// `shardId-000000000003` from `3` or the full id.
 fn shard_id(text: &str) -> String {
@@ -501,7 +500,7 @@ fn list(engine: &Lakebook) -> Result<Bundle, CellError> {
     let all = engine.streams().list();
     let mut records = Vec::new();
     for s in &all {
-        records.push(engine.streams().shard_stats(&s.name)?.iter().map(|(_, n, ..)| *n).sum::<u64>());
+        records.push(engine.streams().shard_stats(&s.name)?.iter().map(|s| s.records).sum::<u64>());
     }
     let table = batch(vec![
         ("stream", strings(all.iter().map(|s| s.name.clone()))),
@@ -514,7 +513,7 @@ fn list(engine: &Lakebook) -> Result<Bundle, CellError> {
         ("consumers", Arc::new(UInt64Array::from_iter_values(all.iter().map(|s| s.consumers.len() as u64)))),
         ("created", times(all.iter().map(|s| Some(s.created.timestamp_millis())))),
     ])?;
-    Ok(render::table(&table, &plain(), &Footer::default()))
+    Ok(render::table(&table, &TableOptions::plain(), &Footer::default()))
 }
 
 fn describe(engine: &Lakebook, name: &str) -> Result<Bundle, CellError> {
@@ -529,8 +528,8 @@ fn describe(engine: &Lakebook, name: &str) -> Result<Bundle, CellError> {
         ("ending_hash_key", strings(d.shards.iter().map(|s| s.ending_hash_key.clone()))),
         ("starting_sequence_number", strings(d.shards.iter().map(|s| s.starting_sequence_number.clone()))),
         ("ending_sequence_number", strings(d.shards.iter().map(|s| s.ending_sequence_number.clone().unwrap_or_default()))),
-        ("records", Arc::new(UInt64Array::from_iter_values(stats.iter().map(|s| s.1)))),
-        ("bytes", Arc::new(Int64Array::from_iter_values(stats.iter().map(|s| s.2 as i64)))),
+        ("records", Arc::new(UInt64Array::from_iter_values(stats.iter().map(|s| s.records)))),
+        ("bytes", Arc::new(Int64Array::from_iter_values(stats.iter().map(|s| s.bytes as i64)))),
     ])?;
     let facts = vec![
         d.status.clone(),
@@ -539,7 +538,7 @@ fn describe(engine: &Lakebook, name: &str) -> Result<Bundle, CellError> {
         if d.limits { format!("writes up to {}", d.write_capacity()) } else { format!("limits off (capacity {})", d.write_capacity()) },
         format!("{} fan-out consumer(s)", d.consumers.len()),
     ];
-    let options = TableOptions { null: "", max_rows: 500, ..TableOptions::default() };
+    let options = TableOptions { max_rows: 500, ..TableOptions::plain() };
     let mut bundle = render::table(&table, &options, &Footer { extra: facts, ..Footer::default() });
     if let Some(serde_json::Value::String(html)) = bundle.get_mut("text/html") {
         *html = format!("<p><b>{}</b> {}</p>{html}", render::escape(&d.name), render::escape(&d.arn));
@@ -560,24 +559,22 @@ fn put_lines(engine: &Lakebook, name: &str, key: &LineKey, body: &str) -> Result
     let (mut keys, mut shards, mut sequences, mut codes, mut messages) = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut failed = 0;
     let calls = lines.len().div_ceil(streams::MAX_PUT_RECORDS);
-    for chunk in lines.chunks(streams::MAX_PUT_RECORDS) {
-        let entries: Vec<PutEntry> = chunk.iter().map(|l| key.entry(l.clone())).collect();
-        keys.extend(entries.iter().map(|e| e.partition_key.clone()));
-        for result in engine.streams().put_records(name, entries)? {
-            match result {
-                Ok(put) => {
-                    shards.push(put.shard_id);
-                    sequences.push(put.sequence_number);
-                    codes.push(String::new());
-                    messages.push(String::new());
-                }
-                Err(e) => {
-                    failed += 1;
-                    shards.push(String::new());
-                    sequences.push(String::new());
-                    codes.push(e.code().to_string());
-                    messages.push(e.message());
-                }
+    let entries: Vec<PutEntry> = lines.into_iter().map(|l| key.entry(l)).collect();
+    keys.extend(entries.iter().map(|e| e.partition_key.clone()));
+    for result in engine.streams().put_records_in_calls(name, entries)? {
+        match result {
+            Ok(put) => {
+                shards.push(put.shard_id);
+                sequences.push(put.sequence_number);
+                codes.push(String::new());
+                messages.push(String::new());
+            }
+            Err(e) => {
+                failed += 1;
+                shards.push(String::new());
+                sequences.push(String::new());
+                codes.push(e.code().to_string());
+                messages.push(e.message());
             }
         }
     }
@@ -589,7 +586,7 @@ fn put_lines(engine: &Lakebook, name: &str, key: &LineKey, body: &str) -> Result
         ("error_message", strings(messages.into_iter())),
     ])?;
     let footer = Footer { extra: vec![format!("FailedRecordCount: {failed}"), format!("{calls} PutRecords call(s)")], ..Footer::default() };
-    Ok(render::table(&table, &plain(), &footer))
+    Ok(render::table(&table, &TableOptions::plain(), &footer))
 }
 
 /// `--from FILE`: a bulk load, one record per line, group-committed in large batches.
@@ -612,7 +609,7 @@ fn load_file(engine: &Lakebook, name: &str, key: &LineKey, file: &str, out: &Out
         ("throttled", Arc::new(UInt64Array::from_iter_values([report.throttled]))),
         ("records_per_second", Arc::new(UInt64Array::from_iter_values([rate as u64]))),
     ])?;
-    Ok(render::table(&table, &plain(), &Footer { elapsed: Some(elapsed), ..Footer::default() }))
+    Ok(render::table(&table, &TableOptions::plain(), &Footer { elapsed: Some(elapsed), ..Footer::default() }))
 }
 
 async fn generate(engine: &Lakebook, spec: &GenerateSpec, out: &Output) -> Result<(), CellError> {

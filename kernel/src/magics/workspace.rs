@@ -4,7 +4,7 @@
 use clap::{CommandFactory, Parser, Subcommand};
 
 use super::lake::string_table;
-use super::{Ctx, Form, MagicSpec};
+use super::{Body, Ctx, Form, MagicSpec};
 use crate::render::Bundle;
 use crate::render::{self, Footer, TableOptions};
 use crate::error::CellError;
@@ -14,6 +14,8 @@ pub const SPEC: MagicSpec = MagicSpec {
     summary: "The workspace holding every service's state: what is in it, and a reset to start clean",
     form: Form::Line,
     command: WorkspaceArgs::command,
+    body: Body::Data,
+    run: runner!(SPEC, run),
 };
 
 #[derive(Debug, Parser)]
@@ -41,10 +43,10 @@ enum Verb {
     },
 }
 
-pub async fn run(args: WorkspaceArgs, ctx: Ctx<'_>) -> Result<Option<Bundle>, CellError> {
+pub async fn run(args: WorkspaceArgs, mut ctx: Ctx<'_>) -> Result<Option<Bundle>, CellError> {
     match args.verb.unwrap_or(Verb::Info) {
         Verb::Info => {
-            let engine = ctx.session.engine()?;
+            let engine = ctx.engine()?;
             let s = engine.summary()?;
             let rows = [
                 ("workspace", s.home.display().to_string()),
@@ -66,7 +68,8 @@ pub async fn run(args: WorkspaceArgs, ctx: Ctx<'_>) -> Result<Option<Bundle>, Ce
             "%workspace reset deletes everything in the workspace; confirm with `%workspace reset --yes`",
         )),
         Verb::Reset { yes: true } => {
-            let engine = ctx.session.reset_workspace().await?;
+            let engine = ctx.workspace.reset().await?;
+            ctx.state.forget_workspace();
             ctx.out.stdout(&format!("workspace {} reset: empty, on the system clock\n", engine.home().display()));
             Ok(None)
         }

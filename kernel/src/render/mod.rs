@@ -2,6 +2,7 @@
 //! progress as a small HTML bar, plain text as `text/plain`.
 
 pub mod chart;
+pub mod columns;
 pub mod table;
 
 use serde_json::Value;
@@ -9,6 +10,7 @@ use serde_json::Value;
 /// A mime bundle: mime type → data.
 pub type Bundle = serde_json::Map<String, serde_json::Value>;
 
+pub use columns::{batch, strings, times};
 pub use table::{Footer, TableOptions, table};
 
 /// A `text/plain` bundle.

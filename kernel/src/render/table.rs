@@ -27,6 +27,14 @@ impl Default for TableOptions {
     }
 }
 
+impl TableOptions {
+    /// For listings and descriptions the kernel builds itself: an absent value is left blank
+    /// instead of spelled NULL (which is for query results).
+    pub fn plain() -> Self {
+        Self { null: "", ..Self::default() }
+    }
+}
+
 /// Facts shown under a table besides its shape.
 #[derive(Debug, Clone, Default)]
 pub struct Footer {

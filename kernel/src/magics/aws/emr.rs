@@ -6,7 +6,7 @@
 //! `command-runner.jar hadoop-streaming …`) are Hadoop-streaming jobs; arguments Hadoop's
 //! StreamJob refuses make a step that fails when it runs, as on EMR.
 
-use clap::Subcommand;
+use clap::{Args, Subcommand};
 use lakebook_engine::emr::{ActionOnFailure, Cluster, ClusterConfig, DEFAULT_RELEASE_LABEL, Market, NodeKind, Step, StepConfig, StepKind, StepState, StreamingStep};
 use lakebook_engine::{Lakebook, serde_name};
 use serde_json::{Value, json};
@@ -19,51 +19,7 @@ const DEFAULT_NAME: &str = "Development Cluster";
 #[derive(Debug, Subcommand)]
 pub enum Emr {
     /// ≙ RunJobFlow; prints the new cluster's ClusterId and ClusterArn
-    CreateCluster {
-        #[arg(long, default_value = DEFAULT_NAME)]
-        name: String,
-        /// emr-7.5.0 (the default), emr-5.36.0 …; before emr-7 /usr/bin/python is Python 2.7
-        #[arg(long)]
-        release_label: Option<String>,
-        /// Accepted (Name=Hive Name=Pig …): the nodes run streaming and SQL steps whatever is named
-        #[arg(long, num_args = 1..)]
-        applications: Vec<String>,
-        /// Accepted (one account, no IAM)
-        #[arg(long)]
-        use_default_roles: bool,
-        /// Accepted (KeyName=…: no SSH)
-        #[arg(long)]
-        ec2_attributes: Option<String>,
-        /// Accepted (nodes are slots on this machine)
-        #[arg(long)]
-        instance_type: Option<String>,
-        /// Nodes in all: 1 master and N-1 core
-        #[arg(long)]
-        instance_count: Option<u32>,
-        /// InstanceGroupType=MASTER|CORE|TASK,InstanceCount=N,InstanceType=…[,BidPrice=…] …
-        #[arg(long, num_args = 1..)]
-        instance_groups: Vec<String>,
-        /// Steps to queue: shorthand, a JSON list, or file://steps.json
-        #[arg(long, num_args = 1..)]
-        steps: Vec<String>,
-        /// Terminate once the last step has ended
-        #[arg(long, conflicts_with = "no_auto_terminate")]
-        auto_terminate: bool,
-        #[arg(long)]
-        no_auto_terminate: bool,
-        /// IdleTimeout=SECONDS
-        #[arg(long)]
-        auto_termination_policy: Option<String>,
-        /// Accepted (logs stay in the workspace: `%emr logs`)
-        #[arg(long)]
-        log_uri: Option<String>,
-        /// Accepted (one account, no IAM)
-        #[arg(long)]
-        service_role: Option<String>,
-        /// Accepted
-        #[arg(long, num_args = 1..)]
-        tags: Vec<String>,
-    },
+    CreateCluster(Box<CreateCluster>),
     /// ≙ AddJobFlowSteps; prints the StepIds (the steps run at `wait step-complete` or `%emr run`)
     AddSteps {
         #[arg(long)]
@@ -120,6 +76,53 @@ pub enum Emr {
     Wait(Waiter),
 }
 
+#[derive(Debug, Args)]
+pub struct CreateCluster {
+    #[arg(long, default_value = DEFAULT_NAME)]
+    pub name: String,
+    /// emr-7.5.0 (the default), emr-5.36.0 …; before emr-7 /usr/bin/python is Python 2.7
+    #[arg(long)]
+    pub release_label: Option<String>,
+    /// Accepted (Name=Hive Name=Pig …): the nodes run streaming and SQL steps whatever is named
+    #[arg(long, num_args = 1..)]
+    pub applications: Vec<String>,
+    /// Accepted (one account, no IAM)
+    #[arg(long)]
+    pub use_default_roles: bool,
+    /// Accepted (KeyName=…: no SSH)
+    #[arg(long)]
+    ec2_attributes: Option<String>,
+    /// Accepted (nodes are slots on this machine)
+    #[arg(long)]
+    pub instance_type: Option<String>,
+    /// Nodes in all: 1 master and N-1 core
+    #[arg(long)]
+    pub instance_count: Option<u32>,
+    /// InstanceGroupType=MASTER|CORE|TASK,InstanceCount=N,InstanceType=…[,BidPrice=…] …
+    #[arg(long, num_args = 1..)]
+    pub instance_groups: Vec<String>,
+    /// Steps to queue: shorthand, a JSON list, or file://steps.json
+    #[arg(long, num_args = 1..)]
+    pub steps: Vec<String>,
+    /// Terminate once the last step has ended
+    #[arg(long, conflicts_with = "no_auto_terminate")]
+    pub auto_terminate: bool,
+    #[arg(long)]
+    pub no_auto_terminate: bool,
+    /// IdleTimeout=SECONDS
+    #[arg(long)]
+    pub auto_termination_policy: Option<String>,
+    /// Accepted (logs stay in the workspace: `%emr logs`)
+    #[arg(long)]
+    pub log_uri: Option<String>,
+    /// Accepted (one account, no IAM)
+    #[arg(long)]
+    pub service_role: Option<String>,
+    /// Accepted
+    #[arg(long, num_args = 1..)]
+    pub tags: Vec<String>,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Waiter {
     /// Runs the cluster's pending steps until this one has ended; fails unless it COMPLETED
@@ -140,7 +143,7 @@ impl Emr {
     /// The API operation's name, as the CLI's error messages say it.
     pub fn operation(&self) -> &'static str {
         match self {
-            Emr::CreateCluster { .. } => "RunJobFlow",
+            Emr::CreateCluster(_) => "RunJobFlow",
             Emr::AddSteps { .. } => "AddJobFlowSteps",
             Emr::ListClusters { .. } => "ListClusters",
             Emr::DescribeCluster { .. } => "DescribeCluster",
@@ -156,16 +159,17 @@ impl Emr {
 pub async fn emr(op: Emr, engine: &Lakebook) -> lakebook_engine::Result<Option<Value>> {
     let emr = engine.emr();
     Ok(match op {
-        Emr::CreateCluster {
-            name,
-            release_label,
-            instance_count,
-            instance_groups,
-            steps,
-            auto_terminate,
-            auto_termination_policy,
-            ..
-        } => {
+        Emr::CreateCluster(create) => {
+            let CreateCluster {
+                name,
+                release_label,
+                instance_count,
+                instance_groups,
+                steps,
+                auto_terminate,
+                auto_termination_policy,
+                ..
+            } = *create;
             let mut config = ClusterConfig { auto_terminate, release_label: release_label.unwrap_or_else(|| DEFAULT_RELEASE_LABEL.into()), ..ClusterConfig::default() };
             match (instance_count, instance_groups.is_empty()) {
                 (Some(_), false) => return Err(usage("give --instance-count or --instance-groups, not both")),

@@ -1,42 +1,14 @@
-//! The interpreter: turns a cell into magic runs (and, later, Rust), and answers completion,
-//! inspection and is-complete questions. It publishes through an [`Output`] and never sees
-//! a socket or a protocol message.
+//! The session's answers besides running cells: completion (magic names, verbs, flags,
+//! `s3://` paths, SQL words; positions in code points), inspection (a magic's help, a table's
+//! schema) and is-complete (IPython's rules for cell magics).
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use lakebook_engine::S3Uri;
 
-use lakebook_engine::{Lakebook, S3Uri};
-
-use crate::cell::{self, Cell, MagicCall, ParseError};
-use crate::magics::{self, Ctx};
-pub use crate::error::CellError;
-use crate::output::Output;
-use crate::render::Bundle;
+use super::Session;
+use crate::cell::{self, Cell, ParseError};
+use crate::magics;
 use crate::render;
-
-/// On the system clock, time-driven work (scheduled crawlers …) happens in the background
-/// while the user works; the loop ends when the engine is dropped.
-fn spawn_system_clock_work(engine: std::sync::Weak<Lakebook>) {
-    let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
-    runtime.spawn(async move {
-        loop {
-            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-            let Some(engine) = engine.upgrade() else { return };
-            if engine.clock().mode() == lakebook_engine::ClockMode::System {
-                for report in engine.run_due_work().await {
-                    tracing::info!("{report}");
-                }
-            }
-        }
-    });
-}
-
-/// What a successful cell leaves: its value (an `execute_result`) and help pages.
-#[derive(Debug, Default)]
-pub struct Outcome {
-    pub value: Option<Bundle>,
-    pub pages: Vec<Bundle>,
-}
+use crate::render::Bundle;
 
 /// One completion candidate.
 #[derive(Debug, Clone, PartialEq)]
@@ -63,7 +35,7 @@ const SQL_KEYWORDS: &[&str] = &[
 ];
 
 /// Whether the cursor is in SQL: the body of a `%%sql` cell, or the SQL of a `%sql` line
-/// (not a flag or a flag's value).
+/// (not a flag, a flag's value, or `%sql workgroup …`, which is a command).
 fn in_sql(before: &str, line: &str, word: &str) -> bool {
     let first = before.trim_start().lines().next().unwrap_or("");
     if first.starts_with("%%sql") && before.trim_start().contains('\n') {
@@ -74,175 +46,24 @@ fn in_sql(before: &str, line: &str, word: &str) -> bool {
         return false;
     }
     let tokens: Vec<&str> = rest.split_whitespace().collect();
-    let previous = if word.is_empty() { tokens.last() } else { tokens.iter().rev().nth(1) };
-    !previous.is_some_and(|p| p.starts_with('-') && !p.contains('=') && matches!(*p, "--database" | "-d" | "--limit" | "--output" | "--workgroup" | "-w" | "--chart" | "--x" | "--y" | "--color" | "--title"))
-}
-
-pub struct Session {
-    home: PathBuf,
-    engine: Option<Arc<Lakebook>>,
-    /// The database `%sql` uses when a cell names none (`%sql USE db` changes it).
-    pub sql_database: String,
-    /// The workgroup `%sql` runs in when a cell names none.
-    pub sql_workgroup: String,
-    /// The last `%sql` result, which `%chart` draws.
-    pub last_result: Option<arrow_array::RecordBatch>,
-    /// Whether a chart's HTML has carried plotly.js yet in this kernel session.
-    pub plotly_loaded: bool,
-    /// The Redshift cluster `%sql` runs on (`%redshift connect NAME`); None = Athena.
-    pub redshift_cluster: Option<String>,
-    /// `%set` variables, expanded as `${NAME}` in magic lines and SQL bodies.
-    pub variables: std::collections::BTreeMap<String, String>,
+    let typed = if word.is_empty() { &tokens[..] } else { &tokens[..tokens.len().saturating_sub(1)] };
+    let value_flags = magics::value_flags(&magics::sql::SPEC);
+    // Past the flags (and their values), the first word decides.
+    let mut words = typed.iter();
+    let mut sql_start = None;
+    while let Some(token) = words.next() {
+        if !token.starts_with('-') {
+            sql_start = Some(*token);
+            break;
+        }
+        if !token.contains('=') && value_flags.iter().any(|f| f == token) && words.next().is_none() {
+            return false;
+        }
+    }
+    !sql_start.is_some_and(|w| w.eq_ignore_ascii_case(magics::sql::WORKGROUP))
 }
 
 impl Session {
-    /// A session on the workspace at `home`; the workspace is opened on first use so a kernel
-    /// always starts, even when another kernel holds the workspace.
-    pub fn new(home: PathBuf) -> Self {
-        Self {
-            home,
-            engine: None,
-            sql_database: lakebook_engine::catalog::DEFAULT_DATABASE.to_string(),
-            sql_workgroup: lakebook_engine::sql::PRIMARY_WORKGROUP.to_string(),
-            last_result: None,
-            plotly_loaded: false,
-            redshift_cluster: None,
-            variables: std::collections::BTreeMap::new(),
-        }
-    }
-
-    pub fn home(&self) -> &Path {
-        &self.home
-    }
-
-    /// The engine, opening the workspace if this is the first use.
-    pub fn engine(&mut self) -> Result<Arc<Lakebook>, CellError> {
-        if let Some(engine) = &self.engine {
-            return Ok(engine.clone());
-        }
-        let engine = Arc::new(Lakebook::open(self.home.clone())?);
-        self.engine = Some(engine.clone());
-        spawn_system_clock_work(Arc::downgrade(&engine));
-        Ok(engine)
-    }
-
-    /// Empties the workspace (`%workspace reset --yes`) and forgets what this session knew
-    /// of it (`USE` database, workgroup, connected cluster, the last result); `%set`
-    /// variables are the notebook's, not the workspace's, and stay.
-    pub async fn reset_workspace(&mut self) -> Result<Arc<Lakebook>, CellError> {
-        let mut engine = self.engine()?;
-        self.engine = None;
-        // The system-clock loop holds the engine while due work runs; wait for it to let go.
-        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
-        let owned = loop {
-            match Arc::try_unwrap(engine) {
-                Ok(owned) => break owned,
-                Err(shared) if tokio::time::Instant::now() < deadline => {
-                    engine = shared;
-                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-                }
-                Err(shared) => {
-                    self.engine = Some(shared);
-                    return Err(CellError::new("WorkspaceBusy", "background work (a scheduled crawler, a delivery) kept the workspace busy for 30 s; try again"));
-                }
-            }
-        };
-        let engine = Arc::new(owned.reset()?);
-        self.engine = Some(engine.clone());
-        spawn_system_clock_work(Arc::downgrade(&engine));
-        self.sql_database = lakebook_engine::catalog::DEFAULT_DATABASE.to_string();
-        self.sql_workgroup = lakebook_engine::sql::PRIMARY_WORKGROUP.to_string();
-        self.last_result = None;
-        self.redshift_cluster = None;
-        Ok(engine)
-    }
-
-    pub async fn execute(&mut self, code: &str, out: &Output) -> Result<Outcome, CellError> {
-        let outcome = self.execute_cell(code, out).await;
-        // Counters the services batch in memory are on disk at every cell boundary, so a
-        // kernel that is shut down (or killed) between cells loses none of them.
-        if let Some(engine) = &self.engine
-            && let Err(e) = engine.persist()
-        {
-            out.stderr(&format!("warning: could not save the workspace state: {e}\n"));
-        }
-        outcome
-    }
-
-    async fn execute_cell(&mut self, code: &str, out: &Output) -> Result<Outcome, CellError> {
-        let cell = cell::parse(code).map_err(|e| CellError::usage(e.to_string()))?;
-        let mut outcome = Outcome::default();
-        match cell {
-            Cell::Empty => {}
-            Cell::Code { .. } => {
-                return Err(CellError::new(
-                    "RustCellsUnavailable",
-                    "plain cells will run Rust once evcxr support lands; for now every cell is made of magics",
-                )
-                .with_detail("%lsmagic lists the magics, %help NAME explains one"));
-            }
-            Cell::Lines(calls) => {
-                let last = calls.len() - 1;
-                for (i, call) in calls.iter().enumerate() {
-                    out.set_last_call(i == last);
-                    let value = self.run_call(call, None, out, &mut outcome).await?;
-                    match value {
-                        Some(v) if i == last => outcome.value = Some(v),
-                        Some(v) => out.display(v),
-                        None => {}
-                    }
-                }
-            }
-            Cell::CellMagic { call, body } if call.name == magics::ALLOW_ERROR && !call.help => {
-                // A teaching cell: its error is shown (on stderr) but the cell succeeds, so
-                // batch runners (papermill, nbconvert) go on.
-                if !call.args.is_empty() {
-                    return Err(CellError::usage(format!("%%{} takes no arguments; the cell below it is run", magics::ALLOW_ERROR)));
-                }
-                match Box::pin(self.execute_cell(&body, out)).await {
-                    Ok(inner) => outcome = inner,
-                    Err(e) => out.stderr(&format!("{}\n", e.traceback.join("\n"))),
-                }
-            }
-            Cell::CellMagic { call, body } => {
-                outcome.value = self.run_call(&call, Some(&body), out, &mut outcome).await?;
-            }
-        }
-        Ok(outcome)
-    }
-
-    async fn run_call(
-        &mut self,
-        call: &MagicCall,
-        body: Option<&str>,
-        out: &Output,
-        outcome: &mut Outcome,
-    ) -> Result<Option<Bundle>, CellError> {
-        if call.help {
-            let spec = magics::find(&call.name).ok_or_else(|| magics::unknown_magic(&call.name, body.is_some()))?;
-            outcome.pages.push(render::text(&magics::help_text(spec)));
-            return Ok(None);
-        }
-        // `${NAME}` in the line, and in a body that is SQL (not in data a cell puts)
-        let expand = |text: &str| magics::set::expand(text, &self.variables);
-        let args = call.args.iter().map(|a| expand(a)).collect::<Result<Vec<_>, _>>()?;
-        let raw = expand(&call.raw)?;
-        let sql_body = match call.name.as_str() {
-            "sql" => true,
-            "emr" | "firehose" => matches!(args.first().map(String::as_str), Some("step" | "create")),
-            _ => false,
-        };
-        let body = match body {
-            Some(b) if sql_body => Some(expand(b)?),
-            other => other.map(str::to_string),
-        };
-        let result = magics::run(&call.name, &args, Ctx { session: self, out, body: body.as_deref(), raw: &raw }).await;
-        match result {
-            Err(CellError { help: Some(text), .. }) => Ok(Some(render::text(&text))),
-            other => other,
-        }
-    }
-
     /// Completion at `cursor_pos` (code points).
     pub async fn complete(&mut self, code: &str, cursor_pos: usize) -> Completion {
         let chars: Vec<char> = code.chars().collect();
@@ -297,7 +118,7 @@ impl Session {
     }
 
     async fn complete_s3(&mut self, word: &str) -> Vec<Match> {
-        let Ok(engine) = self.engine() else { return Vec::new() };
+        let Ok(engine) = self.workspace.engine() else { return Vec::new() };
         let rest = &word["s3://".len()..];
         let Some((bucket, key)) = rest.split_once('/') else {
             let buckets = engine.lake().list_buckets().unwrap_or_default();
@@ -318,7 +139,7 @@ impl Session {
     /// the tables the cell mentions, that start with `word` (case-insensitively; keywords
     /// follow the case being typed).
     fn complete_sql(&mut self, code: &str, word: &str) -> Vec<Match> {
-        let Ok(engine) = self.engine() else { return Vec::new() };
+        let Ok(engine) = self.workspace.engine() else { return Vec::new() };
         let lower = word.to_lowercase();
         let mut matches: Vec<Match> = Vec::new();
         let push = |text: String, kind: &'static str, matches: &mut Vec<Match>| {
@@ -344,7 +165,7 @@ impl Session {
         for db in &databases {
             for (name, table) in &db.tables {
                 let qualified = format!("{}.{name}", db.name);
-                let named = mentioned.iter().any(|t| *t == qualified || (*t == *name && db.name == self.sql_database));
+                let named = mentioned.iter().any(|t| *t == qualified || (*t == *name && db.name == self.state.sql_database));
                 if named {
                     for column in table.definition.columns.iter().chain(&table.definition.partition_keys) {
                         push(column.name.clone(), "column", &mut matches);
@@ -352,7 +173,7 @@ impl Session {
                 }
             }
         }
-        if let Some(db) = databases.iter().find(|d| d.name == self.sql_database) {
+        if let Some(db) = databases.iter().find(|d| d.name == self.state.sql_database) {
             for table in db.tables.keys() {
                 push(table.clone(), "table", &mut matches);
             }
@@ -372,7 +193,7 @@ impl Session {
 
     /// Databases and `db.table` names starting with `word`.
     fn complete_tables(&mut self, word: &str) -> Vec<Match> {
-        let Ok(engine) = self.engine() else { return Vec::new() };
+        let Ok(engine) = self.workspace.engine() else { return Vec::new() };
         let mut matches = Vec::new();
         for db in engine.catalog().databases() {
             if db.name.starts_with(word) && !word.contains('.') {
@@ -419,7 +240,7 @@ impl Session {
         let end = chars[cursor..].iter().position(|c| !is_name(c)).map_or(chars.len(), |i| cursor + i);
         let word: String = chars[start..end].iter().collect();
         let (db, table) = word.split_once('.')?;
-        let engine = self.engine().ok()?;
+        let engine = self.workspace.engine().ok()?;
         let table = engine.catalog().table(db, table).ok()?;
         magics::catalog::describe(&table).ok()
     }
@@ -448,6 +269,8 @@ impl Session {
 
 #[cfg(test)]
 mod tests {
+    use std::path::PathBuf;
+
     use super::*;
 
     #[tokio::test]
@@ -469,7 +292,7 @@ mod tests {
     async fn completes_sql_keywords_tables_and_columns() {
         let dir = tempfile::tempdir().unwrap();
         let mut session = Session::new(dir.path().to_path_buf());
-        let engine = session.engine().unwrap();
+        let engine = session.workspace.engine().unwrap();
         engine.catalog().create_database("web", "").unwrap();
         let definition = lakebook_engine::catalog::TableDefinition {
             location: "s3://lake/clicks/".into(),
@@ -479,7 +302,7 @@ mod tests {
             partition_keys: vec![lakebook_engine::catalog::Column::new("day", "string")],
         };
         engine.catalog().create_table("web", "clicks", definition).unwrap();
-        session.sql_database = "web".into();
+        session.state.sql_database = "web".into();
         let texts = |c: Completion| c.matches.into_iter().map(|m| m.text).collect::<Vec<_>>();
 
         let code = "%sql sel";
@@ -495,9 +318,15 @@ mod tests {
         assert_eq!(texts(session.complete(code, code.len()).await), ["web.clicks"]);
         let code = "%sql SELECT d FROM web.clicks";
         assert!(texts(session.complete(code, 13).await).contains(&"day".to_string()));
-        // Flags are still flags.
+        // Flags are still flags, a flag's value is not SQL, and `workgroup` is a command.
         let code = "%sql --li";
         assert_eq!(texts(session.complete(code, code.len()).await), ["--limit"]);
+        let code = "%sql --cluster ";
+        assert!(!texts(session.complete(code, code.len()).await).contains(&"SELECT".to_string()));
+        let code = "%sql --limit 5 sel";
+        assert_eq!(texts(session.complete(code, code.len()).await), ["select"]);
+        let code = "%sql workgroup cr";
+        assert_eq!(texts(session.complete(code, code.len()).await), ["create"]);
     }
 
     #[test]

@@ -1,0 +1,146 @@
+//! What a magic works with: the workspace's engine (opened on first use), the state magics
+//! keep from cell to cell, where its output goes, and the cell body. The session owns the
+//! workspace and the state and lends them to each magic it runs; magics never see the session.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow_array::RecordBatch;
+use lakebook_engine::Lakebook;
+
+use crate::error::CellError;
+use crate::output::Output;
+
+/// What one magic run gets.
+pub struct Ctx<'a> {
+    pub workspace: &'a mut Workspace,
+    pub state: &'a mut State,
+    pub out: &'a Output,
+    /// The cell body for `%%name` (None for a line magic).
+    pub body: Option<&'a str>,
+    /// The arguments as typed (before shell splitting).
+    pub raw: &'a str,
+}
+
+impl Ctx<'_> {
+    /// The engine, opening the workspace if this is the first use.
+    pub fn engine(&mut self) -> Result<Arc<Lakebook>, CellError> {
+        self.workspace.engine()
+    }
+}
+
+/// The workspace a kernel works in. It is opened on first use so a kernel always starts,
+/// even when another kernel holds the workspace.
+pub struct Workspace {
+    home: PathBuf,
+    engine: Option<Arc<Lakebook>>,
+}
+
+impl Workspace {
+    pub fn new(home: PathBuf) -> Self {
+        Self { home, engine: None }
+    }
+
+    pub fn home(&self) -> &Path {
+        &self.home
+    }
+
+    /// The engine if the workspace is open already (None: nothing has used it yet).
+    pub fn opened(&self) -> Option<&Arc<Lakebook>> {
+        self.engine.as_ref()
+    }
+
+    /// The engine, opening the workspace if this is the first use.
+    pub fn engine(&mut self) -> Result<Arc<Lakebook>, CellError> {
+        if let Some(engine) = &self.engine {
+            return Ok(engine.clone());
+        }
+        let engine = Arc::new(Lakebook::open(self.home.clone())?);
+        self.engine = Some(engine.clone());
+        spawn_system_clock_work(Arc::downgrade(&engine));
+        Ok(engine)
+    }
+
+    /// Empties the workspace (`%workspace reset --yes`) and opens it again, empty.
+    pub async fn reset(&mut self) -> Result<Arc<Lakebook>, CellError> {
+        let mut engine = self.engine()?;
+        self.engine = None;
+        // The system-clock loop holds the engine while due work runs; wait for it to let go.
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+        let owned = loop {
+            match Arc::try_unwrap(engine) {
+                Ok(owned) => break owned,
+                Err(shared) if tokio::time::Instant::now() < deadline => {
+                    engine = shared;
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+                Err(shared) => {
+                    self.engine = Some(shared);
+                    return Err(CellError::new("WorkspaceBusy", "background work (a scheduled crawler, a delivery) kept the workspace busy for 30 s; try again"));
+                }
+            }
+        };
+        let engine = Arc::new(owned.reset()?);
+        self.engine = Some(engine.clone());
+        spawn_system_clock_work(Arc::downgrade(&engine));
+        Ok(engine)
+    }
+}
+
+/// On the system clock, time-driven work (scheduled crawlers …) happens in the background
+/// while the user works; the loop ends when the engine is dropped.
+fn spawn_system_clock_work(engine: std::sync::Weak<Lakebook>) {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+    runtime.spawn(async move {
+        loop {
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            let Some(engine) = engine.upgrade() else { return };
+            if engine.clock().mode() == lakebook_engine::ClockMode::System {
+                for report in engine.run_due_work().await {
+                    tracing::info!("{report}");
+                }
+            }
+        }
+    });
+}
+
+/// What magics remember between cells.
+pub struct State {
+    /// The database `%sql` uses when a cell names none (`%sql USE db` changes it).
+    pub sql_database: String,
+    /// The workgroup `%sql` runs in when a cell names none.
+    pub sql_workgroup: String,
+    /// The Redshift cluster `%sql` runs on (`%redshift connect NAME`); None = Athena.
+    pub redshift_cluster: Option<String>,
+    /// The last result shown as a table, which `%chart` draws.
+    pub last_result: Option<RecordBatch>,
+    /// Whether a chart's HTML has carried plotly.js yet in this kernel session.
+    pub plotly_loaded: bool,
+    /// `%set` variables, expanded as `${NAME}` in magic lines and SQL bodies.
+    pub variables: BTreeMap<String, String>,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        Self {
+            sql_database: lakebook_engine::catalog::DEFAULT_DATABASE.to_string(),
+            sql_workgroup: lakebook_engine::sql::PRIMARY_WORKGROUP.to_string(),
+            redshift_cluster: None,
+            last_result: None,
+            plotly_loaded: false,
+            variables: BTreeMap::new(),
+        }
+    }
+}
+
+impl State {
+    /// After `%workspace reset`: forget what was known of the workspace (`USE` database,
+    /// workgroup, connected cluster, the last result). `%set` variables are the notebook's,
+    /// not the workspace's, and stay; so does plotly.js, already in the page.
+    pub fn forget_workspace(&mut self) {
+        let variables = std::mem::take(&mut self.variables);
+        let plotly_loaded = self.plotly_loaded;
+        *self = Self { variables, plotly_loaded, ..Self::default() };
+    }
+}
