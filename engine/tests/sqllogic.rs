@@ -1,7 +1,8 @@
-//! SQL behaviour as sqllogictest scripts (`tests/slt/*.slt`), run through the engine exactly as
-//! `%sql` runs them. Each script gets a fresh workspace whose lake holds a small fixture
-//! (Hive-partitioned CSV clicks, unnamed-partition JSON orders, and an uncatalogued raw
-//! folder) that a crawler has catalogued into database `web`.
+//! SQL behaviour as sqllogictest scripts, run through the engine exactly as `%sql` runs them:
+//! Athena's in `tests/slt/*.slt`, Redshift's in `tests/slt/redshift/*.slt` (on a two-node
+//! cluster `wh`, as `%sql --cluster wh` runs them). Each script gets a fresh workspace whose
+//! lake holds a small fixture (Hive-partitioned CSV clicks, unnamed-partition JSON orders, and
+//! an uncatalogued raw folder) that a crawler has catalogued into database `web`.
 //!
 //! Directives besides standard sqllogictest: none; errors are matched against
 //! `CODE: message` as the kernel shows them.
@@ -108,14 +109,67 @@ impl sqllogictest::AsyncDB for Engine {
     }
 }
 
+/// The same workspace, with SQL sent to a Redshift cluster instead of Athena.
+struct Warehouse(Engine);
+
+#[async_trait]
+impl sqllogictest::AsyncDB for Warehouse {
+    type Error = SqlError;
+    type ColumnType = DefaultColumnType;
+
+    async fn run(&mut self, sql: &str) -> Result<DBOutput<DefaultColumnType>, SqlError> {
+        let mut outcomes = self.0.lb.redshift().run("wh", sql).await.map_err(|e| SqlError(e.to_string()))?;
+        let last = outcomes.pop().ok_or_else(|| SqlError("no result".into()))?;
+        if last.message.is_some() && last.batches.iter().all(|b| b.num_rows() == 0) {
+            return Ok(DBOutput::StatementComplete(last.rows_loaded.unwrap_or(0)));
+        }
+        let types = last.schema.fields().iter().map(|f| column_type(f.data_type())).collect();
+        Ok(DBOutput::Rows { types, rows: rows(&last.batches) })
+    }
+
+    async fn shutdown(&mut self) {}
+
+    fn engine_name(&self) -> &str {
+        "lakebook-redshift"
+    }
+
+    async fn sleep(duration: std::time::Duration) {
+        tokio::time::sleep(duration).await;
+    }
+}
+
+fn scripts(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut scripts: Vec<PathBuf> =
+        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "slt")).collect();
+    scripts.sort();
+    assert!(scripts.len() >= 3, "expected the .slt scripts in {}", dir.display());
+    scripts
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redshift_logic_scripts() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/slt/redshift");
+    let mut failures = Vec::new();
+    for script in &scripts(&dir) {
+        let engine = fixture().await;
+        engine.lb.redshift().create_cluster("wh", 2, 1).unwrap();
+        let mut engine = Some(Warehouse(engine));
+        let mut runner = sqllogictest::Runner::new(move || {
+            let engine = engine.take();
+            async move { engine.ok_or_else(|| SqlError("one connection per script".into())) }
+        });
+        if let Err(e) = runner.run_file_async(script).await {
+            failures.push(format!("{}:\n{}", script.display(), e.display(false)));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sql_logic_scripts() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/slt");
-    let mut scripts: Vec<PathBuf> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "slt")).collect();
-    scripts.sort();
-    assert!(scripts.len() >= 3, "expected the .slt scripts in {}", dir.display());
     let mut failures = Vec::new();
-    for script in &scripts {
+    for script in &scripts(&dir) {
         let engine = fixture().await;
         let mut engine = Some(engine);
         let mut runner = sqllogictest::Runner::new(move || {

@@ -1,0 +1,313 @@
+//! Running the catalog-changing statements (CREATE/DROP/ALTER/MSCK/SHOW/DESCRIBE), CTAS and
+//! INSERT INTO against the catalog and the lake.
+
+use super::*;
+
+impl crate::sql::SqlEngine {
+    /// Runs one of Athena's catalog-changing statements.
+    pub(in crate::sql) async fn run_ddl(
+        &self,
+        ctx: &datafusion::prelude::SessionContext,
+        ddl: Ddl,
+        text: &str,
+        database: &str,
+        workgroup: &crate::sql::Workgroup,
+        execution_id: &str,
+    ) -> std::result::Result<crate::sql::Output, crate::sql::Failure> {
+        match ddl {
+            Ddl::CreateDatabase { name, if_not_exists, comment, location, properties } => match self.catalog.create_database_at(&name, &comment, location, properties) {
+                Ok(_) => Ok(output(messages(vec![format!("database {name} created in the catalog")]), 0)),
+                Err(e) if if_not_exists && e.code() == "AlreadyExistsException" => Ok(output(messages(vec![format!("database {name} already exists")]), 0)),
+                Err(e) => Err(e.into()),
+            },
+            Ddl::Describe { name, statement } => {
+                let table = table_name(&name, database).ok().and_then(|(db, t)| self.catalog.table(&db, &t).ok()).filter(|t| !t.deprecated);
+                let is_view = name.0.len() == 1 && self.temp_views.lock().unwrap_or_else(|p| p.into_inner()).contains_key(&name.to_string().to_lowercase());
+                match table {
+                    Some(table) if !is_view => Ok(output(describe(&table), 0)),
+                    _ => self.query(ctx, *statement, text, workgroup).await,
+                }
+            }
+            Ddl::AddPartitions(add) => {
+                let (db, name) = table_name(&add.table, database)?;
+                Ok(output(messages(add.apply(&self.catalog, &db, &name)?), 0))
+            }
+            Ddl::ShowPartitions(name) => {
+                let (db, name) = table_name(&name, database)?;
+                let table = self.catalog.table(&db, &name)?;
+                let keys = &table.definition.partition_keys;
+                if keys.is_empty() {
+                    return Err(service_err!(InvalidRequestException, "FAILED: SemanticException Table {name} is not a partitioned table").into());
+                }
+                let mut listed: Vec<String> = table
+                    .partitions
+                    .values()
+                    .filter(|p| !p.deprecated)
+                    .map(|p| keys.iter().zip(&p.values).map(|(k, v)| format!("{}={v}", k.name)).collect::<Vec<_>>().join("/"))
+                    .collect();
+                listed.sort();
+                Ok(output(names("partition", listed), 0))
+            }
+            Ddl::ShowDatabases => {
+                let databases = self.catalog.databases().into_iter().map(|d| d.name).collect();
+                Ok(output(names("database_name", databases), 0))
+            }
+            Ddl::ShowTables(db, pattern) => {
+                let db = match db {
+                    Some(name) => name.to_string().trim_matches(['`', '"']).to_lowercase(),
+                    None => database.to_string(),
+                };
+                let tables = self
+                    .catalog
+                    .tables(&db)?
+                    .into_iter()
+                    .filter(|t| !t.deprecated && pattern.as_deref().is_none_or(|p| name_matches(p, &t.name)))
+                    .map(|t| t.name)
+                    .collect();
+                Ok(output(names("tab_name", tables), 0))
+            }
+            Ddl::CreateExternal(ct) => {
+                let (db, name) = table_name(&ct.name, database)?;
+                let definition = external_definition(&ct)?;
+                let location = definition.location.clone();
+                match self.catalog.create_table(&db, &name, definition) {
+                    Ok(_) => {}
+                    Err(e) if e.code() == "AlreadyExistsException" && ct.if_not_exists => {}
+                    Err(e) => return Err(e.into()),
+                }
+                Ok(output(messages(vec![format!("table {db}.{name} is in the catalog, over {location}")]), 0))
+            }
+            Ddl::DropTable { names, if_exists } => {
+                let mut lines = Vec::new();
+                for object in names {
+                    let (db, name) = table_name(&object, database)?;
+                    let dropped_view = object.0.len() == 1 && self.temp_views.lock().unwrap_or_else(|p| p.into_inner()).remove(&name).is_some();
+                    if dropped_view {
+                        lines.push(format!("temporary view {name} dropped"));
+                        continue;
+                    }
+                    match self.catalog.drop_table(&db, &name) {
+                        Ok(()) => lines.push(format!("table {db}.{name} dropped from the catalog; its files stay in the lake")),
+                        Err(e) if if_exists && e.code() == "EntityNotFoundException" => lines.push(format!("no table {db}.{name}")),
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                Ok(output(messages(lines), 0))
+            }
+            Ddl::Msck(object) => {
+                let (db, name) = table_name(&object, database)?;
+                let table = self.catalog.table(&db, &name)?;
+                if table.definition.partition_keys.is_empty() {
+                    return Err(service_err!(InvalidRequestException, "{db}.{name} is not partitioned; MSCK REPAIR TABLE has nothing to add").into());
+                }
+                let location = S3Uri::parse(&table.definition.location)?;
+                let listing = self.lake.list(&location, true).await?;
+                let mut found: BTreeMap<String, (Vec<String>, String)> = BTreeMap::new();
+                for object in &listing.objects {
+                    let relative = object.key.strip_prefix(&location.key).unwrap_or(&object.key);
+                    if let Some((values, path)) = hive_partition(&table, relative) {
+                        found.entry(values.join("/")).or_insert((values, path));
+                    }
+                }
+                let missing: Vec<(Vec<String>, String)> =
+                    found.into_iter().filter(|(id, _)| table.partitions.get(id).is_none_or(|p| p.deprecated)).map(|(_, p)| p).collect();
+                let mut lines = Vec::new();
+                for (values, _) in &missing {
+                    let spec: Vec<String> =
+                        table.definition.partition_keys.iter().zip(values).map(|(k, v)| format!("{}={v}", k.name)).collect();
+                    lines.push(format!("Repair: Added partition to metastore {name}:{}", spec.join("/")));
+                }
+                self.catalog.add_partitions(&db, &name, missing)?;
+                if lines.is_empty() {
+                    lines.push(format!("every partition under {} is already in the catalog", table.definition.location));
+                }
+                Ok(output(messages(lines), 0))
+            }
+            Ddl::Ctas(ct) => self.ctas(ctx, &ct, text, database, workgroup, execution_id).await,
+            Ddl::Insert(insert) => self.insert(ctx, &insert, text, database, workgroup, execution_id).await,
+        }
+    }
+
+    /// `CREATE TABLE t WITH (…) AS SELECT …`: writes the result to an empty location, then
+    /// registers the table (and its partitions).
+    pub(super) async fn ctas(
+        &self,
+        ctx: &datafusion::prelude::SessionContext,
+        ct: &ast::CreateTable,
+        text: &str,
+        database: &str,
+        workgroup: &crate::sql::Workgroup,
+        execution_id: &str,
+    ) -> std::result::Result<crate::sql::Output, crate::sql::Failure> {
+        let (db, name) = table_name(&ct.name, database)?;
+        crate::catalog::validate_name("table", &name)?;
+        if self.catalog.table(&db, &name).is_ok() {
+            if ct.if_not_exists {
+                return Ok(output(messages(vec![format!("{db}.{name} already exists")]), 0));
+            }
+            return Err(service_err!(AlreadyExistsException, "Table {db}.{name} already exists").into());
+        }
+        self.catalog.tables(&db)?;
+        let options = ctas_options(ct)?;
+        let location = match &options.location {
+            Some(location) => location.clone(),
+            None => {
+                let results = S3Uri::parse(&workgroup.output_location)?;
+                format!("s3://{}/{}tables/{execution_id}/", results.bucket, results.key)
+            }
+        };
+        let uri = S3Uri::parse(&location)?;
+        if uri.bucket == crate::sql::RESULTS_BUCKET {
+            let _ = self.lake.create_bucket(crate::sql::RESULTS_BUCKET)?;
+        }
+        match self.lake.list(&uri, true).await {
+            Ok(listing) if !listing.objects.is_empty() => {
+                return Err(service_err!(HIVE_PATH_ALREADY_EXISTS, "Target directory for table '{db}.{name}' already exists: {location}")
+                    .with_hint("CTAS writes to an empty location: choose another external_location or empty this one")
+                    .into());
+            }
+            Ok(_) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let query = ct.query.as_deref().ok_or_else(|| internal_err!("CTAS without a query"))?;
+        let output = self.query(ctx, Statement::Query(Box::new(query.clone())), text, workgroup).await?;
+        let batch = one_batch(&output.schema, &output.batches)?;
+
+        // Partition columns must come last, in partitioned_by order (Athena's rule).
+        let fields: Vec<String> = output.schema.fields().iter().map(|f| f.name().to_lowercase()).collect();
+        let keys = options.partitioned_by.len();
+        if keys > 0 && (keys >= fields.len() || fields[fields.len() - keys..] != options.partitioned_by[..]) {
+            {
+                return Err(service_err!(
+                    InvalidRequestException,
+                    "partition columns {:?} must be the last columns of the SELECT, in that order; it returns {:?}",
+                    options.partitioned_by,
+                    fields
+                )
+                .into());
+            }
+        }
+        let columns: Vec<Column> = output.schema.fields()[..fields.len() - keys]
+            .iter()
+            .map(|f| Column::new(f.name().to_lowercase(), glue_type(f.data_type())))
+            .collect();
+        // The engine reads partition values as strings, so that is what the catalog records.
+        let partition_keys: Vec<Column> = options.partitioned_by.iter().map(|k| Column::new(k, "string")).collect();
+        let definition =
+            TableDefinition { location: location.clone(), format: options.format, compression: options.compression, columns, partition_keys };
+        let table = crate::catalog::new_table(&db, &name, definition.clone(), self.clock.now(), None);
+        let written = self.write_rows(&table, &batch, execution_id).await?;
+        self.catalog.create_table(&db, &name, definition)?;
+        if keys > 0 {
+            self.catalog.add_partitions(&db, &name, written.partitions.clone())?;
+        }
+        let line = format!(
+            "table {db}.{name} created: {} row(s) in {} file(s) under {location}",
+            batch.num_rows(),
+            written.files
+        );
+        Ok(self::output(messages(vec![line]), output.bytes_scanned))
+    }
+
+    /// `INSERT INTO t [(cols)] SELECT … | VALUES …`: new files beside the table's old ones.
+    pub(super) async fn insert(
+        &self,
+        ctx: &datafusion::prelude::SessionContext,
+        insert: &ast::Insert,
+        text: &str,
+        database: &str,
+        workgroup: &crate::sql::Workgroup,
+        execution_id: &str,
+    ) -> std::result::Result<crate::sql::Output, crate::sql::Failure> {
+        let (db, name) = table_name(insert_target(insert)?, database)?;
+        let table = self.catalog.table(&db, &name)?;
+        if insert.overwrite {
+            return Err(service_err!(InvalidRequestException, "NOT_SUPPORTED: INSERT OVERWRITE; Athena only appends with INSERT INTO").into());
+        }
+        let source = insert.source.as_deref().ok_or_else(|| service_err!(InvalidRequestException, "INSERT INTO needs a SELECT or VALUES"))?;
+        let output = self.query(ctx, Statement::Query(Box::new(source.clone())), text, workgroup).await?;
+        let batch = one_batch(&output.schema, &output.batches)?;
+        let mut all_columns = table.definition.columns.clone();
+        all_columns.extend(table.definition.partition_keys.iter().cloned());
+        // With a column list, columns not named are NULL; without one, the SELECT gives every
+        // column in order, partition keys last.
+        let named: Vec<String> = insert.columns.iter().map(|c| c.to_string().trim_matches(['`', '"']).to_lowercase()).collect();
+        if named.is_empty() && batch.num_columns() != all_columns.len() {
+            return Err(service_err!(
+                InvalidRequestException,
+                "Insert query has {} column(s) but {db}.{name} has {} ({})",
+                batch.num_columns(),
+                all_columns.len(),
+                all_columns.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ")
+            )
+            .into());
+        }
+        if !named.is_empty() && named.len() != batch.num_columns() {
+            return Err(service_err!(InvalidRequestException, "Insert query has {} column(s) for {} named column(s)", batch.num_columns(), named.len()).into());
+        }
+        let mut arrays: Vec<ArrayRef> = Vec::new();
+        for (i, column) in all_columns.iter().enumerate() {
+            let position = if named.is_empty() {
+                Some(i)
+            } else {
+                named.iter().position(|n| n == &column.name)
+            };
+            arrays.push(match position {
+                Some(p) => batch.column(p).clone(),
+                None => arrow_array::new_null_array(&DataType::Null, batch.num_rows()),
+            });
+        }
+        for n in &named {
+            if !all_columns.iter().any(|c| &c.name == n) {
+                let names: Vec<&str> = all_columns.iter().map(|c| c.name.as_str()).collect();
+                let hint = closest(n, &names).map(|c| format!("did you mean {c}?")).unwrap_or_default();
+                return Err(service_err!(InvalidRequestException, "COLUMN_NOT_FOUND: {db}.{name} has no column {n}").with_hint(hint).into());
+            }
+        }
+        let loose_fields: Vec<Field> = all_columns.iter().zip(&arrays).map(|(c, a)| Field::new(&c.name, a.data_type().clone(), true)).collect();
+        let ordered = RecordBatch::try_new(Arc::new(Schema::new(loose_fields)), arrays).map_err(|e| internal_err!("{e}"))?;
+        let mut target: Vec<Column> = table.definition.columns.clone();
+        target.extend(table.definition.partition_keys.iter().map(|k| Column::new(&k.name, "string")));
+        let conformed = conform(&ordered, &write_schema(&target)?)?;
+        let written = self.write_rows(&table, &conformed, execution_id).await?;
+        if !table.definition.partition_keys.is_empty() {
+            self.catalog.add_partitions(&db, &name, written.partitions.clone())?;
+        }
+        let line = format!("{} row(s) inserted into {db}.{name} in {} new file(s)", conformed.num_rows(), written.files);
+        Ok(self::output(messages(vec![line]), output.bytes_scanned))
+    }
+
+    /// Writes rows (data columns, then partition values) as one new file per partition.
+    pub(super) async fn write_rows(&self, table: &Table, batch: &RecordBatch, execution_id: &str) -> Result<Written> {
+        let keys = table.definition.partition_keys.len();
+        let data_schema = write_schema(&table.definition.columns)?;
+        let mut written = Written::default();
+        for (n, (values, rows)) in split_partitions(batch, keys)?.into_iter().enumerate() {
+            if rows.num_rows() == 0 {
+                continue;
+            }
+            let rows = conform(&rows, &data_schema)?;
+            // An existing partition keeps its location (a crawled `2026/01/` layout too).
+            let id = values.join("/");
+            let folder = match table.partitions.get(&id).filter(|p| !p.deprecated) {
+                Some(p) => p.location.clone(),
+                None if keys == 0 => table.definition.location.clone(),
+                None => partition_path(table, &values),
+            };
+            let (bytes, extension) = encode(&rows, &table.definition.format, table.definition.compression.as_deref())?;
+            let uri = S3Uri::parse(&folder)?.join(&format!("{execution_id}-{n:05}{extension}"));
+            self.lake.put(&uri, bytes).await?;
+            written.files += 1;
+            if keys > 0 {
+                written.partitions.push((values, folder));
+            }
+        }
+        Ok(written)
+    }
+}
+
+#[derive(Debug, Default)]
+pub(super) struct Written {
+    pub(super) files: usize,
+    pub(super) partitions: Vec<(Vec<String>, String)>,
+}

@@ -1,0 +1,229 @@
+//! Writing rows into a table's files: the write schema, rows conformed to it, split by
+//! partition values into Hive-style `key=value/` folders, encoded in the table's format; and
+//! the small result tables DDL statements answer with.
+
+use super::*;
+
+/// The table's columns (then partition keys) as the Arrow schema files are written with.
+pub(in crate::sql) fn write_schema(columns: &[Column]) -> Result<SchemaRef> {
+    let fields = columns.iter().map(|c| Ok(Field::new(&c.name, arrow_type(&c.data_type)?, true))).collect::<Result<Vec<_>>>()?;
+    Ok(Arc::new(Schema::new(fields)))
+}
+
+/// Casts `batch`'s columns, in order, to `schema` (what the catalog says the files hold).
+pub(in crate::sql) fn conform(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
+    let columns = batch
+        .columns()
+        .iter()
+        .zip(schema.fields())
+        .map(|(array, field)| {
+            // Not the default "safe" cast, which would turn bad values into NULLs silently.
+            let options = datafusion::arrow::compute::CastOptions { safe: false, ..Default::default() };
+            datafusion::arrow::compute::cast_with_options(array, field.data_type(), &options).map_err(|e| {
+                service_err!(
+                    InvalidRequestException,
+                    "TYPE_MISMATCH: column {} is {} and cannot be stored as {}: {e}",
+                    field.name(),
+                    glue_type(array.data_type()),
+                    glue_type(field.data_type())
+                )
+            })
+        })
+        .collect::<Result<Vec<ArrayRef>>>()?;
+    RecordBatch::try_new(schema.clone(), columns).map_err(|e| internal_err!("conforming rows to the table schema: {e}"))
+}
+
+/// Rows grouped by their partition values (the last `keys` columns), in order of first
+/// appearance; each group keeps only the data columns.
+pub(in crate::sql) fn split_partitions(batch: &RecordBatch, keys: usize) -> Result<Vec<(Vec<String>, RecordBatch)>> {
+    let data_columns = batch.num_columns() - keys;
+    let data_schema = Arc::new(Schema::new(batch.schema().fields()[..data_columns].to_vec()));
+    if keys == 0 {
+        return Ok(vec![(Vec::new(), batch.project(&(0..data_columns).collect::<Vec<_>>()).map_err(|e| internal_err!("{e}"))?)]);
+    }
+    let values: Vec<Vec<String>> = (data_columns..batch.num_columns())
+        .map(|i| partition_strings(batch.column(i)))
+        .collect::<Result<_>>()?;
+    let mut groups: Vec<(Vec<String>, Vec<u32>)> = Vec::new();
+    let mut index: BTreeMap<Vec<String>, usize> = BTreeMap::new();
+    for row in 0..batch.num_rows() {
+        let key: Vec<String> = values.iter().map(|v| v[row].clone()).collect();
+        let slot = *index.entry(key.clone()).or_insert_with(|| {
+            groups.push((key, Vec::new()));
+            groups.len() - 1
+        });
+        groups[slot].1.push(row as u32);
+    }
+    // In key order, not arrival order (which a parallel plan varies), so file numbers are
+    // the same on every run.
+    groups.sort_by(|a, b| a.0.cmp(&b.0));
+    groups
+        .into_iter()
+        .map(|(key, rows)| {
+            let rows = UInt32Array::from(rows);
+            let columns = (0..data_columns)
+                .map(|i| take(batch.column(i).as_ref(), &rows, None).map_err(|e| internal_err!("splitting partitions: {e}")))
+                .collect::<Result<Vec<_>>>()?;
+            let part = RecordBatch::try_new(data_schema.clone(), columns).map_err(|e| internal_err!("{e}"))?;
+            Ok((key, part))
+        })
+        .collect()
+}
+
+pub(super) fn partition_strings(array: &ArrayRef) -> Result<Vec<String>> {
+    let strings = cast(array, &DataType::Utf8).map_err(|e| internal_err!("partition values as text: {e}"))?;
+    let strings = strings.as_any().downcast_ref::<StringArray>().ok_or_else(|| internal_err!("partition values are not text"))?;
+    Ok(strings.iter().map(|v| v.map_or_else(|| NULL_PARTITION.to_string(), str::to_string)).collect())
+}
+
+/// One file's bytes in the table's format.
+pub(in crate::sql) fn encode(batch: &RecordBatch, format: &Format, compression: Option<&str>) -> Result<(Bytes, &'static str)> {
+    let fail = |e: &dyn std::fmt::Display| internal_err!("writing {}: {e}", format.classification());
+    match format {
+        Format::Parquet => {
+            let codec = match compression.unwrap_or("snappy") {
+                "snappy" => Compression::SNAPPY,
+                "gzip" => Compression::GZIP(Default::default()),
+                "zstd" => Compression::ZSTD(ZstdLevel::default()),
+                "none" | "uncompressed" => Compression::UNCOMPRESSED,
+                other => {
+                    return Err(service_err!(InvalidRequestException, "NOT_SUPPORTED: write_compression '{other}' for Parquet")
+                        .with_hint("SNAPPY (the default), GZIP, ZSTD or NONE"));
+                }
+            };
+            let props = WriterProperties::builder().set_compression(codec).build();
+            let mut out = Vec::new();
+            let mut writer = ArrowWriter::try_new(&mut out, batch.schema(), Some(props)).map_err(|e| fail(&e))?;
+            writer.write(batch).map_err(|e| fail(&e))?;
+            writer.close().map_err(|e| fail(&e))?;
+            Ok((Bytes::from(out), ".parquet"))
+        }
+        Format::Json => {
+            let mut writer = datafusion::arrow::json::LineDelimitedWriter::new(Vec::new());
+            writer.write(batch).map_err(|e| fail(&e))?;
+            writer.finish().map_err(|e| fail(&e))?;
+            Ok((Bytes::from(writer.into_inner()), ".json"))
+        }
+        Format::Csv { delimiter, header } => {
+            let mut out = Vec::new();
+            let mut writer = arrow_csv::WriterBuilder::new().with_header(*header).with_delimiter(*delimiter as u8).build(&mut out);
+            writer.write(batch).map_err(|e| fail(&e))?;
+            drop(writer);
+            Ok((Bytes::from(out), if *delimiter == ',' { ".csv" } else { "" }))
+        }
+        Format::Avro | Format::Orc => Err(service_err!(
+            InvalidRequestException,
+            "NOT_SUPPORTED: writing {} files; this engine writes Parquet, JSON and text tables",
+            format.classification()
+        )),
+    }
+}
+
+/// Concatenates a result into one batch.
+pub(in crate::sql) fn one_batch(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<RecordBatch> {
+    concat_batches(schema, batches).map_err(|e| internal_err!("concatenating the result: {e}"))
+}
+
+/// `key=value/…` of a partition under the table location.
+pub(in crate::sql) fn partition_path(table: &Table, values: &[String]) -> String {
+    let mut path = table.definition.location.clone();
+    for (key, value) in table.definition.partition_keys.iter().zip(values) {
+        path.push_str(&format!("{}={}/", key.name, escape_partition_value(value)));
+    }
+    path
+}
+
+/// Hive escapes path-unsafe characters in partition values as `%XX`.
+pub(super) fn escape_partition_value(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        if matches!(c, '/' | '\\' | '=' | '%' | '"' | '\'' | '#' | ':' | '*' | '?' | '[' | ']' | '^' | '{') || c.is_control() {
+            let mut buf = [0u8; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+pub(super) fn unescape_partition_value(value: &str) -> String {
+    let bytes = value.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            let hex = |b: u8| (b as char).to_digit(16);
+            if let (Some(hi), Some(lo)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                out.push((hi * 16 + lo) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The partition values of a key below the table location, when its folders are
+/// `k1=v1/k2=v2/` for exactly the table's partition keys (what MSCK REPAIR adds).
+pub(in crate::sql) fn hive_partition(table: &Table, relative_key: &str) -> Option<(Vec<String>, String)> {
+    let keys = &table.definition.partition_keys;
+    let segments: Vec<&str> = relative_key.split('/').collect();
+    if segments.len() <= keys.len() {
+        return None;
+    }
+    let mut values = Vec::new();
+    for (key, segment) in keys.iter().zip(&segments) {
+        let (name, value) = segment.split_once('=')?;
+        if !name.eq_ignore_ascii_case(&key.name) {
+            return None;
+        }
+        values.push(unescape_partition_value(value));
+    }
+    let location = format!("{}{}/", table.definition.location, segments[..keys.len()].join("/"));
+    Some((values, location))
+}
+
+/// Athena's DESCRIBE of a catalog table: `col_name`, `data_type`, `comment` for each column,
+/// then the partition columns after a `# Partition Information` header, as Hive prints them.
+pub(super) fn describe(table: &Table) -> RecordBatch {
+    let mut rows: Vec<(String, String, String)> = table.definition.columns.iter().map(|c| (c.name.clone(), c.data_type.clone(), String::new())).collect();
+    let keys = &table.definition.partition_keys;
+    if !keys.is_empty() {
+        rows.push((String::new(), String::new(), String::new()));
+        rows.push(("# Partition Information".into(), String::new(), String::new()));
+        rows.push(("# col_name".into(), "data_type".into(), "comment".into()));
+        rows.push((String::new(), String::new(), String::new()));
+        rows.extend(keys.iter().map(|k| (k.name.clone(), k.data_type.clone(), String::new())));
+    }
+    let column = |f: fn(&(String, String, String)) -> &String| Arc::new(StringArray::from_iter_values(rows.iter().map(f))) as ArrayRef;
+    RecordBatch::try_from_iter(vec![("col_name", column(|r| &r.0)), ("data_type", column(|r| &r.1)), ("comment", column(|r| &r.2))])
+        .expect("three string columns of one length")
+}
+
+/// A one-column result of messages (Athena shows DDL outcomes as text).
+pub(in crate::sql) fn messages(lines: Vec<String>) -> RecordBatch {
+    names("result", lines)
+}
+
+/// A one-column result named `column`.
+pub(in crate::sql) fn names(column: &str, values: Vec<String>) -> RecordBatch {
+    let schema = Arc::new(Schema::new(vec![Field::new(column, DataType::Utf8, false)]));
+    RecordBatch::try_new(schema, vec![Arc::new(StringArray::from(values))]).expect("one string column matches its schema")
+}
+
+/// A statement's output that is one batch.
+pub(super) fn output(batch: RecordBatch, bytes_scanned: u64) -> crate::sql::Output {
+    crate::sql::Output { schema: batch.schema(), batches: vec![batch], bytes_scanned }
+}
+
+pub(in crate::sql) fn insert_target(insert: &ast::Insert) -> Result<&ObjectName> {
+    match &insert.table {
+        TableObject::TableName(name) => Ok(name),
+        other => Err(service_err!(InvalidRequestException, "NOT_SUPPORTED: INSERT INTO {other}")),
+    }
+}

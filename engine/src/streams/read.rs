@@ -1,0 +1,100 @@
+//! Reads: shard iterators (every type, expiring after five minutes), GetRecords with its
+//! limits, per reader, and whole-stream reads for SQL.
+
+use super::*;
+
+impl Streams {
+    /// ≙ GetShardIterator.
+    pub fn shard_iterator(&self, name: &str, shard_id: &str, start: IteratorStart) -> Result<String> {
+        let mut state = self.lock();
+        self.active(&mut state, name)?;
+        self.expire_stream(&mut state, name)?;
+        let shard = shard(&state, name, shard_id)?;
+        let log = &state.logs[&(name.to_string(), shard_id.to_string())];
+        let next = match start {
+            IteratorStart::TrimHorizon => log.records.first().map_or(log.next_sequence(), |r| r.sequence),
+            IteratorStart::Latest => log.next_sequence(),
+            IteratorStart::AtSequenceNumber(s) => parse_sequence(&s, shard.number())?,
+            IteratorStart::AfterSequenceNumber(s) => parse_sequence(&s, shard.number())? + 1,
+            IteratorStart::AtTimestamp(t) => {
+                let ms = t.timestamp_millis();
+                log.records.iter().find(|r| r.arrival_ms >= ms).map_or(log.next_sequence(), |r| r.sequence)
+            }
+        };
+        Ok(encode_iterator(name, shard_id, next, self.clock.now().timestamp_millis()))
+    }
+
+    /// ≙ GetRecords: up to `limit` (≤ 10,000) records from the iterator's position, charged
+    /// to the shard's shared read budget.
+    pub fn get_records(&self, iterator: &str, limit: Option<usize>) -> Result<GetRecordsOutput> {
+        self.get_records_as(iterator, limit, &meter::Reader::Shared)
+    }
+
+    /// GetRecords charged to `reader`: the shared budget, or a registered fan-out consumer's
+    /// own (≙ SubscribeToShard's events).
+    pub fn get_records_as(&self, iterator: &str, limit: Option<usize>, reader: &meter::Reader) -> Result<GetRecordsOutput> {
+        let limit = limit.unwrap_or(MAX_GET_RECORDS);
+        if !(1..=MAX_GET_RECORDS).contains(&limit) {
+            return Err(service_err!(InvalidArgumentException, "Limit {limit} is out of range: 1 to {MAX_GET_RECORDS}"));
+        }
+        let (name, shard_id, next, issued) = decode_iterator(iterator)?;
+        let now = self.clock.now().timestamp_millis();
+        if now - issued > ITERATOR_TTL_MS {
+            return Err(service_err!(
+                ExpiredIteratorException,
+                "Iterator expired. The iterator was created at time {} while right now it is {} which is further in the future than the tolerated delay of {ITERATOR_TTL_MS} milliseconds.",
+                format_ms(issued),
+                format_ms(now)
+            )
+            .with_hint("get a new iterator (GetShardIterator); iterators live 5 minutes"));
+        }
+        let mut state = self.lock();
+        self.expire_stream(&mut state, &name)?;
+        let description = stream(&state, &name)?;
+        if let meter::Reader::Consumer(consumer) = reader
+            && !description.consumers.iter().any(|c| &c.name == consumer)
+        {
+            return Err(service_err!(ResourceNotFoundException, "Consumer {consumer} under stream {name} not found.")
+                .with_hint(format!("register it first: `%stream consumer register {name} {consumer}`")));
+        }
+        let limits = description.limits;
+        if limits && !state.meters.admit_read(&name, &shard_id, reader, now) {
+            return Err(service_err!(
+                ProvisionedThroughputExceededException,
+                "Rate exceeded for shard {shard_id} in stream {name} under account 000000000000."
+            )
+            .with_hint("a shard serves 5 GetRecords calls and 2 MiB per second to shared readers: wait (`%clock advance 1s`) or use a fan-out consumer"));
+        }
+        let state = &mut *state;
+        let shard = shard(state, &name, &shard_id)?;
+        let log = &state.logs[&(name.clone(), shard_id.clone())];
+        let output = read_shard(shard, log, next, limit, now);
+        let bytes: u64 = output.records.iter().map(|r| (r.data.len() + r.partition_key.len()) as u64).sum();
+        let next_shard_iterator = output.next.map(|next| encode_iterator(&name, &shard_id, next, now));
+        if limits {
+            state.meters.charge_read(&name, &shard_id, reader, bytes, now);
+        }
+        Ok(GetRecordsOutput { records: output.records, next_shard_iterator, millis_behind_latest: output.millis_behind_latest })
+    }
+
+    /// Every retained record of the stream, shard by shard in parent-before-child order (a
+    /// snapshot, not metered: the console's data viewer, and what SQL over streams sees).
+    pub fn read(&self, name: &str, from: &ReadFrom) -> Result<Vec<(String, Record)>> {
+        let mut state = self.lock();
+        self.expire_stream(&mut state, name)?;
+        let description = stream(&state, name)?;
+        let mut shards: Vec<&Shard> = description.shards.iter().collect();
+        shards.sort_by_key(|s| s.number());
+        let mut out = Vec::new();
+        for shard in shards {
+            let log = &state.logs[&(name.to_string(), shard.shard_id.clone())];
+            let start = match from {
+                ReadFrom::TrimHorizon => 0,
+                ReadFrom::Latest => log.records.len(),
+                ReadFrom::AtTimestamp(t) => log.records.partition_point(|r| r.arrival_ms < t.timestamp_millis()),
+            };
+            out.extend(log.records[start..].iter().map(|r| (shard.shard_id.clone(), record_of(shard, r))));
+        }
+        Ok(out)
+    }
+}
