@@ -7,6 +7,8 @@
 //! - [`clock`]     the engine clock: system time or a persisted manual (simulated) time.
 //! - [`lake`]      `s3://bucket/key` objects on `<workspace>/lake` through `object_store`.
 //! - [`catalog`]   the Glue-style Data Catalog and its crawler.
+//! - [`query`]     the DataFusion toolkit SQL and Redshift share: catalog and stream tables,
+//!   the engine-clock `now()`, bytes scanned, SQL error names.
 //! - [`sql`]       Athena-style SQL executions on DataFusion over the catalog.
 //! - [`streams`]   Kinesis-style data streams: shards, durable logs, limits, consumers.
 //! - [`firehose`]  Firehose-style delivery streams: buffers, prefixes, transforms, formats.
@@ -24,6 +26,7 @@ pub mod emr;
 pub mod error;
 pub mod firehose;
 pub mod lake;
+pub mod query;
 pub mod redshift;
 pub mod sql;
 pub mod streams;

@@ -392,7 +392,7 @@ pub(super) fn parse(text: &str) -> Result<Parsed> {
     }
     let text: String = values_as_column(column_attributes(kept)).iter().map(sql_text).collect();
     let mut statements = Parser::new(&dialect).try_with_sql(&text).and_then(|mut p| p.parse_statements()).map_err(|e| {
-        crate::sql::sql_error(datafusion::error::DataFusionError::SQL(Box::new(e), None), &text)
+        crate::query::sql_error(datafusion::error::DataFusionError::SQL(Box::new(e), None), &text)
     })?;
     match statements.len() {
         1 => Ok(Parsed::Statement(Box::new(statements.remove(0)), maxerror)),

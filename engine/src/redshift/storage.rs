@@ -24,7 +24,7 @@ use super::system::{last_query_udf, system_tables};
 use super::types::conform;
 use super::{Redshift, find, missing_table};
 use crate::error::{Result, closest};
-use crate::sql::GlueCatalogProvider;
+use crate::query::GlueCatalogProvider;
 use crate::{internal_err, service_err};
 
 /// Rows per Parquet row group: the granularity of the min/max "zone maps".
@@ -45,7 +45,7 @@ impl Redshift {
     }
 
     fn sql_error(&self, c: &Cluster, e: datafusion::error::DataFusionError, sql: &str) -> crate::Error {
-        let err = crate::sql::sql_error(e, sql);
+        let err = crate::query::sql_error(e, sql);
         let text = err.message();
         if let Some(name) = text.split("table '").nth(1).and_then(|r| r.split('\'').next()) {
             let name = name.trim_start_matches(&format!("{DATABASE}.")).to_string();
@@ -65,7 +65,7 @@ impl Redshift {
     /// managed tables (one partition per slice), Spectrum schemas from the Data Catalog, and
     /// the system tables in `public`.
     fn context(&self, c: &Cluster) -> Result<SessionContext> {
-        let config = crate::sql::tuned_config()
+        let config = crate::query::tuned_config()
             .with_default_catalog_and_schema(DATABASE, DEFAULT_SCHEMA)
             .with_create_default_catalog_and_schema(false)
             .with_information_schema(true)
@@ -73,7 +73,7 @@ impl Redshift {
             .with_target_partitions(c.slices() as usize)
             .with_collect_statistics(true);
         let ctx = SessionContext::new_with_config(config);
-        ctx.register_udf(crate::sql::clock_fn::now_udf(self.clock.clone()));
+        ctx.register_udf(crate::query::clock_fn::now_udf(self.clock.clone()));
         ctx.register_udf(last_query_udf(c.last_query.saturating_sub(1)));
         let catalog = MemoryCatalogProvider::new();
         let df = |e: datafusion::error::DataFusionError| internal_err!("the cluster's catalog: {e}");
@@ -236,7 +236,7 @@ fn scanned(plan: &dyn ExecutionPlan) -> (u64, u64) {
     use datafusion::datasource::source::DataSourceExec;
     let (mut local, mut lake) = (0, 0);
     if let Some(exec) = plan.downcast_ref::<DataSourceExec>() {
-        let bytes = crate::sql::bytes_scanned(plan);
+        let bytes = crate::query::bytes_scanned(plan);
         let is_lake = exec.data_source().downcast_ref::<FileScanConfig>().is_some_and(|c| c.object_store_url.as_str().starts_with("s3://"));
         if is_lake {
             lake += bytes;

@@ -8,13 +8,13 @@
 //! Deviations, on purpose: `.csv.metadata` is JSON (Athena's is binary); results written to
 //! the lake are capped at [`RESULT_FILE_ROW_LIMIT`] rows of CSV per query.
 //!
-//! Known gaps (next steps): DDL and DML on catalog tables (CREATE EXTERNAL TABLE, CTAS,
-//! INSERT INTO, MSCK REPAIR TABLE), workgroups with scan limits, Avro/ORC tables.
+//! The statements: queries, EXPLAIN, and the catalog-changing statements in `ddl/` (CREATE
+//! [EXTERNAL] TABLE, CTAS, INSERT INTO, MSCK REPAIR TABLE, ALTER TABLE ADD PARTITION, SHOW,
+//! DESCRIBE, DROP); workgroups with scan limits in `workgroup.rs`. What DataFusion needs to see
+//! the catalog, the streams and the engine clock is shared with Redshift in [`crate::query`].
+//! Not there: Avro and ORC tables, Iceberg DML, prepared statements.
 
-pub mod clock_fn;
 pub(crate) mod ddl;
-mod provider;
-pub mod streams;
 mod workgroup;
 
 use std::path::PathBuf;
@@ -36,19 +36,18 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use serde::{Deserialize, Serialize};
 
 use ddl::Ddl;
-pub use provider::{CatalogTable, GlueCatalogProvider, TempViews};
 pub use workgroup::{MIN_CUTOFF, PRIMARY as PRIMARY_WORKGROUP, Workgroup};
 use workgroup::Workgroups;
 
 use crate::catalog::Catalog;
+pub use crate::query::CATALOG_NAME;
+use crate::query::{GlueCatalogProvider, TempViews, bytes_scanned, clock_fn, sql_error, tuned_config};
 use crate::clock::Clock;
 use crate::error::{Error, Result, closest};
 use crate::lake::{Lake, S3Uri};
 use crate::service_err;
 use crate::workspace::{Workspace, read_json, write_json};
 
-/// DataFusion's catalog name for the Glue catalog, as Athena names it.
-pub const CATALOG_NAME: &str = "awsdatacatalog";
 /// Where the `primary` workgroup writes results.
 pub const RESULTS_BUCKET: &str = "lakebook-query-results";
 /// At most this many rows of a result are written to the output location.
@@ -160,25 +159,6 @@ pub struct SqlEngine {
     path: PathBuf,
     executions: Mutex<Vec<QueryExecution>>,
     workgroups: Workgroups,
-}
-
-/// DataFusion's session configuration as Lakebook tunes it, for Athena-style queries and
-/// Redshift clusters alike.
-pub fn tuned_config() -> SessionConfig {
-    SessionConfig::new()
-        .with_target_partitions(std::thread::available_parallelism().map_or(2, |n| n.get()))
-        // Tuned on TPC-H SF1 with 2 threads (bench/tpch.py). Parquet strings are scanned as
-        // views (see provider.rs); results still come out as plain strings.
-        .set_bool("datafusion.optimizer.expand_views_at_output", true)
-        // Build sides up to 16 MB / 1M rows are hashed once instead of repartitioning the
-        // probe side (q18 2x, q3/q5 ~15% faster).
-        .set_usize("datafusion.optimizer.hash_join_single_partition_threshold", 16 << 20)
-        .set_usize("datafusion.optimizer.hash_join_single_partition_threshold_rows", 1 << 20)
-        // Skip the partial aggregation when it would keep more than 1 row in 10 (q18's
-        // GROUP BY l_orderkey: 20% faster).
-        .set_str("datafusion.execution.skip_partial_aggregation_probe_ratio_threshold", "0.1")
-    // Parquet filter pushdown (late materialisation) stays off, DataFusion's default: it
-    // made q3, q5, q6 and q9 1.2-2x slower here and helped only q18.
 }
 
 impl SqlEngine {
@@ -553,71 +533,5 @@ impl Drop for Recorder<'_> {
                 tracing::warn!("could not record a cancelled query: {e}");
             }
         }
-    }
-}
-
-/// Bytes actually read: Parquet reports what it fetched after column and row-group
-/// pruning; text formats are read whole, so their files' sizes count.
-pub(crate) fn bytes_scanned(plan: &dyn ExecutionPlan) -> u64 {
-    use datafusion::datasource::physical_plan::FileScanConfig;
-    use datafusion::datasource::source::DataSourceExec;
-    let mut total = 0;
-    if let Some(exec) = plan.downcast_ref::<DataSourceExec>() {
-        let parquet = plan.metrics().and_then(|m| m.sum_by_name("bytes_scanned")).map(|v| v.as_usize() as u64);
-        match parquet {
-            Some(bytes) => total += bytes,
-            None => {
-                if let Some(config) = exec.data_source().downcast_ref::<FileScanConfig>() {
-                    total += config.file_groups.iter().flat_map(|g| g.iter()).map(|f| f.object_meta.size).sum::<u64>();
-                }
-            }
-        }
-    }
-    for child in plan.children() {
-        total += bytes_scanned(child.as_ref());
-    }
-    total
-}
-
-/// DataFusion's errors named as Athena names a failed query's reason (SYNTAX_ERROR,
-/// TABLE_NOT_FOUND …), with the offending SQL line and a caret for syntax errors.
-pub(crate) fn sql_error(error: DataFusionError, sql: &str) -> Error {
-    let message = root_message(error.find_root()).trim().to_string();
-    let lower = message.to_lowercase();
-    let (code, hint): (&'static str, Option<String>) = if lower.starts_with("sql error") || lower.contains("parsererror") {
-        ("SYNTAX_ERROR", caret(sql, &message))
-    } else if lower.contains("table") && lower.contains("not found") {
-        ("TABLE_NOT_FOUND", None)
-    } else if lower.contains("no field named") || lower.starts_with("schema error") {
-        ("COLUMN_NOT_FOUND", None)
-    } else if lower.contains("not implemented") || lower.contains("not supported") || lower.contains("unsupported") {
-        ("NOT_SUPPORTED", None)
-    } else {
-        ("GENERIC_USER_ERROR", None)
-    };
-    let err = Error::Service { code, message, hint: None };
-    match hint {
-        Some(h) => err.with_hint(h),
-        None => err,
-    }
-}
-
-/// The SQL line a parse error points at, with a caret under the column.
-fn caret(sql: &str, message: &str) -> Option<String> {
-    let after = message.split("Line: ").nth(1)?;
-    let line: usize = after.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()?;
-    let column: usize = after.split("Column: ").nth(1)?.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()?;
-    let text = sql.lines().nth(line.checked_sub(1)?)?;
-    Some(format!("line {line}: {text}\n{}^", " ".repeat(column.saturating_sub(1) + format!("line {line}: ").len())))
-}
-
-/// The innermost error's text, without DataFusion's category prefixes where they only
-/// repeat what the Athena failure reason says.
-fn root_message(error: &DataFusionError) -> String {
-    match error {
-        DataFusionError::SQL(e, _) => format!("SQL error: {e}"),
-        DataFusionError::Plan(m) | DataFusionError::Execution(m) | DataFusionError::NotImplemented(m) => m.clone(),
-        DataFusionError::SchemaError(e, _) => format!("Schema error: {e}"),
-        other => other.to_string(),
     }
 }
