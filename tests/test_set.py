@@ -3,6 +3,8 @@ data bodies), $${…} escapes, listing and deleting, and errors naming the missi
 
 from __future__ import annotations
 
+import re
+
 from kernel_harness import Kernel
 
 
@@ -24,3 +26,28 @@ def test_variables_expand_in_lines_and_sql(kernel: Kernel) -> None:
     kernel.failing("%set x", "UndefinedVariable")
     kernel.failing("%set 1x y", "UsageError")
     kernel.failing("%lake ls s3://${bucket", "UsageError")
+
+
+def shown(text: str) -> list[int]:
+    """The numbers in a one-column text table's body rows."""
+    return [int(v) for v in re.findall(r"^│ (\d+) +│$", text, flags=re.M)]
+
+
+def test_display_max_rows_setting(kernel: Kernel) -> None:
+    """%set display.max_rows N: query results up to N rows show whole, longer ones head, tail
+    and the row count; %sql --limit still wins; bad values are usage errors."""
+    query = "%sql SELECT value AS n FROM generate_series(1, 60) AS t(value)"
+    default = kernel.ok(query).result["text/plain"]
+    assert shown(default) == [*range(1, 11), *range(51, 61)] and "60 rows" in default, default
+    assert kernel.ok("%set display.max_rows 100").stream() == "display.max_rows = 100\n"
+    assert shown(kernel.ok(query).result["text/plain"]) == list(range(1, 61))
+    assert kernel.ok("%set display.max_rows").stream() == "display.max_rows = 100\n"
+    kernel.ok("%set display.max_rows 6")
+    assert shown(kernel.ok(query).result["text/plain"]) == [1, 2, 3, 58, 59, 60]
+    limited = kernel.ok("%sql --limit 2 SELECT value AS n FROM generate_series(1, 60) AS t(value)").result["text/plain"]
+    assert shown(limited) == [1, 2], limited
+    kernel.failing("%set display.max_rows lots", "UsageError")
+    error = kernel.failing("%set display.max_row 5", "UsageError").error
+    assert "Did you mean display.max_rows?" in error["evalue"], error
+    # Settings are not variables: ${display.max_rows} is not one, and the listing leaves it out.
+    assert "display.max_rows" not in kernel.ok("%set").result["text/plain"]

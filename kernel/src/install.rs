@@ -1,5 +1,6 @@
 //! `lakebook install`: writes the kernelspec (kernel.json + logos) where Jupyter finds it:
-//! the user's data dir, the current environment (`--sys-prefix`), or any prefix.
+//! the user's data dir, the current environment (`--sys-prefix`), or any prefix; `lakebook
+//! uninstall` removes it from the same place.
 
 use std::path::{Path, PathBuf};
 
@@ -40,6 +41,17 @@ pub fn install(target: &Target, name: &str, display_name: &str) -> Result<PathBu
     ] {
         write(&dir.join(file), bytes)?;
     }
+    Ok(dir)
+}
+
+/// Removes the kernelspec `name` that `install` wrote for the target; returns its directory.
+pub fn uninstall(target: &Target, name: &str) -> Result<PathBuf, String> {
+    let kernels = kernels_dir(target)?;
+    let dir = kernels.join(name);
+    if !dir.join("kernel.json").is_file() {
+        return Err(format!("no kernelspec {name} in {}", kernels.display()));
+    }
+    std::fs::remove_dir_all(&dir).map_err(|e| format!("cannot remove {}: {e}", dir.display()))?;
     Ok(dir)
 }
 

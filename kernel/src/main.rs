@@ -31,21 +31,22 @@ enum Command {
     },
     /// Install the kernelspec so Jupyter can start Lakebook
     Install {
-        /// Into the user's Jupyter data dir (the default)
-        #[arg(long, conflicts_with_all = ["sys_prefix", "prefix"])]
-        user: bool,
-        /// Into the active Python environment ($VIRTUAL_ENV or python3's sys.prefix)
-        #[arg(long, conflicts_with = "prefix")]
-        sys_prefix: bool,
-        /// Into PREFIX/share/jupyter/kernels
-        #[arg(long)]
-        prefix: Option<PathBuf>,
+        #[command(flatten)]
+        place: Place,
         /// The kernelspec name
         #[arg(long, default_value = install::KERNEL_NAME)]
         name: String,
         /// The name shown in Jupyter's launcher
         #[arg(long, default_value = "Lakebook")]
         display_name: String,
+    },
+    /// Remove the kernelspec that `lakebook install` wrote (same flags)
+    Uninstall {
+        #[command(flatten)]
+        place: Place,
+        /// The kernelspec name
+        #[arg(long, default_value = install::KERNEL_NAME)]
+        name: String,
     },
     /// Put stdin's lines into a stream, one record per line (≙ PutRecords, ≤ 500 per call).
     /// Prints one `SHARD_ID<TAB>SEQUENCE_NUMBER` line per record once it is durable (or
@@ -65,27 +66,54 @@ enum Command {
     },
 }
 
+/// Where a kernelspec goes, as `jupyter kernelspec install` names it.
+#[derive(Debug, clap::Args)]
+struct Place {
+    /// The user's Jupyter data dir (the default)
+    #[arg(long, conflicts_with_all = ["sys_prefix", "prefix"])]
+    user: bool,
+    /// The active Python environment ($VIRTUAL_ENV or python3's sys.prefix)
+    #[arg(long, conflicts_with = "prefix")]
+    sys_prefix: bool,
+    /// PREFIX/share/jupyter/kernels
+    #[arg(long)]
+    prefix: Option<PathBuf>,
+}
+
+impl Place {
+    fn target(self) -> Target {
+        match (self.sys_prefix, self.prefix) {
+            (true, _) => Target::SysPrefix,
+            (false, Some(p)) => Target::Prefix(p),
+            (false, None) => Target::User,
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Kernel { connection_file } => run_kernel(&connection_file),
-        Command::Install { user: _, sys_prefix, prefix, name, display_name } => {
-            let target = match (sys_prefix, prefix) {
-                (true, _) => Target::SysPrefix,
-                (false, Some(p)) => Target::Prefix(p),
-                (false, None) => Target::User,
-            };
-            match install::install(&target, &name, &display_name) {
-                Ok(dir) => {
-                    println!("Installed kernelspec {name} in {}", dir.display());
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("lakebook install: {e}");
-                    ExitCode::FAILURE
-                }
+        Command::Install { place, name, display_name } => match install::install(&place.target(), &name, &display_name) {
+            Ok(dir) => {
+                println!("Installed kernelspec {name} in {}", dir.display());
+                ExitCode::SUCCESS
             }
-        }
+            Err(e) => {
+                eprintln!("lakebook install: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Uninstall { place, name } => match install::uninstall(&place.target(), &name) {
+            Ok(dir) => {
+                println!("Removed kernelspec {name} from {}", dir.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("lakebook uninstall: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Command::PutRecords { stream, home, partition_key, partition_key_field } => {
             let home = home.unwrap_or_else(lakebook_engine::Lakebook::default_home);
             let key = match (partition_key, partition_key_field) {

@@ -473,6 +473,45 @@ impl SqlEngine {
         self.temp_views.lock().unwrap_or_else(|p| p.into_inner()).keys().cloned().collect()
     }
 
+    /// The functions a query can call (scalar, aggregate and window, aliases included),
+    /// sorted: what completion offers.
+    pub fn function_names(&self) -> Vec<String> {
+        let state = self.ctx.state();
+        let mut names: Vec<String> = state
+            .scalar_functions()
+            .keys()
+            .chain(state.aggregate_functions().keys())
+            .chain(state.window_functions().keys())
+            .cloned()
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        names
+    }
+
+    /// A function's signature and what it does, from DataFusion's own documentation
+    /// (`approx_distinct(expression)` and a sentence); None for a name that is no function.
+    pub fn function_doc(&self, name: &str) -> Option<String> {
+        let state = self.ctx.state();
+        let name = name.to_lowercase();
+        let (doc, known) = match (state.scalar_functions().get(&name), state.aggregate_functions().get(&name), state.window_functions().get(&name)) {
+            (Some(f), _, _) => (f.documentation().cloned(), f.name().to_string()),
+            (None, Some(f), _) => (f.documentation().cloned(), f.name().to_string()),
+            (None, None, Some(f)) => (f.documentation().cloned(), f.name().to_string()),
+            (None, None, None) => return None,
+        };
+        Some(match doc {
+            Some(doc) => {
+                let mut text = format!("{}\n\n{}", doc.syntax_example, doc.description);
+                for (argument, what) in doc.arguments.iter().flatten() {
+                    text.push_str(&format!("\n  {argument}: {what}"));
+                }
+                text
+            }
+            None => format!("{known}(…)"),
+        })
+    }
+
     fn record(&self, execution: QueryExecution) -> Result<()> {
         let mut executions = self.executions.lock().unwrap_or_else(|p| p.into_inner());
         match executions.iter_mut().find(|e| e.id == execution.id) {

@@ -119,6 +119,8 @@ pub struct State {
     pub plotly_loaded: bool,
     /// `%set` variables, expanded as `${NAME}` in magic lines and SQL bodies.
     pub variables: BTreeMap<String, String>,
+    /// `%set display.max_rows N`: query results longer than this show head and tail.
+    pub display_max_rows: usize,
 }
 
 impl Default for State {
@@ -130,6 +132,7 @@ impl Default for State {
             last_result: None,
             plotly_loaded: false,
             variables: BTreeMap::new(),
+            display_max_rows: crate::render::TableOptions::default().max_rows,
         }
     }
 }
@@ -137,10 +140,18 @@ impl Default for State {
 impl State {
     /// After `%workspace reset`: forget what was known of the workspace (`USE` database,
     /// workgroup, connected cluster, the last result). `%set` variables are the notebook's,
-    /// not the workspace's, and stay; so does plotly.js, already in the page.
+    /// not the workspace's, and stay; so do display settings and plotly.js, already in the page.
     pub fn forget_workspace(&mut self) {
         let variables = std::mem::take(&mut self.variables);
-        let plotly_loaded = self.plotly_loaded;
-        *self = Self { variables, plotly_loaded, ..Self::default() };
+        let (plotly_loaded, display_max_rows) = (self.plotly_loaded, self.display_max_rows);
+        *self = Self { variables, plotly_loaded, display_max_rows, ..Self::default() };
+    }
+
+    /// How query results are shown: at most `display.max_rows` rows, else head and tail.
+    pub fn result_table(&self) -> crate::render::TableOptions {
+        let defaults = crate::render::TableOptions::default();
+        let max_rows = self.display_max_rows;
+        let head = defaults.head.min(max_rows.div_ceil(2));
+        crate::render::TableOptions { max_rows, head, tail: defaults.tail.min(max_rows - head), ..defaults }
     }
 }

@@ -25,7 +25,9 @@ pub const SPEC: MagicSpec = MagicSpec {
     about = "Notebook variables: %set NAME VALUE, then ${NAME} in magic lines and SQL",
     after_help = "%set lists the variables; %set NAME shows one; %set --delete NAME removes it.\n\
                   ${NAME} is replaced in magic lines and in the SQL of %%sql, %%emr step and %%firehose create cells;\n\
-                  $${NAME} stays as the text ${NAME}. Variables last for the kernel session (a restart clears them)."
+                  $${NAME} stays as the text ${NAME}. Variables last for the kernel session (a restart clears them).\n\
+                  Settings have dotted names: %set display.max_rows N shows query results of up to N rows whole\n\
+                  (default 50; longer ones show their first and last rows and the row count)."
 )]
 pub struct SetArgs {
     /// Remove the variable
@@ -50,6 +52,9 @@ pub fn run(args: SetArgs, ctx: Ctx<'_>) -> Result<Option<Bundle>, CellError> {
         ])?;
         return Ok(Some(render::table(&table, &TableOptions::default(), &Footer::default())));
     };
+    if name.contains('.') {
+        return setting(&name, args.delete, &args.value, ctx);
+    }
     if !valid_name(&name) {
         return Err(CellError::usage(format!("{name:?} is not a variable name: a letter or _, then letters, digits or _")));
     }
@@ -77,6 +82,29 @@ pub fn run(args: SetArgs, ctx: Ctx<'_>) -> Result<Option<Bundle>, CellError> {
     let value = args.value.join(" ");
     ctx.out.stdout(&format!("{name} = {value}\n"));
     vars.insert(name, value);
+    Ok(None)
+}
+
+/// The settings `%set` knows, as pandas names its display options.
+const SETTINGS: &[&str] = &["display.max_rows"];
+
+/// `%set display.max_rows [N]`: show or change a display setting.
+fn setting(name: &str, delete: bool, value: &[String], ctx: Ctx<'_>) -> Result<Option<Bundle>, CellError> {
+    if name != "display.max_rows" {
+        let hint = lakebook_engine::error::closest(name, SETTINGS).map(|s| format!(" Did you mean {s}?")).unwrap_or_default();
+        return Err(CellError::usage(format!("unknown setting {name}.{hint} Settings: {}", SETTINGS.join(", "))));
+    }
+    if delete {
+        return Err(CellError::usage(format!("{name} is a setting; set it back with %set {name} 50")));
+    }
+    if value.is_empty() {
+        ctx.out.stdout(&format!("{name} = {}\n", ctx.state.display_max_rows));
+        return Ok(None);
+    }
+    let text = value.join(" ");
+    let rows: usize = text.parse().ok().filter(|n| *n > 0).ok_or_else(|| CellError::usage(format!("{name} takes a number of rows, e.g. %set {name} 200, not {text:?}")))?;
+    ctx.state.display_max_rows = rows;
+    ctx.out.stdout(&format!("{name} = {rows}\n"));
     Ok(None)
 }
 

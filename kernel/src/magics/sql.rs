@@ -199,7 +199,7 @@ pub fn show(batch: arrow_array::RecordBatch, footer: Footer, view: View, ctx: Ct
         ctx.out.stdout(&format!("{}\n", footer.text(batch.num_rows(), batch.num_columns())));
         return Ok(Some(bundle));
     }
-    let mut options = TableOptions::default();
+    let mut options = ctx.state.result_table();
     if let Some(n) = view.limit {
         options = TableOptions { max_rows: n, head: n, tail: 0, ..options };
     }

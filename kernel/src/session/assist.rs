@@ -25,15 +25,6 @@ pub struct Completion {
     pub end: usize,
 }
 
-/// Keywords offered when completing SQL (Athena's common DDL, DML and query words).
-const SQL_KEYWORDS: &[&str] = &[
-    "SELECT", "FROM", "WHERE", "GROUP BY", "ORDER BY", "HAVING", "LIMIT", "JOIN", "LEFT JOIN", "INNER JOIN", "ON", "AS",
-    "AND", "OR", "NOT", "IN", "BETWEEN", "LIKE", "IS NULL", "DISTINCT", "COUNT", "SUM", "AVG", "MIN", "MAX", "CASE",
-    "WHEN", "THEN", "ELSE", "END", "CAST", "WITH", "UNION ALL", "DESC", "ASC", "CREATE TABLE", "CREATE EXTERNAL TABLE",
-    "INSERT INTO", "VALUES", "MSCK REPAIR TABLE", "DROP TABLE", "SHOW TABLES", "SHOW DATABASES", "DESCRIBE", "EXPLAIN",
-    "PARTITIONED BY", "STORED AS", "LOCATION", "TBLPROPERTIES", "ROW FORMAT DELIMITED", "FIELDS TERMINATED BY",
-];
-
 /// Whether the cursor is in SQL: the body of a `%%sql` cell, or the SQL of a `%sql` line
 /// (not a flag, a flag's value, or `%sql workgroup …`, which is a command).
 fn in_sql(before: &str, line: &str, word: &str) -> bool {
@@ -82,7 +73,7 @@ impl Session {
                 w.into_iter().collect()
             };
             let len = sql_word.chars().count();
-            return Completion { matches: self.complete_sql(code, &sql_word), start: cursor - len, end: cursor };
+            return Completion { matches: self.complete_sql(code, &before, &sql_word), start: cursor - len, end: cursor };
         }
         let Some(stripped) = line.strip_prefix('%') else { return completion };
         let (cell_form, stripped) = match stripped.strip_prefix('%') {
@@ -135,60 +126,19 @@ impl Session {
         folders.chain(objects).collect()
     }
 
-    /// SQL keywords, tables of the default database, `db.table` names, and the columns of
-    /// the tables the cell mentions, that start with `word` (case-insensitively; keywords
-    /// follow the case being typed).
-    fn complete_sql(&mut self, code: &str, word: &str) -> Vec<Match> {
+    /// Where the SQL of this cell runs: its magic line's flags, else the connected cluster,
+    /// else Athena with the session's database.
+    fn sql_target(&self, code: &str, before: &str) -> super::sql::Target {
+        let first = code.trim_start().lines().next().unwrap_or("");
+        let line = if first.starts_with("%%sql") { first } else { before.rsplit('\n').next().unwrap_or("") };
+        super::sql::Target::of(line, &self.state.sql_database, self.state.redshift_cluster.as_deref())
+    }
+
+    /// SQL completion: see `session/sql.rs`.
+    fn complete_sql(&mut self, code: &str, before: &str, word: &str) -> Vec<Match> {
         let Ok(engine) = self.workspace.engine() else { return Vec::new() };
-        let lower = word.to_lowercase();
-        let mut matches: Vec<Match> = Vec::new();
-        let push = |text: String, kind: &'static str, matches: &mut Vec<Match>| {
-            if text.to_lowercase().starts_with(&lower) && !matches.iter().any(|m| m.text == text) {
-                matches.push(Match { text, kind });
-            }
-        };
-        let databases = engine.catalog().databases();
-        if let Some((db, _)) = word.split_once('.') {
-            if let Some(db) = databases.iter().find(|d| d.name.eq_ignore_ascii_case(db)) {
-                for table in db.tables.keys() {
-                    push(format!("{}.{table}", db.name), "table", &mut matches);
-                }
-            }
-            return matches;
-        }
-        // Columns of every table named in the cell, bare or as db.table.
-        let mentioned: Vec<String> = code
-            .split(|c: char| !(c.is_alphanumeric() || c == '_' || c == '.'))
-            .filter(|t| !t.is_empty())
-            .map(str::to_lowercase)
-            .collect();
-        for db in &databases {
-            for (name, table) in &db.tables {
-                let qualified = format!("{}.{name}", db.name);
-                let named = mentioned.iter().any(|t| *t == qualified || (*t == *name && db.name == self.state.sql_database));
-                if named {
-                    for column in table.definition.columns.iter().chain(&table.definition.partition_keys) {
-                        push(column.name.clone(), "column", &mut matches);
-                    }
-                }
-            }
-        }
-        if let Some(db) = databases.iter().find(|d| d.name == self.state.sql_database) {
-            for table in db.tables.keys() {
-                push(table.clone(), "table", &mut matches);
-            }
-        }
-        for view in engine.sql().views() {
-            push(view, "view", &mut matches);
-        }
-        for db in &databases {
-            push(db.name.clone(), "database", &mut matches);
-        }
-        let typed_lower = !word.is_empty() && word.chars().all(|c| !c.is_uppercase());
-        for keyword in SQL_KEYWORDS {
-            push(if typed_lower { keyword.to_lowercase() } else { keyword.to_string() }, "keyword", &mut matches);
-        }
-        matches
+        let target = self.sql_target(code, before);
+        super::sql::complete(&engine, &target, code, word)
     }
 
     /// Databases and `db.table` names starting with `word`.
@@ -217,6 +167,9 @@ impl Session {
         if let Some(schema) = self.inspect_table(&chars, cursor) {
             return Some(schema);
         }
+        if let Some(text) = self.inspect_sql(code, &chars, cursor) {
+            return Some(render::text(&text));
+        }
         let line_start = chars[..cursor].iter().rposition(|&c| c == '\n').map_or(0, |i| i + 1);
         let line_end = chars[cursor..].iter().position(|&c| c == '\n').map_or(chars.len(), |i| cursor + i);
         let line: String = chars[line_start..line_end].iter().collect();
@@ -232,6 +185,22 @@ impl Session {
                 return Some(render::text(&text));
             }
         Some(render::text(&magics::help_text(spec)))
+    }
+
+    /// Shift-Tab in SQL: a column of a table the statement reads, or a function.
+    fn inspect_sql(&mut self, code: &str, chars: &[char], cursor: usize) -> Option<String> {
+        let is_name = |c: &char| c.is_alphanumeric() || *c == '_' || *c == '.';
+        let start = chars[..cursor].iter().rposition(|c| !is_name(c)).map_or(0, |i| i + 1);
+        let end = chars[cursor..].iter().position(|c| !is_name(c)).map_or(chars.len(), |i| cursor + i);
+        let word: String = chars[start..end].iter().collect();
+        let before: String = chars[..end].iter().collect();
+        let line = before.rsplit('\n').next().unwrap_or("");
+        if word.is_empty() || !in_sql(&before, line, &word) {
+            return None;
+        }
+        let engine = self.workspace.engine().ok()?;
+        let target = self.sql_target(code, &before);
+        super::sql::inspect(&engine, &target, code, &word)
     }
 
     fn inspect_table(&mut self, chars: &[char], cursor: usize) -> Option<Bundle> {

@@ -3,6 +3,7 @@
 //! is-complete answers are in `assist`.
 
 mod assist;
+mod sql;
 
 use std::path::{Path, PathBuf};
 
