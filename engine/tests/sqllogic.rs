@@ -86,6 +86,10 @@ fn rows(batches: &[RecordBatch]) -> Vec<Vec<String>> {
     rows
 }
 
+fn table(schema: &arrow_schema::SchemaRef, batches: &[RecordBatch]) -> DBOutput<DefaultColumnType> {
+    DBOutput::Rows { types: schema.fields().iter().map(|f| column_type(f.data_type())).collect(), rows: rows(batches) }
+}
+
 #[async_trait]
 impl sqllogictest::AsyncDB for Engine {
     type Error = SqlError;
@@ -94,8 +98,7 @@ impl sqllogictest::AsyncDB for Engine {
     async fn run(&mut self, sql: &str) -> Result<DBOutput<DefaultColumnType>, SqlError> {
         let mut results = self.lb.sql().run(sql, "web").await.map_err(|e| SqlError(e.to_string()))?;
         let last = results.pop().ok_or_else(|| SqlError("no result".into()))?;
-        let types = last.schema.fields().iter().map(|f| column_type(f.data_type())).collect();
-        Ok(DBOutput::Rows { types, rows: rows(&last.batches) })
+        Ok(table(&last.schema, &last.batches))
     }
 
     async fn shutdown(&mut self) {}
@@ -123,8 +126,7 @@ impl sqllogictest::AsyncDB for Warehouse {
         if last.message.is_some() && last.batches.iter().all(|b| b.num_rows() == 0) {
             return Ok(DBOutput::StatementComplete(last.rows_loaded.unwrap_or(0)));
         }
-        let types = last.schema.fields().iter().map(|f| column_type(f.data_type())).collect();
-        Ok(DBOutput::Rows { types, rows: rows(&last.batches) })
+        Ok(table(&last.schema, &last.batches))
     }
 
     async fn shutdown(&mut self) {}
@@ -138,47 +140,41 @@ impl sqllogictest::AsyncDB for Warehouse {
     }
 }
 
-fn scripts(dir: &std::path::Path) -> Vec<PathBuf> {
+/// Runs every `.slt` script in `tests/<dir>`, each against a fresh fixture that `connect`
+/// turns into the database under test; reports every failing script.
+async fn run_scripts<D>(dir: &str, connect: impl Fn(Engine) -> D)
+where
+    D: sqllogictest::AsyncDB<Error = SqlError, ColumnType = DefaultColumnType> + Send + 'static,
+{
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests").join(dir);
     let mut scripts: Vec<PathBuf> =
-        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "slt")).collect();
+        std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "slt")).collect();
     scripts.sort();
     assert!(scripts.len() >= 3, "expected the .slt scripts in {}", dir.display());
-    scripts
+    let mut failures = Vec::new();
+    for script in &scripts {
+        let mut db = Some(connect(fixture().await));
+        let mut runner = sqllogictest::Runner::new(move || {
+            let db = db.take();
+            async move { db.ok_or_else(|| SqlError("one connection per script".into())) }
+        });
+        if let Err(e) = runner.run_file_async(script).await {
+            failures.push(format!("{}:\n{}", script.display(), e.display(false)));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redshift_logic_scripts() {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/slt/redshift");
-    let mut failures = Vec::new();
-    for script in &scripts(&dir) {
-        let engine = fixture().await;
+    run_scripts("slt/redshift", |engine| {
         engine.lb.redshift().create_cluster("wh", 2, 1).unwrap();
-        let mut engine = Some(Warehouse(engine));
-        let mut runner = sqllogictest::Runner::new(move || {
-            let engine = engine.take();
-            async move { engine.ok_or_else(|| SqlError("one connection per script".into())) }
-        });
-        if let Err(e) = runner.run_file_async(script).await {
-            failures.push(format!("{}:\n{}", script.display(), e.display(false)));
-        }
-    }
-    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+        Warehouse(engine)
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sql_logic_scripts() {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/slt");
-    let mut failures = Vec::new();
-    for script in &scripts(&dir) {
-        let engine = fixture().await;
-        let mut engine = Some(engine);
-        let mut runner = sqllogictest::Runner::new(move || {
-            let engine = engine.take();
-            async move { engine.ok_or_else(|| SqlError("one connection per script".into())) }
-        });
-        if let Err(e) = runner.run_file_async(script).await {
-            failures.push(format!("{}:\n{}", script.display(), e.display(false)));
-        }
-    }
-    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+    run_scripts("slt", |engine| engine).await;
 }
