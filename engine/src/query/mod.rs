@@ -1,9 +1,10 @@
 //! The DataFusion toolkit Athena-style SQL (`sql/`) and Redshift clusters (`redshift/`) both
 //! build on: the tuned session configuration, the Glue catalog as DataFusion catalogs and
 //! tables (`provider.rs`), streams as tables (`streams.rs`), `now()` on the engine clock
-//! (`clock_fn.rs`), bytes-scanned metrics, and DataFusion's errors named as Athena names them.
+//! (`clock_fn.rs`), the Hive DDL Athena and Spectrum share (`hive.rs`), bytes-scanned metrics, and DataFusion's errors named as Athena names them.
 
 pub mod clock_fn;
+pub(crate) mod hive;
 mod provider;
 pub mod streams;
 

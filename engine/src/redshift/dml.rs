@@ -132,7 +132,7 @@ impl Redshift {
         };
         let (schema, table) = split_name(&create.name);
         let database = self.external_database(cluster, &schema)?;
-        let definition = crate::sql::ddl::external_definition(&create)?;
+        let definition = crate::query::hive::external_definition(&create)?;
         match self.catalog.create_table(&database, &table, definition) {
             Ok(_) => Ok(message("CREATE EXTERNAL TABLE")),
             Err(e) if e.code() == "AlreadyExistsException" && create.if_not_exists => Ok(message("CREATE EXTERNAL TABLE")),

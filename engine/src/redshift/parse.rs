@@ -113,7 +113,7 @@ pub(super) enum Parsed {
     /// `CREATE EXTERNAL TABLE`, rewritten as the Hive DDL it is (`TABLE PROPERTIES` →
     /// `TBLPROPERTIES`) for the catalog's parser.
     ExternalTable(String),
-    AddPartitions(crate::sql::ddl::AddPartitions),
+    AddPartitions(crate::query::hive::AddPartitions),
     Statement(Box<Statement>, Option<u64>),
 }
 
@@ -370,7 +370,7 @@ pub(super) fn parse(text: &str) -> Result<Parsed> {
         }
         return Ok(Parsed::ExternalTable(hive));
     }
-    if let Some(add) = crate::sql::ddl::AddPartitions::parse(text) {
+    if let Some(add) = crate::query::hive::AddPartitions::parse(text) {
         return Ok(Parsed::AddPartitions(add?));
     }
     let mut maxerror = None;

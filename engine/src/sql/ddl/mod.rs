@@ -15,10 +15,7 @@ use arrow_array::{ArrayRef, RecordBatch, StringArray, UInt32Array};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use bytes::Bytes;
 use datafusion::arrow::compute::{cast, concat_batches, take};
-use datafusion::sql::sqlparser::ast::{
-    self, CreateTableOptions, Expr, FileFormat as SqlFileFormat, HiveDelimiter, HiveDistributionStyle, HiveIOFormat,
-    HiveRowFormat, ObjectName, ObjectType, SqlOption, Statement, TableObject,
-};
+use datafusion::sql::sqlparser::ast::{self, CreateTableOptions, Expr, ObjectName, ObjectType, SqlOption, Statement, TableObject};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
@@ -33,12 +30,10 @@ mod definition;
 mod run;
 mod write;
 
-pub(crate) use definition::external_definition;
+pub(super) use crate::query::hive::{AddPartitions, external_definition, hive_partition, partition_path};
+use crate::query::hive::{NULL_PARTITION, key_values, normalise_location, string_value};
 pub(super) use definition::*;
 pub(super) use write::*;
-
-/// Hive's name for a NULL partition value.
-const NULL_PARTITION: &str = "__HIVE_DEFAULT_PARTITION__";
 
 /// A statement this module runs itself.
 #[derive(Debug)]
@@ -61,31 +56,6 @@ pub(super) enum Ddl {
     /// `ALTER TABLE … ADD [IF NOT EXISTS] PARTITION (…) [LOCATION '…'] …` (read from the
     /// tokens: sqlparser drops the LOCATION of each partition).
     AddPartitions(AddPartitions),
-}
-
-/// `key = value, …)` from `w[*i]` (just after the opening parenthesis) through the closing
-/// one, which `*i` ends past; `None` if the tokens are not such a list.
-fn key_values(
-    w: &[&datafusion::sql::sqlparser::tokenizer::Token],
-    i: &mut usize,
-    key: impl Fn(Option<&&datafusion::sql::sqlparser::tokenizer::Token>) -> Option<String>,
-    value: impl Fn(Option<&&datafusion::sql::sqlparser::tokenizer::Token>) -> Option<String>,
-) -> Option<Vec<(String, String)>> {
-    use datafusion::sql::sqlparser::tokenizer::Token;
-    let mut pairs = Vec::new();
-    loop {
-        let (Some(k), Some(Token::Eq), Some(v)) = (key(w.get(*i)), w.get(*i + 1), value(w.get(*i + 2))) else { return None };
-        pairs.push((k, v));
-        *i += 3;
-        match w.get(*i) {
-            Some(Token::Comma) => *i += 1,
-            Some(Token::RParen) => {
-                *i += 1;
-                return Some(pairs);
-            }
-            _ => return None,
-        }
-    }
 }
 
 /// `CREATE TABLE … AS SELECT … WITH NO DATA` without its last three words, or `None` when
@@ -114,134 +84,6 @@ pub(super) fn without_no_data(sql: &str) -> Option<String> {
             })
             .collect(),
     )
-}
-
-/// The partitions an `ALTER TABLE … ADD PARTITION` statement names.
-#[derive(Debug, Clone)]
-pub(crate) struct AddPartitions {
-    pub table: ObjectName,
-    pub if_not_exists: bool,
-    /// Each partition's `key = value` pairs as written, and its LOCATION if given.
-    pub partitions: Vec<(PartitionSpec, Option<String>)>,
-}
-
-/// A partition's `key = value` pairs, in the order written.
-pub(crate) type PartitionSpec = Vec<(String, String)>;
-
-impl AddPartitions {
-    /// Reads `ALTER TABLE name ADD [IF NOT EXISTS] PARTITION (k = 'v', …) [LOCATION 's3://…']
-    /// [PARTITION …]` (Athena's and Redshift Spectrum's form); `None` if `sql` is another
-    /// statement.
-    pub(crate) fn parse(sql: &str) -> Option<Result<AddPartitions>> {
-        use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
-        let dialect = datafusion::sql::sqlparser::dialect::GenericDialect {};
-        let tokens = Tokenizer::new(&dialect, sql).tokenize().ok()?;
-        let w: Vec<&Token> = tokens.iter().filter(|t| !matches!(t, Token::Whitespace(_) | Token::SemiColon)).collect();
-        let word = |i: usize, k: &str| matches!(w.get(i), Some(Token::Word(x)) if x.quote_style.is_none() && x.value.eq_ignore_ascii_case(k));
-        if !(word(0, "ALTER") && word(1, "TABLE")) {
-            return None;
-        }
-        let mut i = 2;
-        let mut parts = Vec::new();
-        while let Some(Token::Word(x)) = w.get(i) {
-            parts.push(ast::Ident::new(x.value.clone()));
-            i += 1;
-            if matches!(w.get(i), Some(Token::Period)) {
-                i += 1;
-            } else {
-                break;
-            }
-        }
-        if parts.is_empty() || !word(i, "ADD") {
-            return None;
-        }
-        i += 1;
-        let if_not_exists = word(i, "IF") && word(i + 1, "NOT") && word(i + 2, "EXISTS");
-        if if_not_exists {
-            i += 3;
-        }
-        if !word(i, "PARTITION") {
-            return None;
-        }
-        let syntax = |what: &str| Some(Err(service_err!(InvalidRequestException, "line 1: {what} in ALTER TABLE … ADD PARTITION (key = 'value', …) [LOCATION 's3://…']")));
-        let literal = |t: Option<&&Token>| match t {
-            Some(Token::SingleQuotedString(v) | Token::DoubleQuotedString(v) | Token::Number(v, _)) => Some(v.clone()),
-            Some(Token::Word(x)) => Some(x.value.clone()),
-            _ => None,
-        };
-        let mut partitions = Vec::new();
-        while word(i, "PARTITION") {
-            i += 1;
-            if !matches!(w.get(i), Some(Token::LParen)) {
-                return syntax("missing '(' after PARTITION");
-            }
-            i += 1;
-            let key = |t: Option<&&Token>| match t {
-                Some(Token::Word(k)) => Some(k.value.to_lowercase()),
-                _ => None,
-            };
-            let Some(spec) = key_values(&w, &mut i, key, literal) else { return syntax("the partition spec is (key = 'value', …)") };
-            let mut location = None;
-            if word(i, "LOCATION") {
-                match w.get(i + 1) {
-                    Some(Token::SingleQuotedString(l)) => location = Some(l.clone()),
-                    _ => return syntax("LOCATION takes a quoted 's3://…' path"),
-                }
-                i += 2;
-            }
-            partitions.push((spec, location));
-        }
-        if i < w.len() {
-            return syntax(&format!("unexpected {} after the partitions", w[i]));
-        }
-        Some(Ok(AddPartitions { table: ObjectName::from(parts), if_not_exists, partitions }))
-    }
-
-    /// Adds the partitions to `db.name` in the catalog, all or none: every key of the table in
-    /// each spec (in any order), a LOCATION or the table's `key=value/` folder, and an existing
-    /// partition is an error unless IF NOT EXISTS. Returns a line per partition added.
-    pub(crate) fn apply(&self, catalog: &crate::catalog::Catalog, db: &str, name: &str) -> Result<Vec<String>> {
-        let table = catalog.table(db, name)?;
-        let keys = &table.definition.partition_keys;
-        let mut add = Vec::new();
-        let mut lines = Vec::new();
-        for (spec, location) in &self.partitions {
-            let written = spec.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ");
-            if keys.is_empty() {
-                return Err(service_err!(InvalidRequestException, "FAILED: SemanticException table is not partitioned but partition spec exists: {{{written}}}"));
-            }
-            if let Some((k, _)) = spec.iter().find(|(k, _)| !keys.iter().any(|key| key.name.eq_ignore_ascii_case(k))) {
-                return Err(service_err!(InvalidRequestException, "FAILED: SemanticException Partition spec {{{written}}} contains non-partition columns ({k})"));
-            }
-            let values = keys
-                .iter()
-                .map(|key| spec.iter().find(|(k, _)| key.name.eq_ignore_ascii_case(k)).map(|(_, v)| v.clone()))
-                .collect::<Option<Vec<String>>>()
-                .ok_or_else(|| service_err!(InvalidRequestException, "FAILED: SemanticException partition spec {{{written}}} does not name every partition key ({})", keys.iter().map(|k| k.name.as_str()).collect::<Vec<_>>().join(", ")))?;
-            let id = values.join("/");
-            if table.partitions.get(&id).is_some_and(|p| !p.deprecated) || add.iter().any(|(v, _): &(Vec<String>, String)| v.join("/") == id) {
-                if self.if_not_exists {
-                    continue;
-                }
-                return Err(service_err!(AlreadyExistsException, "Partition already exists: {db}.{name} ({written})")
-                    .with_hint("ADD IF NOT EXISTS PARTITION … skips the partitions already there"));
-            }
-            let location = match location {
-                Some(l) => {
-                    S3Uri::parse(l)?;
-                    if l.ends_with('/') { l.clone() } else { format!("{l}/") }
-                }
-                None => partition_path(&table, &values),
-            };
-            lines.push(format!("partition {} added at {location}", keys.iter().zip(&values).map(|(k, v)| format!("{}={v}", k.name)).collect::<Vec<_>>().join("/")));
-            add.push((values, location));
-        }
-        catalog.add_partitions(db, name, add)?;
-        if lines.is_empty() {
-            lines.push(format!("every partition named is already in {db}.{name}"));
-        }
-        Ok(lines)
-    }
 }
 
 impl Ddl {
@@ -379,48 +221,3 @@ pub(super) fn table_name(name: &ObjectName, database: &str) -> Result<(String, S
         _ => Err(service_err!(InvalidRequestException, "{name} is not a table name: write table, db.table or awsdatacatalog.db.table")),
     }
 }
-
-
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn add_partition_statements_keep_each_location() {
-        let add = AddPartitions::parse(
-            "ALTER TABLE orders ADD\n  PARTITION (dt = '2016-05-14', country = 'IN') LOCATION 's3://b/in14/'\n  PARTITION (dt = '2016-05-15', country = 'IN');",
-        )
-        .unwrap()
-        .unwrap();
-        assert_eq!(add.table.to_string(), "orders");
-        assert!(!add.if_not_exists);
-        assert_eq!(add.partitions.len(), 2);
-        assert_eq!(add.partitions[0].0, vec![("dt".to_string(), "2016-05-14".to_string()), ("country".to_string(), "IN".to_string())]);
-        assert_eq!(add.partitions[0].1.as_deref(), Some("s3://b/in14/"));
-        assert_eq!(add.partitions[1].1, None);
-        let spectrum = AddPartitions::parse("alter table spectrum.sales_part add if not exists partition(saledate='2008-01')").unwrap().unwrap();
-        assert!(spectrum.if_not_exists);
-        assert_eq!(spectrum.table.to_string(), "spectrum.sales_part");
-        assert!(AddPartitions::parse("ALTER TABLE t ADD COLUMNS (a int)").is_none());
-        assert!(AddPartitions::parse("SELECT 1").is_none());
-        assert!(AddPartitions::parse("ALTER TABLE t ADD PARTITION dt='x'").unwrap().is_err());
-    }
-
-    #[test]
-    fn delimiters_as_hive_writes_them() {
-        assert_eq!(unescape_delimiter(","), ',');
-        assert_eq!(unescape_delimiter("\\t"), '\t');
-        assert_eq!(unescape_delimiter("\\001"), '\u{1}');
-        assert_eq!(unescape_delimiter("|"), '|');
-    }
-
-    #[test]
-    fn partition_values_round_trip_through_paths() {
-        for value in ["2026-01-01", "a/b", "x=y", "100%", "plain"] {
-            assert_eq!(unescape_partition_value(&escape_partition_value(value)), value);
-        }
-        assert_eq!(escape_partition_value("a/b"), "a%2Fb");
-    }
-}
-
