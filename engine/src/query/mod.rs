@@ -16,6 +16,52 @@ pub use provider::{CatalogTable, GlueCatalogProvider, TempViews};
 
 use crate::error::Error;
 
+/// What a running query has done so far, read from its plan's live metrics.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QueryProgress {
+    pub elapsed: std::time::Duration,
+    /// Rows the scans have produced (after pruning).
+    pub rows_scanned: u64,
+    /// As the footer counts it: Parquet's bytes fetched so far; text files' whole sizes.
+    pub bytes_scanned: u64,
+    /// Files the scans have finished, of the files they will read.
+    pub files_done: u64,
+    pub files_total: u64,
+}
+
+/// How a caller watches a long query: a first report once it has run `after`, then one
+/// every `every`, until it ends.
+pub struct Watch<'a> {
+    pub after: std::time::Duration,
+    pub every: std::time::Duration,
+    pub report: &'a mut (dyn FnMut(&QueryProgress) + Send),
+}
+
+/// The progress of a running plan: the scans' `output_rows` and `files_processed` metrics,
+/// their file lists, and [`bytes_scanned`].
+pub fn progress_of(plan: &dyn ExecutionPlan, elapsed: std::time::Duration) -> QueryProgress {
+    fn walk(plan: &dyn ExecutionPlan, progress: &mut QueryProgress) {
+        use datafusion::datasource::physical_plan::FileScanConfig;
+        use datafusion::datasource::source::DataSourceExec;
+        if let Some(exec) = plan.downcast_ref::<DataSourceExec>() {
+            let metrics = plan.metrics();
+            let count = |name: &str| metrics.as_ref().and_then(|m| m.sum_by_name(name)).map_or(0, |v| v.as_usize() as u64);
+            progress.rows_scanned += count("output_rows");
+            progress.files_done += count("files_processed");
+            if let Some(config) = exec.data_source().downcast_ref::<FileScanConfig>() {
+                progress.files_total += config.file_groups.iter().map(|g| g.len() as u64).sum::<u64>();
+            }
+        }
+        for child in plan.children() {
+            walk(child.as_ref(), progress);
+        }
+    }
+    let mut progress = QueryProgress { elapsed, bytes_scanned: bytes_scanned(plan), ..QueryProgress::default() };
+    walk(plan, &mut progress);
+    progress.files_done = progress.files_done.min(progress.files_total);
+    progress
+}
+
 /// DataFusion's catalog name for the Glue catalog, as Athena names it.
 pub const CATALOG_NAME: &str = "awsdatacatalog";
 

@@ -41,7 +41,7 @@ use workgroup::Workgroups;
 
 use crate::catalog::Catalog;
 pub use crate::query::CATALOG_NAME;
-use crate::query::{GlueCatalogProvider, TempViews, bytes_scanned, clock_fn, sql_error, tuned_config};
+use crate::query::{GlueCatalogProvider, TempViews, Watch, bytes_scanned, clock_fn, progress_of, sql_error, tuned_config};
 use crate::clock::Clock;
 use crate::error::{Error, Result, closest};
 use crate::lake::{Lake, S3Uri};
@@ -197,6 +197,12 @@ impl SqlEngine {
 
     /// [`run`](Self::run) in a workgroup: its output location and per-query scan limit apply.
     pub async fn run_in(&self, sql: &str, database: &str, workgroup: &str) -> Result<Vec<QueryResult>> {
+        self.run_watched(sql, database, workgroup, None).await
+    }
+
+    /// [`run_in`](Self::run_in), reporting each query's progress to `watch` while it runs
+    /// longer than `watch.after`.
+    pub async fn run_watched(&self, sql: &str, database: &str, workgroup: &str, mut watch: Option<&mut Watch<'_>>) -> Result<Vec<QueryResult>> {
         let workgroup = self.workgroups.get(workgroup)?;
         // sqlparser directly rather than DataFusion's DFParser: Athena's DDL (ROW FORMAT,
         // TBLPROPERTIES, CTAS WITH (…), MSCK) is Hive syntax that DFParser does not accept.
@@ -207,7 +213,7 @@ impl SqlEngine {
         };
         if let Some(ddl) = own {
             let ctx = self.context_for(database)?;
-            return Ok(vec![self.run_classified(&ctx, Ok(ddl), sql.trim(), database, &workgroup).await?]);
+            return Ok(vec![self.run_classified(&ctx, Ok(ddl), sql.trim(), database, &workgroup, None).await?]);
         }
         let dialect = datafusion::sql::sqlparser::dialect::GenericDialect {};
         // CTAS … WITH NO DATA (Athena's empty copy of a query's columns): sqlparser does not
@@ -257,7 +263,7 @@ impl SqlEngine {
         let mut results = Vec::new();
         for statement in statements {
             let text = statement.to_string();
-            results.push(self.run_statement(&ctx, statement, &text, database, &workgroup).await?);
+            results.push(self.run_statement(&ctx, statement, &text, database, &workgroup, watch.as_deref_mut()).await?);
         }
         Ok(results)
     }
@@ -301,8 +307,9 @@ impl SqlEngine {
         text: &str,
         database: &str,
         workgroup: &Workgroup,
+        watch: Option<&mut Watch<'_>>,
     ) -> Result<QueryResult> {
-        self.run_classified(ctx, Ddl::classify(statement), text, database, workgroup).await
+        self.run_classified(ctx, Ddl::classify(statement), text, database, workgroup, watch).await
     }
 
     /// Runs a statement that is either one of ours ([`Ddl`]) or DataFusion's.
@@ -313,6 +320,7 @@ impl SqlEngine {
         text: &str,
         database: &str,
         workgroup: &Workgroup,
+        watch: Option<&mut Watch<'_>>,
     ) -> Result<QueryResult> {
         let mut execution = self.new_execution(text, database, workgroup);
         execution.state = QueryState::Running;
@@ -326,7 +334,7 @@ impl SqlEngine {
                 execution.statement_type = ddl.statement_type();
                 self.run_ddl(ctx, ddl, text, database, workgroup, &execution.id).await
             }
-            Err(statement) => self.query(ctx, statement, text, workgroup).await,
+            Err(statement) => self.query_watched(ctx, statement, text, workgroup, watch).await,
         };
         execution.engine_ms = started.elapsed().as_millis() as u64;
         execution.completed = Some(self.clock.now());
@@ -352,6 +360,19 @@ impl SqlEngine {
     /// Plans and runs a query on DataFusion, cancelling it once it has read more than the
     /// workgroup allows.
     async fn query(&self, ctx: &SessionContext, statement: Statement, text: &str, workgroup: &Workgroup) -> std::result::Result<Output, Failure> {
+        self.query_watched(ctx, statement, text, workgroup, None).await
+    }
+
+    /// [`query`](Self::query), reporting progress to `watch` from `watch.after` on.
+    async fn query_watched(
+        &self,
+        ctx: &SessionContext,
+        statement: Statement,
+        text: &str,
+        workgroup: &Workgroup,
+        mut watch: Option<&mut Watch<'_>>,
+    ) -> std::result::Result<Output, Failure> {
+        let started = Instant::now();
         let fail = |e: DataFusionError| Failure::from(self.suggest_table(sql_error(e, text)));
         let state = ctx.state();
         let plan = state.statement_to_plan(DFStatement::Statement(Box::new(statement))).await.map_err(fail)?;
@@ -379,9 +400,33 @@ impl SqlEngine {
         let mut stream = execute_stream(physical.clone(), ctx.task_ctx()).map_err(fail)?;
         let mut batches = Vec::new();
         over_limit(&physical)?;
-        while let Some(batch) = stream.next().await {
-            batches.push(batch.map_err(fail)?);
-            over_limit(&physical)?;
+        let mut ticks = watch.as_ref().map(|w| {
+            let mut ticks = tokio::time::interval_at(tokio::time::Instant::from_std(started + w.after), w.every.max(std::time::Duration::from_millis(10)));
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            ticks
+        });
+        loop {
+            // The ticks come first, so a query that streams batches all the time still reports.
+            let next = match ticks.as_mut() {
+                Some(ticks) => tokio::select! {
+                    biased;
+                    _ = ticks.tick() => None,
+                    batch = stream.next() => Some(batch),
+                },
+                None => Some(stream.next().await),
+            };
+            match next {
+                None => {
+                    if let Some(watch) = watch.as_mut() {
+                        (watch.report)(&progress_of(physical.as_ref(), started.elapsed()));
+                    }
+                }
+                Some(None) => break,
+                Some(Some(batch)) => {
+                    batches.push(batch.map_err(fail)?);
+                    over_limit(&physical)?;
+                }
+            }
         }
         Ok(Output { schema: physical.schema(), batches, bytes_scanned: bytes_scanned(physical.as_ref()) })
     }

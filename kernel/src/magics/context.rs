@@ -121,6 +121,8 @@ pub struct State {
     pub variables: BTreeMap<String, String>,
     /// `%set display.max_rows N`: query results longer than this show head and tail.
     pub display_max_rows: usize,
+    /// `%set sql.progress_after 1s`: a query running longer shows a live progress display.
+    pub sql_progress_after: std::time::Duration,
 }
 
 impl Default for State {
@@ -133,6 +135,7 @@ impl Default for State {
             plotly_loaded: false,
             variables: BTreeMap::new(),
             display_max_rows: crate::render::TableOptions::default().max_rows,
+            sql_progress_after: std::time::Duration::from_secs(1),
         }
     }
 }
@@ -143,8 +146,8 @@ impl State {
     /// not the workspace's, and stay; so do display settings and plotly.js, already in the page.
     pub fn forget_workspace(&mut self) {
         let variables = std::mem::take(&mut self.variables);
-        let (plotly_loaded, display_max_rows) = (self.plotly_loaded, self.display_max_rows);
-        *self = Self { variables, plotly_loaded, display_max_rows, ..Self::default() };
+        let (plotly_loaded, display_max_rows, sql_progress_after) = (self.plotly_loaded, self.display_max_rows, self.sql_progress_after);
+        *self = Self { variables, plotly_loaded, display_max_rows, sql_progress_after, ..Self::default() };
     }
 
     /// How query results are shown: at most `display.max_rows` rows, else head and tail.

@@ -27,7 +27,8 @@ pub const SPEC: MagicSpec = MagicSpec {
                   ${NAME} is replaced in magic lines and in the SQL of %%sql, %%emr step and %%firehose create cells;\n\
                   $${NAME} stays as the text ${NAME}. Variables last for the kernel session (a restart clears them).\n\
                   Settings have dotted names: %set display.max_rows N shows query results of up to N rows whole\n\
-                  (default 50; longer ones show their first and last rows and the row count)."
+                  (default 50; longer ones show their first and last rows and the row count);\n\
+                  %set sql.progress_after 1s: a %sql query running longer shows its progress, updated in place (0s: always)."
 )]
 pub struct SetArgs {
     /// Remove the variable
@@ -86,25 +87,36 @@ pub fn run(args: SetArgs, ctx: Ctx<'_>) -> Result<Option<Bundle>, CellError> {
 }
 
 /// The settings `%set` knows, as pandas names its display options.
-const SETTINGS: &[&str] = &["display.max_rows"];
+const SETTINGS: &[&str] = &["display.max_rows", "sql.progress_after"];
 
-/// `%set display.max_rows [N]`: show or change a display setting.
+/// `%set display.max_rows [N]`, `%set sql.progress_after [DURATION]`: show or change a setting.
 fn setting(name: &str, delete: bool, value: &[String], ctx: Ctx<'_>) -> Result<Option<Bundle>, CellError> {
-    if name != "display.max_rows" {
+    if !SETTINGS.contains(&name) {
         let hint = lakebook_engine::error::closest(name, SETTINGS).map(|s| format!(" Did you mean {s}?")).unwrap_or_default();
         return Err(CellError::usage(format!("unknown setting {name}.{hint} Settings: {}", SETTINGS.join(", "))));
     }
     if delete {
-        return Err(CellError::usage(format!("{name} is a setting; set it back with %set {name} 50")));
+        return Err(CellError::usage(format!("{name} is a setting, not a variable: give it a value instead")));
     }
-    if value.is_empty() {
-        ctx.out.stdout(&format!("{name} = {}\n", ctx.state.display_max_rows));
-        return Ok(None);
+    let state = ctx.state;
+    if !value.is_empty() {
+        let text = value.join(" ");
+        match name {
+            "display.max_rows" => {
+                state.display_max_rows = text
+                    .parse()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| CellError::usage(format!("{name} takes a number of rows, e.g. %set {name} 200, not {text:?}")))?;
+            }
+            _ => state.sql_progress_after = lakebook_engine::clock::parse_duration(&text)?,
+        }
     }
-    let text = value.join(" ");
-    let rows: usize = text.parse().ok().filter(|n| *n > 0).ok_or_else(|| CellError::usage(format!("{name} takes a number of rows, e.g. %set {name} 200, not {text:?}")))?;
-    ctx.state.display_max_rows = rows;
-    ctx.out.stdout(&format!("{name} = {rows}\n"));
+    let shown = match name {
+        "display.max_rows" => state.display_max_rows.to_string(),
+        _ => lakebook_engine::clock::format_duration(state.sql_progress_after),
+    };
+    ctx.out.stdout(&format!("{name} = {shown}\n"));
     Ok(None)
 }
 

@@ -3,6 +3,7 @@
 //! as a table whose footer gives rows × columns, engine time, data scanned and cost.
 
 use clap::{CommandFactory, Parser, Subcommand};
+use lakebook_engine::query::{QueryProgress, Watch};
 use lakebook_engine::sql::QueryResult;
 
 use super::{Body, Ctx, Form, MagicSpec, Running};
@@ -153,7 +154,29 @@ pub async fn run(mut ctx: Ctx<'_>) -> Result<Option<Bundle>, CellError> {
     }
     let database = args.database.clone().unwrap_or_else(|| ctx.state.sql_database.clone());
     let workgroup = args.workgroup.clone().unwrap_or_else(|| ctx.state.sql_workgroup.clone());
-    let mut results = engine.sql().run_in(&sql, &database, &workgroup).await?;
+    // A query running longer than `sql.progress_after` shows its progress, updated in place.
+    let out = ctx.out;
+    let mut shown: Option<crate::output::Progress> = None;
+    let mut report = |p: &QueryProgress| {
+        let bundle = progress_bundle(p);
+        match &shown {
+            Some(progress) => progress.update(bundle),
+            None => shown = Some(out.progress(bundle)),
+        }
+    };
+    let mut watch = Watch { after: ctx.state.sql_progress_after, every: PROGRESS_EVERY, report: &mut report };
+    let ran = engine.sql().run_watched(&sql, &database, &workgroup, Some(&mut watch)).await;
+    if let Some(progress) = shown.take() {
+        // The display ends as the footer the result carries (or says the query failed).
+        match &ran {
+            Ok(results) => {
+                let last = results.last().map(|r| (footer(r), r.execution.rows as usize, r.schema.fields().len()));
+                progress.finish(&last.map_or_else(String::new, |(f, rows, columns)| f.text(rows, columns)));
+            }
+            Err(e) => progress.finish(&format!("query failed: {}", e.code())),
+        }
+    }
+    let mut results = ran?;
     let last = results.pop().ok_or_else(|| CellError::bug("a query ran but returned no result"))?;
     for (i, earlier) in results.iter().enumerate() {
         ctx.out.stdout(&format!("statement {}: {} row(s), {} ms\n", i + 1, earlier.execution.rows, earlier.execution.engine_ms));
@@ -237,6 +260,25 @@ fn next_word(text: &str) -> (&str, &str) {
         }
     }
     (text, "")
+}
+
+/// How often a running query's progress display is updated.
+const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// "running 3.2 s · 1,204,000 rows · 84.1 MB scanned · 3/12 files", with a bar when the
+/// scans read files.
+fn progress_bundle(p: &QueryProgress) -> Bundle {
+    let mut label = format!(
+        "running {} · {} rows · {} scanned",
+        lakebook_engine::clock::format_duration(p.elapsed),
+        p.rows_scanned,
+        render::human_bytes(p.bytes_scanned)
+    );
+    if p.files_total > 0 {
+        label.push_str(&format!(" · {}/{} files", p.files_done, p.files_total));
+        return render::progress(&label, p.files_done as f64 / p.files_total as f64);
+    }
+    render::text(&label)
 }
 
 fn footer(result: &QueryResult) -> Footer {
