@@ -60,6 +60,7 @@ impl Firehose {
             }
             None => records.iter().map(|(_, _, data, _)| Outcome::Ok(data.clone())).collect(),
         };
+        let queries = partition_keys.iter().map(|k| k.query().map(|q| (k, q))).collect::<Result<Vec<_>>>()?;
         let mut stored = Vec::new();
         let mut slots = Vec::new();
         let (mut incoming, mut bytes, mut dropped) = (0u64, 0u64, 0u64);
@@ -68,16 +69,21 @@ impl Firehose {
             bytes += raw.len() as u64;
             let data = match outcome {
                 Outcome::Ok(data) => {
-                    if !partition_keys.is_empty() {
+                    if !queries.is_empty() {
                         let parsed: Option<serde_json::Value> = serde_json::from_slice(&data).ok();
-                        for key in &partition_keys {
-                            match parsed.as_ref().and_then(|v| key.extract(v)) {
-                                Some(value) => {
+                        for (key, query) in &queries {
+                            let value = match &parsed {
+                                Some(record) => query.first_value(record),
+                                None => Err("the record is not JSON".to_string()),
+                            };
+                            match value {
+                                Ok(Some(value)) => {
                                     meta.keys.insert(key.name.clone(), value);
                                 }
-                                None => {
+                                failed => {
+                                    let why = failed.err().unwrap_or_else(|| "the record has no value for it".to_string());
                                     meta.err = Some("partitioning-failed".into());
-                                    meta.msg = Some(format!("the record has no value for partition key {} ({})", key.name, key.path));
+                                    meta.msg = Some(format!("partition key {} ({}): {why}", key.name, key.path));
                                     meta.keys.clear();
                                     break;
                                 }

@@ -19,6 +19,7 @@
 //! the batch is skipped and its manifest written under `<error prefix>manifests/` (or
 //! `errors/manifests/`) for a manual backfill with `COPY … MANIFEST`.
 
+pub mod jq;
 pub mod keys;
 pub mod process;
 

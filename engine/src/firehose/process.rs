@@ -91,8 +91,9 @@ async fn run_transform(sql: &str, batch: &[(i64, Bytes)]) -> std::result::Result
     Ok(outcomes)
 }
 
-/// A dynamic-partitioning key: `NAME=.json.path` (the JQ paths Firehose's inline parsing
-/// takes, e.g. `.customer_id` or `.device.region`).
+/// A dynamic-partitioning key: `NAME=JQ`, the jq expression Firehose's inline parsing takes
+/// (`.customer_id`, `.device.region`, `.event_timestamp | strftime("%Y")`). The expression is
+/// kept as text (it is persisted with the stream) and compiled by [`PartitionKey::query`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartitionKey {
     pub name: String,
@@ -102,26 +103,19 @@ pub struct PartitionKey {
 impl PartitionKey {
     pub fn parse(text: &str) -> Result<Self> {
         let (name, path) = text.split_once('=').ok_or_else(|| {
-            service_err!(InvalidArgumentException, "partition key {text:?} is not NAME=.json.path").with_hint("e.g. --partition-key customer=.customer_id")
+            service_err!(InvalidArgumentException, "partition key {text:?} is not NAME=JQ").with_hint("e.g. --partition-key customer=.customer_id")
         })?;
-        let valid = path.starts_with('.') && path[1..].split('.').all(|p| !p.is_empty() && p.chars().all(|c| c.is_alphanumeric() || c == '_'));
-        if name.is_empty() || !valid {
-            return Err(service_err!(InvalidArgumentException, "partition key {text:?}: the query must be a JQ path such as .customer_id or .device.region"));
+        let (name, path) = (name.trim(), path.trim());
+        if name.is_empty() || path.is_empty() {
+            return Err(service_err!(InvalidArgumentException, "partition key {text:?}: give a name and a jq expression such as .customer_id"));
         }
+        super::jq::Query::compile(path)?;
         Ok(Self { name: name.to_string(), path: path.to_string() })
     }
 
-    /// The key's value in a JSON record; None when the record is not JSON or lacks it.
-    pub fn extract(&self, record: &Value) -> Option<String> {
-        let mut at = record;
-        for part in self.path[1..].split('.') {
-            at = at.get(part)?;
-        }
-        match at {
-            Value::String(s) => Some(s.clone()),
-            Value::Null | Value::Object(_) | Value::Array(_) => None,
-            other => Some(other.to_string()),
-        }
+    /// The key's jq expression, compiled.
+    pub fn query(&self) -> Result<super::jq::Query> {
+        super::jq::Query::compile(&self.path)
     }
 }
 
@@ -279,13 +273,22 @@ mod tests {
     }
 
     #[test]
-    fn partition_keys_are_jq_paths() {
-        let key = PartitionKey::parse("region=.device.region").unwrap();
-        let v: Value = serde_json::from_str(r#"{"device":{"region":"eu"},"n":3}"#).unwrap();
-        assert_eq!(key.extract(&v).as_deref(), Some("eu"));
-        assert_eq!(PartitionKey::parse("n=.n").unwrap().extract(&v).as_deref(), Some("3"));
-        assert_eq!(PartitionKey::parse("x=.missing").unwrap().extract(&v), None);
-        assert!(PartitionKey::parse("bad").is_err() && PartitionKey::parse("a=b").is_err());
+    fn partition_keys_are_jq_expressions() {
+        let value = |key: &str, record: &str| {
+            let v: Value = serde_json::from_str(record).unwrap();
+            PartitionKey::parse(key).unwrap().query().unwrap().first_value(&v)
+        };
+        let record = r#"{"device":{"region":"eu"},"n":3,"ts":1565382027,"s":"A b"}"#;
+        assert_eq!(value("region=.device.region", record).unwrap().as_deref(), Some("eu"));
+        assert_eq!(value("n=.n", record).unwrap().as_deref(), Some("3"));
+        assert_eq!(value("x=.missing", record).unwrap(), None);
+        // The guide's expressions: strftime over epoch seconds, and jq's other functions.
+        assert_eq!(value(r#"year=.ts| strftime("%Y")"#, record).unwrap().as_deref(), Some("2019"));
+        assert_eq!(value(r#"hour=.ts | strftime("%H")"#, record).unwrap().as_deref(), Some("20"));
+        assert_eq!(value("low=.s | ascii_downcase", record).unwrap().as_deref(), Some("a b"));
+        assert_eq!(value(r#"both=(.n|tostring) + "-" + .device.region"#, record).unwrap().as_deref(), Some("3-eu"));
+        assert!(value(r#"bad=.s | strftime("%Y")"#, record).is_err(), "a string is not a time");
+        assert!(PartitionKey::parse("bad").is_err() && PartitionKey::parse("a=.x |").is_err() && PartitionKey::parse("a=nosuchfn").is_err());
     }
 
     #[test]

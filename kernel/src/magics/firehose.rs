@@ -104,7 +104,7 @@ struct Create {
     /// Partition records by keys taken from their JSON (with --partition-key)
     #[arg(long, requires = "partition_key")]
     pub dynamic_partitioning: bool,
-    /// NAME=.json.path; repeat for several keys
+    /// NAME=JQ, a jq expression on the record (.customer_id, '.ts | strftime("%Y")'); repeat for several keys
     #[arg(long, requires = "dynamic_partitioning")]
     pub partition_key: Vec<String>,
     /// Add a newline after each record (records are concatenated verbatim otherwise)
