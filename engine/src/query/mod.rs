@@ -62,6 +62,53 @@ pub fn progress_of(plan: &dyn ExecutionPlan, elapsed: std::time::Duration) -> Qu
     progress
 }
 
+/// Runs `plan` to the end and collects its batches. With a `watch`, a first report once the
+/// query has run `watch.after` (counted from `started`, which may be before planning), then
+/// one every `watch.every`; `check` runs before the first batch and after each (a scan limit
+/// that cancels the query by failing). Dropping the future cancels the query.
+pub async fn collect_watched<E>(
+    plan: &std::sync::Arc<dyn ExecutionPlan>,
+    task: std::sync::Arc<datafusion::execution::TaskContext>,
+    started: std::time::Instant,
+    mut watch: Option<&mut Watch<'_>>,
+    fail: impl Fn(DataFusionError) -> E,
+    mut check: impl FnMut(&dyn ExecutionPlan) -> Result<(), E>,
+) -> Result<Vec<arrow_array::RecordBatch>, E> {
+    use futures::StreamExt;
+    let mut stream = datafusion::physical_plan::execute_stream(plan.clone(), task).map_err(&fail)?;
+    check(plan.as_ref())?;
+    let mut ticks = watch.as_ref().map(|w| {
+        let first = tokio::time::Instant::from_std(started + w.after);
+        let mut ticks = tokio::time::interval_at(first, w.every.max(std::time::Duration::from_millis(10)));
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        ticks
+    });
+    let mut batches = Vec::new();
+    loop {
+        // The ticks come first, so a query that streams batches all the time still reports.
+        let next = match ticks.as_mut() {
+            Some(ticks) => tokio::select! {
+                biased;
+                _ = ticks.tick() => None,
+                batch = stream.next() => Some(batch),
+            },
+            None => Some(stream.next().await),
+        };
+        match next {
+            None => {
+                if let Some(watch) = watch.as_mut() {
+                    (watch.report)(&progress_of(plan.as_ref(), started.elapsed()));
+                }
+            }
+            Some(None) => return Ok(batches),
+            Some(Some(batch)) => {
+                batches.push(batch.map_err(&fail)?);
+                check(plan.as_ref())?;
+            }
+        }
+    }
+}
+
 /// DataFusion's catalog name for the Glue catalog, as Athena names it.
 pub const CATALOG_NAME: &str = "awsdatacatalog";
 

@@ -13,12 +13,13 @@ use super::parse::{column_of, default_expr, is_default_keyword, lower, quoted, s
 use super::types::{arrow_type, cast_column, conform, redshift_type_of, same_kind, sql_cast_type};
 use super::{Redshift, find, message, missing_table};
 use crate::error::Result;
+use crate::query::Watch;
 use crate::{internal_err, service_err};
 
 impl Redshift {
-    pub(super) async fn statement(&self, cluster: &str, statement: Statement, maxerror: Option<u64>, query_id: u64) -> Result<Outcome> {
+    pub(super) async fn statement(&self, cluster: &str, statement: Statement, maxerror: Option<u64>, query_id: u64, watch: Option<&mut Watch<'_>>) -> Result<Outcome> {
         match statement {
-            Statement::CreateTable(create) => self.create_table(cluster, create).await,
+            Statement::CreateTable(create) => self.create_table(cluster, create, watch).await,
             Statement::CreateSchema { schema_name, if_not_exists, .. } => {
                 let name = lower(&schema_name.to_string());
                 self.mutate(|state| {
@@ -68,7 +69,7 @@ impl Redshift {
                 }
                 Ok(message(if object_type == ObjectType::Schema { "DROP SCHEMA" } else { "DROP TABLE" }))
             }
-            Statement::Insert(insert) => self.insert(cluster, insert).await,
+            Statement::Insert(insert) => self.insert(cluster, insert, watch).await,
             Statement::Delete(delete) => self.delete(cluster, delete).await,
             Statement::Update(update) => self.update(cluster, update).await,
             Statement::Truncate(truncate) => {
@@ -95,11 +96,11 @@ impl Redshift {
                     (None, Some(text)) => text,
                     (None, None) => return Err(service_err!(SyntaxError, "UNLOAD needs a query: UNLOAD ('SELECT …') TO 's3://…'")),
                 };
-                self.unload(cluster, &sql, &to.value, &options, query_id).await
+                self.unload(cluster, &sql, &to.value, &options, query_id, watch).await
             }
             Statement::Query(_) | Statement::Explain { .. } | Statement::ShowTables { .. } | Statement::ShowColumns { .. } | Statement::ExplainTable { .. } => {
                 let text = statement.to_string();
-                self.query(cluster, &text).await
+                self.query_watched(cluster, &text, watch).await
             }
             other => Err(service_err!(FeatureNotSupported, "{} is not supported on a Lakebook Redshift cluster", statement_kind(&other))
                 .with_hint("supported: CREATE TABLE [AS], CREATE [EXTERNAL] SCHEMA, INSERT, UPDATE, DELETE, DROP, COPY, UNLOAD, SELECT")),
@@ -161,7 +162,7 @@ impl Redshift {
         Ok(message("CREATE EXTERNAL SCHEMA"))
     }
 
-    async fn create_table(&self, cluster: &str, create: ast::CreateTable) -> Result<Outcome> {
+    async fn create_table(&self, cluster: &str, create: ast::CreateTable, watch: Option<&mut Watch<'_>>) -> Result<Outcome> {
         let (schema, name) = split_name(&create.name);
         let c = self.describe(cluster)?;
         if !c.schemas.contains(&schema) {
@@ -186,7 +187,7 @@ impl Redshift {
         let mut source: Option<TableMeta> = None;
         let (columns, rows) = match &create.query {
             Some(query) => {
-                let result = self.query(cluster, &query.to_string()).await?;
+                let result = self.query_watched(cluster, &query.to_string(), watch).await?;
                 if let ast::SetExpr::Select(select) = query.body.as_ref()
                     && let [only] = select.from.as_slice()
                     && only.joins.is_empty()
@@ -284,7 +285,7 @@ impl Redshift {
         }))
     }
 
-    async fn insert(&self, cluster: &str, insert: ast::Insert) -> Result<Outcome> {
+    async fn insert(&self, cluster: &str, insert: ast::Insert, watch: Option<&mut Watch<'_>>) -> Result<Outcome> {
         let TableObject::TableName(name) = &insert.table else {
             return Err(service_err!(SyntaxError, "INSERT INTO takes a table name"));
         };
@@ -317,7 +318,7 @@ impl Redshift {
         } else if let Some(column) = meta.columns.iter().find(|c| c.identity.as_ref().is_some_and(|i| i.always) && !insert.columns.is_empty() && targets.contains(&c.name)) {
             return Err(service_err!(FeatureNotSupported, "cannot set an identity column to a value: {}", column.name));
         }
-        let incoming = self.query(cluster, &source.to_string()).await?;
+        let incoming = self.query_watched(cluster, &source.to_string(), watch).await?;
         if incoming.schema.fields().len() != targets.len() {
             return Err(service_err!(SyntaxError, "INSERT has {} expression(s) for {} target column(s)", incoming.schema.fields().len(), targets.len()));
         }

@@ -58,6 +58,7 @@ use crate::catalog::Catalog;
 use crate::clock::Clock;
 use crate::error::{Result, closest};
 use crate::lake::Lake;
+use crate::query::Watch;
 use crate::service_err;
 use crate::streams::Streams;
 use crate::workspace::{Workspace, read_json, write_json};
@@ -163,18 +164,24 @@ impl Redshift {
 
     /// Runs each statement of `sql` on the cluster in order; stops at the first failure.
     pub async fn run(&self, cluster: &str, sql: &str) -> Result<Vec<Outcome>> {
+        self.run_watched(cluster, sql, None).await
+    }
+
+    /// [`run`](Self::run), reporting each query's progress to `watch` while it runs longer
+    /// than `watch.after`.
+    pub async fn run_watched(&self, cluster: &str, sql: &str, mut watch: Option<&mut Watch<'_>>) -> Result<Vec<Outcome>> {
         let statements = split_statements(sql)?;
         if statements.is_empty() {
             return Err(service_err!(ValidationException, "there is no SQL statement to run"));
         }
         let mut outcomes = Vec::new();
         for text in statements {
-            outcomes.push(self.run_one(cluster, &text).await?);
+            outcomes.push(self.run_one(cluster, &text, watch.as_deref_mut()).await?);
         }
         Ok(outcomes)
     }
 
-    async fn run_one(&self, cluster: &str, text: &str) -> Result<Outcome> {
+    async fn run_one(&self, cluster: &str, text: &str, watch: Option<&mut Watch<'_>>) -> Result<Outcome> {
         let started = Instant::now();
         let query_id = self.mutate(|state| {
             let i = find(state, cluster)?;
@@ -195,7 +202,7 @@ impl Redshift {
                 add.apply(&self.catalog, &database, &table)?;
                 message("ALTER TABLE ADD PARTITION")
             }
-            Parsed::Statement(statement, maxerror) => self.statement(cluster, *statement, maxerror, query_id).await?,
+            Parsed::Statement(statement, maxerror) => self.statement(cluster, *statement, maxerror, query_id, watch).await?,
         };
         outcome.query_id = query_id;
         outcome.elapsed = started.elapsed();

@@ -14,7 +14,7 @@ use datafusion::catalog::{CatalogProvider, MemoryCatalogProvider, MemorySchemaPr
 use datafusion::datasource::MemTable;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
-use datafusion::physical_plan::{ExecutionPlan, collect};
+use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::{SessionContext, col};
 use datafusion::sql::sqlparser::ast;
 
@@ -24,7 +24,7 @@ use super::system::{last_query_udf, system_tables};
 use super::types::conform;
 use super::{Redshift, find, missing_table};
 use crate::error::{Result, closest};
-use crate::query::GlueCatalogProvider;
+use crate::query::{GlueCatalogProvider, Watch, collect_watched};
 use crate::{internal_err, service_err};
 
 /// Rows per Parquet row group: the granularity of the min/max "zone maps".
@@ -34,12 +34,18 @@ impl Redshift {
     /// Runs a query and reports the bytes its scans read, split between managed storage and
     /// the lake (Spectrum).
     pub(super) async fn query(&self, cluster: &str, sql: &str) -> Result<Outcome> {
+        self.query_watched(cluster, sql, None).await
+    }
+
+    /// [`query`](Self::query), reporting its progress to `watch` from `watch.after` on.
+    pub(super) async fn query_watched(&self, cluster: &str, sql: &str, watch: Option<&mut Watch<'_>>) -> Result<Outcome> {
+        let started = std::time::Instant::now();
         let c = self.describe(cluster)?;
         let ctx = self.context(&c)?;
         let sql = &top_as_limit(sql);
         let df = ctx.sql(sql).await.map_err(|e| self.sql_error(&c, e, sql))?;
         let plan = df.create_physical_plan().await.map_err(|e| self.sql_error(&c, e, sql))?;
-        let batches = collect(plan.clone(), ctx.task_ctx()).await.map_err(|e| self.sql_error(&c, e, sql))?;
+        let batches = collect_watched(&plan, ctx.task_ctx(), started, watch, |e| self.sql_error(&c, e, sql), |_| Ok(())).await?;
         let (local_bytes, spectrum_bytes) = scanned(plan.as_ref());
         Ok(Outcome { query_id: 0, schema: plan.schema(), batches, message: None, local_bytes, spectrum_bytes, rows_loaded: None, elapsed: Duration::ZERO })
     }

@@ -16,10 +16,11 @@ use super::storage::parquet_bytes;
 use super::{Redshift, find, message};
 use crate::error::Result;
 use crate::lake::S3Uri;
+use crate::query::Watch;
 use crate::{internal_err, service_err};
 
 impl Redshift {
-    pub(super) async fn unload(&self, cluster: &str, sql: &str, to: &str, options: &[CopyLegacyOption], query_id: u64) -> Result<Outcome> {
+    pub(super) async fn unload(&self, cluster: &str, sql: &str, to: &str, options: &[CopyLegacyOption], query_id: u64, watch: Option<&mut Watch<'_>>) -> Result<Outcome> {
         let started = self.clock.now();
         let target = S3Uri::parse(to)?;
         let mut parquet = false;
@@ -69,7 +70,7 @@ impl Redshift {
                 "Specified unload destination on S3 is not empty. Consider using a different bucket / prefix, manually removing the target files in S3, or using the ALLOWOVERWRITE option."));
         }
         let c = self.describe(cluster)?;
-        let result = self.query(cluster, sql).await?;
+        let result = self.query_watched(cluster, sql, watch).await?;
         let all = concat_batches(&result.schema, &result.batches).map_err(|e| internal_err!("{e}"))?;
         let rows = all.num_rows();
         let suffix = extension.map(|e| format!(".{}", e.trim_start_matches('.'))).unwrap_or_else(|| if parquet { ".parquet".into() } else { String::new() })

@@ -28,10 +28,9 @@ use chrono::{DateTime, Utc};
 use datafusion::datasource::MemTable;
 use datafusion::error::DataFusionError;
 use datafusion::execution::SessionStateBuilder;
-use datafusion::physical_plan::{ExecutionPlan, execute_stream};
+use datafusion::physical_plan::ExecutionPlan;
 use datafusion::sql::parser::Statement as DFStatement;
 use datafusion::sql::sqlparser::ast::Statement;
-use futures::StreamExt;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use serde::{Deserialize, Serialize};
 
@@ -41,7 +40,7 @@ use workgroup::Workgroups;
 
 use crate::catalog::Catalog;
 pub use crate::query::CATALOG_NAME;
-use crate::query::{GlueCatalogProvider, TempViews, Watch, bytes_scanned, clock_fn, progress_of, sql_error, tuned_config};
+use crate::query::{GlueCatalogProvider, TempViews, Watch, bytes_scanned, clock_fn, collect_watched, sql_error, tuned_config};
 use crate::clock::Clock;
 use crate::error::{Error, Result, closest};
 use crate::lake::{Lake, S3Uri};
@@ -90,6 +89,17 @@ impl std::fmt::Display for StatementType {
 
 /// The error code of a query the workgroup's scan limit cancelled.
 pub const SCAN_LIMIT: &str = "BYTES_SCANNED_LIMIT_EXCEEDED";
+
+/// A statement on its way: the session it plans in, its text, where it runs, and who
+/// watches its progress.
+struct Running<'a, 'w> {
+    ctx: &'a SessionContext,
+    text: &'a str,
+    database: &'a str,
+    workgroup: &'a Workgroup,
+    execution_id: &'a str,
+    watch: Option<&'a mut Watch<'w>>,
+}
 
 /// What a statement produced.
 struct Output {
@@ -332,7 +342,7 @@ impl SqlEngine {
             Ok(ddl) => {
                 messages = !matches!(ddl, Ddl::ShowDatabases | Ddl::ShowTables(..) | Ddl::ShowPartitions(_) | Ddl::Describe { .. });
                 execution.statement_type = ddl.statement_type();
-                self.run_ddl(ctx, ddl, text, database, workgroup, &execution.id).await
+                self.run_ddl(ddl, Running { ctx, text, database, workgroup, execution_id: &execution.id, watch }).await
             }
             Err(statement) => self.query_watched(ctx, statement, text, workgroup, watch).await,
         };
@@ -358,19 +368,14 @@ impl SqlEngine {
     }
 
     /// Plans and runs a query on DataFusion, cancelling it once it has read more than the
-    /// workgroup allows.
-    async fn query(&self, ctx: &SessionContext, statement: Statement, text: &str, workgroup: &Workgroup) -> std::result::Result<Output, Failure> {
-        self.query_watched(ctx, statement, text, workgroup, None).await
-    }
-
-    /// [`query`](Self::query), reporting progress to `watch` from `watch.after` on.
+    /// workgroup allows; reports its progress to `watch` from `watch.after` on.
     async fn query_watched(
         &self,
         ctx: &SessionContext,
         statement: Statement,
         text: &str,
         workgroup: &Workgroup,
-        mut watch: Option<&mut Watch<'_>>,
+        watch: Option<&mut Watch<'_>>,
     ) -> std::result::Result<Output, Failure> {
         let started = Instant::now();
         let fail = |e: DataFusionError| Failure::from(self.suggest_table(sql_error(e, text)));
@@ -378,8 +383,8 @@ impl SqlEngine {
         let plan = state.statement_to_plan(DFStatement::Statement(Box::new(statement))).await.map_err(fail)?;
         let df = ctx.execute_logical_plan(plan).await.map_err(fail)?;
         let physical = df.create_physical_plan().await.map_err(fail)?;
-        let over_limit = |physical: &Arc<dyn ExecutionPlan>| -> std::result::Result<(), Failure> {
-            let scanned = bytes_scanned(physical.as_ref());
+        let over_limit = |physical: &dyn ExecutionPlan| -> std::result::Result<(), Failure> {
+            let scanned = bytes_scanned(physical);
             match workgroup.bytes_scanned_cutoff {
                 Some(limit) if scanned > limit => Err(Failure {
                     error: Error::Service {
@@ -397,37 +402,7 @@ impl SqlEngine {
                 _ => Ok(()),
             }
         };
-        let mut stream = execute_stream(physical.clone(), ctx.task_ctx()).map_err(fail)?;
-        let mut batches = Vec::new();
-        over_limit(&physical)?;
-        let mut ticks = watch.as_ref().map(|w| {
-            let mut ticks = tokio::time::interval_at(tokio::time::Instant::from_std(started + w.after), w.every.max(std::time::Duration::from_millis(10)));
-            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-            ticks
-        });
-        loop {
-            // The ticks come first, so a query that streams batches all the time still reports.
-            let next = match ticks.as_mut() {
-                Some(ticks) => tokio::select! {
-                    biased;
-                    _ = ticks.tick() => None,
-                    batch = stream.next() => Some(batch),
-                },
-                None => Some(stream.next().await),
-            };
-            match next {
-                None => {
-                    if let Some(watch) = watch.as_mut() {
-                        (watch.report)(&progress_of(physical.as_ref(), started.elapsed()));
-                    }
-                }
-                Some(None) => break,
-                Some(Some(batch)) => {
-                    batches.push(batch.map_err(fail)?);
-                    over_limit(&physical)?;
-                }
-            }
-        }
+        let batches = collect_watched(&physical, ctx.task_ctx(), started, watch, fail, over_limit).await?;
         Ok(Output { schema: physical.schema(), batches, bytes_scanned: bytes_scanned(physical.as_ref()) })
     }
 

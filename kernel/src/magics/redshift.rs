@@ -11,7 +11,9 @@ use lakebook_engine::Lakebook;
 use lakebook_engine::redshift::Outcome;
 
 use crate::render::{batch, strings, times};
-use super::sql::{View, show};
+use lakebook_engine::query::{QueryProgress, Watch};
+
+use super::sql::{LiveProgress, PROGRESS_EVERY, View, show};
 use super::{Body, Ctx, Form, MagicSpec};
 use crate::render::Bundle;
 use crate::render::{self, Footer, TableOptions};
@@ -191,18 +193,35 @@ pub async fn run(args: RedshiftArgs, mut ctx: Ctx<'_>) -> Result<Option<Bundle>,
 
 /// `%sql` on a cluster: every statement's message is printed; the last query's rows are shown.
 pub async fn sql(engine: &Lakebook, cluster: &str, sql: &str, view: View, ctx: Ctx<'_>) -> Result<Option<Bundle>, CellError> {
-    let mut outcomes = engine.redshift().run(cluster, sql).await?;
-    let last = outcomes.pop().ok_or_else(|| CellError::bug("statements ran but returned nothing"))?;
-    for (i, o) in outcomes.iter().enumerate() {
+    // A query running longer than `sql.progress_after` shows its progress, as on Athena.
+    let mut live = LiveProgress::new(ctx.out);
+    let mut report = |p: &QueryProgress| live.report(p);
+    let mut watch = Watch { after: ctx.state.sql_progress_after, every: PROGRESS_EVERY, report: &mut report };
+    let ran = engine.redshift().run_watched(cluster, sql, Some(&mut watch)).await;
+    let outcomes = match ran {
+        Ok(outcomes) => outcomes,
+        Err(e) => {
+            live.finish(&format!("query failed: {}", e.code()));
+            return Err(e.into());
+        }
+    };
+    let (last, earlier) = outcomes.split_last().ok_or_else(|| CellError::bug("statements ran but returned nothing"))?;
+    let mut text = String::new();
+    for (i, o) in earlier.iter().enumerate() {
         match &o.message {
-            Some(m) => ctx.out.stdout(&format!("{m}\n")),
-            None => ctx.out.stdout(&format!("statement {}: {} row(s), {} ms\n", i + 1, o.batches.iter().map(|b| b.num_rows()).sum::<usize>(), o.elapsed.as_millis())),
+            Some(m) => text.push_str(&format!("{m}\n")),
+            None => text.push_str(&format!("statement {}: {} row(s), {} ms\n", i + 1, o.batches.iter().map(|b| b.num_rows()).sum::<usize>(), o.elapsed.as_millis())),
         }
     }
-    let footer = footer(cluster, &last);
+    let footer = footer(cluster, last);
     if let Some(m) = &last.message {
-        ctx.out.stdout(&format!("{m}\n{}\n", footer.facts()));
+        text.push_str(&format!("{m}\n{}\n", footer.facts()));
+        live.finish_or_print(&text);
         return Ok(None);
+    }
+    live.finish(&footer.text(last.batches.iter().map(|b| b.num_rows()).sum(), last.schema.fields().len()));
+    if !text.is_empty() {
+        ctx.out.stdout(&text);
     }
     let batch = arrow_select::concat::concat_batches(&last.schema, &last.batches).unwrap_or_else(|_| arrow_array::RecordBatch::new_empty(last.schema.clone()));
     show(batch, footer, view, ctx)

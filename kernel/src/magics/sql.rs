@@ -155,42 +155,38 @@ pub async fn run(mut ctx: Ctx<'_>) -> Result<Option<Bundle>, CellError> {
     let database = args.database.clone().unwrap_or_else(|| ctx.state.sql_database.clone());
     let workgroup = args.workgroup.clone().unwrap_or_else(|| ctx.state.sql_workgroup.clone());
     // A query running longer than `sql.progress_after` shows its progress, updated in place.
-    let out = ctx.out;
-    let mut shown: Option<crate::output::Progress> = None;
-    let mut report = |p: &QueryProgress| {
-        let bundle = progress_bundle(p);
-        match &shown {
-            Some(progress) => progress.update(bundle),
-            None => shown = Some(out.progress(bundle)),
-        }
-    };
+    let mut live = LiveProgress::new(ctx.out);
+    let mut report = |p: &QueryProgress| live.report(p);
     let mut watch = Watch { after: ctx.state.sql_progress_after, every: PROGRESS_EVERY, report: &mut report };
     let ran = engine.sql().run_watched(&sql, &database, &workgroup, Some(&mut watch)).await;
-    if let Some(progress) = shown.take() {
-        // The display ends as the footer the result carries (or says the query failed).
-        match &ran {
-            Ok(results) => {
-                let last = results.last().map(|r| (footer(r), r.execution.rows as usize, r.schema.fields().len()));
-                progress.finish(&last.map_or_else(String::new, |(f, rows, columns)| f.text(rows, columns)));
-            }
-            Err(e) => progress.finish(&format!("query failed: {}", e.code())),
+    let mut results = match ran {
+        Ok(results) => results,
+        Err(e) => {
+            live.finish(&format!("query failed: {}", e.code()));
+            return Err(e.into());
         }
-    }
-    let mut results = ran?;
+    };
     let last = results.pop().ok_or_else(|| CellError::bug("a query ran but returned no result"))?;
+    let mut text = String::new();
     for (i, earlier) in results.iter().enumerate() {
-        ctx.out.stdout(&format!("statement {}: {} row(s), {} ms\n", i + 1, earlier.execution.rows, earlier.execution.engine_ms));
+        text.push_str(&format!("statement {}: {} row(s), {} ms\n", i + 1, earlier.execution.rows, earlier.execution.engine_ms));
     }
     if let Some(name) = &args.output {
         engine.sql().keep_as_view(name, &last)?;
     }
     let batch = concat(&last);
     if last.messages {
-        // What a DDL/DML statement did is sentences, not data: print them and the footer.
-        let lines = render::column_text(&batch, 0);
-        // The shape of a list of sentences says nothing: keep time, data scanned and cost.
-        ctx.out.stdout(&format!("{lines}\n{}\n", footer(&last).facts()));
+        // What a DDL/DML statement did is sentences, not data: print them and the footer
+        // (in place of the progress display, if one was shown). The shape of a list of
+        // sentences says nothing: keep time, data scanned and cost.
+        text.push_str(&format!("{}\n{}\n", render::column_text(&batch, 0), footer(&last).facts()));
+        live.finish_or_print(&text);
         return Ok(None);
+    }
+    // The display ends as the footer the result carries.
+    live.finish(&footer(&last).text(last.execution.rows as usize, last.schema.fields().len()));
+    if !text.is_empty() {
+        ctx.out.stdout(&text);
     }
     show(batch, footer(&last), args.view(), ctx)
 }
@@ -263,22 +259,56 @@ fn next_word(text: &str) -> (&str, &str) {
 }
 
 /// How often a running query's progress display is updated.
-const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+pub const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
 
-/// "running 3.2 s · 1,204,000 rows · 84.1 MB scanned · 3/12 files", with a bar when the
-/// scans read files.
-fn progress_bundle(p: &QueryProgress) -> Bundle {
-    let mut label = format!(
-        "running {} · {} rows · {} scanned",
-        lakebook_engine::clock::format_duration(p.elapsed),
-        p.rows_scanned,
-        render::human_bytes(p.bytes_scanned)
-    );
-    if p.files_total > 0 {
-        label.push_str(&format!(" · {}/{} files", p.files_done, p.files_total));
-        return render::progress(&label, p.files_done as f64 / p.files_total as f64);
+/// A running query's progress, shown once the engine first reports it and updated in place;
+/// it ends as the result's footer.
+pub struct LiveProgress<'o> {
+    out: &'o crate::output::Output,
+    shown: Option<crate::output::Progress>,
+}
+
+impl<'o> LiveProgress<'o> {
+    pub fn new(out: &'o crate::output::Output) -> Self {
+        LiveProgress { out, shown: None }
     }
-    render::text(&label)
+
+    /// "running 3.2 s · 1,204,000 rows · 84.1 MB scanned · 3/12 files", with a bar when the
+    /// scans read files.
+    pub fn report(&mut self, p: &QueryProgress) {
+        let mut label = format!(
+            "running {} · {} rows · {} scanned",
+            lakebook_engine::clock::format_duration(p.elapsed),
+            p.rows_scanned,
+            render::human_bytes(p.bytes_scanned)
+        );
+        let bundle = if p.files_total > 0 {
+            label.push_str(&format!(" · {}/{} files", p.files_done, p.files_total));
+            render::progress(&label, p.files_done as f64 / p.files_total as f64)
+        } else {
+            render::text(&label)
+        };
+        match &self.shown {
+            Some(progress) => progress.update(bundle),
+            None => self.shown = Some(self.out.progress(bundle)),
+        }
+    }
+
+    /// Replaces the display (if one was shown) with `last`, a line.
+    pub fn finish(self, last: &str) {
+        if let Some(progress) = self.shown {
+            progress.finish(last);
+        }
+    }
+
+    /// Ends with what the cell prints (a DDL or DML statement's sentences and footer): in
+    /// place of the display if one was shown, as output otherwise.
+    pub fn finish_or_print(self, text: &str) {
+        match self.shown {
+            Some(progress) => progress.finish(text.trim_end_matches('\n')),
+            None => self.out.stdout(text),
+        }
+    }
 }
 
 fn footer(result: &QueryResult) -> Footer {

@@ -5,15 +5,8 @@ use super::*;
 
 impl crate::sql::SqlEngine {
     /// Runs one of Athena's catalog-changing statements.
-    pub(in crate::sql) async fn run_ddl(
-        &self,
-        ctx: &datafusion::prelude::SessionContext,
-        ddl: Ddl,
-        text: &str,
-        database: &str,
-        workgroup: &crate::sql::Workgroup,
-        execution_id: &str,
-    ) -> std::result::Result<crate::sql::Output, crate::sql::Failure> {
+    pub(in crate::sql) async fn run_ddl(&self, ddl: Ddl, running: crate::sql::Running<'_, '_>) -> std::result::Result<crate::sql::Output, crate::sql::Failure> {
+        let crate::sql::Running { ctx, text, database, workgroup, .. } = running;
         match ddl {
             Ddl::CreateDatabase { name, if_not_exists, comment, location, properties } => match self.catalog.create_database_at(&name, &comment, location, properties) {
                 Ok(_) => Ok(output(messages(vec![format!("database {name} created in the catalog")]), 0)),
@@ -25,7 +18,7 @@ impl crate::sql::SqlEngine {
                 let is_view = name.0.len() == 1 && self.temp_views.lock().unwrap_or_else(|p| p.into_inner()).contains_key(&name.to_string().to_lowercase());
                 match table {
                     Some(table) if !is_view => Ok(output(describe(&table), 0)),
-                    _ => self.query(ctx, *statement, text, workgroup).await,
+                    _ => self.query_watched(ctx, *statement, text, workgroup, running.watch).await,
                 }
             }
             Ddl::AddPartitions(add) => {
@@ -123,22 +116,15 @@ impl crate::sql::SqlEngine {
                 }
                 Ok(output(messages(lines), 0))
             }
-            Ddl::Ctas(ct) => self.ctas(ctx, &ct, text, database, workgroup, execution_id).await,
-            Ddl::Insert(insert) => self.insert(ctx, &insert, text, database, workgroup, execution_id).await,
+            Ddl::Ctas(ct) => self.ctas(&ct, running).await,
+            Ddl::Insert(insert) => self.insert(&insert, running).await,
         }
     }
 
     /// `CREATE TABLE t WITH (…) AS SELECT …`: writes the result to an empty location, then
     /// registers the table (and its partitions).
-    pub(super) async fn ctas(
-        &self,
-        ctx: &datafusion::prelude::SessionContext,
-        ct: &ast::CreateTable,
-        text: &str,
-        database: &str,
-        workgroup: &crate::sql::Workgroup,
-        execution_id: &str,
-    ) -> std::result::Result<crate::sql::Output, crate::sql::Failure> {
+    pub(super) async fn ctas(&self, ct: &ast::CreateTable, running: crate::sql::Running<'_, '_>) -> std::result::Result<crate::sql::Output, crate::sql::Failure> {
+        let crate::sql::Running { ctx, text, database, workgroup, execution_id, watch } = running;
         let (db, name) = table_name(&ct.name, database)?;
         crate::catalog::validate_name("table", &name)?;
         if self.catalog.table(&db, &name).is_ok() {
@@ -170,7 +156,7 @@ impl crate::sql::SqlEngine {
             Err(e) => return Err(e.into()),
         }
         let query = ct.query.as_deref().ok_or_else(|| internal_err!("CTAS without a query"))?;
-        let output = self.query(ctx, Statement::Query(Box::new(query.clone())), text, workgroup).await?;
+        let output = self.query_watched(ctx, Statement::Query(Box::new(query.clone())), text, workgroup, watch).await?;
         let batch = one_batch(&output.schema, &output.batches)?;
 
         // Partition columns must come last, in partitioned_by order (Athena's rule).
@@ -210,22 +196,15 @@ impl crate::sql::SqlEngine {
     }
 
     /// `INSERT INTO t [(cols)] SELECT … | VALUES …`: new files beside the table's old ones.
-    pub(super) async fn insert(
-        &self,
-        ctx: &datafusion::prelude::SessionContext,
-        insert: &ast::Insert,
-        text: &str,
-        database: &str,
-        workgroup: &crate::sql::Workgroup,
-        execution_id: &str,
-    ) -> std::result::Result<crate::sql::Output, crate::sql::Failure> {
+    pub(super) async fn insert(&self, insert: &ast::Insert, running: crate::sql::Running<'_, '_>) -> std::result::Result<crate::sql::Output, crate::sql::Failure> {
+        let crate::sql::Running { ctx, text, database, workgroup, execution_id, watch } = running;
         let (db, name) = table_name(insert_target(insert)?, database)?;
         let table = self.catalog.table(&db, &name)?;
         if insert.overwrite {
             return Err(service_err!(InvalidRequestException, "NOT_SUPPORTED: INSERT OVERWRITE; Athena only appends with INSERT INTO").into());
         }
         let source = insert.source.as_deref().ok_or_else(|| service_err!(InvalidRequestException, "INSERT INTO needs a SELECT or VALUES"))?;
-        let output = self.query(ctx, Statement::Query(Box::new(source.clone())), text, workgroup).await?;
+        let output = self.query_watched(ctx, Statement::Query(Box::new(source.clone())), text, workgroup, watch).await?;
         let batch = one_batch(&output.schema, &output.batches)?;
         let mut all_columns = table.definition.columns.clone();
         all_columns.extend(table.definition.partition_keys.iter().cloned());
