@@ -107,7 +107,7 @@ async fn classifies_every_format_and_groups_tables() {
     }
 
     let csv = lb.catalog().table("web", "csv").unwrap();
-    assert_eq!(csv.definition.format, Format::Csv { delimiter: ',', header: true });
+    assert_eq!(csv.definition.format, Format::Csv { delimiter: ',', header: true, escape: None });
     let keys: Vec<&str> = csv.definition.partition_keys.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(keys, vec!["year", "month", "day"]);
     assert_eq!(csv.partitions.len(), 2);
@@ -125,7 +125,7 @@ async fn classifies_every_format_and_groups_tables() {
 
     let gz = lb.catalog().table("web", "gz").unwrap();
     assert_eq!(gz.definition.compression.as_deref(), Some("gzip"));
-    assert_eq!(gz.definition.format, Format::Csv { delimiter: ';', header: false });
+    assert_eq!(gz.definition.format, Format::Csv { delimiter: ';', header: false, escape: None });
     assert_eq!(gz.definition.columns[0].name, "col0");
 }
 

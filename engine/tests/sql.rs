@@ -172,3 +172,35 @@ async fn now_is_the_engine_clock() {
     let n = datafusion::arrow::util::display::array_value_to_string(on_cluster.batches[0].column(0), 0).unwrap();
     assert_eq!(n, "2026-01-02T10:30:00");
 }
+
+/// Athena matches column names case-insensitively: the crawler (and Hive DDL) lower them, but
+/// the JSON keys and Parquet columns keep the writer's `userId`, nested fields too.
+#[tokio::test]
+async fn camel_case_json_keys_and_parquet_columns_are_read_by_their_lower_case_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let lb = Lakebook::open(dir.path().join("ws")).unwrap();
+    put(&lb, "s3://events/json/e.json", "{\"userId\":7,\"eventType\":\"click\",\"device\":{\"osName\":\"linux\"}}\n{\"userId\":8,\"eventType\":\"view\",\"device\":{\"osName\":\"mac\"}}\n").await;
+    let schema = Arc::new(Schema::new(vec![Field::new("userId", DataType::Int64, false), Field::new("pageUrl", DataType::Utf8, false)]));
+    let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(Int64Array::from(vec![7, 9])), Arc::new(StringArray::from(vec!["/a", "/b"]))]).unwrap();
+    let mut pq = Vec::new();
+    let mut writer = parquet::arrow::ArrowWriter::try_new(&mut pq, schema, None).unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+    put(&lb, "s3://events/pq/p.parquet", pq).await;
+    lb.catalog().upsert_crawler(CrawlerConfig::new("events", "s3://events/", "ev")).unwrap();
+    lb.catalog().run_crawler(lb.lake(), "events", &mut |_, _| {}).await.unwrap();
+
+    let run = |sql: &'static str| {
+        let lb = &lb;
+        async move { lb.sql().run(sql, "ev").await.unwrap_or_else(|e| panic!("{sql}: {e}")).pop().unwrap() }
+    };
+    let json = run("SELECT userid, eventtype, device.osname FROM json ORDER BY userid").await;
+    let text = arrow_cast::pretty::pretty_format_batches(&json.batches).unwrap().to_string();
+    assert!(text.contains("| 7      | click     | linux") && text.contains("| 8      | view      | mac"), "{text}");
+    let joined = run("SELECT j.eventtype, p.pageurl FROM json j JOIN pq p ON j.userid = p.userid").await;
+    let text = arrow_cast::pretty::pretty_format_batches(&joined.batches).unwrap().to_string();
+    assert!(text.contains("| click     | /a      |"), "{text}");
+    assert_eq!(joined.execution.rows, 1);
+    // The table's own names are the ones results carry.
+    assert_eq!(json.schema.field(0).name(), "userid");
+}

@@ -181,7 +181,7 @@ fn csv_schema(text: &str) -> Result<(Format, Vec<Column>), String> {
         ((0..width).map(|i| format!("col{i}")).collect(), types_of(&rows))
     };
     let columns = names.into_iter().zip(types).map(|(n, t)| Column::new(n, t.sample_type())).collect();
-    Ok((Format::Csv { delimiter, header }, columns))
+    Ok((Format::Csv { delimiter, header, escape: None }, columns))
 }
 
 /// The sampled rows, if every one has the same number of fields.
@@ -221,15 +221,15 @@ mod tests {
     #[test]
     fn csv_header_rule_both_ways() {
         let with = classify(b"user_id,page,ts\n1,/home,2026-01-01 10:00:00\n2,/cart,2026-01-01 10:01:00\n", None).unwrap();
-        assert_eq!(with.format, Format::Csv { delimiter: ',', header: true });
+        assert_eq!(with.format, Format::Csv { delimiter: ',', header: true, escape: None });
         assert_eq!(cols(&with)[0], ("user_id".into(), "bigint".into()));
         assert_eq!(cols(&with)[2], ("ts".into(), "timestamp".into()));
         // All strings everywhere: the first row cannot be told from data.
         let without = classify(b"alice|home\nbob|cart\n", None).unwrap();
-        assert_eq!(without.format, Format::Csv { delimiter: '|', header: false });
+        assert_eq!(without.format, Format::Csv { delimiter: '|', header: false, escape: None });
         assert_eq!(cols(&without), vec![("col0".into(), "string".into()), ("col1".into(), "string".into())]);
         let tabs = classify(b"a\tb\n1\t2.5\n", None).unwrap();
-        assert_eq!(tabs.format, Format::Csv { delimiter: '\t', header: true });
+        assert_eq!(tabs.format, Format::Csv { delimiter: '\t', header: true, escape: None });
         assert_eq!(cols(&tabs)[1].1, "double");
     }
 
@@ -251,7 +251,7 @@ mod tests {
         gz.write_all(b"x,y\n1,2\n").unwrap();
         let c = classify(&gz.finish().unwrap(), None).unwrap();
         assert_eq!(c.compression.as_deref(), Some("gzip"));
-        assert_eq!(c.format, Format::Csv { delimiter: ',', header: true });
+        assert_eq!(c.format, Format::Csv { delimiter: ',', header: true, escape: None });
         let z = zstd::encode_all(&b"{\"k\":\"v\"}\n"[..], 0).unwrap();
         assert_eq!(classify(&z, None).unwrap().compression.as_deref(), Some("zstd"));
         let mut bz = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::default());

@@ -283,6 +283,7 @@ fn as_one_table(files: &[&FileInfo], depth: usize, name: &str, location: &str) -
             compression: first.compression.clone(),
             columns,
             partition_keys,
+            bucketing: None,
         },
         partitions,
         files: files.len(),

@@ -30,7 +30,14 @@ impl Column {
 pub enum Format {
     Parquet,
     Json,
-    Csv { delimiter: char, header: bool },
+    /// Delimited text. `escape`: the character that makes the next one literal inside quoted
+    /// fields (OpenCSVSerde's `escapeChar`); none for LazySimpleSerDe's plain text.
+    Csv {
+        delimiter: char,
+        header: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        escape: Option<char>,
+    },
     Avro,
     Orc,
 }
@@ -48,6 +55,7 @@ impl Format {
                 "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe",
             ),
             Format::Json => (TEXT_IN, TEXT_OUT, "org.openx.data.jsonserde.JsonSerDe"),
+            Format::Csv { escape: Some(_), .. } => (TEXT_IN, TEXT_OUT, "org.apache.hadoop.hive.serde2.OpenCSVSerde"),
             Format::Csv { .. } => (TEXT_IN, TEXT_OUT, "org.apache.hadoop.hive.serde2.lazy.LazySimpleSerDe"),
             Format::Avro => (
                 "org.apache.hadoop.hive.ql.io.avro.AvroContainerInputFormat",
@@ -72,8 +80,16 @@ impl Format {
     /// The SerDe parameters Glue records for the format.
     pub fn serde_parameters(&self) -> BTreeMap<String, String> {
         let mut params = BTreeMap::new();
-        if let Format::Csv { delimiter, header } = self {
-            params.insert("field.delim".into(), delimiter.to_string());
+        if let Format::Csv { delimiter, header, escape } = self {
+            match escape {
+                Some(escape) => {
+                    params.insert("separatorChar".into(), delimiter.to_string());
+                    params.insert("escapeChar".into(), escape.to_string());
+                }
+                None => {
+                    params.insert("field.delim".into(), delimiter.to_string());
+                }
+            }
             params.insert("skip.header.line.count".into(), if *header { "1" } else { "0" }.into());
         }
         params
@@ -83,12 +99,16 @@ impl Format {
 impl std::fmt::Display for Format {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Format::Csv { delimiter, header } => {
+            Format::Csv { delimiter, header, escape } => {
                 let d = match delimiter {
                     '\t' => "\\t".to_string(),
                     d => d.to_string(),
                 };
-                write!(f, "csv (delimiter '{d}', {})", if *header { "header" } else { "no header" })
+                write!(f, "csv (delimiter '{d}', {}", if *header { "header" } else { "no header" })?;
+                match escape {
+                    Some(e) => write!(f, ", escape '{e}')"),
+                    None => f.write_str(")"),
+                }
             }
             other => f.write_str(other.classification()),
         }
@@ -116,6 +136,17 @@ pub struct TableDefinition {
     pub compression: Option<String>,
     pub columns: Vec<Column>,
     pub partition_keys: Vec<Column>,
+    /// Glue's BucketColumns and NumberOfBuckets: each partition's rows are spread over this
+    /// many files by a hash of these columns (CTAS `bucketed_by`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bucketing: Option<Bucketing>,
+}
+
+/// How a bucketed table spreads its rows over files.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bucketing {
+    pub columns: Vec<String>,
+    pub count: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -18,7 +18,7 @@ use object_store::local::LocalFileSystem;
 use object_store::path::Path as StorePath;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 
-pub use model::{BucketCreated, BucketInfo, LakeInfo, Listing, ObjectInfo, S3Uri, validate_bucket_name, validate_key};
+pub use model::{BucketCreated, BucketInfo, LakeInfo, Listing, ObjectInfo, S3Uri, validate_bucket_name, validate_key, validate_legacy_bucket_name};
 
 use crate::clock::Clock;
 use crate::error::{Error, Result};
@@ -63,6 +63,17 @@ impl Lake {
     /// ≙ CreateBucket. Creating a bucket you already own succeeds (as in us-east-1).
     pub fn create_bucket(&self, name: &str) -> Result<BucketCreated> {
         validate_bucket_name(name)?;
+        self.make_bucket(name)
+    }
+
+    /// CreateBucket as us-east-1 took it before March 2018: upper case and `_` allowed (the
+    /// name the AWS guides' examples still use, like `my_athena_results`).
+    pub fn create_legacy_bucket(&self, name: &str) -> Result<BucketCreated> {
+        validate_legacy_bucket_name(name)?;
+        self.make_bucket(name)
+    }
+
+    fn make_bucket(&self, name: &str) -> Result<BucketCreated> {
         let dir = self.root.join(name);
         if dir.is_dir() {
             return Ok(BucketCreated::AlreadyOwnedByYou);
@@ -97,7 +108,7 @@ impl Lake {
         for entry in fs::read_dir(&self.root).map_err(|e| Error::io(&self.root, e))? {
             let entry = entry.map_err(|e| Error::io(&self.root, e))?;
             let name = entry.file_name().to_string_lossy().into_owned();
-            if !entry.path().is_dir() || validate_bucket_name(&name).is_err() {
+            if !entry.path().is_dir() || validate_legacy_bucket_name(&name).is_err() {
                 continue;
             }
             // A bucket made by hand (a folder copied in) has no record: use its mtime.
@@ -268,7 +279,7 @@ impl Lake {
     }
 
     fn bucket_dir(&self, bucket: &str) -> Result<PathBuf> {
-        validate_bucket_name(bucket)?;
+        validate_legacy_bucket_name(bucket)?;
         let dir = self.root.join(bucket);
         if dir.is_dir() {
             Ok(dir)

@@ -14,14 +14,15 @@ pub struct S3Uri {
 }
 
 impl S3Uri {
-    /// Parses `s3://bucket[/key]`, checking the bucket name and the key's safety.
+    /// Parses `s3://bucket[/key]`, checking the bucket name (legacy names too) and the key's
+    /// safety.
     pub fn parse(text: &str) -> Result<Self> {
         let rest = text.strip_prefix("s3://").ok_or_else(|| {
             service_err!(InvalidArgument, "{text:?} is not an s3:// URI")
                 .with_hint("write lake locations as s3://bucket/key")
         })?;
         let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
-        validate_bucket_name(bucket)?;
+        validate_legacy_bucket_name(bucket)?;
         validate_key(key, true)?;
         Ok(Self { bucket: bucket.to_string(), key: key.to_string() })
     }
@@ -65,8 +66,8 @@ impl std::fmt::Display for S3Uri {
     }
 }
 
-/// S3's bucket naming rules: 3–63 characters of lowercase letters, digits, `.` and `-`,
-/// starting and ending with a letter or digit, no `..`.
+/// The rules S3 applies to a new bucket's name since March 2018: 3-63 lowercase letters,
+/// digits, '.' or '-', starting and ending with a letter or digit.
 pub fn validate_bucket_name(name: &str) -> Result<()> {
     let ok_chars = name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-');
     let ends_ok = |b: Option<u8>| b.is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
@@ -76,6 +77,25 @@ pub fn validate_bucket_name(name: &str) -> Result<()> {
         && ends_ok(name.bytes().last())
         && !name.contains("..")
     {
+        return Ok(());
+    }
+    let mut err = service_err!(InvalidBucketName, "{name:?} is not a valid bucket name")
+        .with_hint("bucket names are 3-63 lowercase letters, digits, '.' or '-', starting and ending with a letter or digit");
+    if validate_legacy_bucket_name(name).is_ok() {
+        err = err.with_hint(
+            "S3 has refused upper case and '_' in new bucket names since March 2018; buckets made before keep them (us-east-1): \
+             make one the old way with `%lake mb s3://NAME --legacy-name`",
+        );
+    }
+    Err(err)
+}
+
+/// The rules of us-east-1's buckets made before March 2018, which every reference to a
+/// bucket accepts (the AWS guides still use such names, e.g. `my_athena_results`): 3-255
+/// letters of either case, digits, '.', '-' or '_', never "..".
+pub fn validate_legacy_bucket_name(name: &str) -> Result<()> {
+    let ok_chars = name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b'_');
+    if (3..=255).contains(&name.len()) && ok_chars && !name.contains("..") && name.bytes().any(|b| b.is_ascii_alphanumeric()) {
         Ok(())
     } else {
         Err(service_err!(InvalidBucketName, "{name:?} is not a valid bucket name")
@@ -171,9 +191,18 @@ mod tests {
         for bad in ["s3://demo/../etc/passwd", "s3://demo//abs", "s3://demo/a/./b", "s3://demo/a//b"] {
             assert_eq!(S3Uri::parse(bad).unwrap_err().code(), "InvalidObjectName", "{bad}");
         }
-        for bad in ["s3://De", "s3://-abc", "s3://a..b", "s3://ab"] {
+        for bad in ["s3://De", "s3://a..b", "s3://ab", "s3://a$b"] {
             assert_eq!(S3Uri::parse(bad).unwrap_err().code(), "InvalidBucketName", "{bad}");
         }
+        // us-east-1's buckets made before March 2018 keep upper case and '_': references take
+        // them; a new bucket must follow today's rules unless made the legacy way.
+        assert_eq!(S3Uri::parse("s3://my_athena_results/x/").unwrap().bucket, "my_athena_results");
+        for bad in ["-abc", "my_athena_results", "Upper"] {
+            let err = validate_bucket_name(bad).unwrap_err();
+            assert_eq!(err.code(), "InvalidBucketName", "{bad}");
+        }
+        assert!(validate_bucket_name("my_athena_results").unwrap_err().hint().is_some_and(|h| h.contains("--legacy-name")));
+        assert!(validate_legacy_bucket_name("my_athena_results").is_ok());
         assert_eq!(S3Uri::parse("/tmp/x").unwrap_err().code(), "InvalidArgument");
         assert_eq!(S3Uri::parse_object("s3://demo/web/").unwrap_err().code(), "InvalidObjectName");
     }

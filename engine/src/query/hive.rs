@@ -72,8 +72,11 @@ pub(crate) fn external_definition(ct: &ast::CreateTable) -> Result<TableDefiniti
         (_, Some(class)) if class.contains("parquet") => Format::Parquet,
         (_, Some(class)) if class.contains("json") => Format::Json,
         (_, Some(class)) if class.contains("opencsv") => {
-            let delimiter = serde_properties.get("separatorChar").and_then(|s| s.chars().next()).unwrap_or(',');
-            Format::Csv { delimiter, header }
+            // OpenCSVSerde: quoted fields, and `\` (its default escapeChar) makes the next
+            // character literal inside them.
+            let delimiter = serde_properties.get("separatorChar").map(|s| unescape_delimiter(s)).unwrap_or(',');
+            let escape = serde_properties.get("escapeChar").map(|s| unescape_delimiter(s)).unwrap_or('\\');
+            Format::Csv { delimiter, header, escape: Some(escape) }
         }
         (None | Some(SqlFileFormat::TEXTFILE), _) => {
             // LazySimpleSerDe: FIELDS TERMINATED BY, else field.delim, else Hive's \001.
@@ -87,12 +90,12 @@ pub(crate) fn external_definition(ct: &ast::CreateTable) -> Result<TableDefiniti
             let delimiter = delimited
                 .or_else(|| serde_properties.get("field.delim").map(|d| unescape_delimiter(d)))
                 .unwrap_or('\u{1}');
-            Format::Csv { delimiter, header }
+            Format::Csv { delimiter, header, escape: None }
         }
         (Some(other), _) => return Err(service_err!(InvalidRequestException, "NOT_SUPPORTED: STORED AS {other}")),
     };
     let compression = properties.get("compressiontype").or_else(|| properties.get("write.compression")).map(|c| c.to_lowercase());
-    Ok(TableDefinition { location, format, compression, columns, partition_keys })
+    Ok(TableDefinition { location, format, compression, columns, partition_keys, bucketing: None })
 }
 
 /// `s3://bucket/prefix/` with the trailing slash that marks a folder.

@@ -6,6 +6,7 @@
 pub mod clock_fn;
 pub(crate) mod hive;
 mod provider;
+mod spelling;
 pub mod streams;
 
 use datafusion::error::DataFusionError;

@@ -27,10 +27,16 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::empty::EmptyExec;
 use futures::{StreamExt, TryStreamExt, stream};
 
+use object_store::ObjectStore;
+
+use super::spelling::{RespellExec, Spellings, json_spellings, lower_nested};
 use crate::catalog::types::arrow_type;
 use crate::catalog::{Catalog, Format, Table};
 use crate::lake::{Lake, S3Uri};
 use crate::streams::Streams;
+
+/// How many of a JSON table's files are sampled for their keys' spellings.
+const JSON_FILES_SAMPLED: usize = 4;
 
 /// Results kept with `--output NAME`: visible by bare name from every database.
 pub type TempViews = Arc<Mutex<BTreeMap<String, Arc<dyn TableProvider>>>>;
@@ -152,7 +158,7 @@ impl CatalogTable {
                 // plain strings.
                 DataType::Utf8 if parquet => DataType::Utf8View,
                 DataType::Binary if parquet => DataType::BinaryView,
-                other => other,
+                other => lower_nested(&other),
             };
             file_fields.push(Field::new(&c.name, data_type, true));
         }
@@ -175,10 +181,11 @@ impl CatalogTable {
             // The session's `datafusion.execution.parquet.*` settings, as `register_parquet`
             // gets them (`ParquetFormat::default()` would silently ignore them).
             Format::Parquet => Arc::new(ParquetFormat::default().with_options(state.default_table_options().parquet)),
-            Format::Csv { delimiter, header } => Arc::new(
+            Format::Csv { delimiter, header, escape } => Arc::new(
                 CsvFormat::default()
                     .with_has_header(*header)
                     .with_delimiter(*delimiter as u8)
+                    .with_escape(escape.map(|e| e as u8))
                     .with_file_compression_type(compression),
             ),
             Format::Json => Arc::new(JsonFormat::default().with_file_compression_type(compression)),
@@ -189,6 +196,30 @@ impl CatalogTable {
                 )));
             }
         })
+    }
+
+    /// The table's columns named as its files name them: the keys of a sample of its JSON
+    /// lines (Hive's JSON SerDes match keys case-insensitively), or the first Parquet file's
+    /// footer. Unchanged for other formats and where the spellings agree.
+    async fn file_spelling(&self, state: &dyn Session, format: &Arc<dyn FileFormat>, store: &Arc<dyn ObjectStore>, files: &[PartitionedFile]) -> DfResult<SchemaRef> {
+        let mut seen = Spellings::default();
+        match &self.table.definition.format {
+            Format::Json => {
+                let gzip = self.table.definition.compression.as_deref() == Some("gzip");
+                if gzip || self.table.definition.compression.is_none() {
+                    let sample: Vec<_> = files.iter().take(JSON_FILES_SAMPLED).map(|f| &f.object_meta).collect();
+                    json_spellings(store.as_ref(), &sample, gzip, &mut seen).await?;
+                }
+            }
+            Format::Parquet => {
+                if let Some(first) = files.first() {
+                    seen.add_fields(format.infer_schema(state, store, std::slice::from_ref(&first.object_meta)).await?.fields());
+                }
+            }
+            _ => {}
+        }
+        let respelled = Arc::new(seen.respell(&self.file_schema));
+        Ok(if respelled == self.file_schema { self.file_schema.clone() } else { respelled })
     }
 
     fn is_partition_filter(&self, expr: &Expr) -> bool {
@@ -286,16 +317,18 @@ impl TableProvider for CatalogTable {
             };
             return Ok(Arc::new(EmptyExec::new(schema)));
         }
+        let store = state.runtime_env().object_store(&url)?;
+        // The columns as the files spell them (Athena matches names case-insensitively).
+        let file_schema = self.file_spelling(state, &format, &store, &files).await?;
         // Row counts and min/max from the Parquet footers (cached by DataFusion after the
         // first read), as ListingTable collects them: the optimizer needs them to pick join
         // sides and modes; without them TPC-H q18 runs 3x slower.
         let collect_stats = matches!(self.table.definition.format, Format::Parquet) && state.config().collect_statistics();
         if collect_stats {
-            let store = state.runtime_env().object_store(&url)?;
             let concurrency = state.config_options().execution.meta_fetch_concurrency.get();
             files = stream::iter(files)
                 .map(|file| {
-                    let (format, store, schema) = (&format, &store, self.file_schema.clone());
+                    let (format, store, schema) = (&format, &store, file_schema.clone());
                     async move {
                         let stats = format.infer_stats(state, store, schema, &file.object_meta).await?;
                         Ok::<_, DataFusionError>(file.with_statistics(Arc::new(stats)))
@@ -317,7 +350,7 @@ impl TableProvider for CatalogTable {
                 group.1.push(file);
             }
         }
-        let table_schema = TableSchema::builder(self.file_schema.clone()).with_table_partition_cols(self.partition_fields.clone()).build();
+        let table_schema = TableSchema::builder(file_schema.clone()).with_table_partition_cols(self.partition_fields.clone()).build();
         let mut file_groups = Vec::new();
         for (_, files) in groups {
             let mut group = FileGroup::new(files);
@@ -338,6 +371,14 @@ impl TableProvider for CatalogTable {
             .with_projection_indices(projection.cloned())?
             .with_limit(limit)
             .build();
-        format.create_physical_plan(state, config).await
+        let plan = format.create_physical_plan(state, config).await?;
+        if file_schema == self.file_schema {
+            return Ok(plan);
+        }
+        let schema = match projection {
+            Some(p) => Arc::new(self.schema.project(p)?),
+            None => self.schema.clone(),
+        };
+        Ok(Arc::new(RespellExec::new(plan, schema)))
     }
 }

@@ -46,6 +46,10 @@ enum Verb {
         /// If it exists already, keep it as it is instead of failing (a cell that can be rerun)
         #[arg(long)]
         if_not_exists: bool,
+        /// Allow upper case and '_' as us-east-1 did before March 2018 (names like the AWS
+        /// guides' my_athena_results)
+        #[arg(long)]
+        legacy_name: bool,
     },
     /// Remove a bucket (≙ DeleteBucket)
     Rb {
@@ -117,10 +121,11 @@ pub async fn run(args: LakeArgs, mut ctx: Ctx<'_>) -> Result<Option<Bundle>, Cel
             let batch = string_table(&["item", "value"], rows.iter().map(|(k, v)| vec![k.to_string(), v.clone()]))?;
             Ok(Some(render::table(&batch, &TableOptions::default(), &Footer::default())))
         }
-        Verb::Mb { uri, if_not_exists } => {
+        Verb::Mb { uri, if_not_exists, legacy_name } => {
             let uri = S3Uri::parse(&uri)?;
             bucket_only(&uri)?;
-            match lake.create_bucket(&uri.bucket)? {
+            let made = if legacy_name { lake.create_legacy_bucket(&uri.bucket)? } else { lake.create_bucket(&uri.bucket)? };
+            match made {
                 BucketCreated::Created => out.stdout(&format!("make_bucket: {}\n", uri.bucket)),
                 BucketCreated::AlreadyOwnedByYou if if_not_exists => super::kept(out, &format!("bucket {}", uri.bucket)),
                 BucketCreated::AlreadyOwnedByYou => out.stderr(&format!(

@@ -269,6 +269,7 @@ mod tests {
             compression: None,
             columns: vec![lakebook_engine::catalog::Column::new("page", "string"), lakebook_engine::catalog::Column::new("ms", "bigint")],
             partition_keys: vec![lakebook_engine::catalog::Column::new("day", "string")],
+            bucketing: None,
         };
         engine.catalog().create_table("web", "clicks", definition).unwrap();
         session.state.sql_database = "web".into();

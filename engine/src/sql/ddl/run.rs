@@ -179,8 +179,18 @@ impl crate::sql::SqlEngine {
             .collect();
         // The engine reads partition values as strings, so that is what the catalog records.
         let partition_keys: Vec<Column> = options.partitioned_by.iter().map(|k| Column::new(k, "string")).collect();
-        let definition =
-            TableDefinition { location: location.clone(), format: options.format, compression: options.compression, columns, partition_keys };
+        if let Some(missing) = options.bucketed_by.iter().find(|b| !columns.iter().any(|c| &&c.name == b)) {
+            return Err(service_err!(InvalidRequestException, "bucket column {missing} is not a column of the SELECT").into());
+        }
+        let bucketing = options.bucket_count.map(|count| crate::catalog::Bucketing { columns: options.bucketed_by.clone(), count });
+        let definition = TableDefinition {
+            location: location.clone(),
+            format: options.format,
+            compression: options.compression,
+            columns,
+            partition_keys,
+            bucketing,
+        };
         let table = crate::catalog::new_table(&db, &name, definition.clone(), self.clock.now(), None);
         let written = self.write_rows(&table, &batch, execution_id).await?;
         self.catalog.create_table(&db, &name, definition)?;
@@ -273,10 +283,17 @@ impl crate::sql::SqlEngine {
                 None if keys == 0 => table.definition.location.clone(),
                 None => partition_path(table, &values),
             };
-            let (bytes, extension) = encode(&rows, &table.definition.format, table.definition.compression.as_deref())?;
-            let uri = S3Uri::parse(&folder)?.join(&format!("{execution_id}-{n:05}{extension}"));
-            self.lake.put(&uri, bytes).await?;
-            written.files += 1;
+            // A bucketed table gets a file per non-empty bucket, named by its number.
+            let files = match &table.definition.bucketing {
+                None => vec![(format!("{execution_id}-{n:05}"), rows)],
+                Some(b) => buckets(&rows, b)?.into_iter().map(|(bucket, rows)| (format!("{execution_id}-{n:05}_bucket-{bucket:05}"), rows)).collect(),
+            };
+            for (stem, rows) in files {
+                let (bytes, extension) = encode(&rows, &table.definition.format, table.definition.compression.as_deref())?;
+                let uri = S3Uri::parse(&folder)?.join(&format!("{stem}{extension}"));
+                self.lake.put(&uri, bytes).await?;
+                written.files += 1;
+            }
             if keys > 0 {
                 written.partitions.push((values, folder));
             }

@@ -104,7 +104,7 @@ pub(in crate::sql) fn encode(batch: &RecordBatch, format: &Format, compression: 
             writer.finish().map_err(|e| fail(&e))?;
             Ok((Bytes::from(writer.into_inner()), ".json"))
         }
-        Format::Csv { delimiter, header } => {
+        Format::Csv { delimiter, header, .. } => {
             let mut out = Vec::new();
             let mut writer = arrow_csv::WriterBuilder::new().with_header(*header).with_delimiter(*delimiter as u8).build(&mut out);
             writer.write(batch).map_err(|e| fail(&e))?;
@@ -124,6 +124,64 @@ pub(in crate::sql) fn one_batch(schema: &SchemaRef, batches: &[RecordBatch]) -> 
     concat_batches(schema, batches).map_err(|e| internal_err!("concatenating the result: {e}"))
 }
 
+/// A partition's rows spread over a bucketed table's buckets: Hive's bucketing (version 1,
+/// which Athena's CTAS writes), `(hash & i32::MAX) % count`, the hash of several columns
+/// combined as `31 * h + column`. Non-empty buckets only, in bucket order.
+pub(in crate::sql) fn buckets(rows: &RecordBatch, bucketing: &crate::catalog::Bucketing) -> Result<Vec<(u32, RecordBatch)>> {
+    let schema = rows.schema();
+    let mut hashes = vec![0i32; rows.num_rows()];
+    for name in &bucketing.columns {
+        let i = schema.index_of(name).map_err(|_| service_err!(InvalidRequestException, "bucket column {name} is not a column of the table"))?;
+        let column = hive_hashes(rows.column(i), name)?;
+        for (h, c) in hashes.iter_mut().zip(column) {
+            *h = h.wrapping_mul(31).wrapping_add(c);
+        }
+    }
+    let mut members: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
+    for (row, h) in hashes.into_iter().enumerate() {
+        members.entry((h & i32::MAX) as u32 % bucketing.count).or_default().push(row as u32);
+    }
+    members
+        .into_iter()
+        .map(|(bucket, rows_in)| {
+            let indices = UInt32Array::from(rows_in);
+            let columns = rows.columns().iter().map(|c| take(c.as_ref(), &indices, None)).collect::<std::result::Result<Vec<_>, _>>();
+            let columns = columns.map_err(|e| internal_err!("bucketing rows: {e}"))?;
+            Ok((bucket, RecordBatch::try_new(schema.clone(), columns).map_err(|e| internal_err!("{e}"))?))
+        })
+        .collect()
+}
+
+/// Each value's hash as Hive's `ObjectInspectorUtils.hashCode` computes it: strings as
+/// `Text.hashCode` (31 * h + signed byte, from 1), integers as Java's `Integer`/`Long`
+/// hashes, doubles as `Double.hashCode`, booleans 1 / 0, NULL 0.
+fn hive_hashes(column: &ArrayRef, name: &str) -> Result<Vec<i32>> {
+    use arrow_array::Array as _;
+    use arrow_array::cast::AsArray as _;
+    use arrow_array::types::{Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type};
+    let n = column.len();
+    let long = |v: i64| (v ^ ((v as u64) >> 32) as i64) as i32;
+    let hashes: Vec<Option<i32>> = match column.data_type() {
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
+            let text = cast(column, &DataType::Utf8).map_err(|e| internal_err!("{e}"))?;
+            let text = text.as_string::<i32>();
+            (0..n).map(|i| text.is_valid(i).then(|| text.value(i).bytes().fold(1i32, |h, b| h.wrapping_mul(31).wrapping_add(b as i8 as i32)))).collect()
+        }
+        DataType::Int8 => column.as_primitive::<Int8Type>().iter().map(|v| v.map(i32::from)).collect(),
+        DataType::Int16 => column.as_primitive::<Int16Type>().iter().map(|v| v.map(i32::from)).collect(),
+        DataType::Int32 => column.as_primitive::<Int32Type>().iter().collect(),
+        DataType::Int64 => column.as_primitive::<Int64Type>().iter().map(|v| v.map(long)).collect(),
+        DataType::Float32 => column.as_primitive::<Float32Type>().iter().map(|v| v.map(|f| f.to_bits() as i32)).collect(),
+        DataType::Float64 => column.as_primitive::<Float64Type>().iter().map(|v| v.map(|f| long(f.to_bits() as i64))).collect(),
+        DataType::Boolean => column.as_boolean().iter().map(|v| v.map(i32::from)).collect(),
+        other => {
+            return Err(service_err!(InvalidRequestException, "NOT_SUPPORTED: bucketing on column {name} of type {}", glue_type(other))
+                .with_hint("bucket on a string, integer, floating-point or boolean column"));
+        }
+    };
+    Ok(hashes.into_iter().map(|h| h.unwrap_or(0)).collect())
+}
+
 /// Athena's DESCRIBE of a catalog table: `col_name`, `data_type`, `comment` for each column,
 /// then the partition columns after a `# Partition Information` header, as Hive prints them.
 pub(super) fn describe(table: &Table) -> RecordBatch {
@@ -135,6 +193,12 @@ pub(super) fn describe(table: &Table) -> RecordBatch {
         rows.push(("# col_name".into(), "data_type".into(), "comment".into()));
         rows.push((String::new(), String::new(), String::new()));
         rows.extend(keys.iter().map(|k| (k.name.clone(), k.data_type.clone(), String::new())));
+    }
+    if let Some(b) = &table.definition.bucketing {
+        rows.push((String::new(), String::new(), String::new()));
+        rows.push(("# Bucketing Information".into(), String::new(), String::new()));
+        rows.push(("Bucket Columns:".into(), format!("[{}]", b.columns.join(", ")), String::new()));
+        rows.push(("Num Buckets:".into(), b.count.to_string(), String::new()));
     }
     let column = |f: fn(&(String, String, String)) -> &String| Arc::new(StringArray::from_iter_values(rows.iter().map(f))) as ArrayRef;
     RecordBatch::try_from_iter(vec![("col_name", column(|r| &r.0)), ("data_type", column(|r| &r.1)), ("comment", column(|r| &r.2))])
@@ -161,5 +225,35 @@ pub(in crate::sql) fn insert_target(insert: &ast::Insert) -> Result<&ObjectName>
     match &insert.table {
         TableObject::TableName(name) => Ok(name),
         other => Err(service_err!(InvalidRequestException, "NOT_SUPPORTED: INSERT INTO {other}")),
+    }
+}
+
+#[cfg(test)]
+mod bucket_tests {
+    use super::*;
+
+    #[test]
+    fn rows_go_to_the_buckets_hive_v1_puts_them_in() {
+        // Java: "c123".hashCode() over bytes = 1 * 31^4 + … ; Hive: (h & MAX) % 30.
+        let text = |s: &str| s.bytes().fold(1i32, |h, b| h.wrapping_mul(31).wrapping_add(b as i32));
+        let batch = RecordBatch::try_from_iter(vec![
+            ("k", Arc::new(StringArray::from(vec!["c123", "c456", "c123"])) as ArrayRef),
+            ("n", Arc::new(arrow_array::Int64Array::from(vec![1, 2, 3])) as ArrayRef),
+        ])
+        .unwrap();
+        let by_k = buckets(&batch, &crate::catalog::Bucketing { columns: vec!["k".into()], count: 30 }).unwrap();
+        let expected: Vec<u32> = {
+            let mut b = vec![(text("c123") & i32::MAX) as u32 % 30, (text("c456") & i32::MAX) as u32 % 30];
+            b.sort();
+            b
+        };
+        assert_eq!(by_k.iter().map(|(b, _)| *b).collect::<Vec<_>>(), expected);
+        let c123 = by_k.iter().find(|(b, _)| *b == (text("c123") & i32::MAX) as u32 % 30).unwrap();
+        assert_eq!(c123.1.num_rows(), 2);
+        // Java's Long.hashCode: (int)(v ^ (v >>> 32)); 1 bucket per value here.
+        let by_n = buckets(&batch, &crate::catalog::Bucketing { columns: vec!["n".into()], count: 4 }).unwrap();
+        assert_eq!(by_n.iter().map(|(b, r)| (*b, r.num_rows())).collect::<Vec<_>>(), vec![(1, 1), (2, 1), (3, 1)]);
+        let err = buckets(&batch, &crate::catalog::Bucketing { columns: vec!["nope".into()], count: 4 }).unwrap_err();
+        assert!(err.message().contains("nope"), "{err}");
     }
 }
