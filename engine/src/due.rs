@@ -55,6 +55,7 @@ impl Lakebook {
             Ok(changes) => reports.extend(changes),
             Err(e) => reports.push(format!("Redshift snapshots failed: {e}")),
         }
+        reports.extend(self.analytics.run_due(&self.sql).await);
         for name in self.catalog.due_crawlers(self.clock.now()) {
             let report = match self.catalog.run_crawler(&self.lake, &name, &mut |_, _| {}).await {
                 Ok(summary) => format!(

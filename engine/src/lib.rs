@@ -19,6 +19,7 @@
 //! Time-driven work (what is due on the engine clock, the stream generator) is in `due.rs`,
 //! small shared helpers in `util.rs`.
 
+pub mod analytics;
 pub mod catalog;
 pub mod clock;
 mod due;
@@ -61,6 +62,7 @@ pub struct Lakebook {
     firehose: firehose::Firehose,
     emr: emr::Emr,
     redshift: Arc<redshift::Redshift>,
+    analytics: analytics::Analytics,
 }
 
 impl Lakebook {
@@ -80,7 +82,8 @@ impl Lakebook {
         let redshift = Arc::new(redshift::Redshift::open(&workspace, clock.clone(), lake.clone(), catalog.clone(), streams.clone())?);
         let firehose = firehose::Firehose::open(&workspace, clock.clone(), lake.clone(), catalog.clone(), streams.clone(), redshift.clone())?;
         let emr = emr::Emr::open(&workspace, clock.clone(), lake.clone())?;
-        Ok(Self { workspace, clock, lake, catalog, sql, streams, firehose, emr, redshift })
+        let analytics = analytics::Analytics::open(&workspace, clock.clone(), lake.clone(), streams.clone())?;
+        Ok(Self { workspace, clock, lake, catalog, sql, streams, firehose, emr, redshift, analytics })
     }
 
     /// Empties the workspace on purpose, so a notebook can start clean: every service is
@@ -89,8 +92,8 @@ impl Lakebook {
     /// lock is held throughout, so no other kernel can step in. The clock goes back to the
     /// system clock, as in a new workspace.
     pub fn reset(self) -> Result<Self> {
-        let Self { workspace, clock, lake, catalog, sql, streams, firehose, emr, redshift } = self;
-        drop((sql, firehose, emr, redshift, streams, catalog, lake, clock));
+        let Self { workspace, clock, lake, catalog, sql, streams, firehose, emr, redshift, analytics } = self;
+        drop((analytics, sql, firehose, emr, redshift, streams, catalog, lake, clock));
         let workspace = Arc::try_unwrap(workspace)
             .map_err(|_| crate::internal_err!("a service still holds the workspace while it is being reset"))?;
         workspace.clear(&[workspace::KERNEL_DIR])?;
@@ -175,6 +178,20 @@ impl Lakebook {
 
     pub fn redshift(&self) -> &redshift::Redshift {
         &self.redshift
+    }
+
+    pub fn analytics(&self) -> &analytics::Analytics {
+        &self.analytics
+    }
+
+    /// ≙ CreateApplication; catalog-table sinks are checked against the Data Catalog.
+    pub async fn create_analytics_application(&self, name: &str, sql: &str) -> Result<analytics::Application> {
+        self.analytics.create(name, sql, &self.catalog).await
+    }
+
+    /// ≙ StopApplication (`drain`: every open window fires first).
+    pub async fn stop_analytics_application(&self, name: &str, drain: bool) -> Result<analytics::Application> {
+        self.analytics.stop(name, drain, &self.sql).await
     }
 }
 

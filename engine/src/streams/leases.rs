@@ -157,6 +157,16 @@ impl Streams {
         Ok(LeaseBatch { leases: self.load_leases(name, app)?.into_values().collect(), ..batch })
     }
 
+    /// Forgets an application's lease table (the application was deleted).
+    pub fn delete_leases(&self, name: &str, app: &str) -> Result<()> {
+        let path = self.lease_path(name, app);
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(crate::Error::io(&path, e)),
+        }
+    }
+
     fn lease_path(&self, name: &str, app: &str) -> std::path::PathBuf {
         self.dir.join(name).join("leases").join(format!("{app}.json"))
     }

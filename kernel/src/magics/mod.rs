@@ -27,6 +27,7 @@ macro_rules! runner {
     }};
 }
 
+pub mod analytics;
 pub mod aws;
 pub mod catalog;
 pub mod chart;
@@ -119,6 +120,7 @@ pub const MAGICS: &[MagicSpec] = &[
     sql::SPEC,
     emr::SPEC,
     redshift::SPEC,
+    analytics::SPEC,
     aws::SPEC,
     chart::SPEC,
     clock::SPEC,

@@ -266,6 +266,24 @@ impl crate::sql::SqlEngine {
         Ok(self::output(messages(vec![line]), output.bytes_scanned))
     }
 
+    /// Appends rows to a catalog table as INSERT INTO does (columns by position, partition
+    /// keys last; new files named from `stem`); what continuous applications write to a
+    /// catalog sink. Returns the rows written.
+    pub async fn append(&self, db: &str, name: &str, batch: &RecordBatch, stem: &str) -> Result<usize> {
+        let table = self.catalog.table(db, name)?;
+        let mut all_columns = table.definition.columns.clone();
+        all_columns.extend(table.definition.partition_keys.iter().cloned());
+        if batch.num_columns() != all_columns.len() {
+            return Err(service_err!(InvalidRequestException, "{} column(s) for {db}.{name}, which has {}", batch.num_columns(), all_columns.len()));
+        }
+        let conformed = conform(batch, &write_schema(&all_columns)?)?;
+        let written = self.write_rows(&table, &conformed, stem).await?;
+        if !written.partitions.is_empty() {
+            self.catalog.add_partitions(db, name, written.partitions)?;
+        }
+        Ok(conformed.num_rows())
+    }
+
     /// Writes rows (data columns, then partition values) as one new file per partition.
     pub(super) async fn write_rows(&self, table: &Table, batch: &RecordBatch, execution_id: &str) -> Result<Written> {
         let keys = table.definition.partition_keys.len();

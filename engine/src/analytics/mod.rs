@@ -1,0 +1,653 @@
+//! Continuous SQL applications over streams (≙ Amazon Managed Service for Apache Flink, the
+//! successor of Kinesis Data Analytics): an application's Flink-style SQL (`sql.rs`) reads
+//! its source streams as a consumer application with its own leases, assigns records to
+//! windows (TUMBLE, HOP, CUMULATE), and fires a window when the source's watermark passes its
+//! end, as Flink SQL does: the watermark is the smallest of the shards' largest event times
+//! less the declared delay; allowed lateness is 0, so a record whose window (Flink's slice)
+//! has fired is late, counted and dropped. The SELECT runs on DataFusion over the records of
+//! the windows that fire; results go to the sink once per window, in window order. The work
+//! is due work on the engine clock (`run_due`): `%clock advance` drives it on the manual clock.
+//!
+//! State (open windows' records, watermarks, positions, counters) is saved in
+//! `<workspace>/analytics/<app>.json` after every step, atomically.
+
+pub mod sql;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use arrow_array::{Array, ArrayRef, RecordBatch, TimestampMillisecondArray};
+use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use datafusion::datasource::MemTable;
+use datafusion::prelude::SessionContext;
+use serde::{Deserialize, Serialize};
+
+use crate::clock::Clock;
+use crate::error::{Result, closest};
+use crate::lake::{Lake, S3Uri};
+use crate::streams::Streams;
+use crate::streams::leases::InitialPosition;
+use crate::workspace::{Workspace, read_json, write_json};
+use crate::{internal_err, service_err};
+use sql::{AppSql, Connector, TableDecl, WindowCall};
+
+/// Records read from a source per step.
+const READ_BATCH: usize = 10_000;
+
+/// An application's status, as Managed Service for Apache Flink names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Status {
+    Ready,
+    Running,
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Status::Ready => "READY",
+            Status::Running => "RUNNING",
+        })
+    }
+}
+
+/// Where a started application begins reading its streams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartFrom {
+    TrimHorizon,
+    Latest,
+}
+
+/// One application and its running state.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Application {
+    pub name: String,
+    pub sql: String,
+    pub created: DateTime<Utc>,
+    pub status: Status,
+    #[serde(skip)]
+    parsed: Option<AppSql>,
+    /// Per window call (by placeholder): records of windows not fired yet, and the end of
+    /// the last window fired.
+    windows: BTreeMap<String, WindowState>,
+    /// Per source table: its shards' largest event times and its watermark.
+    sources: BTreeMap<String, SourceState>,
+    /// Where each new consumer starts (set by `start`).
+    start_from_trim_horizon: bool,
+    pub records_in: u64,
+    pub records_out: u64,
+    pub late_records_dropped: u64,
+    pub records_unreadable: u64,
+    pub last_checkpoint: Option<DateTime<Utc>>,
+    /// Files written to filesystem sinks (names them).
+    files_written: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct WindowState {
+    /// (event or processing time ms, record JSON) of records whose windows are open.
+    buffered: Vec<(i64, String)>,
+    fired_until: Option<i64>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct SourceState {
+    pub stream: String,
+    pub shard_max_event: BTreeMap<String, i64>,
+    pub watermark: Option<i64>,
+    pub millis_behind_latest: i64,
+}
+
+/// What `describe` shows.
+#[derive(Debug, Clone)]
+pub struct Description {
+    pub app: Application,
+    pub sources: Vec<(String, SourceState)>,
+    pub open_windows: usize,
+}
+
+#[derive(Debug)]
+pub struct Analytics {
+    dir: PathBuf,
+    clock: Arc<Clock>,
+    lake: Arc<Lake>,
+    streams: Arc<Streams>,
+    apps: Mutex<BTreeMap<String, Application>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Analytics {
+    pub fn open(workspace: &Workspace, clock: Arc<Clock>, lake: Arc<Lake>, streams: Arc<Streams>) -> Result<Self> {
+        // Made with the first application, so a workspace without any stays as it was.
+        let dir = workspace.root().join("analytics");
+        let mut apps = BTreeMap::new();
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries.collect::<Vec<_>>(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(crate::Error::io(&dir, e)),
+        };
+        for entry in entries {
+            let path = entry.map_err(|e| crate::Error::io(&dir, e))?.path();
+            if path.extension().is_some_and(|e| e == "json")
+                && let Some(mut app) = read_json::<Application>(&path)?
+            {
+                app.parsed = Some(sql::parse(&app.sql)?);
+                apps.insert(app.name.clone(), app);
+            }
+        }
+        Ok(Analytics { dir, clock, lake, streams, apps: Mutex::new(apps) })
+    }
+
+    fn save(&self, app: &Application) -> Result<()> {
+        std::fs::create_dir_all(&self.dir).map_err(|e| crate::Error::io(&self.dir, e))?;
+        write_json(&self.dir.join(format!("{}.json", app.name)), app)
+    }
+
+    /// ≙ CreateApplication: parses and checks the SQL (tables, window calls, and each query
+    /// planned against its inputs' schemas) and keeps the application READY.
+    pub async fn create(&self, name: &str, text: &str, catalog: &crate::catalog::Catalog) -> Result<Application> {
+        let valid = (1..=128).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.');
+        if !valid {
+            return Err(service_err!(InvalidArgumentException, "{name:?} is not a valid application name").with_hint("1-128 letters, digits, '_', '-' or '.'"));
+        }
+        if lock(&self.apps).contains_key(name) {
+            return Err(service_err!(ResourceInUseException, "application {name} already exists")
+                .with_hint(format!("delete it first with `%analytics delete {name}`")));
+        }
+        let parsed = sql::parse(text)?;
+        for insert in &parsed.inserts {
+            let ctx = context(&parsed, &BTreeMap::new(), self.clock.clone())?;
+            let plan = ctx.state().create_logical_plan(&insert.query).await.map_err(|e| crate::query::sql_error(e, &insert.query))?;
+            if insert.windows.is_empty() && datafusion::common::tree_node::TreeNode::exists(&plan, |p| Ok(matches!(p, datafusion::logical_expr::LogicalPlan::Aggregate(_)))).unwrap_or(false) {
+                return Err(service_err!(InvalidApplicationConfigurationException, "INSERT INTO {}: an aggregate over a stream needs a window", insert.target)
+                    .with_hint("group by window_start, window_end FROM TABLE(TUMBLE(TABLE src, DESCRIPTOR(ts), INTERVAL '1' MINUTE)); results are append-only"));
+            }
+            let columns = plan.schema().fields().len();
+            match parsed.tables.iter().find(|t| t.name == insert.target) {
+                Some(t) if matches!(t.connector, Connector::Kinesis { .. }) => {
+                    return Err(service_err!(InvalidApplicationConfigurationException, "{} is a stream source; sinks to streams are not supported yet", t.name));
+                }
+                Some(t) if t.columns.len() != columns => {
+                    return Err(service_err!(
+                        InvalidApplicationConfigurationException,
+                        "INSERT INTO {} gives {columns} column(s) but the table has {}",
+                        t.name,
+                        t.columns.len()
+                    ));
+                }
+                Some(_) => {}
+                None => {
+                    let (db, table) = insert.target.split_once('.').ok_or_else(|| {
+                        service_err!(InvalidApplicationConfigurationException, "INSERT INTO {}: no such table in the application", insert.target)
+                            .with_hint("declare it with CREATE TABLE … WITH ('connector' = 'filesystem', …) or name a catalog table as db.table")
+                    })?;
+                    let t = catalog.table(db, table)?;
+                    let all = t.definition.columns.len() + t.definition.partition_keys.len();
+                    if all != columns {
+                        return Err(service_err!(InvalidApplicationConfigurationException, "INSERT INTO {}: the query gives {columns} column(s), the table has {all}", insert.target));
+                    }
+                }
+            }
+        }
+        let app = Application {
+            name: name.to_string(),
+            sql: text.to_string(),
+            created: self.clock.now(),
+            status: Status::Ready,
+            parsed: Some(parsed),
+            windows: BTreeMap::new(),
+            sources: BTreeMap::new(),
+            start_from_trim_horizon: true,
+            records_in: 0,
+            records_out: 0,
+            late_records_dropped: 0,
+            records_unreadable: 0,
+            last_checkpoint: None,
+            files_written: 0,
+        };
+        self.save(&app)?;
+        lock(&self.apps).insert(name.to_string(), app.clone());
+        Ok(app)
+    }
+
+    pub fn list(&self) -> Vec<Application> {
+        lock(&self.apps).values().cloned().collect()
+    }
+
+    fn get(&self, name: &str) -> Result<Application> {
+        let apps = lock(&self.apps);
+        apps.get(name).cloned().ok_or_else(|| {
+            let names: Vec<&str> = apps.keys().map(String::as_str).collect();
+            let err = service_err!(ResourceNotFoundException, "application {name} does not exist");
+            match closest(name, &names) {
+                Some(c) => err.with_hint(format!("did you mean {c}?")),
+                None => err.with_hint("create one with `%%analytics create NAME`"),
+            }
+        })
+    }
+
+    pub fn describe(&self, name: &str) -> Result<Description> {
+        let app = self.get(name)?;
+        let sources = app.sources.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let open_windows = app.windows.values().map(|w| w.buffered.len()).sum();
+        Ok(Description { app, sources, open_windows })
+    }
+
+    /// ≙ StartApplication.
+    pub fn start(&self, name: &str, from: StartFrom) -> Result<Application> {
+        let mut app = self.get(name)?;
+        if app.status == Status::Running {
+            return Err(service_err!(ResourceInUseException, "application {name} is already RUNNING"));
+        }
+        app.status = Status::Running;
+        app.start_from_trim_horizon = from == StartFrom::TrimHorizon;
+        self.save(&app)?;
+        lock(&self.apps).insert(name.to_string(), app.clone());
+        Ok(app)
+    }
+
+    /// ≙ StopApplication. With `drain`, every open window fires first (as Flink's
+    /// `stop --drain` advances the watermark to the end of time).
+    pub async fn stop(&self, name: &str, drain: bool, sql_engine: &crate::sql::SqlEngine) -> Result<Application> {
+        let mut app = self.get(name)?;
+        if app.status != Status::Running {
+            return Err(service_err!(ResourceInUseException, "application {name} is {}, not RUNNING", app.status));
+        }
+        self.step(&mut app, sql_engine, drain).await?;
+        app.status = Status::Ready;
+        self.save(&app)?;
+        lock(&self.apps).insert(name.to_string(), app.clone());
+        Ok(app)
+    }
+
+    /// ≙ DeleteApplication: its state and its consumer positions go.
+    pub fn delete(&self, name: &str) -> Result<()> {
+        let app = self.get(name)?;
+        let path = self.dir.join(format!("{name}.json"));
+        std::fs::remove_file(&path).map_err(|e| crate::Error::io(&path, e))?;
+        for source in app.sources.values() {
+            let _ = self.streams.delete_leases(&source.stream, &consumer_name(name));
+        }
+        lock(&self.apps).remove(name);
+        Ok(())
+    }
+
+    /// Runs every RUNNING application until it has read its streams to their ends; reports
+    /// what each emitted.
+    pub async fn run_due(&self, sql_engine: &crate::sql::SqlEngine) -> Vec<String> {
+        let running: Vec<Application> = lock(&self.apps).values().filter(|a| a.status == Status::Running).cloned().collect();
+        let mut reports = Vec::new();
+        for mut app in running {
+            let before = app.records_out;
+            match self.step(&mut app, sql_engine, false).await {
+                Ok(()) => {
+                    if app.records_out > before {
+                        reports.push(format!("analytics {} emitted {} row(s)", app.name, app.records_out - before));
+                    }
+                }
+                Err(e) => reports.push(format!("analytics {} failed: {e}", app.name)),
+            }
+            lock(&self.apps).insert(app.name.clone(), app);
+        }
+        reports
+    }
+
+    /// Reads what the sources hold, fires the windows the watermarks passed (all of them
+    /// when `drain`), writes the results, then saves the state and the read positions.
+    async fn step(&self, app: &mut Application, sql_engine: &crate::sql::SqlEngine, drain: bool) -> Result<()> {
+        let parsed = app.parsed.clone().ok_or_else(|| internal_err!("application {} was not parsed", app.name))?;
+        let now = self.clock.now().timestamp_millis();
+        loop {
+            let mut read_any = false;
+            let mut pending_leases = Vec::new();
+            // New rows per source table (only sources some query reads).
+            let mut fresh: BTreeMap<String, RecordBatch> = BTreeMap::new();
+            for table in parsed.tables.iter().filter(|t| matches!(t.connector, Connector::Kinesis { .. })) {
+                let Connector::Kinesis { stream, .. } = &table.connector else { continue };
+                let initial = if app.start_from_trim_horizon { InitialPosition::TrimHorizon } else { InitialPosition::Latest };
+                let batch = self.streams.lease_read(stream, &consumer_name(&app.name), initial, READ_BATCH)?;
+                let source = app.sources.entry(table.name.clone()).or_insert_with(|| SourceState { stream: stream.clone(), ..SourceState::default() });
+                source.millis_behind_latest = match batch.records.last() {
+                    Some((_, r)) if batch.records.len() >= READ_BATCH => now - r.approximate_arrival.timestamp_millis(),
+                    _ => 0,
+                };
+                pending_leases.push((stream.clone(), batch.leases.clone()));
+                if batch.records.is_empty() {
+                    continue;
+                }
+                read_any = true;
+                app.records_in += batch.records.len() as u64;
+                let Decoded { rows, index, shards, unreadable } = decode(table, &batch.records)?;
+                app.records_unreadable += unreadable;
+                // The watermark before these rows judges their lateness.
+                let watermark = source.watermark;
+                let times = event_times(table, &rows, now)?;
+                // Each window call over this table buffers the rows whose slice is open.
+                let lines = record_lines(&batch.records, &index);
+                for insert in &parsed.inserts {
+                    for call in insert.windows.iter().filter(|w| w.table == table.name) {
+                        let state = app.windows.entry(call.placeholder.clone()).or_default();
+                        for (ts, line) in times.iter().zip(&lines) {
+                            let Some(ts) = ts else {
+                                app.records_unreadable += 1;
+                                continue;
+                            };
+                            let slice_end = ts.div_euclid(call.kind.slice_ms()) * call.kind.slice_ms() + call.kind.slice_ms();
+                            let passed = match table.proctime.as_deref() == Some(call.time_column.as_str()) {
+                                true => state.fired_until.is_some_and(|f| slice_end <= f),
+                                false => watermark.is_some_and(|w| slice_end - 1 <= w),
+                            };
+                            if passed {
+                                app.late_records_dropped += 1;
+                            } else {
+                                state.buffered.push((*ts, line.clone()));
+                            }
+                        }
+                    }
+                }
+                if table.watermark.is_some() {
+                    for (shard, ts) in shards.iter().zip(&times) {
+                        if let Some(ts) = ts {
+                            let max = source.shard_max_event.entry(shard.clone()).or_insert(i64::MIN);
+                            *max = (*max).max(*ts);
+                        }
+                    }
+                    let delay = table.watermark.as_ref().map_or(0, |w| w.delay_ms);
+                    if let Some(min) = source.shard_max_event.values().min() {
+                        source.watermark = Some(source.watermark.unwrap_or(i64::MIN).max(min - delay));
+                    }
+                }
+                fresh.insert(table.name.clone(), rows);
+            }
+            // Processing-time sources: their watermark is the engine clock.
+            for table in parsed.tables.iter().filter(|t| t.proctime.is_some()) {
+                if let Some(source) = app.sources.get_mut(&table.name) {
+                    source.watermark = Some(now);
+                }
+            }
+            for insert in &parsed.inserts {
+                let output = if insert.windows.is_empty() {
+                    // A continuous filter / projection: this step's new rows go through.
+                    if fresh.is_empty() {
+                        continue;
+                    }
+                    run_query(&parsed, &insert.query, &fresh, &BTreeMap::new(), self.clock.clone()).await?
+                } else {
+                    let mut assigned = BTreeMap::new();
+                    for call in &insert.windows {
+                        let source = parsed.tables.iter().find(|t| t.name == call.table).ok_or_else(|| internal_err!("checked at create"))?;
+                        let watermark = if drain { Some(i64::MAX) } else { app.sources.get(&call.table).and_then(|s| s.watermark) };
+                        let state = app.windows.entry(call.placeholder.clone()).or_default();
+                        if let Some(batch) = fire(source, call, state, watermark)? {
+                            assigned.insert(call.placeholder.clone(), batch);
+                        }
+                    }
+                    if assigned.is_empty() {
+                        continue;
+                    }
+                    run_query(&parsed, &insert.query, &BTreeMap::new(), &assigned, self.clock.clone()).await?
+                };
+                let rows: usize = output.iter().map(RecordBatch::num_rows).sum();
+                if rows == 0 {
+                    continue;
+                }
+                let batch = in_window_order(output)?;
+                self.write_sink(app, &parsed, &insert.target, batch, sql_engine).await?;
+                app.records_out += rows as u64;
+            }
+            app.last_checkpoint = Some(self.clock.now());
+            self.save(app)?;
+            for (stream, leases) in pending_leases {
+                self.streams.checkpoint(&stream, &consumer_name(&app.name), &leases)?;
+            }
+            if !read_any {
+                return Ok(());
+            }
+        }
+    }
+
+    async fn write_sink(&self, app: &mut Application, parsed: &AppSql, target: &str, batch: RecordBatch, sql_engine: &crate::sql::SqlEngine) -> Result<()> {
+        match parsed.tables.iter().find(|t| t.name == target) {
+            Some(t) => {
+                let Connector::Filesystem { path, format } = &t.connector else {
+                    return Err(internal_err!("{} is not a sink", t.name));
+                };
+                let schema = Arc::new(t.schema()?);
+                let columns = batch
+                    .columns()
+                    .iter()
+                    .zip(schema.fields())
+                    .map(|(c, f)| datafusion::arrow::compute::cast(c, f.data_type()).map_err(|e| service_err!(InvalidApplicationConfigurationException, "column {}: {e}", f.name())))
+                    .collect::<Result<Vec<_>>>()?;
+                let batch = RecordBatch::try_new(schema, columns).map_err(|e| internal_err!("{e}"))?;
+                let (bytes, extension) = encode(&batch, format)?;
+                app.files_written += 1;
+                let uri = S3Uri::parse(path)?.folder().join(&format!("part-{}-{:08}{extension}", app.name, app.files_written));
+                self.lake.put(&uri, bytes).await?;
+            }
+            None => {
+                let (db, table) = target.split_once('.').ok_or_else(|| internal_err!("checked at create"))?;
+                sql_engine.append(db, table, &batch, &format!("{}-{:08}", app.name, app.records_out)).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The consumer application name an analytics application reads its streams as.
+fn consumer_name(app: &str) -> String {
+    format!("analytics-{app}")
+}
+
+/// Records decoded into a table's columns.
+struct Decoded {
+    rows: RecordBatch,
+    /// The record each row came from.
+    index: Vec<usize>,
+    /// The shard each row came from.
+    shards: Vec<String>,
+    /// Records that could not be read as the table's JSON.
+    unreadable: u64,
+}
+
+fn decode(table: &TableDecl, records: &[(String, crate::streams::Record)]) -> Result<Decoded> {
+    let schema = Arc::new(table.schema()?);
+    let decode_all = |items: &[&Bytes]| -> std::result::Result<Option<RecordBatch>, arrow_schema::ArrowError> {
+        let mut decoder = datafusion::arrow::json::ReaderBuilder::new(schema.clone()).with_batch_size(items.len().max(1)).build_decoder()?;
+        for item in items {
+            decoder.decode(item)?;
+            decoder.decode(b"\n")?;
+        }
+        decoder.flush()
+    };
+    let all: Vec<&Bytes> = records.iter().map(|(_, r)| &r.data).collect();
+    // All at once; if one record is bad, one by one to keep the others.
+    if let Ok(batch) = decode_all(&all) {
+        let batch = batch.unwrap_or_else(|| RecordBatch::new_empty(schema.clone()));
+        if batch.num_rows() == records.len() {
+            return Ok(Decoded { rows: batch, index: (0..records.len()).collect(), shards: records.iter().map(|(s, _)| s.clone()).collect(), unreadable: 0 });
+        }
+    }
+    let mut batches = Vec::new();
+    let mut index = Vec::new();
+    let mut shards = Vec::new();
+    let mut bad = 0;
+    for (i, (shard, record)) in records.iter().enumerate() {
+        match decode_all(&[&record.data]) {
+            Ok(Some(b)) if b.num_rows() == 1 => {
+                batches.push(b);
+                index.push(i);
+                shards.push(shard.clone());
+            }
+            _ => bad += 1,
+        }
+    }
+    let rows = datafusion::arrow::compute::concat_batches(&schema, &batches).map_err(|e| internal_err!("{e}"))?;
+    Ok(Decoded { rows, index, shards, unreadable: bad })
+}
+
+/// The records' JSON text for the rows that decoded.
+fn record_lines(records: &[(String, crate::streams::Record)], index: &[usize]) -> Vec<String> {
+    index.iter().map(|&i| String::from_utf8_lossy(&records[i].1.data).trim().to_string()).collect()
+}
+
+/// Each row's time in ms: its event-time column, or `now` for processing time.
+fn event_times(table: &TableDecl, rows: &RecordBatch, now: i64) -> Result<Vec<Option<i64>>> {
+    let n = rows.num_rows();
+    match &table.watermark {
+        Some(w) => {
+            let column = rows.column_by_name(&w.column).ok_or_else(|| internal_err!("no column {}", w.column))?;
+            let column = datafusion::arrow::compute::cast(column, &DataType::Timestamp(TimeUnit::Millisecond, None)).map_err(|e| internal_err!("{e}"))?;
+            let ts = column.as_any().downcast_ref::<TimestampMillisecondArray>().ok_or_else(|| internal_err!("event time is not a timestamp"))?;
+            Ok((0..n).map(|i| ts.is_valid(i).then(|| ts.value(i))).collect())
+        }
+        None => Ok(vec![Some(now); n]),
+    }
+}
+
+/// The rows of the windows that fire at `watermark` (each row once per window it is in,
+/// with `window_start`, `window_end` and `window_time`), and the buffer without rows whose
+/// windows have all fired.
+fn fire(source: &TableDecl, call: &WindowCall, state: &mut WindowState, watermark: Option<i64>) -> Result<Option<RecordBatch>> {
+    let Some(watermark) = watermark else { return Ok(None) };
+    let fired_until = state.fired_until.unwrap_or(i64::MIN);
+    let mut rows = Vec::new();
+    let mut starts = Vec::new();
+    let mut ends = Vec::new();
+    let mut keep = Vec::new();
+    let mut new_until = fired_until;
+    for (i, (ts, _)) in state.buffered.iter().enumerate() {
+        let windows = call.kind.windows_of(*ts);
+        let mut open = false;
+        for (start, end) in windows {
+            if end <= fired_until {
+                continue;
+            }
+            if end - 1 <= watermark {
+                rows.push(i);
+                starts.push(start);
+                ends.push(end);
+                new_until = new_until.max(end);
+            } else {
+                open = true;
+            }
+        }
+        if open {
+            keep.push(i);
+        }
+    }
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    let lines: Vec<&str> = rows.iter().map(|&i| state.buffered[i].1.as_str()).collect();
+    let data = decode_lines(source, &lines)?;
+    let ts_field = |name: &str| Field::new(name, DataType::Timestamp(TimeUnit::Millisecond, None), false);
+    let mut fields: Vec<Field> = data.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+    fields.extend([ts_field("window_start"), ts_field("window_end"), ts_field("window_time")]);
+    let mut columns: Vec<ArrayRef> = data.columns().to_vec();
+    columns.push(Arc::new(TimestampMillisecondArray::from(starts)));
+    columns.push(Arc::new(TimestampMillisecondArray::from(ends.clone())));
+    columns.push(Arc::new(TimestampMillisecondArray::from(ends.iter().map(|e| e - 1).collect::<Vec<_>>())));
+    let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(|e| internal_err!("{e}"))?;
+    let buffered = std::mem::take(&mut state.buffered);
+    state.buffered = keep.into_iter().map(|i| buffered[i].clone()).collect();
+    state.fired_until = Some(new_until);
+    Ok(Some(batch))
+}
+
+/// JSON lines decoded into the table's columns (lines that decoded once decode again).
+fn decode_lines(table: &TableDecl, lines: &[&str]) -> Result<RecordBatch> {
+    let schema = Arc::new(table.schema()?);
+    let mut decoder = datafusion::arrow::json::ReaderBuilder::new(schema.clone()).with_batch_size(lines.len().max(1)).build_decoder().map_err(|e| internal_err!("{e}"))?;
+    for line in lines {
+        decoder.decode(line.as_bytes()).map_err(|e| internal_err!("{e}"))?;
+        decoder.decode(b"\n").map_err(|e| internal_err!("{e}"))?;
+    }
+    Ok(decoder.flush().map_err(|e| internal_err!("{e}"))?.unwrap_or_else(|| RecordBatch::new_empty(schema)))
+}
+
+/// A DataFusion session with the application's tables: sources (this step's rows, or none),
+/// window placeholders (the rows of the windows firing), with `now()` on the engine clock.
+fn context(app: &AppSql, sources: &BTreeMap<String, RecordBatch>, clock: Arc<Clock>) -> Result<SessionContext> {
+    let ctx = SessionContext::new_with_config(crate::query::tuned_config().with_target_partitions(1));
+    ctx.register_udf(crate::query::clock_fn::now_udf(clock));
+    let df = |e: datafusion::error::DataFusionError| internal_err!("{e}");
+    for table in app.tables.iter().filter(|t| matches!(t.connector, Connector::Kinesis { .. })) {
+        let schema = Arc::new(table.schema()?);
+        let batch = sources.get(&table.name).cloned().unwrap_or_else(|| RecordBatch::new_empty(schema.clone()));
+        ctx.register_table(table.name.as_str(), Arc::new(MemTable::try_new(schema, vec![vec![batch]]).map_err(df)?)).map_err(df)?;
+        for insert in &app.inserts {
+            for call in insert.windows.iter().filter(|w| w.table == table.name) {
+                let mut fields: Vec<Field> = table.schema()?.fields().iter().map(|f| f.as_ref().clone()).collect();
+                let ts = |name: &str| Field::new(name, DataType::Timestamp(TimeUnit::Millisecond, None), false);
+                fields.extend([ts("window_start"), ts("window_end"), ts("window_time")]);
+                let schema: SchemaRef = Arc::new(Schema::new(fields));
+                ctx.register_table(call.placeholder.as_str(), Arc::new(MemTable::try_new(schema.clone(), vec![vec![RecordBatch::new_empty(schema)]]).map_err(df)?))
+                    .map_err(df)?;
+            }
+        }
+    }
+    Ok(ctx)
+}
+
+async fn run_query(app: &AppSql, query: &str, sources: &BTreeMap<String, RecordBatch>, windows: &BTreeMap<String, RecordBatch>, clock: Arc<Clock>) -> Result<Vec<RecordBatch>> {
+    let ctx = context(app, sources, clock)?;
+    let df = |e: datafusion::error::DataFusionError| internal_err!("{e}");
+    for (name, batch) in windows {
+        ctx.deregister_table(name.as_str()).map_err(df)?;
+        ctx.register_table(name.as_str(), Arc::new(MemTable::try_new(batch.schema(), vec![vec![batch.clone()]]).map_err(df)?)).map_err(df)?;
+    }
+    let frame = ctx.sql(query).await.map_err(|e| crate::query::sql_error(e, query))?;
+    frame.collect().await.map_err(|e| crate::query::sql_error(e, query))
+}
+
+/// The results in window order (by `window_end`, then `window_start`, when the query
+/// returns them), as one batch.
+fn in_window_order(batches: Vec<RecordBatch>) -> Result<RecordBatch> {
+    let schema = batches.first().map(RecordBatch::schema).ok_or_else(|| internal_err!("no result batches"))?;
+    let all = datafusion::arrow::compute::concat_batches(&schema, &batches).map_err(|e| internal_err!("{e}"))?;
+    let keys: Vec<datafusion::arrow::compute::SortColumn> = ["window_end", "window_start"]
+        .iter()
+        .filter_map(|n| all.column_by_name(n))
+        .map(|c| datafusion::arrow::compute::SortColumn { values: c.clone(), options: None })
+        .collect();
+    if keys.is_empty() {
+        return Ok(all);
+    }
+    let order = datafusion::arrow::compute::lexsort_to_indices(&keys, None).map_err(|e| internal_err!("{e}"))?;
+    let columns = all.columns().iter().map(|c| datafusion::arrow::compute::take(c.as_ref(), &order, None)).collect::<std::result::Result<Vec<_>, _>>();
+    RecordBatch::try_new(schema, columns.map_err(|e| internal_err!("{e}"))?).map_err(|e| internal_err!("{e}"))
+}
+
+/// A sink file's bytes and extension.
+fn encode(batch: &RecordBatch, format: &str) -> Result<(Bytes, &'static str)> {
+    let fail = |e: &dyn std::fmt::Display| internal_err!("writing results: {e}");
+    match format {
+        "csv" => {
+            let mut out = Vec::new();
+            let mut writer = arrow_csv::WriterBuilder::new().with_header(false).build(&mut out);
+            writer.write(batch).map_err(|e| fail(&e))?;
+            drop(writer);
+            Ok((Bytes::from(out), ".csv"))
+        }
+        "parquet" => {
+            let mut out = Vec::new();
+            let mut writer = parquet::arrow::ArrowWriter::try_new(&mut out, batch.schema(), None).map_err(|e| fail(&e))?;
+            writer.write(batch).map_err(|e| fail(&e))?;
+            writer.close().map_err(|e| fail(&e))?;
+            Ok((Bytes::from(out), ".parquet"))
+        }
+        _ => {
+            let mut writer = datafusion::arrow::json::LineDelimitedWriter::new(Vec::new());
+            writer.write(batch).map_err(|e| fail(&e))?;
+            writer.finish().map_err(|e| fail(&e))?;
+            Ok((Bytes::from(writer.into_inner()), ".json"))
+        }
+    }
+}
