@@ -19,7 +19,6 @@ use std::sync::{Arc, Mutex};
 
 use arrow_array::{Array, ArrayRef, RecordBatch, TimestampMillisecondArray};
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
-use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use datafusion::datasource::MemTable;
 use datafusion::prelude::SessionContext;
@@ -426,7 +425,13 @@ impl Analytics {
                     .map(|(c, f)| datafusion::arrow::compute::cast(c, f.data_type()).map_err(|e| service_err!(InvalidApplicationConfigurationException, "column {}: {e}", f.name())))
                     .collect::<Result<Vec<_>>>()?;
                 let batch = RecordBatch::try_new(schema, columns).map_err(|e| internal_err!("{e}"))?;
-                let (bytes, extension) = encode(&batch, format)?;
+                // Files as the lake's tables hold them (Parquet with Snappy, CSV without a header).
+                let format = match format.as_str() {
+                    "csv" => crate::catalog::Format::Csv { delimiter: ',', header: false, escape: None },
+                    "parquet" => crate::catalog::Format::Parquet,
+                    _ => crate::catalog::Format::Json,
+                };
+                let (bytes, extension) = crate::sql::ddl::encode(&batch, &format, None)?;
                 app.files_written += 1;
                 let uri = S3Uri::parse(path)?.folder().join(&format!("part-{}-{:08}{extension}", app.name, app.files_written));
                 self.lake.put(&uri, bytes).await?;
@@ -458,15 +463,8 @@ struct Decoded {
 
 fn decode(table: &TableDecl, records: &[(String, crate::streams::Record)]) -> Result<Decoded> {
     let schema = Arc::new(table.schema()?);
-    let decode_all = |items: &[&Bytes]| -> std::result::Result<Option<RecordBatch>, arrow_schema::ArrowError> {
-        let mut decoder = datafusion::arrow::json::ReaderBuilder::new(schema.clone()).with_batch_size(items.len().max(1)).build_decoder()?;
-        for item in items {
-            decoder.decode(item)?;
-            decoder.decode(b"\n")?;
-        }
-        decoder.flush()
-    };
-    let all: Vec<&Bytes> = records.iter().map(|(_, r)| &r.data).collect();
+    let decode_all = |items: &[&[u8]]| json_rows(&schema, items);
+    let all: Vec<&[u8]> = records.iter().map(|(_, r)| r.data.as_ref()).collect();
     // All at once; if one record is bad, one by one to keep the others.
     if let Ok(batch) = decode_all(&all) {
         let batch = batch.unwrap_or_else(|| RecordBatch::new_empty(schema.clone()));
@@ -479,7 +477,7 @@ fn decode(table: &TableDecl, records: &[(String, crate::streams::Record)]) -> Re
     let mut shards = Vec::new();
     let mut bad = 0;
     for (i, (shard, record)) in records.iter().enumerate() {
-        match decode_all(&[&record.data]) {
+        match decode_all(&[record.data.as_ref()]) {
             Ok(Some(b)) if b.num_rows() == 1 => {
                 batches.push(b);
                 index.push(i);
@@ -555,21 +553,29 @@ fn fire(source: &TableDecl, call: &WindowCall, state: &mut WindowState, watermar
     columns.push(Arc::new(TimestampMillisecondArray::from(ends.clone())));
     columns.push(Arc::new(TimestampMillisecondArray::from(ends.iter().map(|e| e - 1).collect::<Vec<_>>())));
     let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(|e| internal_err!("{e}"))?;
+    // `keep` is ascending: move the kept records rather than copy them.
+    let mut kept = keep.into_iter().peekable();
     let buffered = std::mem::take(&mut state.buffered);
-    state.buffered = keep.into_iter().map(|i| buffered[i].clone()).collect();
+    state.buffered = buffered.into_iter().enumerate().filter(|(i, _)| kept.next_if_eq(i).is_some()).map(|(_, r)| r).collect();
     state.fired_until = Some(new_until);
     Ok(Some(batch))
+}
+
+/// JSON records (one object each) decoded into `schema`'s columns.
+fn json_rows(schema: &SchemaRef, items: &[&[u8]]) -> std::result::Result<Option<RecordBatch>, arrow_schema::ArrowError> {
+    let mut decoder = datafusion::arrow::json::ReaderBuilder::new(schema.clone()).with_batch_size(items.len().max(1)).build_decoder()?;
+    for item in items {
+        decoder.decode(item)?;
+        decoder.decode(b"\n")?;
+    }
+    decoder.flush()
 }
 
 /// JSON lines decoded into the table's columns (lines that decoded once decode again).
 fn decode_lines(table: &TableDecl, lines: &[&str]) -> Result<RecordBatch> {
     let schema = Arc::new(table.schema()?);
-    let mut decoder = datafusion::arrow::json::ReaderBuilder::new(schema.clone()).with_batch_size(lines.len().max(1)).build_decoder().map_err(|e| internal_err!("{e}"))?;
-    for line in lines {
-        decoder.decode(line.as_bytes()).map_err(|e| internal_err!("{e}"))?;
-        decoder.decode(b"\n").map_err(|e| internal_err!("{e}"))?;
-    }
-    Ok(decoder.flush().map_err(|e| internal_err!("{e}"))?.unwrap_or_else(|| RecordBatch::new_empty(schema)))
+    let items: Vec<&[u8]> = lines.iter().map(|l| l.as_bytes()).collect();
+    Ok(json_rows(&schema, &items).map_err(|e| internal_err!("{e}"))?.unwrap_or_else(|| RecordBatch::new_empty(schema)))
 }
 
 /// A DataFusion session with the application's tables: sources (this step's rows, or none),
@@ -623,31 +629,4 @@ fn in_window_order(batches: Vec<RecordBatch>) -> Result<RecordBatch> {
     let order = datafusion::arrow::compute::lexsort_to_indices(&keys, None).map_err(|e| internal_err!("{e}"))?;
     let columns = all.columns().iter().map(|c| datafusion::arrow::compute::take(c.as_ref(), &order, None)).collect::<std::result::Result<Vec<_>, _>>();
     RecordBatch::try_new(schema, columns.map_err(|e| internal_err!("{e}"))?).map_err(|e| internal_err!("{e}"))
-}
-
-/// A sink file's bytes and extension.
-fn encode(batch: &RecordBatch, format: &str) -> Result<(Bytes, &'static str)> {
-    let fail = |e: &dyn std::fmt::Display| internal_err!("writing results: {e}");
-    match format {
-        "csv" => {
-            let mut out = Vec::new();
-            let mut writer = arrow_csv::WriterBuilder::new().with_header(false).build(&mut out);
-            writer.write(batch).map_err(|e| fail(&e))?;
-            drop(writer);
-            Ok((Bytes::from(out), ".csv"))
-        }
-        "parquet" => {
-            let mut out = Vec::new();
-            let mut writer = parquet::arrow::ArrowWriter::try_new(&mut out, batch.schema(), None).map_err(|e| fail(&e))?;
-            writer.write(batch).map_err(|e| fail(&e))?;
-            writer.close().map_err(|e| fail(&e))?;
-            Ok((Bytes::from(out), ".parquet"))
-        }
-        _ => {
-            let mut writer = datafusion::arrow::json::LineDelimitedWriter::new(Vec::new());
-            writer.write(batch).map_err(|e| fail(&e))?;
-            writer.finish().map_err(|e| fail(&e))?;
-            Ok((Bytes::from(writer.into_inner()), ".json"))
-        }
-    }
 }

@@ -34,6 +34,8 @@ pub(super) use crate::query::hive::{AddPartitions, external_definition, hive_par
 use crate::query::hive::{NULL_PARTITION, key_values, normalise_location, string_value};
 pub(super) use definition::*;
 pub(super) use write::*;
+/// Continuous applications write their sink files as tables' files are written.
+pub(crate) use write::encode;
 
 /// A statement this module runs itself.
 #[derive(Debug)]

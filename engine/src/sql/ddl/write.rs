@@ -77,7 +77,7 @@ pub(super) fn partition_strings(array: &ArrayRef) -> Result<Vec<String>> {
 }
 
 /// One file's bytes in the table's format.
-pub(in crate::sql) fn encode(batch: &RecordBatch, format: &Format, compression: Option<&str>) -> Result<(Bytes, &'static str)> {
+pub(crate) fn encode(batch: &RecordBatch, format: &Format, compression: Option<&str>) -> Result<(Bytes, &'static str)> {
     let fail = |e: &dyn std::fmt::Display| internal_err!("writing {}: {e}", format.classification());
     match format {
         Format::Parquet => {
