@@ -119,6 +119,77 @@ async fn hopping_windows_and_the_watermark_of_several_shards() {
 }
 
 #[tokio::test]
+async fn session_windows_merge_per_key_close_after_their_gap_and_drop_late_records() {
+    let (_dir, lb) = setup(1).await;
+    let path = "s3://out/sessions/";
+    lb.create_analytics_application("sessions", &app("SESSION(TABLE clicks PARTITION BY page, DESCRIPTOR(ts), INTERVAL '10' SECOND)", path)).await.unwrap();
+    lb.analytics().start("sessions", StartFrom::TrimHorizon).unwrap();
+    // Watermark = largest time - 5 s, record by record.
+    for (page, ts) in [
+        ("a", "10:00:00"),
+        ("a", "10:00:08"), // a: [00, 18)
+        ("b", "10:00:05"), // b: [05, 15)
+        ("a", "10:00:18"), // touches a's end: a [00, 28); watermark 10:00:13
+        ("b", "10:00:30"), // watermark 10:00:25 closes b [05, 15); b: [30, 40)
+        ("b", "10:00:14"), // its own window [14, 24) is past the watermark and touches no open session: late
+        ("a", "10:00:26"), // a [00, 28) is still open: a [00, 36)
+        ("a", "10:00:50"), // watermark 10:00:45
+    ] {
+        put(&lb, "k", page, ts);
+    }
+    lb.run_due_work().await;
+    assert_eq!(sink_rows(&lb, path).await, ["b 10:00:05 10:00:15 1", "a 10:00:00 10:00:36 4", "b 10:00:30 10:00:40 1"]);
+    let d = lb.analytics().describe("sessions").unwrap();
+    assert_eq!((d.app.records_in, d.app.late_records_dropped, d.app.records_out, d.open_windows), (8, 1, 3, 1));
+    lb.stop_analytics_application("sessions", true).await.unwrap();
+    assert_eq!(sink_rows(&lb, path).await.last().unwrap(), "a 10:00:50 10:01:00 1");
+}
+
+#[tokio::test]
+async fn lateness_is_judged_record_by_record_whatever_the_read_size() {
+    let (_dir, lb) = setup(1).await;
+    let path = "s3://out/tumble/";
+    lb.create_analytics_application("t", &app("TUMBLE(TABLE clicks, DESCRIPTOR(ts), INTERVAL '10' SECOND)", path)).await.unwrap();
+    lb.analytics().start("t", StartFrom::TrimHorizon).unwrap();
+    // In one read: 10:00:16 moves the watermark to 10:00:11, so 10:00:04 after it is late
+    // (its window [00, 10) has passed), as it would be in Flink.
+    for ts in ["10:00:01", "10:00:16", "10:00:04", "10:00:12"] {
+        put(&lb, "k", "a", ts);
+    }
+    lb.stop_analytics_application("t", true).await.unwrap();
+    assert_eq!(sink_rows(&lb, path).await, ["a 10:00:00 10:00:10 1", "a 10:00:10 10:00:20 2"]);
+    assert_eq!(lb.analytics().describe("t").unwrap().app.late_records_dropped, 1);
+}
+
+#[tokio::test]
+async fn a_late_record_still_counts_in_the_hopping_windows_not_yet_passed() {
+    let (_dir, lb) = setup(1).await;
+    let path = "s3://out/hop/";
+    lb.create_analytics_application("h", &app("HOP(TABLE clicks, DESCRIPTOR(ts), INTERVAL '5' SECOND, INTERVAL '15' SECOND)", path)).await.unwrap();
+    lb.analytics().start("h", StartFrom::TrimHorizon).unwrap();
+    // 10:00:22 moves the watermark to 10:00:17. Then 10:00:03's windows all end by 10:00:15:
+    // late. 10:00:09 is in [10:00:05, 10:00:20) still open, so it counts there (only), as in
+    // Flink, where a slice that fired merges into the windows still to fire.
+    for ts in ["10:00:01", "10:00:22", "10:00:03", "10:00:09"] {
+        put(&lb, "k", "a", ts);
+    }
+    lb.stop_analytics_application("h", true).await.unwrap();
+    assert_eq!(
+        sink_rows(&lb, path).await,
+        [
+            "a 09:59:50 10:00:05 1",
+            "a 09:59:55 10:00:10 1",
+            "a 10:00:00 10:00:15 1",
+            "a 10:00:05 10:00:20 1",
+            "a 10:00:10 10:00:25 1",
+            "a 10:00:15 10:00:30 1",
+            "a 10:00:20 10:00:35 1",
+        ]
+    );
+    assert_eq!(lb.analytics().describe("h").unwrap().app.late_records_dropped, 1);
+}
+
+#[tokio::test]
 async fn bad_applications_are_refused_with_the_reason() {
     let (_dir, lb) = setup(1).await;
     let no_window = "CREATE TABLE clicks (page STRING, ts TIMESTAMP(3), WATERMARK FOR ts AS ts - INTERVAL '5' SECOND)

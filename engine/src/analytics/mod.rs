@@ -31,7 +31,7 @@ use crate::streams::Streams;
 use crate::streams::leases::InitialPosition;
 use crate::workspace::{Workspace, read_json, write_json};
 use crate::{internal_err, service_err};
-use sql::{AppSql, Connector, TableDecl, WindowCall};
+use sql::{AppSql, Connector, TableDecl, WindowCall, WindowKind};
 
 /// Records read from a source per step.
 const READ_BATCH: usize = 10_000;
@@ -87,9 +87,61 @@ pub struct Application {
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct WindowState {
-    /// (event or processing time ms, record JSON) of records whose windows are open.
-    buffered: Vec<(i64, String)>,
+    /// (event or processing time ms, record JSON, watermark on arrival) of records whose
+    /// windows are open: a record counts only in windows whose end the watermark on its
+    /// arrival had not passed.
+    buffered: Vec<(i64, String, i64)>,
     fired_until: Option<i64>,
+    /// SESSION windows not fired yet, per partition key.
+    #[serde(default)]
+    sessions: BTreeMap<String, Vec<Session>>,
+}
+
+/// One session window `[start, end)`: its records, and the end is the last record's time
+/// plus the gap.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Session {
+    start: i64,
+    end: i64,
+    records: Vec<(i64, String)>,
+}
+
+impl WindowState {
+    /// Adds a record to its key's sessions as Flink merges session windows: the record's own
+    /// window `[ts, ts + gap)` merges with every open session it touches (ends included), and
+    /// is late (false) when it touches none and the watermark has passed its end.
+    fn join_session(&mut self, key: &str, ts: i64, line: String, gap: i64, watermark: Option<i64>) -> bool {
+        let watermark = watermark.unwrap_or(i64::MIN);
+        let list = self.sessions.entry(key.to_string()).or_default();
+        let mut merged = Session { start: ts, end: ts.saturating_add(gap), records: vec![(ts, line)] };
+        let mut joined = false;
+        let mut i = 0;
+        while i < list.len() {
+            let s = &list[i];
+            if s.end - 1 > watermark && s.start <= merged.end && s.end >= merged.start {
+                let s = list.swap_remove(i);
+                merged.start = merged.start.min(s.start);
+                merged.end = merged.end.max(s.end);
+                merged.records.extend(s.records);
+                joined = true;
+                i = 0;
+            } else {
+                i += 1;
+            }
+        }
+        if !joined && merged.end - 1 <= watermark {
+            if list.is_empty() {
+                self.sessions.remove(key);
+            }
+            return false;
+        }
+        list.push(merged);
+        true
+    }
+
+    fn open_records(&self) -> usize {
+        self.buffered.len() + self.sessions.values().flatten().map(|s| s.records.len()).sum::<usize>()
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -234,7 +286,7 @@ impl Analytics {
     pub fn describe(&self, name: &str) -> Result<Description> {
         let app = self.get(name)?;
         let sources = app.sources.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-        let open_windows = app.windows.values().map(|w| w.buffered.len()).sum();
+        let open_windows = app.windows.values().map(WindowState::open_records).sum();
         Ok(Description { app, sources, open_windows })
     }
 
@@ -324,43 +376,49 @@ impl Analytics {
                 app.records_in += batch.records.len() as u64;
                 let Decoded { rows, index, shards, unreadable } = decode(table, &batch.records)?;
                 app.records_unreadable += unreadable;
-                // The watermark before these rows judges their lateness.
-                let watermark = source.watermark;
                 let times = event_times(table, &rows, now)?;
-                // Each window call over this table buffers the rows whose slice is open.
                 let lines = record_lines(&batch.records, &index);
-                for insert in &parsed.inserts {
-                    for call in insert.windows.iter().filter(|w| w.table == table.name) {
-                        let state = app.windows.entry(call.placeholder.clone()).or_default();
-                        for (ts, line) in times.iter().zip(&lines) {
-                            let Some(ts) = ts else {
-                                app.records_unreadable += 1;
-                                continue;
-                            };
-                            let slice_end = ts.div_euclid(call.kind.slice_ms()) * call.kind.slice_ms() + call.kind.slice_ms();
-                            let passed = match table.proctime.as_deref() == Some(call.time_column.as_str()) {
-                                true => state.fired_until.is_some_and(|f| slice_end <= f),
-                                false => watermark.is_some_and(|w| slice_end - 1 <= w),
-                            };
-                            if passed {
-                                app.late_records_dropped += 1;
-                            } else {
-                                state.buffered.push((*ts, line.clone()));
+                let calls: Vec<&WindowCall> = parsed.inserts.iter().flat_map(|i| &i.windows).filter(|w| w.table == table.name).collect();
+                let keys = calls.iter().map(|c| partition_keys(&rows, &c.partition_by)).collect::<Result<Vec<_>>>()?;
+                let mut states: Vec<WindowState> = calls.iter().map(|c| app.windows.remove(&c.placeholder).unwrap_or_default()).collect();
+                let delay = table.watermark.as_ref().map(|w| w.delay_ms);
+                // Record by record, as Flink's watermark assigner with a zero interval: a record is
+                // judged by the watermark the records before it made, whatever the read's size.
+                for (row, (ts, line)) in times.iter().zip(lines).enumerate() {
+                    let Some(ts) = *ts else {
+                        app.records_unreadable += u64::from(!calls.is_empty());
+                        continue;
+                    };
+                    let watermark = source.watermark;
+                    for ((call, keys), state) in calls.iter().zip(&keys).zip(&mut states) {
+                        let kept = match call.kind {
+                            WindowKind::Session { gap_ms } => state.join_session(keys.as_ref().map_or("", |k| k[row].as_str()), ts, line.clone(), gap_ms, watermark),
+                            kind => {
+                                // As Flink's slicing windows: a record counts in the windows the
+                                // watermark has not passed yet, and is late when it has passed them all.
+                                let last_end = kind.last_end(ts);
+                                let (passed, mark) = match table.proctime.as_deref() == Some(call.time_column.as_str()) {
+                                    true => (state.fired_until.is_some_and(|f| last_end <= f), i64::MIN),
+                                    false => (watermark.is_some_and(|w| last_end - 1 <= w), watermark.unwrap_or(i64::MIN)),
+                                };
+                                if !passed {
+                                    state.buffered.push((ts, line.clone(), mark));
+                                }
+                                !passed
                             }
+                        };
+                        app.late_records_dropped += u64::from(!kept);
+                    }
+                    if let Some(delay) = delay {
+                        let max = source.shard_max_event.entry(shards[row].clone()).or_insert(i64::MIN);
+                        *max = (*max).max(ts);
+                        if let Some(min) = source.shard_max_event.values().min() {
+                            source.watermark = Some(source.watermark.unwrap_or(i64::MIN).max(min.saturating_sub(delay)));
                         }
                     }
                 }
-                if table.watermark.is_some() {
-                    for (shard, ts) in shards.iter().zip(&times) {
-                        if let Some(ts) = ts {
-                            let max = source.shard_max_event.entry(shard.clone()).or_insert(i64::MIN);
-                            *max = (*max).max(*ts);
-                        }
-                    }
-                    let delay = table.watermark.as_ref().map_or(0, |w| w.delay_ms);
-                    if let Some(min) = source.shard_max_event.values().min() {
-                        source.watermark = Some(source.watermark.unwrap_or(i64::MIN).max(min - delay));
-                    }
+                for (call, state) in calls.iter().zip(states) {
+                    app.windows.insert(call.placeholder.clone(), state);
                 }
                 fresh.insert(table.name.clone(), rows);
             }
@@ -510,40 +568,58 @@ fn event_times(table: &TableDecl, rows: &RecordBatch, now: i64) -> Result<Vec<Op
 }
 
 /// The rows of the windows that fire at `watermark` (each row once per window it is in,
-/// with `window_start`, `window_end` and `window_time`), and the buffer without rows whose
-/// windows have all fired.
+/// with `window_start`, `window_end` and `window_time`); what stays open stays buffered.
 fn fire(source: &TableDecl, call: &WindowCall, state: &mut WindowState, watermark: Option<i64>) -> Result<Option<RecordBatch>> {
     let Some(watermark) = watermark else { return Ok(None) };
-    let fired_until = state.fired_until.unwrap_or(i64::MIN);
-    let mut rows = Vec::new();
+    let mut lines: Vec<String> = Vec::new();
     let mut starts = Vec::new();
     let mut ends = Vec::new();
-    let mut keep = Vec::new();
-    let mut new_until = fired_until;
-    for (i, (ts, _)) in state.buffered.iter().enumerate() {
-        let windows = call.kind.windows_of(*ts);
-        let mut open = false;
-        for (start, end) in windows {
-            if end <= fired_until {
-                continue;
-            }
-            if end - 1 <= watermark {
-                rows.push(i);
-                starts.push(start);
-                ends.push(end);
-                new_until = new_until.max(end);
-            } else {
-                open = true;
+    if let WindowKind::Session { .. } = call.kind {
+        for list in state.sessions.values_mut() {
+            let (fired, open): (Vec<Session>, Vec<Session>) = std::mem::take(list).into_iter().partition(|s| s.end - 1 <= watermark);
+            *list = open;
+            for session in fired {
+                for (_, line) in session.records {
+                    lines.push(line);
+                    starts.push(session.start);
+                    ends.push(session.end);
+                }
             }
         }
-        if open {
-            keep.push(i);
+        state.sessions.retain(|_, list| !list.is_empty());
+    } else {
+        let fired_until = state.fired_until.unwrap_or(i64::MIN);
+        let mut keep = Vec::new();
+        let mut new_until = fired_until;
+        for (i, (ts, line, arrival)) in state.buffered.iter().enumerate() {
+            let mut open = false;
+            for (start, end) in call.kind.windows_of(*ts) {
+                if end <= fired_until || end - 1 <= *arrival {
+                    continue;
+                }
+                if end - 1 <= watermark {
+                    lines.push(line.clone());
+                    starts.push(start);
+                    ends.push(end);
+                    new_until = new_until.max(end);
+                } else {
+                    open = true;
+                }
+            }
+            if open {
+                keep.push(i);
+            }
         }
+        // `keep` is ascending: move the kept records rather than copy them.
+        let mut kept = keep.into_iter().peekable();
+        let buffered = std::mem::take(&mut state.buffered);
+        state.buffered = buffered.into_iter().enumerate().filter(|(i, _)| kept.next_if_eq(i).is_some()).map(|(_, r)| r).collect();
+        state.fired_until = Some(new_until);
     }
-    if rows.is_empty() {
+    if lines.is_empty() {
         return Ok(None);
     }
-    let lines: Vec<&str> = rows.iter().map(|&i| state.buffered[i].1.as_str()).collect();
+    let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
     let data = decode_lines(source, &lines)?;
     let ts_field = |name: &str| Field::new(name, DataType::Timestamp(TimeUnit::Millisecond, None), false);
     let mut fields: Vec<Field> = data.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
@@ -552,13 +628,23 @@ fn fire(source: &TableDecl, call: &WindowCall, state: &mut WindowState, watermar
     columns.push(Arc::new(TimestampMillisecondArray::from(starts)));
     columns.push(Arc::new(TimestampMillisecondArray::from(ends.clone())));
     columns.push(Arc::new(TimestampMillisecondArray::from(ends.iter().map(|e| e - 1).collect::<Vec<_>>())));
-    let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(|e| internal_err!("{e}"))?;
-    // `keep` is ascending: move the kept records rather than copy them.
-    let mut kept = keep.into_iter().peekable();
-    let buffered = std::mem::take(&mut state.buffered);
-    state.buffered = buffered.into_iter().enumerate().filter(|(i, _)| kept.next_if_eq(i).is_some()).map(|(_, r)| r).collect();
-    state.fired_until = Some(new_until);
-    Ok(Some(batch))
+    Ok(Some(RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(|e| internal_err!("{e}"))?))
+}
+
+/// Each row's partition key (its PARTITION BY values as text), or None without keys.
+fn partition_keys(rows: &RecordBatch, columns: &[String]) -> Result<Option<Vec<String>>> {
+    if columns.is_empty() {
+        return Ok(None);
+    }
+    let options = datafusion::arrow::util::display::FormatOptions::default().with_null("\\N");
+    let formatters = columns
+        .iter()
+        .map(|c| {
+            let column = rows.column_by_name(c).ok_or_else(|| internal_err!("no column {c}"))?;
+            datafusion::arrow::util::display::ArrayFormatter::try_new(column.as_ref(), &options).map_err(|e| internal_err!("{e}"))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Some((0..rows.num_rows()).map(|i| formatters.iter().map(|f| f.value(i).to_string()).collect::<Vec<_>>().join("\u{1f}")).collect()))
 }
 
 /// JSON records (one object each) decoded into `schema`'s columns.

@@ -2,7 +2,7 @@
 //! declarations of sources (the `kinesis` connector) and sinks (the `filesystem` connector),
 //! with an event-time `WATERMARK FOR ts AS ts - INTERVAL '5' SECOND` or a processing-time
 //! `pt AS PROCTIME()` column, and `INSERT INTO sink SELECT …` statements whose FROM may use
-//! the windowing table functions `TUMBLE`, `HOP` and `CUMULATE`. The SELECT itself is run by
+//! the windowing table functions `TUMBLE`, `HOP`, `CUMULATE` and `SESSION`. The SELECT itself is run by
 //! DataFusion; this module finds what DataFusion cannot read (the declarations and the window
 //! calls) and cuts it out.
 
@@ -67,6 +67,9 @@ pub struct WindowCall {
     pub table: String,
     pub time_column: String,
     pub kind: WindowKind,
+    /// `SESSION(TABLE t PARTITION BY a, b, …)`: sessions are kept apart per key.
+    #[serde(default)]
+    pub partition_by: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -76,20 +79,23 @@ pub enum WindowKind {
     Hop { slide_ms: i64, size_ms: i64 },
     /// Windows growing by `step_ms` from each `size_ms` boundary.
     Cumulate { step_ms: i64, size_ms: i64 },
+    /// A window per burst of activity: it closes once no record came for `gap_ms`.
+    Session { gap_ms: i64 },
 }
 
 impl WindowKind {
-    /// The unit windows are made of (Flink's slices): a record is late once its slice has
-    /// fired, and a window is the union of its slices.
-    pub fn slice_ms(&self) -> i64 {
+    /// The end of the last window an event at `ts` falls in (Flink's last window end): the
+    /// event is late once that window has fired.
+    pub fn last_end(&self, ts: i64) -> i64 {
         match *self {
-            WindowKind::Tumble { size_ms } => size_ms,
-            WindowKind::Hop { slide_ms, .. } => slide_ms,
-            WindowKind::Cumulate { step_ms, .. } => step_ms,
+            WindowKind::Tumble { size_ms } | WindowKind::Cumulate { size_ms, .. } => ts.div_euclid(size_ms) * size_ms + size_ms,
+            WindowKind::Hop { slide_ms, size_ms } => ts.div_euclid(slide_ms) * slide_ms + size_ms,
+            WindowKind::Session { gap_ms } => ts.saturating_add(gap_ms),
         }
     }
 
-    /// The windows `[start, end)` an event at `ts` falls in, by end.
+    /// The windows `[start, end)` an event at `ts` falls in, by end (a session's: the one the
+    /// event opens by itself, before merging).
     pub fn windows_of(&self, ts: i64) -> Vec<(i64, i64)> {
         match *self {
             WindowKind::Tumble { size_ms } => {
@@ -107,6 +113,7 @@ impl WindowKind {
                 let first_end = ts.div_euclid(step_ms) * step_ms + step_ms;
                 (first_end..=start + size_ms).step_by(step_ms as usize).map(|end| (start, end)).collect()
             }
+            WindowKind::Session { gap_ms } => vec![(ts, ts + gap_ms)],
         }
     }
 }
@@ -151,6 +158,9 @@ pub fn parse(text: &str) -> Result<AppSql> {
                     w.time_column,
                     w.time_column
                 ));
+            }
+            if let Some(key) = w.partition_by.iter().find(|k| !source.columns.iter().any(|(c, _)| c == *k)) {
+                return Err(service_err!(InvalidApplicationConfigurationException, "PARTITION BY {key}: {} has no such column", w.table));
             }
         }
     }
@@ -457,8 +467,8 @@ fn insert(statement: &str, index: usize) -> Result<Insert> {
     Ok(Insert { target, query, windows })
 }
 
-/// Replaces each `TABLE(TUMBLE|HOP|CUMULATE(TABLE t, DESCRIPTOR(c), …))` with a placeholder
-/// table name; SESSION and other table functions are refused by name.
+/// Replaces each `TABLE(TUMBLE|HOP|CUMULATE|SESSION(TABLE t, DESCRIPTOR(c), …))` with a
+/// placeholder table name; other table functions are refused by name.
 fn cut_windows(query: &str, index: usize) -> Result<(String, Vec<WindowCall>)> {
     let bad = |why: String| service_err!(InvalidApplicationConfigurationException, "{why}");
     let mut out = String::new();
@@ -477,12 +487,21 @@ fn cut_windows(query: &str, index: usize) -> Result<(String, Vec<WindowCall>)> {
         let (args, _) = balanced(inside, inner_open).ok_or_else(|| bad(format!("{function}( … ) is not closed")))?;
         let descriptor = args.to_uppercase().find("DESCRIPTOR").ok_or_else(|| bad(format!("{function} needs DESCRIPTOR(time_column)")))?;
         let table_part = args[..descriptor].trim().trim_end_matches(',').trim();
-        let table = match table_part.split_whitespace().collect::<Vec<_>>().as_slice() {
-            [t, name] if t.eq_ignore_ascii_case("TABLE") => ident(name),
-            _ if table_part.to_uppercase().contains("PARTITION BY") => {
-                return Err(bad(format!("{function}(TABLE … PARTITION BY …) is not supported")));
+        let words: Vec<&str> = table_part.split_whitespace().collect();
+        let (table, partition_by) = match words.as_slice() {
+            [t, name] if t.eq_ignore_ascii_case("TABLE") => (ident(name), Vec::new()),
+            [t, name, p, b, _, ..] if t.eq_ignore_ascii_case("TABLE") && p.eq_ignore_ascii_case("PARTITION") && b.eq_ignore_ascii_case("BY") => {
+                if function != "SESSION" {
+                    return Err(bad(format!("{function}(TABLE … PARTITION BY …) is not supported; only SESSION windows take PARTITION BY")));
+                }
+                let by_at = table_part.to_uppercase().find(" BY ").map(|i| i + 4).unwrap_or(table_part.len());
+                let keys: Vec<String> = table_part[by_at..].split(',').map(ident).filter(|k| !k.is_empty()).collect();
+                if keys.is_empty() {
+                    return Err(bad(format!("{function}(TABLE {name} PARTITION BY …) names no column")));
+                }
+                (ident(name), keys)
             }
-            _ => return Err(bad(format!("{function}'s first argument is TABLE name, not {table_part}"))),
+            _ => return Err(bad(format!("{function}'s first argument is TABLE name [PARTITION BY columns], not {table_part}"))),
         };
         let d_open = descriptor + args[descriptor..].find('(').ok_or_else(|| bad("DESCRIPTOR needs (time_column)".into()))?;
         let (column, d_after) = balanced(args, d_open).ok_or_else(|| bad("DESCRIPTOR( … ) is not closed".into()))?;
@@ -505,13 +524,14 @@ fn cut_windows(query: &str, index: usize) -> Result<(String, Vec<WindowCall>)> {
             ("TUMBLE" | "HOP" | "CUMULATE", _) => {
                 return Err(bad(format!("{function} takes {} interval(s); an offset is not supported", if function == "TUMBLE" { 1 } else { 2 })));
             }
-            ("SESSION", _) => return Err(bad("SESSION windows are not supported yet".into())),
-            (other, _) => return Err(bad(format!("the table function {other} is not supported; use TUMBLE, HOP or CUMULATE"))),
+            ("SESSION", [gap]) => WindowKind::Session { gap_ms: *gap },
+            ("SESSION", _) => return Err(bad("SESSION takes one interval, the gap: SESSION(TABLE t PARTITION BY k, DESCRIPTOR(ts), INTERVAL '5' MINUTE)".into())),
+            (other, _) => return Err(bad(format!("the table function {other} is not supported; use TUMBLE, HOP, CUMULATE or SESSION"))),
         };
         let placeholder = format!("__window_{index}_{}", windows.len());
         out.push_str(&rest[..at]);
         out.push_str(&placeholder);
-        windows.push(WindowCall { placeholder, table, time_column: ident(column), kind });
+        windows.push(WindowCall { placeholder, table, time_column: ident(column), kind, partition_by });
         rest = &rest[after..];
     }
     Ok((out, windows))
@@ -570,7 +590,17 @@ mod tests {
         let insert = &app.inserts[0];
         assert_eq!(insert.target, "per_minute");
         assert!(insert.query.contains("FROM __window_0_0\n") && !insert.query.contains("TUMBLE"), "{}", insert.query);
-        assert_eq!(insert.windows[0], WindowCall { placeholder: "__window_0_0".into(), table: "clicks".into(), time_column: "ts".into(), kind: WindowKind::Tumble { size_ms: 60_000 } });
+        assert_eq!(insert.windows[0], WindowCall { placeholder: "__window_0_0".into(), table: "clicks".into(), time_column: "ts".into(), kind: WindowKind::Tumble { size_ms: 60_000 }, partition_by: vec![] });
+    }
+
+    #[test]
+    fn session_windows_take_a_gap_and_keys() {
+        let app = parse(&APP.replace("TUMBLE(TABLE clicks, DESCRIPTOR(ts), INTERVAL '1' MINUTE)", "SESSION(TABLE clicks PARTITION BY user_id, page, DESCRIPTOR(ts), INTERVAL '30' SECOND)")).unwrap();
+        let call = &app.inserts[0].windows[0];
+        assert_eq!(call.kind, WindowKind::Session { gap_ms: 30_000 });
+        assert_eq!(call.partition_by, ["user_id", "page"]);
+        let global = parse(&APP.replace("TUMBLE(TABLE clicks, DESCRIPTOR(ts), INTERVAL '1' MINUTE)", "SESSION(TABLE clicks, DESCRIPTOR(ts), INTERVAL '30' SECOND)")).unwrap();
+        assert!(global.inserts[0].windows[0].partition_by.is_empty());
     }
 
     #[test]
@@ -579,14 +609,23 @@ mod tests {
         assert_eq!(WindowKind::Tumble { size_ms: 10 }.windows_of(-3), vec![(-10, 0)]);
         assert_eq!(WindowKind::Hop { slide_ms: 5, size_ms: 10 }.windows_of(7), vec![(0, 10), (5, 15)]);
         assert_eq!(WindowKind::Cumulate { step_ms: 5, size_ms: 15 }.windows_of(7), vec![(0, 10), (0, 15)]);
+        for kind in [WindowKind::Tumble { size_ms: 10 }, WindowKind::Hop { slide_ms: 5, size_ms: 15 }, WindowKind::Cumulate { step_ms: 5, size_ms: 15 }] {
+            for ts in [-7, 0, 7, 14, 15] {
+                assert_eq!(kind.last_end(ts), kind.windows_of(ts).last().unwrap().1, "{kind:?} at {ts}");
+            }
+        }
     }
 
     #[test]
     fn bad_sql_is_named() {
         let no_insert = parse("CREATE TABLE t (a STRING) WITH ('connector' = 'kinesis', 'stream' = 's')").unwrap_err();
         assert!(no_insert.message().contains("no INSERT INTO"), "{no_insert}");
-        let session = parse(&APP.replace("TUMBLE(TABLE clicks, DESCRIPTOR(ts), INTERVAL '1' MINUTE)", "SESSION(TABLE clicks, DESCRIPTOR(ts), INTERVAL '1' MINUTE)")).unwrap_err();
-        assert!(session.message().contains("SESSION"), "{session}");
+        let session = parse(&APP.replace("TUMBLE(TABLE clicks, DESCRIPTOR(ts), INTERVAL '1' MINUTE)", "SESSION(TABLE clicks, DESCRIPTOR(ts), INTERVAL '1' MINUTE, INTERVAL '1' MINUTE)")).unwrap_err();
+        assert!(session.message().contains("SESSION takes one interval"), "{session}");
+        let keyed = parse(&APP.replace("TABLE clicks,", "TABLE clicks PARTITION BY page,")).unwrap_err();
+        assert!(keyed.message().contains("only SESSION windows take PARTITION BY"), "{keyed}");
+        let no_column = parse(&APP.replace("TUMBLE(TABLE clicks,", "SESSION(TABLE clicks PARTITION BY user,")).unwrap_err();
+        assert!(no_column.message().contains("PARTITION BY user"), "{no_column}");
         let hop = parse(&APP.replace("TUMBLE(TABLE clicks, DESCRIPTOR(ts), INTERVAL '1' MINUTE)", "HOP(TABLE clicks, DESCRIPTOR(ts), INTERVAL '7' SECOND, INTERVAL '1' MINUTE)")).unwrap_err();
         assert!(hop.message().contains("multiple"), "{hop}");
         let not_time = parse(&APP.replace("DESCRIPTOR(ts)", "DESCRIPTOR(page)")).unwrap_err();
