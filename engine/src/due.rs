@@ -43,6 +43,9 @@ impl Lakebook {
             Ok(scaled) => reports.extend(scaled),
             Err(e) => reports.push(format!("on-demand scaling failed: {e}")),
         }
+        // Before Firehose, so rows an application sends to a Firehose stream (or to a stream
+        // a Firehose stream reads) are delivered by the same advance when they are due.
+        reports.extend(self.analytics.run_due(self.analytics_sinks()).await);
         match self.firehose.run_due().await {
             Ok(delivery) => reports.extend(delivery.lines().into_iter().map(|line| format!("firehose {line}"))),
             Err(e) => reports.push(format!("firehose delivery failed: {e}")),
@@ -55,7 +58,6 @@ impl Lakebook {
             Ok(changes) => reports.extend(changes),
             Err(e) => reports.push(format!("Redshift snapshots failed: {e}")),
         }
-        reports.extend(self.analytics.run_due(&self.sql).await);
         for name in self.catalog.due_crawlers(self.clock.now()) {
             let report = match self.catalog.run_crawler(&self.lake, &name, &mut |_, _| {}).await {
                 Ok(summary) => format!(

@@ -82,7 +82,7 @@ impl Lakebook {
         let redshift = Arc::new(redshift::Redshift::open(&workspace, clock.clone(), lake.clone(), catalog.clone(), streams.clone())?);
         let firehose = firehose::Firehose::open(&workspace, clock.clone(), lake.clone(), catalog.clone(), streams.clone(), redshift.clone())?;
         let emr = emr::Emr::open(&workspace, clock.clone(), lake.clone())?;
-        let analytics = analytics::Analytics::open(&workspace, clock.clone(), lake.clone(), streams.clone())?;
+        let analytics = analytics::Analytics::open(&workspace, clock.clone(), lake.clone(), streams.clone(), sql.glue_catalog()?)?;
         Ok(Self { workspace, clock, lake, catalog, sql, streams, firehose, emr, redshift, analytics })
     }
 
@@ -186,12 +186,16 @@ impl Lakebook {
 
     /// ≙ CreateApplication; catalog-table sinks are checked against the Data Catalog.
     pub async fn create_analytics_application(&self, name: &str, sql: &str) -> Result<analytics::Application> {
-        self.analytics.create(name, sql, &self.catalog).await
+        self.analytics.create(name, sql, &self.catalog, &self.firehose).await
+    }
+
+    fn analytics_sinks(&self) -> analytics::Sinks<'_> {
+        analytics::Sinks { sql: &self.sql, firehose: &self.firehose }
     }
 
     /// ≙ StopApplication (`drain`: every open window fires first).
     pub async fn stop_analytics_application(&self, name: &str, drain: bool) -> Result<analytics::Application> {
-        self.analytics.stop(name, drain, &self.sql).await
+        self.analytics.stop(name, drain, self.analytics_sinks()).await
     }
 }
 

@@ -56,7 +56,7 @@ async fn tumbling_windows_fire_on_the_watermark_and_late_records_are_dropped() {
     let (_dir, lb) = setup(1).await;
     let path = "s3://out/views/";
     lb.create_analytics_application("per_minute", &app("TUMBLE(TABLE clicks, DESCRIPTOR(ts), INTERVAL '1' MINUTE)", path)).await.unwrap();
-    lb.analytics().start("per_minute", StartFrom::TrimHorizon).unwrap();
+    lb.analytics().start("per_minute", Some(StartFrom::TrimHorizon)).await.unwrap();
     for (page, ts) in [("a", "10:00:05"), ("b", "10:00:50"), ("a", "10:00:30"), ("a", "10:01:04")] {
         put(&lb, "k", page, ts);
     }
@@ -88,7 +88,7 @@ async fn hopping_windows_and_the_watermark_of_several_shards() {
     let (_dir, lb) = setup(2).await;
     let path = "s3://out/hop/";
     lb.create_analytics_application("hop", &app("HOP(TABLE clicks, DESCRIPTOR(ts), INTERVAL '30' SECOND, INTERVAL '1' MINUTE)", path)).await.unwrap();
-    lb.analytics().start("hop", StartFrom::TrimHorizon).unwrap();
+    lb.analytics().start("hop", Some(StartFrom::TrimHorizon)).await.unwrap();
     // Two shards (keys hash apart); the watermark is the smaller of their largest times.
     let shard_of = |key: &str| lakebook_engine::streams::hash_key(key) >= u128::MAX / 2;
     let (slow, fast) = if shard_of("k0") != shard_of("k1") { ("k0", "k1") } else { ("k0", "k2") };
@@ -123,7 +123,7 @@ async fn session_windows_merge_per_key_close_after_their_gap_and_drop_late_recor
     let (_dir, lb) = setup(1).await;
     let path = "s3://out/sessions/";
     lb.create_analytics_application("sessions", &app("SESSION(TABLE clicks PARTITION BY page, DESCRIPTOR(ts), INTERVAL '10' SECOND)", path)).await.unwrap();
-    lb.analytics().start("sessions", StartFrom::TrimHorizon).unwrap();
+    lb.analytics().start("sessions", Some(StartFrom::TrimHorizon)).await.unwrap();
     // Watermark = largest time - 5 s, record by record.
     for (page, ts) in [
         ("a", "10:00:00"),
@@ -150,7 +150,7 @@ async fn lateness_is_judged_record_by_record_whatever_the_read_size() {
     let (_dir, lb) = setup(1).await;
     let path = "s3://out/tumble/";
     lb.create_analytics_application("t", &app("TUMBLE(TABLE clicks, DESCRIPTOR(ts), INTERVAL '10' SECOND)", path)).await.unwrap();
-    lb.analytics().start("t", StartFrom::TrimHorizon).unwrap();
+    lb.analytics().start("t", Some(StartFrom::TrimHorizon)).await.unwrap();
     // In one read: 10:00:16 moves the watermark to 10:00:11, so 10:00:04 after it is late
     // (its window [00, 10) has passed), as it would be in Flink.
     for ts in ["10:00:01", "10:00:16", "10:00:04", "10:00:12"] {
@@ -166,7 +166,7 @@ async fn a_late_record_still_counts_in_the_hopping_windows_not_yet_passed() {
     let (_dir, lb) = setup(1).await;
     let path = "s3://out/hop/";
     lb.create_analytics_application("h", &app("HOP(TABLE clicks, DESCRIPTOR(ts), INTERVAL '5' SECOND, INTERVAL '15' SECOND)", path)).await.unwrap();
-    lb.analytics().start("h", StartFrom::TrimHorizon).unwrap();
+    lb.analytics().start("h", Some(StartFrom::TrimHorizon)).await.unwrap();
     // 10:00:22 moves the watermark to 10:00:17. Then 10:00:03's windows all end by 10:00:15:
     // late. 10:00:09 is in [10:00:05, 10:00:20) still open, so it counts there (only), as in
     // Flink, where a slice that fired merges into the windows still to fire.
@@ -189,6 +189,84 @@ async fn a_late_record_still_counts_in_the_hopping_windows_not_yet_passed() {
     assert_eq!(lb.analytics().describe("h").unwrap().app.late_records_dropped, 1);
 }
 
+/// The JSON records of a stream, in order.
+fn stream_rows(lb: &Lakebook, name: &str) -> Vec<serde_json::Value> {
+    let records = lb.streams().read(name, &lakebook_engine::streams::ReadFrom::TrimHorizon).unwrap();
+    records.iter().map(|(_, r)| serde_json::from_slice(&r.data).unwrap()).collect()
+}
+
+#[tokio::test]
+async fn reference_data_from_an_s3_object_and_a_catalog_table_joins_into_stream_and_firehose_sinks() {
+    let (_dir, lb) = setup(1).await;
+    lb.streams().create("alerts", Some(1), None).unwrap();
+    lb.lake().create_bucket("ref").unwrap();
+    lb.lake().put(&S3Uri::parse("s3://ref/pages.csv").unwrap(), Bytes::from("home,Home page\ncart,Shopping cart\n")).await.unwrap();
+    lb.lake().put(&S3Uri::parse("s3://ref/owners/o.json").unwrap(), Bytes::from("{\"page\":\"home\",\"team\":\"web\"}\n{\"page\":\"cart\",\"team\":\"shop\"}\n")).await.unwrap();
+    lb.sql().run("CREATE DATABASE web", "default").await.unwrap();
+    lb.sql().run("CREATE EXTERNAL TABLE web.owners (page string, team string) STORED AS JSONFILE LOCATION 's3://ref/owners/'", "web").await.unwrap();
+    let firehose = lakebook_engine::firehose::Config { bucket: "out".into(), prefix: "fh/".into(), buffer_mb: Some(1), buffer_interval_s: Some(60), newline: true, ..Default::default() };
+    lb.firehose().create("to_s3", firehose).unwrap();
+    let sql = "CREATE TABLE clicks (page STRING, ts TIMESTAMP(3), WATERMARK FOR ts AS ts - INTERVAL '5' SECOND)
+         WITH ('connector' = 'kinesis', 'stream' = 'clicks', 'format' = 'json');
+         CREATE TABLE pages (page STRING, title STRING) WITH ('connector' = 'filesystem', 'path' = 's3://ref/pages.csv', 'format' = 'csv');
+         CREATE TABLE alerts (page STRING, title STRING, team STRING, n BIGINT) WITH ('connector' = 'kinesis', 'stream' = 'alerts', 'format' = 'json');
+         CREATE TABLE delivered (page STRING, window_start TIMESTAMP(3), n BIGINT) WITH ('connector' = 'firehose', 'delivery-stream' = 'to_s3', 'format' = 'json');
+         INSERT INTO alerts
+         SELECT w.page, p.title, o.team, COUNT(*) AS n
+         FROM TABLE(TUMBLE(TABLE clicks, DESCRIPTOR(ts), INTERVAL '1' MINUTE)) w
+         JOIN pages p ON w.page = p.page JOIN web.owners o ON o.page = w.page
+         GROUP BY w.page, p.title, o.team, window_start, window_end HAVING COUNT(*) >= 2;
+         INSERT INTO delivered
+         SELECT page, window_start, COUNT(*) FROM TABLE(TUMBLE(TABLE clicks, DESCRIPTOR(ts), INTERVAL '1' MINUTE))
+         GROUP BY page, window_start, window_end;";
+    lb.create_analytics_application("enrich", sql).await.unwrap();
+    lb.analytics().start("enrich", Some(StartFrom::TrimHorizon)).await.unwrap();
+    for (page, ts) in [("home", "10:00:05"), ("home", "10:00:20"), ("cart", "10:00:30"), ("home", "10:01:10")] {
+        put(&lb, "k", page, ts);
+    }
+    lb.run_due_work().await;
+    // Only home reached 2 in the first minute: one alert, enriched from both references.
+    assert_eq!(stream_rows(&lb, "alerts"), [serde_json::json!({"page": "home", "title": "Home page", "team": "web", "n": 2})]);
+    // The Firehose stream buffers for 60 s, then delivers the minute's two rows to S3.
+    lb.clock().advance(std::time::Duration::from_secs(61)).unwrap();
+    lb.run_due_work().await;
+    let listing = lb.lake().list(&S3Uri::parse("s3://out/fh/").unwrap(), true).await.unwrap();
+    assert_eq!(listing.objects.len(), 1, "{listing:?}");
+    let text = lb.lake().get(&S3Uri { bucket: "out".into(), key: listing.objects[0].key.clone() }).await.unwrap();
+    let mut pages: Vec<String> = String::from_utf8_lossy(&text).lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()).map(|v| format!("{} {}", v["page"], v["n"])).collect();
+    pages.sort();
+    assert_eq!(pages, ["\"cart\" 1", "\"home\" 2"]);
+}
+
+#[tokio::test]
+async fn rows_a_throttled_stream_sink_refuses_wait_in_the_state_and_go_at_the_next_step() {
+    let (dir, lb) = setup(1).await;
+    lb.streams().create("copy", Some(1), None).unwrap();
+    lb.streams().set_limits("clicks", false).unwrap();
+    let sql = "CREATE TABLE clicks (page STRING, ts TIMESTAMP(3), WATERMARK FOR ts AS ts - INTERVAL '5' SECOND)
+         WITH ('connector' = 'kinesis', 'stream' = 'clicks', 'format' = 'json');
+         CREATE TABLE copy (page STRING, ts TIMESTAMP(3)) WITH ('connector' = 'kinesis', 'stream' = 'copy', 'format' = 'json');
+         INSERT INTO copy SELECT page, ts FROM clicks WHERE page <> 'skip';";
+    lb.create_analytics_application("copier", sql).await.unwrap();
+    lb.analytics().start("copier", Some(StartFrom::TrimHorizon)).await.unwrap();
+    for i in 0..1_300 {
+        put(&lb, "k", if i % 13 == 0 { "skip" } else { "p" }, "10:00:00");
+    }
+    lb.run_due_work().await;
+    // 1,200 rows pass the filter; a shard takes 1,000 records a second.
+    assert_eq!(stream_rows(&lb, "copy").len(), 1_000);
+    assert_eq!(lb.analytics().describe("copier").unwrap().waiting, 200);
+    // A restart keeps them (they are in the saved state) …
+    drop(lb);
+    let lb = Lakebook::open(dir.path().join("ws")).unwrap();
+    assert_eq!(lb.analytics().describe("copier").unwrap().waiting, 200);
+    // … and the next second sends them, once.
+    lb.clock().advance(std::time::Duration::from_secs(1)).unwrap();
+    lb.run_due_work().await;
+    assert_eq!(stream_rows(&lb, "copy").len(), 1_200);
+    assert_eq!(lb.analytics().describe("copier").unwrap().waiting, 0);
+}
+
 #[tokio::test]
 async fn bad_applications_are_refused_with_the_reason() {
     let (_dir, lb) = setup(1).await;
@@ -202,6 +280,119 @@ async fn bad_applications_are_refused_with_the_reason() {
     let err = lb.create_analytics_application("x", &bad_column).await.unwrap_err();
     assert!(err.message().contains("nope"), "{err}");
     assert!(lb.analytics().list().is_empty());
-    let err = lb.analytics().start("missing", StartFrom::Latest).unwrap_err();
+    let err = lb.analytics().start("missing", Some(StartFrom::Latest)).await.unwrap_err();
     assert_eq!(err.code(), "ResourceNotFoundException");
+}
+
+/// Every file under `dirs` (a snapshot to put back, as a crash at that point would leave them).
+fn snapshot(dirs: &[std::path::PathBuf]) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut files = Vec::new();
+    for dir in dirs {
+        for entry in walk(dir) {
+            files.push((entry.clone(), std::fs::read(&entry).unwrap()));
+        }
+    }
+    files
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() { out.extend(walk(&path)) } else { out.push(path) }
+    }
+    out
+}
+
+fn restore(dirs: &[std::path::PathBuf], files: &[(std::path::PathBuf, Vec<u8>)]) {
+    for dir in dirs {
+        for path in walk(dir) {
+            std::fs::remove_file(path).unwrap();
+        }
+    }
+    for (path, bytes) in files {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, bytes).unwrap();
+    }
+}
+
+const COUNTS: &str = "TUMBLE(TABLE clicks, DESCRIPTOR(ts), INTERVAL '1' MINUTE)";
+
+#[tokio::test]
+async fn a_crash_after_the_state_is_saved_but_before_the_lease_checkpoint_reads_nothing_twice() {
+    let (dir, lb) = setup(1).await;
+    let path = "s3://out/c/";
+    lb.create_analytics_application("c", &app(COUNTS, path)).await.unwrap();
+    lb.analytics().start("c", None).await.unwrap();
+    put(&lb, "k", "a", "10:00:01");
+    put(&lb, "k", "a", "10:00:02");
+    lb.run_due_work().await;
+    let leases = [dir.path().join("ws/streams/clicks/leases")];
+    let before = snapshot(&leases);
+    assert!(!before.is_empty(), "the lease table is where the test expects it");
+    put(&lb, "k", "a", "10:00:03");
+    lb.run_due_work().await;
+    // The lease table as it was before that step: the state saved, the checkpoint lost.
+    restore(&leases, &before);
+    drop(lb);
+    let lb = Lakebook::open(dir.path().join("ws")).unwrap();
+    put(&lb, "k", "a", "10:01:10");
+    lb.run_due_work().await;
+    assert_eq!(sink_rows(&lb, path).await, ["a 10:00:00 10:01:00 3"]);
+    assert_eq!(lb.analytics().describe("c").unwrap().app.records_in, 4);
+}
+
+#[tokio::test]
+async fn a_crash_after_the_results_are_written_but_before_the_state_is_saved_writes_them_once() {
+    let (dir, lb) = setup(1).await;
+    let path = "s3://out/c/";
+    lb.create_analytics_application("c", &app(COUNTS, path)).await.unwrap();
+    lb.analytics().start("c", None).await.unwrap();
+    put(&lb, "k", "a", "10:00:01");
+    put(&lb, "k", "a", "10:00:30");
+    lb.run_due_work().await;
+    let state = [dir.path().join("ws/analytics"), dir.path().join("ws/streams/clicks/leases")];
+    let before = snapshot(&state);
+    put(&lb, "k", "a", "10:01:10");
+    lb.run_due_work().await;
+    assert_eq!(sink_rows(&lb, path).await, ["a 10:00:00 10:01:00 2"]);
+    // State and positions as they were before that step; its result file stays.
+    restore(&state, &before);
+    drop(lb);
+    let lb = Lakebook::open(dir.path().join("ws")).unwrap();
+    lb.run_due_work().await;
+    put(&lb, "k", "a", "10:02:10");
+    lb.stop_analytics_application("c", true).await.unwrap();
+    assert_eq!(sink_rows(&lb, path).await, ["a 10:00:00 10:01:00 2", "a 10:01:00 10:02:00 1", "a 10:02:00 10:03:00 1"]);
+}
+
+#[tokio::test]
+async fn stop_and_start_resume_or_start_afresh_from_each_position() {
+    let (_dir, lb) = setup(1).await;
+    // Many reads in one second of a frozen clock: past the 5 GetRecords a second a shard allows.
+    lb.streams().set_limits("clicks", false).unwrap();
+    let path = "s3://out/c/";
+    lb.create_analytics_application("c", &app(COUNTS, path)).await.unwrap();
+    lb.analytics().start("c", None).await.unwrap();
+    put(&lb, "k", "a", "10:00:01");
+    lb.run_due_work().await;
+    lb.stop_analytics_application("c", false).await.unwrap();
+    // Stopped without drain: the open minute is kept; what arrives meanwhile is read on resume.
+    put(&lb, "k", "a", "10:00:20");
+    lb.analytics().start("c", None).await.unwrap();
+    put(&lb, "k", "a", "10:01:10");
+    lb.run_due_work().await;
+    assert_eq!(sink_rows(&lb, path).await, ["a 10:00:00 10:01:00 2"]);
+    lb.stop_analytics_application("c", false).await.unwrap();
+    // --from latest: afresh at the tip; the open minute (10:01:10) and b are skipped.
+    put(&lb, "k", "b", "10:02:00");
+    lb.analytics().start("c", Some(StartFrom::Latest)).await.unwrap();
+    put(&lb, "k", "c", "10:03:00");
+    lb.stop_analytics_application("c", true).await.unwrap();
+    assert_eq!(sink_rows(&lb, path).await, ["a 10:00:00 10:01:00 2", "c 10:03:00 10:04:00 1"]);
+    // --from trim-horizon: everything the stream holds, again.
+    lb.analytics().start("c", Some(StartFrom::TrimHorizon)).await.unwrap();
+    lb.stop_analytics_application("c", true).await.unwrap();
+    let rows = sink_rows(&lb, path).await;
+    assert_eq!(rows[2..], ["a 10:00:00 10:01:00 2", "a 10:01:00 10:02:00 1", "b 10:02:00 10:03:00 1", "c 10:03:00 10:04:00 1"]);
 }

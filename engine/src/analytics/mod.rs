@@ -12,26 +12,32 @@
 //! `<workspace>/analytics/<app>.json` after every step, atomically.
 
 pub mod sql;
+mod sinks;
+mod windows;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use arrow_array::{Array, ArrayRef, RecordBatch, TimestampMillisecondArray};
+use arrow_array::{Array, RecordBatch, TimestampMillisecondArray};
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use chrono::{DateTime, Utc};
 use datafusion::datasource::MemTable;
 use datafusion::prelude::SessionContext;
 use serde::{Deserialize, Serialize};
 
+use datafusion::catalog::CatalogProvider;
+
 use crate::clock::Clock;
 use crate::error::{Result, closest};
-use crate::lake::{Lake, S3Uri};
+use crate::lake::Lake;
 use crate::streams::Streams;
 use crate::streams::leases::InitialPosition;
 use crate::workspace::{Workspace, read_json, write_json};
 use crate::{internal_err, service_err};
+pub use sinks::Sinks;
 use sql::{AppSql, Connector, TableDecl, WindowCall, WindowKind};
+use windows::{WindowState, fire, in_window_order, partition_keys};
 
 /// Records read from a source per step.
 const READ_BATCH: usize = 10_000;
@@ -83,65 +89,15 @@ pub struct Application {
     pub last_checkpoint: Option<DateTime<Utc>>,
     /// Files written to filesystem sinks (names them).
     files_written: u64,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-struct WindowState {
-    /// (event or processing time ms, record JSON, watermark on arrival) of records whose
-    /// windows are open: a record counts only in windows whose end the watermark on its
-    /// arrival had not passed.
-    buffered: Vec<(i64, String, i64)>,
-    fired_until: Option<i64>,
-    /// SESSION windows not fired yet, per partition key.
+    /// Steps run (names the files a step writes, so a step run again after a crash
+    /// rewrites the same files instead of adding to them).
     #[serde(default)]
-    sessions: BTreeMap<String, Vec<Session>>,
-}
-
-/// One session window `[start, end)`: its records, and the end is the last record's time
-/// plus the gap.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Session {
-    start: i64,
-    end: i64,
-    records: Vec<(i64, String)>,
-}
-
-impl WindowState {
-    /// Adds a record to its key's sessions as Flink merges session windows: the record's own
-    /// window `[ts, ts + gap)` merges with every open session it touches (ends included), and
-    /// is late (false) when it touches none and the watermark has passed its end.
-    fn join_session(&mut self, key: &str, ts: i64, line: String, gap: i64, watermark: Option<i64>) -> bool {
-        let watermark = watermark.unwrap_or(i64::MIN);
-        let list = self.sessions.entry(key.to_string()).or_default();
-        let mut merged = Session { start: ts, end: ts.saturating_add(gap), records: vec![(ts, line)] };
-        let mut joined = false;
-        let mut i = 0;
-        while i < list.len() {
-            let s = &list[i];
-            if s.end - 1 > watermark && s.start <= merged.end && s.end >= merged.start {
-                let s = list.swap_remove(i);
-                merged.start = merged.start.min(s.start);
-                merged.end = merged.end.max(s.end);
-                merged.records.extend(s.records);
-                joined = true;
-                i = 0;
-            } else {
-                i += 1;
-            }
-        }
-        if !joined && merged.end - 1 <= watermark {
-            if list.is_empty() {
-                self.sessions.remove(key);
-            }
-            return false;
-        }
-        list.push(merged);
-        true
-    }
-
-    fn open_records(&self) -> usize {
-        self.buffered.len() + self.sessions.values().flatten().map(|s| s.records.len()).sum::<usize>()
-    }
+    steps: u64,
+    /// Result rows (JSON) not yet accepted by their stream or Firehose sink, per sink table:
+    /// kept in the state and sent again at the next step, as Flink's async sinks keep
+    /// in-flight records in their checkpoints.
+    #[serde(default)]
+    outbox: BTreeMap<String, Vec<String>>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -150,6 +106,11 @@ pub struct SourceState {
     pub shard_max_event: BTreeMap<String, i64>,
     pub watermark: Option<i64>,
     pub millis_behind_latest: i64,
+    /// The stream positions the state has consumed to, saved with it: after a crash
+    /// between the state's save and the lease table's checkpoint, the lease table is set
+    /// back to these before anything is read (so no record counts twice).
+    #[serde(default)]
+    pub positions: Vec<crate::streams::leases::Lease>,
 }
 
 /// What `describe` shows.
@@ -158,15 +119,29 @@ pub struct Description {
     pub app: Application,
     pub sources: Vec<(String, SourceState)>,
     pub open_windows: usize,
+    /// Result rows waiting for a stream or Firehose sink to accept them.
+    pub waiting: usize,
 }
 
-#[derive(Debug)]
 pub struct Analytics {
     dir: PathBuf,
     clock: Arc<Clock>,
     lake: Arc<Lake>,
     streams: Arc<Streams>,
+    /// The Data Catalog's databases, readable by name in an application's queries.
+    glue: Arc<dyn CatalogProvider>,
     apps: Mutex<BTreeMap<String, Application>>,
+    /// Reference data per application, loaded when it starts (or first runs after a restart).
+    references: Mutex<BTreeMap<String, Arc<BTreeMap<String, RecordBatch>>>>,
+    /// Applications whose saved positions were written back to their lease tables since
+    /// the workspace was opened.
+    reconciled: Mutex<std::collections::BTreeSet<String>>,
+}
+
+impl std::fmt::Debug for Analytics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Analytics").field("dir", &self.dir).finish_non_exhaustive()
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -174,7 +149,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Analytics {
-    pub fn open(workspace: &Workspace, clock: Arc<Clock>, lake: Arc<Lake>, streams: Arc<Streams>) -> Result<Self> {
+    pub fn open(workspace: &Workspace, clock: Arc<Clock>, lake: Arc<Lake>, streams: Arc<Streams>, glue: Arc<dyn CatalogProvider>) -> Result<Self> {
         // Made with the first application, so a workspace without any stays as it was.
         let dir = workspace.root().join("analytics");
         let mut apps = BTreeMap::new();
@@ -192,17 +167,28 @@ impl Analytics {
                 apps.insert(app.name.clone(), app);
             }
         }
-        Ok(Analytics { dir, clock, lake, streams, apps: Mutex::new(apps) })
+        Ok(Analytics { dir, clock, lake, streams, glue, apps: Mutex::new(apps), references: Mutex::default(), reconciled: Mutex::default() })
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(format!("{name}.json"))
+    }
+
+    /// The application as its state file last saved it.
+    fn load(&self, name: &str) -> Result<Application> {
+        let mut app = read_json::<Application>(&self.path(name))?.ok_or_else(|| internal_err!("the state of application {name} is missing"))?;
+        app.parsed = Some(sql::parse(&app.sql)?);
+        Ok(app)
     }
 
     fn save(&self, app: &Application) -> Result<()> {
         std::fs::create_dir_all(&self.dir).map_err(|e| crate::Error::io(&self.dir, e))?;
-        write_json(&self.dir.join(format!("{}.json", app.name)), app)
+        write_json(&self.path(&app.name), app)
     }
 
     /// ≙ CreateApplication: parses and checks the SQL (tables, window calls, and each query
     /// planned against its inputs' schemas) and keeps the application READY.
-    pub async fn create(&self, name: &str, text: &str, catalog: &crate::catalog::Catalog) -> Result<Application> {
+    pub async fn create(&self, name: &str, text: &str, catalog: &crate::catalog::Catalog, firehose: &crate::firehose::Firehose) -> Result<Application> {
         let valid = (1..=128).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.');
         if !valid {
             return Err(service_err!(InvalidArgumentException, "{name:?} is not a valid application name").with_hint("1-128 letters, digits, '_', '-' or '.'"));
@@ -213,7 +199,8 @@ impl Analytics {
         }
         let parsed = sql::parse(text)?;
         for insert in &parsed.inserts {
-            let ctx = context(&parsed, &BTreeMap::new(), self.clock.clone())?;
+            let references = parsed.references().map(|t| Ok((t.name.clone(), RecordBatch::new_empty(Arc::new(t.schema()?))))).collect::<Result<BTreeMap<_, _>>>()?;
+            let ctx = context(&parsed, &BTreeMap::new(), &references, &self.glue, self.clock.clone())?;
             let plan = ctx.state().create_logical_plan(&insert.query).await.map_err(|e| crate::query::sql_error(e, &insert.query))?;
             if insert.windows.is_empty() && datafusion::common::tree_node::TreeNode::exists(&plan, |p| Ok(matches!(p, datafusion::logical_expr::LogicalPlan::Aggregate(_)))).unwrap_or(false) {
                 return Err(service_err!(InvalidApplicationConfigurationException, "INSERT INTO {}: an aggregate over a stream needs a window", insert.target)
@@ -221,9 +208,6 @@ impl Analytics {
             }
             let columns = plan.schema().fields().len();
             match parsed.tables.iter().find(|t| t.name == insert.target) {
-                Some(t) if matches!(t.connector, Connector::Kinesis { .. }) => {
-                    return Err(service_err!(InvalidApplicationConfigurationException, "{} is a stream source; sinks to streams are not supported yet", t.name));
-                }
                 Some(t) if t.columns.len() != columns => {
                     return Err(service_err!(
                         InvalidApplicationConfigurationException,
@@ -246,6 +230,17 @@ impl Analytics {
                 }
             }
         }
+        for table in &parsed.tables {
+            match &table.connector {
+                Connector::Kinesis { stream, .. } => {
+                    self.streams.describe(stream).map_err(|e| e.with_hint(format!("{}: create the stream first with `%stream create {stream}`", table.name)))?;
+                }
+                Connector::Firehose { delivery_stream } => {
+                    firehose.describe(delivery_stream).map_err(|e| e.with_hint(format!("{}: create the Firehose stream first with `%firehose create {delivery_stream} …`", table.name)))?;
+                }
+                Connector::Filesystem { .. } => {}
+            }
+        }
         let app = Application {
             name: name.to_string(),
             sql: text.to_string(),
@@ -261,6 +256,8 @@ impl Analytics {
             records_unreadable: 0,
             last_checkpoint: None,
             files_written: 0,
+            steps: 0,
+            outbox: BTreeMap::new(),
         };
         self.save(&app)?;
         lock(&self.apps).insert(name.to_string(), app.clone());
@@ -287,17 +284,48 @@ impl Analytics {
         let app = self.get(name)?;
         let sources = app.sources.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         let open_windows = app.windows.values().map(WindowState::open_records).sum();
-        Ok(Description { app, sources, open_windows })
+        let waiting = app.outbox.values().map(Vec::len).sum();
+        Ok(Description { app, sources, open_windows, waiting })
     }
 
-    /// ≙ StartApplication.
-    pub fn start(&self, name: &str, from: StartFrom) -> Result<Application> {
+    /// ≙ StartApplication: reference data is read now (a start after a change to it sees
+    /// the change, as UpdateApplication does in KDA).
+    pub async fn start(&self, name: &str, from: Option<StartFrom>) -> Result<Application> {
         let mut app = self.get(name)?;
         if app.status == Status::Running {
             return Err(service_err!(ResourceInUseException, "application {name} is already RUNNING"));
         }
+        let parsed = app.parsed.clone().ok_or_else(|| internal_err!("application {name} was not parsed"))?;
+        let references = self.load_references(&parsed).await?;
+        lock(&self.references).insert(name.to_string(), Arc::new(references));
+        // A position given: start afresh from it, without the saved state (KDA's
+        // SKIP_RESTORE_FROM_SNAPSHOT): open windows, watermarks and positions go. Without one,
+        // resume from the saved state (RESTORE_FROM_LATEST_SNAPSHOT); a first start reads from
+        // the oldest record.
+        if let Some(from) = from {
+            for source in app.sources.values() {
+                self.streams.delete_leases(&source.stream, &consumer_name(name))?;
+            }
+            for table in parsed.sources() {
+                if let Connector::Kinesis { stream, .. } = &table.connector {
+                    self.streams.delete_leases(stream, &consumer_name(name))?;
+                }
+            }
+            app.sources.clear();
+            app.windows.clear();
+            app.start_from_trim_horizon = from == StartFrom::TrimHorizon;
+            // The position is taken now (LATEST is the tip at the start, not at the first read).
+            let initial = if app.start_from_trim_horizon { InitialPosition::TrimHorizon } else { InitialPosition::Latest };
+            for table in parsed.sources() {
+                if let Connector::Kinesis { stream, .. } = &table.connector {
+                    let pinned = self.streams.lease_read(stream, &consumer_name(name), initial, 0)?;
+                    self.streams.checkpoint(stream, &consumer_name(name), &pinned.leases)?;
+                    let source = app.sources.entry(table.name.clone()).or_insert_with(|| SourceState { stream: stream.clone(), ..SourceState::default() });
+                    source.positions = pinned.leases;
+                }
+            }
+        }
         app.status = Status::Running;
-        app.start_from_trim_horizon = from == StartFrom::TrimHorizon;
         self.save(&app)?;
         lock(&self.apps).insert(name.to_string(), app.clone());
         Ok(app)
@@ -305,12 +333,17 @@ impl Analytics {
 
     /// ≙ StopApplication. With `drain`, every open window fires first (as Flink's
     /// `stop --drain` advances the watermark to the end of time).
-    pub async fn stop(&self, name: &str, drain: bool, sql_engine: &crate::sql::SqlEngine) -> Result<Application> {
+    pub async fn stop(&self, name: &str, drain: bool, sinks: Sinks<'_>) -> Result<Application> {
         let mut app = self.get(name)?;
         if app.status != Status::Running {
             return Err(service_err!(ResourceInUseException, "application {name} is {}, not RUNNING", app.status));
         }
-        self.step(&mut app, sql_engine, drain).await?;
+        if let Err(e) = self.step(&mut app, sinks, drain).await {
+            // Back to what was last saved: nothing half-done stays in memory.
+            lock(&self.apps).insert(name.to_string(), self.load(name)?);
+            return Err(e);
+        }
+        lock(&self.references).remove(name);
         app.status = Status::Ready;
         self.save(&app)?;
         lock(&self.apps).insert(name.to_string(), app.clone());
@@ -320,8 +353,9 @@ impl Analytics {
     /// ≙ DeleteApplication: its state and its consumer positions go.
     pub fn delete(&self, name: &str) -> Result<()> {
         let app = self.get(name)?;
-        let path = self.dir.join(format!("{name}.json"));
+        let path = self.path(name);
         std::fs::remove_file(&path).map_err(|e| crate::Error::io(&path, e))?;
+        lock(&self.references).remove(name);
         for source in app.sources.values() {
             let _ = self.streams.delete_leases(&source.stream, &consumer_name(name));
         }
@@ -331,35 +365,59 @@ impl Analytics {
 
     /// Runs every RUNNING application until it has read its streams to their ends; reports
     /// what each emitted.
-    pub async fn run_due(&self, sql_engine: &crate::sql::SqlEngine) -> Vec<String> {
+    pub async fn run_due(&self, sinks: Sinks<'_>) -> Vec<String> {
         let running: Vec<Application> = lock(&self.apps).values().filter(|a| a.status == Status::Running).cloned().collect();
         let mut reports = Vec::new();
         for mut app in running {
             let before = app.records_out;
-            match self.step(&mut app, sql_engine, false).await {
+            match self.step(&mut app, sinks, false).await {
                 Ok(()) => {
                     if app.records_out > before {
                         reports.push(format!("analytics {} emitted {} row(s)", app.name, app.records_out - before));
                     }
+                    let waiting: usize = app.outbox.values().map(Vec::len).sum();
+                    if waiting > 0 {
+                        reports.push(format!("analytics {}: {waiting} row(s) wait for their sink to accept them (sent again at the next step)", app.name));
+                    }
+                    lock(&self.apps).insert(app.name.clone(), app);
                 }
-                Err(e) => reports.push(format!("analytics {} failed: {e}", app.name)),
+                Err(e) => {
+                    reports.push(format!("analytics {} failed: {e}", app.name));
+                    // Back to what was last saved, so the step runs again from there.
+                    match self.load(&app.name) {
+                        Ok(saved) => {
+                            lock(&self.apps).insert(app.name.clone(), saved);
+                        }
+                        Err(e) => reports.push(format!("analytics {}: its state could not be read again: {e}", app.name)),
+                    }
+                }
             }
-            lock(&self.apps).insert(app.name.clone(), app);
         }
         reports
     }
 
     /// Reads what the sources hold, fires the windows the watermarks passed (all of them
     /// when `drain`), writes the results, then saves the state and the read positions.
-    async fn step(&self, app: &mut Application, sql_engine: &crate::sql::SqlEngine, drain: bool) -> Result<()> {
+    async fn step(&self, app: &mut Application, sinks: Sinks<'_>, drain: bool) -> Result<()> {
         let parsed = app.parsed.clone().ok_or_else(|| internal_err!("application {} was not parsed", app.name))?;
         let now = self.clock.now().timestamp_millis();
+        let references = self.references_of(app, &parsed).await?;
+        if !lock(&self.reconciled).contains(&app.name) {
+            for source in app.sources.values().filter(|s| !s.positions.is_empty()) {
+                self.streams.checkpoint(&source.stream, &consumer_name(&app.name), &source.positions)?;
+            }
+            lock(&self.reconciled).insert(app.name.clone());
+        }
+        // Rows a stream or Firehose sink did not take last time go first.
+        if self.flush(app, &parsed, sinks).await {
+            self.save(app)?;
+        }
         loop {
             let mut read_any = false;
             let mut pending_leases = Vec::new();
             // New rows per source table (only sources some query reads).
             let mut fresh: BTreeMap<String, RecordBatch> = BTreeMap::new();
-            for table in parsed.tables.iter().filter(|t| matches!(t.connector, Connector::Kinesis { .. })) {
+            for table in parsed.sources() {
                 let Connector::Kinesis { stream, .. } = &table.connector else { continue };
                 let initial = if app.start_from_trim_horizon { InitialPosition::TrimHorizon } else { InitialPosition::Latest };
                 let batch = self.streams.lease_read(stream, &consumer_name(&app.name), initial, READ_BATCH)?;
@@ -369,6 +427,7 @@ impl Analytics {
                     _ => 0,
                 };
                 pending_leases.push((stream.clone(), batch.leases.clone()));
+                source.positions = batch.leases.clone();
                 if batch.records.is_empty() {
                     continue;
                 }
@@ -428,13 +487,14 @@ impl Analytics {
                     source.watermark = Some(now);
                 }
             }
-            for insert in &parsed.inserts {
+            app.steps += 1;
+            for (index, insert) in parsed.inserts.iter().enumerate() {
                 let output = if insert.windows.is_empty() {
                     // A continuous filter / projection: this step's new rows go through.
                     if fresh.is_empty() {
                         continue;
                     }
-                    run_query(&parsed, &insert.query, &fresh, &BTreeMap::new(), self.clock.clone()).await?
+                    run_query(&parsed, &insert.query, &fresh, &references, &BTreeMap::new(), &self.glue, self.clock.clone()).await?
                 } else {
                     let mut assigned = BTreeMap::new();
                     for call in &insert.windows {
@@ -448,58 +508,31 @@ impl Analytics {
                     if assigned.is_empty() {
                         continue;
                     }
-                    run_query(&parsed, &insert.query, &BTreeMap::new(), &assigned, self.clock.clone()).await?
+                    run_query(&parsed, &insert.query, &BTreeMap::new(), &references, &assigned, &self.glue, self.clock.clone()).await?
                 };
                 let rows: usize = output.iter().map(RecordBatch::num_rows).sum();
                 if rows == 0 {
                     continue;
                 }
                 let batch = in_window_order(output)?;
-                self.write_sink(app, &parsed, &insert.target, batch, sql_engine).await?;
+                self.write_sink(app, &parsed, index, &insert.target, batch, sinks.sql).await?;
                 app.records_out += rows as u64;
             }
+            // The files are written; the state (open windows, the outbox) is saved; then the
+            // streams' positions. A crash before the save runs the step again from the last
+            // state and positions, and the step writes the same files again (same names).
             app.last_checkpoint = Some(self.clock.now());
             self.save(app)?;
             for (stream, leases) in pending_leases {
                 self.streams.checkpoint(&stream, &consumer_name(&app.name), &leases)?;
             }
+            if self.flush(app, &parsed, sinks).await {
+                self.save(app)?;
+            }
             if !read_any {
                 return Ok(());
             }
         }
-    }
-
-    async fn write_sink(&self, app: &mut Application, parsed: &AppSql, target: &str, batch: RecordBatch, sql_engine: &crate::sql::SqlEngine) -> Result<()> {
-        match parsed.tables.iter().find(|t| t.name == target) {
-            Some(t) => {
-                let Connector::Filesystem { path, format } = &t.connector else {
-                    return Err(internal_err!("{} is not a sink", t.name));
-                };
-                let schema = Arc::new(t.schema()?);
-                let columns = batch
-                    .columns()
-                    .iter()
-                    .zip(schema.fields())
-                    .map(|(c, f)| datafusion::arrow::compute::cast(c, f.data_type()).map_err(|e| service_err!(InvalidApplicationConfigurationException, "column {}: {e}", f.name())))
-                    .collect::<Result<Vec<_>>>()?;
-                let batch = RecordBatch::try_new(schema, columns).map_err(|e| internal_err!("{e}"))?;
-                // Files as the lake's tables hold them (Parquet with Snappy, CSV without a header).
-                let format = match format.as_str() {
-                    "csv" => crate::catalog::Format::Csv { delimiter: ',', header: false, escape: None },
-                    "parquet" => crate::catalog::Format::Parquet,
-                    _ => crate::catalog::Format::Json,
-                };
-                let (bytes, extension) = crate::sql::ddl::encode(&batch, &format, None)?;
-                app.files_written += 1;
-                let uri = S3Uri::parse(path)?.folder().join(&format!("part-{}-{:08}{extension}", app.name, app.files_written));
-                self.lake.put(&uri, bytes).await?;
-            }
-            None => {
-                let (db, table) = target.split_once('.').ok_or_else(|| internal_err!("checked at create"))?;
-                sql_engine.append(db, table, &batch, &format!("{}-{:08}", app.name, app.records_out)).await?;
-            }
-        }
-        Ok(())
     }
 }
 
@@ -567,86 +600,6 @@ fn event_times(table: &TableDecl, rows: &RecordBatch, now: i64) -> Result<Vec<Op
     }
 }
 
-/// The rows of the windows that fire at `watermark` (each row once per window it is in,
-/// with `window_start`, `window_end` and `window_time`); what stays open stays buffered.
-fn fire(source: &TableDecl, call: &WindowCall, state: &mut WindowState, watermark: Option<i64>) -> Result<Option<RecordBatch>> {
-    let Some(watermark) = watermark else { return Ok(None) };
-    let mut lines: Vec<String> = Vec::new();
-    let mut starts = Vec::new();
-    let mut ends = Vec::new();
-    if let WindowKind::Session { .. } = call.kind {
-        for list in state.sessions.values_mut() {
-            let (fired, open): (Vec<Session>, Vec<Session>) = std::mem::take(list).into_iter().partition(|s| s.end - 1 <= watermark);
-            *list = open;
-            for session in fired {
-                for (_, line) in session.records {
-                    lines.push(line);
-                    starts.push(session.start);
-                    ends.push(session.end);
-                }
-            }
-        }
-        state.sessions.retain(|_, list| !list.is_empty());
-    } else {
-        let fired_until = state.fired_until.unwrap_or(i64::MIN);
-        let mut keep = Vec::new();
-        let mut new_until = fired_until;
-        for (i, (ts, line, arrival)) in state.buffered.iter().enumerate() {
-            let mut open = false;
-            for (start, end) in call.kind.windows_of(*ts) {
-                if end <= fired_until || end - 1 <= *arrival {
-                    continue;
-                }
-                if end - 1 <= watermark {
-                    lines.push(line.clone());
-                    starts.push(start);
-                    ends.push(end);
-                    new_until = new_until.max(end);
-                } else {
-                    open = true;
-                }
-            }
-            if open {
-                keep.push(i);
-            }
-        }
-        // `keep` is ascending: move the kept records rather than copy them.
-        let mut kept = keep.into_iter().peekable();
-        let buffered = std::mem::take(&mut state.buffered);
-        state.buffered = buffered.into_iter().enumerate().filter(|(i, _)| kept.next_if_eq(i).is_some()).map(|(_, r)| r).collect();
-        state.fired_until = Some(new_until);
-    }
-    if lines.is_empty() {
-        return Ok(None);
-    }
-    let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
-    let data = decode_lines(source, &lines)?;
-    let ts_field = |name: &str| Field::new(name, DataType::Timestamp(TimeUnit::Millisecond, None), false);
-    let mut fields: Vec<Field> = data.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
-    fields.extend([ts_field("window_start"), ts_field("window_end"), ts_field("window_time")]);
-    let mut columns: Vec<ArrayRef> = data.columns().to_vec();
-    columns.push(Arc::new(TimestampMillisecondArray::from(starts)));
-    columns.push(Arc::new(TimestampMillisecondArray::from(ends.clone())));
-    columns.push(Arc::new(TimestampMillisecondArray::from(ends.iter().map(|e| e - 1).collect::<Vec<_>>())));
-    Ok(Some(RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(|e| internal_err!("{e}"))?))
-}
-
-/// Each row's partition key (its PARTITION BY values as text), or None without keys.
-fn partition_keys(rows: &RecordBatch, columns: &[String]) -> Result<Option<Vec<String>>> {
-    if columns.is_empty() {
-        return Ok(None);
-    }
-    let options = datafusion::arrow::util::display::FormatOptions::default().with_null("\\N");
-    let formatters = columns
-        .iter()
-        .map(|c| {
-            let column = rows.column_by_name(c).ok_or_else(|| internal_err!("no column {c}"))?;
-            datafusion::arrow::util::display::ArrayFormatter::try_new(column.as_ref(), &options).map_err(|e| internal_err!("{e}"))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    Ok(Some((0..rows.num_rows()).map(|i| formatters.iter().map(|f| f.value(i).to_string()).collect::<Vec<_>>().join("\u{1f}")).collect()))
-}
-
 /// JSON records (one object each) decoded into `schema`'s columns.
 fn json_rows(schema: &SchemaRef, items: &[&[u8]]) -> std::result::Result<Option<RecordBatch>, arrow_schema::ArrowError> {
     let mut decoder = datafusion::arrow::json::ReaderBuilder::new(schema.clone()).with_batch_size(items.len().max(1)).build_decoder()?;
@@ -665,31 +618,56 @@ fn decode_lines(table: &TableDecl, lines: &[&str]) -> Result<RecordBatch> {
 }
 
 /// A DataFusion session with the application's tables: sources (this step's rows, or none),
-/// window placeholders (the rows of the windows firing), with `now()` on the engine clock.
-fn context(app: &AppSql, sources: &BTreeMap<String, RecordBatch>, clock: Arc<Clock>) -> Result<SessionContext> {
+/// reference data, window placeholders (the rows of the windows firing), the Data Catalog's
+/// databases (`db.table`), with `now()` on the engine clock.
+fn context(
+    app: &AppSql,
+    sources: &BTreeMap<String, RecordBatch>,
+    references: &BTreeMap<String, RecordBatch>,
+    glue: &Arc<dyn CatalogProvider>,
+    clock: Arc<Clock>,
+) -> Result<SessionContext> {
     let ctx = SessionContext::new_with_config(crate::query::tuned_config().with_target_partitions(1));
     ctx.register_udf(crate::query::clock_fn::now_udf(clock));
     let df = |e: datafusion::error::DataFusionError| internal_err!("{e}");
-    for table in app.tables.iter().filter(|t| matches!(t.connector, Connector::Kinesis { .. })) {
+    let default_catalog = ctx.copied_config().options().catalog.default_catalog.clone();
+    if let Some(catalog) = ctx.catalog(&default_catalog) {
+        for database in glue.schema_names() {
+            if let Some(schema) = glue.schema(&database).filter(|_| catalog.schema(&database).is_none()) {
+                catalog.register_schema(&database, schema).map_err(df)?;
+            }
+        }
+    }
+    let mem = |batch: RecordBatch| -> Result<Arc<MemTable>> { Ok(Arc::new(MemTable::try_new(batch.schema(), vec![vec![batch]]).map_err(df)?)) };
+    for (name, batch) in references {
+        ctx.register_table(name.as_str(), mem(batch.clone())?).map_err(df)?;
+    }
+    for table in app.sources() {
         let schema = Arc::new(table.schema()?);
         let batch = sources.get(&table.name).cloned().unwrap_or_else(|| RecordBatch::new_empty(schema.clone()));
-        ctx.register_table(table.name.as_str(), Arc::new(MemTable::try_new(schema, vec![vec![batch]]).map_err(df)?)).map_err(df)?;
+        ctx.register_table(table.name.as_str(), mem(batch)?).map_err(df)?;
         for insert in &app.inserts {
             for call in insert.windows.iter().filter(|w| w.table == table.name) {
                 let mut fields: Vec<Field> = table.schema()?.fields().iter().map(|f| f.as_ref().clone()).collect();
                 let ts = |name: &str| Field::new(name, DataType::Timestamp(TimeUnit::Millisecond, None), false);
                 fields.extend([ts("window_start"), ts("window_end"), ts("window_time")]);
-                let schema: SchemaRef = Arc::new(Schema::new(fields));
-                ctx.register_table(call.placeholder.as_str(), Arc::new(MemTable::try_new(schema.clone(), vec![vec![RecordBatch::new_empty(schema)]]).map_err(df)?))
-                    .map_err(df)?;
+                ctx.register_table(call.placeholder.as_str(), mem(RecordBatch::new_empty(Arc::new(Schema::new(fields))))?).map_err(df)?;
             }
         }
     }
     Ok(ctx)
 }
 
-async fn run_query(app: &AppSql, query: &str, sources: &BTreeMap<String, RecordBatch>, windows: &BTreeMap<String, RecordBatch>, clock: Arc<Clock>) -> Result<Vec<RecordBatch>> {
-    let ctx = context(app, sources, clock)?;
+async fn run_query(
+    app: &AppSql,
+    query: &str,
+    sources: &BTreeMap<String, RecordBatch>,
+    references: &BTreeMap<String, RecordBatch>,
+    windows: &BTreeMap<String, RecordBatch>,
+    glue: &Arc<dyn CatalogProvider>,
+    clock: Arc<Clock>,
+) -> Result<Vec<RecordBatch>> {
+    let ctx = context(app, sources, references, glue, clock)?;
     let df = |e: datafusion::error::DataFusionError| internal_err!("{e}");
     for (name, batch) in windows {
         ctx.deregister_table(name.as_str()).map_err(df)?;
@@ -697,22 +675,4 @@ async fn run_query(app: &AppSql, query: &str, sources: &BTreeMap<String, RecordB
     }
     let frame = ctx.sql(query).await.map_err(|e| crate::query::sql_error(e, query))?;
     frame.collect().await.map_err(|e| crate::query::sql_error(e, query))
-}
-
-/// The results in window order (by `window_end`, then `window_start`, when the query
-/// returns them), as one batch.
-fn in_window_order(batches: Vec<RecordBatch>) -> Result<RecordBatch> {
-    let schema = batches.first().map(RecordBatch::schema).ok_or_else(|| internal_err!("no result batches"))?;
-    let all = datafusion::arrow::compute::concat_batches(&schema, &batches).map_err(|e| internal_err!("{e}"))?;
-    let keys: Vec<datafusion::arrow::compute::SortColumn> = ["window_end", "window_start"]
-        .iter()
-        .filter_map(|n| all.column_by_name(n))
-        .map(|c| datafusion::arrow::compute::SortColumn { values: c.clone(), options: None })
-        .collect();
-    if keys.is_empty() {
-        return Ok(all);
-    }
-    let order = datafusion::arrow::compute::lexsort_to_indices(&keys, None).map_err(|e| internal_err!("{e}"))?;
-    let columns = all.columns().iter().map(|c| datafusion::arrow::compute::take(c.as_ref(), &order, None)).collect::<std::result::Result<Vec<_>, _>>();
-    RecordBatch::try_new(schema, columns.map_err(|e| internal_err!("{e}"))?).map_err(|e| internal_err!("{e}"))
 }

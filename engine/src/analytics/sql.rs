@@ -1,5 +1,7 @@
 //! An application's SQL, in Flink SQL's dialect as far as Lakebook runs it: `CREATE TABLE`
-//! declarations of sources (the `kinesis` connector) and sinks (the `filesystem` connector),
+//! declarations of streams (the `kinesis` connector, read as a source or written as a sink),
+//! files in the lake (`filesystem`: a sink, or reference data a query reads) and Firehose
+//! sinks (`firehose`),
 //! with an event-time `WATERMARK FOR ts AS ts - INTERVAL '5' SECOND` or a processing-time
 //! `pt AS PROCTIME()` column, and `INSERT INTO sink SELECT …` statements whose FROM may use
 //! the windowing table functions `TUMBLE`, `HOP`, `CUMULATE` and `SESSION`. The SELECT itself is run by
@@ -45,9 +47,11 @@ pub struct Watermark {
 pub enum Connector {
     /// A Kinesis data stream, records decoded as JSON.
     Kinesis { stream: String, initpos: Option<String> },
-    /// Files under an `s3://` path (Flink's filesystem connector), in `json`, `csv` or
-    /// `parquet`.
+    /// Files under an `s3://` path, or one object (Flink's filesystem connector), in `json`,
+    /// `csv` or `parquet`: a sink, or reference data when a query reads it.
     Filesystem { path: String, format: String },
+    /// A Firehose stream (Flink's `firehose` sink connector): each row one JSON record.
+    Firehose { delivery_stream: String },
 }
 
 /// `INSERT INTO target SELECT …`.
@@ -148,6 +152,9 @@ pub fn parse(text: &str) -> Result<AppSql> {
             let source = app.tables.iter().find(|t| t.name == w.table).ok_or_else(|| {
                 service_err!(InvalidApplicationConfigurationException, "the window reads table {}, which the application does not declare", w.table)
             })?;
+            if app.is_sink(&w.table) {
+                return Err(service_err!(InvalidApplicationConfigurationException, "the window reads {}, which an INSERT of the application writes", w.table));
+            }
             let event_time = source.watermark.as_ref().is_some_and(|m| m.column == w.time_column);
             if !event_time && source.proctime.as_deref() != Some(w.time_column.as_str()) {
                 return Err(service_err!(
@@ -340,9 +347,18 @@ fn create_table(statement: &str) -> Result<TableDecl> {
             }
             Connector::Filesystem { path, format }
         }
+        Some("firehose") => {
+            let delivery_stream = option("delivery-stream")
+                .or_else(|| option("delivery-stream.arn").map(|arn| arn.rsplit('/').next().unwrap_or_default().to_string()))
+                .ok_or_else(|| bad(format!("{name}: the firehose connector needs 'delivery-stream' = 'NAME'")))?;
+            if let Some(format) = option("format").filter(|f| f != "json") {
+                return Err(bad(format!("{name}: 'format' = '{format}' is not supported on a Firehose sink; rows are sent as 'json'")));
+            }
+            Connector::Firehose { delivery_stream }
+        }
         Some(other) => {
             return Err(bad(format!("{name}: the connector '{other}' is not supported"))
-                .with_hint("'connector' = 'kinesis' for a source stream, 'filesystem' for files in the lake; a catalog table is a sink as it is (INSERT INTO db.table)"));
+                .with_hint("'connector' = 'kinesis' (a stream: source or sink), 'filesystem' (files in the lake: sink or reference data), 'firehose' (a sink); a catalog table is read or written as it is (db.table)"));
         }
         None => return Err(bad(format!("{name}: WITH (…) names no 'connector'"))),
     };
@@ -441,6 +457,23 @@ pub fn arrow_type(flink: &str) -> Result<DataType> {
                 .with_hint("STRING, BOOLEAN, TINYINT, SMALLINT, INT, BIGINT, FLOAT, DOUBLE, DECIMAL(p, s), DATE, TIMESTAMP(3)"));
         }
     })
+}
+
+impl AppSql {
+    /// Whether some INSERT writes the table.
+    pub fn is_sink(&self, table: &str) -> bool {
+        self.inserts.iter().any(|i| i.target == table)
+    }
+
+    /// The streams read as sources: kinesis tables no INSERT writes.
+    pub fn sources(&self) -> impl Iterator<Item = &TableDecl> {
+        self.tables.iter().filter(|t| matches!(t.connector, Connector::Kinesis { .. }) && !self.is_sink(&t.name))
+    }
+
+    /// Reference data: filesystem tables no INSERT writes.
+    pub fn references(&self) -> impl Iterator<Item = &TableDecl> {
+        self.tables.iter().filter(|t| matches!(t.connector, Connector::Filesystem { .. }) && !self.is_sink(&t.name))
+    }
 }
 
 impl TableDecl {

@@ -193,6 +193,12 @@ impl SqlEngine {
         Ok(Self { ctx, catalog, lake, clock, temp_views, path, executions: Mutex::new(executions), workgroups })
     }
 
+    /// The Data Catalog as DataFusion sees it (databases as schemas, `streams` too), for
+    /// other engines' sessions (continuous applications) to read catalog tables by name.
+    pub fn glue_catalog(&self) -> Result<Arc<dyn datafusion::catalog::CatalogProvider>> {
+        self.ctx.catalog(CATALOG_NAME).ok_or_else(|| crate::internal_err!("the Data Catalog is not registered"))
+    }
+
     /// The session configuration every query starts from (benchmarks run bare DataFusion
     /// with it to measure the engine's own overhead).
     pub fn session_config(&self) -> SessionConfig {

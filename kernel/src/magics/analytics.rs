@@ -56,9 +56,10 @@ enum Verb {
     /// Start reading its streams (≙ StartApplication)
     Start {
         name: String,
-        /// Where a first start reads its streams from
-        #[arg(long, value_enum, default_value = "trim-horizon")]
-        from: From,
+        /// Start afresh from this position, without the saved state; without it, a stopped
+        /// application resumes where it stopped (a first start reads from trim-horizon)
+        #[arg(long, value_enum)]
+        from: Option<From>,
     },
     /// Stop it (≙ StopApplication); --drain fires every open window first
     Stop {
@@ -92,11 +93,11 @@ pub async fn run(args: AnalyticsArgs, mut ctx: Ctx<'_>) -> Result<Option<Bundle>
             Ok(None)
         }
         Verb::Start { name, from } => {
-            let from = match from {
+            let from = from.map(|from| match from {
                 From::TrimHorizon => StartFrom::TrimHorizon,
                 From::Latest | From::Now => StartFrom::Latest,
-            };
-            let app = analytics.start(&name, from)?;
+            });
+            let app = analytics.start(&name, from).await?;
             // What is already in the streams is read at once.
             for line in engine.run_due_work().await {
                 out.stdout(&format!("{line}\n"));
@@ -134,6 +135,9 @@ pub async fn run(args: AnalyticsArgs, mut ctx: Ctx<'_>) -> Result<Option<Bundle>
                 d.open_windows,
                 a.last_checkpoint.map_or("none".to_string(), |t| t.format("%Y-%m-%d %H:%M:%S%.3f").to_string())
             );
+            if d.waiting > 0 {
+                text.push_str(&format!("{} result row(s) wait for their stream or Firehose sink to accept them\n", d.waiting));
+            }
             for (table, s) in &d.sources {
                 let watermark = s
                     .watermark
