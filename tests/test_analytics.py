@@ -145,3 +145,33 @@ def test_a_kill_9_mid_window_loses_nothing_and_emits_each_window_once(start_kern
     kernel.ok("%sql CREATE EXTERNAL TABLE web.counts (page string, window_start timestamp, views bigint) STORED AS JSONFILE LOCATION 's3://lake/counts/'")
     rows = table_rows(kernel.ok("%sql SELECT page, CAST(window_start AS varchar) AS w, views FROM web.counts ORDER BY w, page").result["text/plain"])
     assert [(r[0], r[1][11:16], r[2]) for r in rows] == [("a", "10:00", "3"), ("b", "10:00", "1"), ("a", "10:01", "1"), ("b", "10:01", "1")], rows
+
+
+def test_peek_follows_results_live_on_the_system_clock(start_kernel) -> None:
+    kernel = start_kernel()
+    kernel.ok("%stream create clicks --shards 1")
+    kernel.ok("%lake mb s3://lake")
+    kernel.ok(
+        "%%analytics create live\n"
+        "CREATE TABLE clicks (page STRING, pt AS PROCTIME()) WITH ('connector' = 'kinesis', 'stream' = 'clicks', 'format' = 'json');\n"
+        "CREATE TABLE out (page STRING, window_end TIMESTAMP(3), views BIGINT) WITH ('connector' = 'filesystem', 'path' = 's3://lake/live/', 'format' = 'json');\n"
+        "INSERT INTO out SELECT page, window_end, COUNT(*) FROM TABLE(TUMBLE(TABLE clicks, DESCRIPTOR(pt), INTERVAL '1' SECOND)) GROUP BY page, window_start, window_end;"
+    )
+    kernel.failing("%analytics peek live --sink nope", "InvalidArgumentException")
+    kernel.ok('%%stream put clicks --partition-key k\n{"page":"home"}\n{"page":"home"}\n{"page":"cart"}')
+    kernel.ok("%analytics start live")
+    # The records sit in the current second's window; it fires once the clock passes its end,
+    # in the background, and the display is updated in place.
+    run = kernel.ok("%analytics peek live --follow 4s", timeout=30)
+    shown = run.of_type("display_data")
+    assert len(shown) == 1 and shown[0]["content"]["transient"].get("display_id"), run.describe()
+    updates = run.of_type("update_display_data")
+    assert updates, run.describe()
+    assert all(u["content"]["transient"]["display_id"] == shown[0]["content"]["transient"]["display_id"] for u in updates)
+    final = updates[-1]["content"]["data"]["text/plain"]
+    rows = {r[0]: r[2] for r in table_rows(final)}
+    assert rows == {"home": "2", "cart": "1"}, final
+    # Without --follow: the same rows, once.
+    assert table_rows(kernel.ok("%analytics peek live --limit 1").result["text/plain"])[0][0] in ("home", "cart")
+    kernel.ok("%clock manual")
+    kernel.failing("%analytics peek live --follow 2s", "InvalidArgumentException")

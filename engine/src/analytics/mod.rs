@@ -136,7 +136,12 @@ pub struct Analytics {
     /// Applications whose saved positions were written back to their lease tables since
     /// the workspace was opened.
     reconciled: Mutex<std::collections::BTreeSet<String>>,
+    /// The latest result rows per application and sink (at most `RECENT_ROWS`), for peek.
+    recent: Mutex<BTreeMap<(String, String), std::collections::VecDeque<RecordBatch>>>,
 }
+
+/// Result rows kept per sink for `peek`.
+pub const RECENT_ROWS: usize = 1_000;
 
 impl std::fmt::Debug for Analytics {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -167,7 +172,7 @@ impl Analytics {
                 apps.insert(app.name.clone(), app);
             }
         }
-        Ok(Analytics { dir, clock, lake, streams, glue, apps: Mutex::new(apps), references: Mutex::default(), reconciled: Mutex::default() })
+        Ok(Analytics { dir, clock, lake, streams, glue, apps: Mutex::new(apps), references: Mutex::default(), reconciled: Mutex::default(), recent: Mutex::default() })
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -350,12 +355,55 @@ impl Analytics {
         Ok(app)
     }
 
+    /// The latest result rows an application sent to `sink` (its first INSERT's when None),
+    /// oldest first, since the workspace was opened: what Flink Studio's live view shows.
+    pub fn peek(&self, name: &str, sink: Option<&str>) -> Result<(String, Option<RecordBatch>)> {
+        let app = self.get(name)?;
+        let parsed = app.parsed.as_ref().ok_or_else(|| internal_err!("application {name} was not parsed"))?;
+        let targets: Vec<&str> = parsed.inserts.iter().map(|i| i.target.as_str()).collect();
+        let target = match sink {
+            Some(s) => targets.iter().find(|t| t.eq_ignore_ascii_case(s)).ok_or_else(|| {
+                service_err!(InvalidArgumentException, "application {name} writes no sink {s}").with_hint(format!("its sinks: {}", targets.join(", ")))
+            })?,
+            None => targets.first().ok_or_else(|| internal_err!("application {name} has no INSERT"))?,
+        };
+        let recent = lock(&self.recent);
+        let batches = recent.get(&(name.to_string(), target.to_string()));
+        let batch = match batches {
+            Some(b) if !b.is_empty() => {
+                let all: Vec<RecordBatch> = b.iter().cloned().collect();
+                Some(datafusion::arrow::compute::concat_batches(&all[0].schema(), &all).map_err(|e| internal_err!("{e}"))?)
+            }
+            _ => None,
+        };
+        Ok((target.to_string(), batch))
+    }
+
+    /// Keeps a sink's latest rows for [`peek`](Self::peek).
+    fn remember(&self, app: &str, target: &str, batch: &RecordBatch) {
+        let mut recent = lock(&self.recent);
+        let kept = recent.entry((app.to_string(), target.to_string())).or_default();
+        kept.push_back(batch.slice(batch.num_rows().saturating_sub(RECENT_ROWS), batch.num_rows().min(RECENT_ROWS)));
+        let mut rows: usize = kept.iter().map(RecordBatch::num_rows).sum();
+        while rows > RECENT_ROWS {
+            let Some(front) = kept.pop_front() else { break };
+            rows -= front.num_rows();
+            if rows < RECENT_ROWS {
+                let keep = RECENT_ROWS - rows;
+                kept.push_front(front.slice(front.num_rows() - keep, keep));
+                rows = RECENT_ROWS;
+            }
+        }
+    }
+
     /// ≙ DeleteApplication: its state and its consumer positions go.
     pub fn delete(&self, name: &str) -> Result<()> {
         let app = self.get(name)?;
         let path = self.path(name);
         std::fs::remove_file(&path).map_err(|e| crate::Error::io(&path, e))?;
         lock(&self.references).remove(name);
+        lock(&self.recent).retain(|(a, _), _| a != name);
+        lock(&self.reconciled).remove(name);
         for source in app.sources.values() {
             let _ = self.streams.delete_leases(&source.stream, &consumer_name(name));
         }
@@ -515,6 +563,7 @@ impl Analytics {
                     continue;
                 }
                 let batch = in_window_order(output)?;
+                self.remember(&app.name, &insert.target, &batch);
                 self.write_sink(app, &parsed, index, &insert.target, batch, sinks.sql).await?;
                 app.records_out += rows as u64;
             }

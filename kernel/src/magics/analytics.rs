@@ -9,6 +9,7 @@ use lakebook_engine::analytics::StartFrom;
 
 use super::{Body, Ctx, Form, MagicSpec};
 use crate::error::CellError;
+use crate::render::chart::{self, ChartKind, ChartSpec};
 use crate::render::{self, Bundle, Footer, TableOptions, batch, strings, times};
 
 pub const SPEC: MagicSpec = MagicSpec {
@@ -28,7 +29,10 @@ pub const SPEC: MagicSpec = MagicSpec {
                   WITH ('connector' = 'kinesis', 'stream' = 'clickstream', 'format' = 'json');\n\
                   sinks CREATE TABLE out (…) WITH ('connector' = 'filesystem', 'path' = 's3://bucket/prefix/', 'format' = 'json')\n\
                   or a catalog table db.table; and INSERT INTO out SELECT … FROM TABLE(TUMBLE(TABLE clicks, DESCRIPTOR(ts),\n\
-                  INTERVAL '1' MINUTE)) GROUP BY window_start, window_end, …  (HOP and CUMULATE too).\n\
+                  INTERVAL '1' MINUTE)) GROUP BY window_start, window_end, …  (HOP, CUMULATE, and\n\
+                  SESSION(TABLE clicks PARTITION BY user_id, DESCRIPTOR(ts), INTERVAL '30' SECOND) too).\n\
+                  Sinks may also be streams ('connector' = 'kinesis') or Firehose streams ('connector' = 'firehose',\n\
+                  'delivery-stream' = 'NAME'); a filesystem table no INSERT writes is reference data to join.\n\
                   A window fires when the watermark passes its end; later records are counted as late and dropped.\n\
                   It runs as the engine clock moves: `%clock advance 1m` on the manual clock."
 )]
@@ -73,6 +77,29 @@ enum Verb {
     Describe { name: String },
     /// Delete it and its state (≙ DeleteApplication)
     Delete { name: String },
+    /// The latest result rows (of the first INSERT's sink, or --sink), updated in place with
+    /// --follow while the application runs (Flink Studio's live view)
+    Peek {
+        name: String,
+        /// Which sink's rows (the INSERT's target table)
+        #[arg(long)]
+        sink: Option<String>,
+        /// Keep the display updated for this long (e.g. 30s; the system clock only)
+        #[arg(long)]
+        follow: Option<String>,
+        /// Show the last N rows (default 20)
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// Draw the rows as a chart instead of a table
+        #[arg(long, value_enum)]
+        chart: Option<ChartKind>,
+        #[arg(long, value_name = "COL", requires = "chart")]
+        x: Option<String>,
+        #[arg(long, value_name = "COL", requires = "chart")]
+        y: Option<String>,
+        #[arg(long, value_name = "COL", requires = "chart")]
+        color: Option<String>,
+    },
 }
 
 pub async fn run(args: AnalyticsArgs, mut ctx: Ctx<'_>) -> Result<Option<Bundle>, CellError> {
@@ -146,6 +173,57 @@ pub async fn run(args: AnalyticsArgs, mut ctx: Ctx<'_>) -> Result<Option<Bundle>
                 text.push_str(&format!("source {table} (stream {}): watermark {watermark}, MillisBehindLatest {}\n", s.stream, s.millis_behind_latest));
             }
             out.stdout(&text);
+            Ok(None)
+        }
+        Verb::Peek { name, sink, follow, limit, chart, x, y, color } => {
+            let follow = follow.map(|f| lakebook_engine::clock::parse_duration(&f)).transpose()?;
+            if follow.is_some() && engine.clock().mode() == lakebook_engine::ClockMode::Manual {
+                return Err(CellError::new(
+                    "InvalidArgumentException",
+                    "--follow waits for results on the system clock; on the manual clock they change only with `%clock advance`, so peek after advancing",
+                ));
+            }
+            let spec = match chart {
+                Some(kind) => Some(ChartSpec {
+                    kind,
+                    x: x.ok_or_else(|| CellError::usage("--chart needs --x COLUMN (and --y COLUMN)"))?,
+                    y,
+                    color,
+                    title: Some(format!("{name} (latest results)")),
+                }),
+                None => None,
+            };
+            // The display and how many rows the sink has shown so far.
+            let view = |include_plotly: bool| -> Result<(Bundle, usize), CellError> {
+                let (target, rows) = analytics.peek(&name, sink.as_deref())?;
+                let Some(rows) = rows else {
+                    return Ok((render::text(&format!("{name}: no results in {target} yet (status {})", analytics.describe(&name)?.app.status)), 0));
+                };
+                let total = rows.num_rows();
+                let last = rows.slice(total.saturating_sub(limit), total.min(limit));
+                let footer = Footer { extra: vec![format!("latest of {target}"), format!("{} row(s) emitted in all", analytics.describe(&name)?.app.records_out)], ..Footer::default() };
+                Ok(match &spec {
+                    Some(spec) => (chart::chart(spec, &last, include_plotly)?, total),
+                    None => (render::table(&last, &TableOptions::plain(), &footer), total),
+                })
+            };
+            let include_plotly = spec.is_some() && !ctx.state.plotly_loaded;
+            let (first, _) = view(include_plotly)?;
+            if spec.is_some() {
+                ctx.state.plotly_loaded = true;
+            }
+            let Some(follow) = follow else { return Ok(Some(first)) };
+            let live = out.progress(first);
+            let until = std::time::Instant::now() + follow;
+            let mut emitted = analytics.describe(&name)?.app.records_out;
+            while std::time::Instant::now() < until {
+                tokio::time::sleep(std::time::Duration::from_millis(250).min(until.saturating_duration_since(std::time::Instant::now()))).await;
+                let now_emitted = analytics.describe(&name)?.app.records_out;
+                if now_emitted != emitted {
+                    emitted = now_emitted;
+                    live.update(view(false)?.0);
+                }
+            }
             Ok(None)
         }
         Verb::Delete { name } => {
