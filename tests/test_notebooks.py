@@ -466,7 +466,25 @@ def check_redshift(nb: NotebookNode) -> None:
     assert rows("firehose-count")[0][:2] == ["600", "351"], result(nb, "firehose-count")
 
 
+def check_analytics(nb: NotebookNode) -> None:
+    generated = stream(nb, "generate")
+    assert "Generated 7200 record(s)" in generated and "analytics page_metrics emitted 6 row(s)" in generated, generated
+    described = stream(nb, "describe")
+    assert "records in 7200, out 12, late records dropped 0" in described, described
+    drained = stream(nb, "drain")
+    assert "page_metrics: READY (18 row(s) emitted in all)" in drained and "firehose delivered 6 record(s)" in drained, drained
+    # Every click counted once in the metrics Firehose delivered to S3, per funnel step.
+    funnels = table_rows(result(nb, "query"))
+    assert [r[0] for r in funnels] == ["browse", "buy", "consider", "other"], funnels
+    assert sum(int(r[1]) for r in funnels) == 7200, funnels
+    alerts = table_rows(result(nb, "alert-stream"))
+    counts = [json.loads(r[4])["purchases"] for r in alerts]
+    assert counts and all(c > 95 for c in counts), alerts
+    assert PLOTLY_MIME in outputs(nb, "peek", "execute_result")[0].data, cell(nb, "peek").outputs
+
+
 CHECKS: dict[str, Callable[[NotebookNode], None]] = {
+    "08-analytics.ipynb": check_analytics,
     "01-streams.ipynb": check_streams,
     "03-athena.ipynb": check_athena,
     "00-tour.ipynb": check_tour,
