@@ -476,6 +476,13 @@ impl Analytics {
                 };
                 pending_leases.push((stream.clone(), batch.leases.clone()));
                 source.positions = batch.leases.clone();
+                // Every shard still being read holds the watermark back until it has given a
+                // record, as each of Flink's source splits does (no idle timeout).
+                if table.watermark.is_some() {
+                    for lease in batch.leases.iter().filter(|l| l.checkpoint != crate::streams::leases::SHARD_END) {
+                        source.shard_max_event.entry(lease.shard_id.clone()).or_insert(i64::MIN);
+                    }
+                }
                 if batch.records.is_empty() {
                     continue;
                 }
