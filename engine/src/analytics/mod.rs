@@ -50,6 +50,13 @@ pub enum Status {
     Running,
 }
 
+impl Application {
+    /// Result rows waiting for a stream or Firehose sink to accept them.
+    pub fn waiting(&self) -> usize {
+        self.outbox.values().map(Vec::len).sum()
+    }
+}
+
 impl std::fmt::Display for Status {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
@@ -289,7 +296,7 @@ impl Analytics {
         let app = self.get(name)?;
         let sources = app.sources.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         let open_windows = app.windows.values().map(WindowState::open_records).sum();
-        let waiting = app.outbox.values().map(Vec::len).sum();
+        let waiting = app.waiting();
         Ok(Description { app, sources, open_windows, waiting })
     }
 
@@ -308,9 +315,6 @@ impl Analytics {
         // resume from the saved state (RESTORE_FROM_LATEST_SNAPSHOT); a first start reads from
         // the oldest record.
         if let Some(from) = from {
-            for source in app.sources.values() {
-                self.streams.delete_leases(&source.stream, &consumer_name(name))?;
-            }
             for table in parsed.sources() {
                 if let Connector::Kinesis { stream, .. } = &table.connector {
                     self.streams.delete_leases(stream, &consumer_name(name))?;
@@ -423,7 +427,7 @@ impl Analytics {
                     if app.records_out > before {
                         reports.push(format!("analytics {} emitted {} row(s)", app.name, app.records_out - before));
                     }
-                    let waiting: usize = app.outbox.values().map(Vec::len).sum();
+                    let waiting = app.waiting();
                     if waiting > 0 {
                         reports.push(format!("analytics {}: {waiting} row(s) wait for their sink to accept them (sent again at the next step)", app.name));
                     }
