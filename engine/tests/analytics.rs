@@ -396,3 +396,48 @@ async fn stop_and_start_resume_or_start_afresh_from_each_position() {
     let rows = sink_rows(&lb, path).await;
     assert_eq!(rows[2..], ["a 10:00:00 10:01:00 2", "a 10:01:00 10:02:00 1", "b 10:02:00 10:03:00 1", "c 10:03:00 10:04:00 1"]);
 }
+
+/// The files holding an application's open windows.
+fn segment_files(dir: &std::path::Path, app: &str) -> Vec<String> {
+    let windows = dir.join("ws").join("analytics").join(format!("{app}.windows"));
+    std::fs::read_dir(windows).map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect()).unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_large_read_decodes_in_parts_keeps_a_bad_record_out_and_its_open_windows_survive_a_restart() {
+    let (dir, lb) = setup(2).await;
+    lb.streams().set_limits("clicks", false).unwrap();
+    let path = "s3://out/large/";
+    lb.create_analytics_application("large", &app("TUMBLE(TABLE clicks, DESCRIPTOR(ts), INTERVAL '10' SECOND)", path)).await.unwrap();
+    lb.analytics().start("large", Some(StartFrom::TrimHorizon)).await.unwrap();
+    // 25,001 records a millisecond apart from 10:00:00 (pages a and b, on both shards), one
+    // with a time that does not parse.
+    let mut text = String::new();
+    for i in 0..=25_000u32 {
+        let ts = format!("10:00:{:02}.{:03}", i / 1000, i % 1000);
+        let ts = if i == 12_345 { "soon".to_string() } else { format!("2026-01-01 {ts}") };
+        text.push_str(&format!("{{\"page\":\"{}\",\"ts\":\"{ts}\"}}\n", if i % 2 == 0 { "a" } else { "b" }));
+    }
+    let key = lakebook_engine::streams::lines::LineKey::Field("page".into());
+    lb.streams().load_lines("clicks", &Bytes::from(text), &key).unwrap();
+    lb.run_due_work().await;
+    // Watermark 10:00:19.999 (b's shard reached 10:00:24.999): [00, 10) and [10, 20) fired;
+    // [20, 30) holds 5,001 records, in one saved segment.
+    let fired = sink_rows(&lb, path).await;
+    assert_eq!(fired.len(), 4, "{fired:?}");
+    let d = lb.analytics().describe("large").unwrap();
+    assert_eq!((d.app.records_in, d.app.records_unreadable, d.open_windows), (25_001, 1, 5_001));
+    assert_eq!(segment_files(dir.path(), "large").len(), 1);
+    drop(lb);
+    let lb = Lakebook::open(dir.path().join("ws")).unwrap();
+    assert_eq!(lb.analytics().describe("large").unwrap().open_windows, 5_001);
+    lb.stop_analytics_application("large", true).await.unwrap();
+    let rows = sink_rows(&lb, path).await;
+    let counted: u64 = rows.iter().map(|r| r.rsplit(' ').next().unwrap().parse::<u64>().unwrap()).sum();
+    assert_eq!(counted, 25_000);
+    let mut last = rows[4..].to_vec();
+    last.sort();
+    assert_eq!(last, ["a 10:00:20 10:00:30 2501", "b 10:00:20 10:00:30 2500"]);
+    // Every window fired: no segment is left.
+    assert!(segment_files(dir.path(), "large").is_empty());
+}

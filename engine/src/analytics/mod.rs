@@ -9,7 +9,8 @@
 //! is due work on the engine clock (`run_due`): `%clock advance` drives it on the manual clock.
 //!
 //! State (open windows' records, watermarks, positions, counters) is saved in
-//! `<workspace>/analytics/<app>.json` after every step, atomically.
+//! `<workspace>/analytics/<app>.json` after every step, atomically; open windows' rows in Arrow
+//! IPC segments under `<workspace>/analytics/<app>.windows/` (see `windows.rs`).
 
 pub mod sql;
 mod sinks;
@@ -39,8 +40,9 @@ pub use sinks::Sinks;
 use sql::{AppSql, Connector, TableDecl, WindowCall, WindowKind};
 use windows::{WindowState, fire, in_window_order, partition_keys};
 
-/// Records read from a source per step.
-const READ_BATCH: usize = 10_000;
+/// Records read from a source per step: a step is the application's checkpoint interval
+/// (state saved, positions checkpointed), so it reads in large steps.
+const READ_BATCH: usize = 100_000;
 
 /// An application's status, as Managed Service for Apache Flink names them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -176,6 +178,10 @@ impl Analytics {
                 && let Some(mut app) = read_json::<Application>(&path)?
             {
                 app.parsed = Some(sql::parse(&app.sql)?);
+                let windows_dir = dir.join(format!("{}.windows", app.name));
+                for state in app.windows.values_mut() {
+                    state.load_segments(&windows_dir)?;
+                }
                 apps.insert(app.name.clone(), app);
             }
         }
@@ -190,12 +196,38 @@ impl Analytics {
     fn load(&self, name: &str) -> Result<Application> {
         let mut app = read_json::<Application>(&self.path(name))?.ok_or_else(|| internal_err!("the state of application {name} is missing"))?;
         app.parsed = Some(sql::parse(&app.sql)?);
+        for state in app.windows.values_mut() {
+            state.load_segments(&self.windows_dir(name))?;
+        }
         Ok(app)
     }
 
-    fn save(&self, app: &Application) -> Result<()> {
+    /// Where an application's open-window segments are kept.
+    fn windows_dir(&self, name: &str) -> PathBuf {
+        self.dir.join(format!("{name}.windows"))
+    }
+
+    /// Saves the state: new window segments first, then the state file naming them (the
+    /// atomic step), then the segments it no longer names go.
+    fn save(&self, app: &mut Application) -> Result<()> {
         std::fs::create_dir_all(&self.dir).map_err(|e| crate::Error::io(&self.dir, e))?;
-        write_json(&self.path(&app.name), app)
+        let windows_dir = self.windows_dir(&app.name);
+        let mut files = Vec::new();
+        for (placeholder, state) in &mut app.windows {
+            state.save_segments(&windows_dir, &format!("{placeholder}-{}", app.steps), &mut files)?;
+        }
+        write_json(&self.path(&app.name), &*app)?;
+        let entries = match std::fs::read_dir(&windows_dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(crate::Error::io(&windows_dir, e)),
+        };
+        for entry in entries.flatten() {
+            if !files.iter().any(|f| entry.file_name().to_str() == Some(f.as_str())) {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+        Ok(())
     }
 
     /// ≙ CreateApplication: parses and checks the SQL (tables, window calls, and each query
@@ -253,7 +285,7 @@ impl Analytics {
                 Connector::Filesystem { .. } => {}
             }
         }
-        let app = Application {
+        let mut app = Application {
             name: name.to_string(),
             sql: text.to_string(),
             created: self.clock.now(),
@@ -271,7 +303,7 @@ impl Analytics {
             steps: 0,
             outbox: BTreeMap::new(),
         };
-        self.save(&app)?;
+        self.save(&mut app)?;
         lock(&self.apps).insert(name.to_string(), app.clone());
         Ok(app)
     }
@@ -335,7 +367,7 @@ impl Analytics {
             }
         }
         app.status = Status::Running;
-        self.save(&app)?;
+        self.save(&mut app)?;
         lock(&self.apps).insert(name.to_string(), app.clone());
         Ok(app)
     }
@@ -354,7 +386,7 @@ impl Analytics {
         }
         lock(&self.references).remove(name);
         app.status = Status::Ready;
-        self.save(&app)?;
+        self.save(&mut app)?;
         lock(&self.apps).insert(name.to_string(), app.clone());
         Ok(app)
     }
@@ -405,6 +437,10 @@ impl Analytics {
         let app = self.get(name)?;
         let path = self.path(name);
         std::fs::remove_file(&path).map_err(|e| crate::Error::io(&path, e))?;
+        let windows_dir = self.windows_dir(name);
+        if windows_dir.exists() {
+            std::fs::remove_dir_all(&windows_dir).map_err(|e| crate::Error::io(&windows_dir, e))?;
+        }
         lock(&self.references).remove(name);
         lock(&self.recent).retain(|(a, _), _| a != name);
         lock(&self.reconciled).remove(name);
@@ -472,10 +508,17 @@ impl Analytics {
             for table in parsed.sources() {
                 let Connector::Kinesis { stream, .. } = &table.connector else { continue };
                 let initial = if app.start_from_trim_horizon { InitialPosition::TrimHorizon } else { InitialPosition::Latest };
-                let batch = self.streams.lease_read(stream, &consumer_name(&app.name), initial, READ_BATCH)?;
+                // The shards read, by their place in the read (records carry the place).
+                let mut read_shards: Vec<String> = Vec::new();
+                let batch = self.streams.lease_read_with(stream, &consumer_name(&app.name), initial, READ_BATCH, |shard, r| {
+                    if read_shards.last() != Some(&shard.shard_id) {
+                        read_shards.push(shard.shard_id.clone());
+                    }
+                    Read { shard: read_shards.len() - 1, arrival_ms: r.arrival_ms, data: r.data.clone() }
+                })?;
                 let source = app.sources.entry(table.name.clone()).or_insert_with(|| SourceState { stream: stream.clone(), ..SourceState::default() });
                 source.millis_behind_latest = match batch.records.last() {
-                    Some((_, r)) if batch.records.len() >= READ_BATCH => now - r.approximate_arrival.timestamp_millis(),
+                    Some(r) if batch.records.len() >= READ_BATCH => now - r.arrival_ms,
                     _ => 0,
                 };
                 pending_leases.push((stream.clone(), batch.leases.clone()));
@@ -492,25 +535,37 @@ impl Analytics {
                 }
                 read_any = true;
                 app.records_in += batch.records.len() as u64;
-                let Decoded { rows, index, shards, unreadable } = decode(table, &batch.records)?;
+                let Decoded { rows, index, unreadable } = decode(table, &batch.records)?;
                 app.records_unreadable += unreadable;
                 let times = event_times(table, &rows, now)?;
-                let lines = record_lines(&batch.records, &index);
                 let calls: Vec<&WindowCall> = parsed.inserts.iter().flat_map(|i| &i.windows).filter(|w| w.table == table.name).collect();
+                let sessions = calls.iter().any(|c| matches!(c.kind, WindowKind::Session { .. }));
+                let lines = if sessions { record_lines(&batch.records, &index) } else { Vec::new() };
                 let keys = calls.iter().map(|c| partition_keys(&rows, &c.partition_by)).collect::<Result<Vec<_>>>()?;
                 let mut states: Vec<WindowState> = calls.iter().map(|c| app.windows.remove(&c.placeholder).unwrap_or_default()).collect();
+                // Per slicing window call: each row's arrival watermark and whether it is kept.
+                let mut arrivals: Vec<Vec<i64>> = calls.iter().map(|_| Vec::with_capacity(rows.num_rows())).collect();
+                let mut kept: Vec<Vec<bool>> = calls.iter().map(|_| Vec::with_capacity(rows.num_rows())).collect();
                 let delay = table.watermark.as_ref().map(|w| w.delay_ms);
+                // The shards' largest event times, by the shard's place in this read (the
+                // shards not in it only bound the minimum).
+                let mut maxes: Vec<i64> = read_shards.iter().map(|s| source.shard_max_event.get(s).copied().unwrap_or(i64::MIN)).collect();
+                let others = source.shard_max_event.iter().filter(|(s, _)| !read_shards.contains(s)).map(|(_, m)| *m).min().unwrap_or(i64::MAX);
+                let mut watermark = source.watermark;
                 // Record by record, as Flink's watermark assigner with a zero interval: a record is
                 // judged by the watermark the records before it made, whatever the read's size.
-                for (row, (ts, line)) in times.iter().zip(lines).enumerate() {
+                for (row, ts) in times.iter().enumerate() {
                     let Some(ts) = *ts else {
                         app.records_unreadable += u64::from(!calls.is_empty());
+                        for (arrivals, kept) in arrivals.iter_mut().zip(&mut kept) {
+                            arrivals.push(i64::MIN);
+                            kept.push(false);
+                        }
                         continue;
                     };
-                    let watermark = source.watermark;
-                    for ((call, keys), state) in calls.iter().zip(&keys).zip(&mut states) {
-                        let kept = match call.kind {
-                            WindowKind::Session { gap_ms } => state.join_session(keys.as_ref().map_or("", |k| k[row].as_str()), ts, line.clone(), gap_ms, watermark),
+                    for (c, ((call, keys), state)) in calls.iter().zip(&keys).zip(&mut states).enumerate() {
+                        let keep = match call.kind {
+                            WindowKind::Session { gap_ms } => state.join_session(keys.as_ref().map_or("", |k| k[row].as_str()), ts, lines[row].clone(), gap_ms, watermark),
                             kind => {
                                 // As Flink's slicing windows: a record counts in the windows the
                                 // watermark has not passed yet, and is late when it has passed them all.
@@ -519,23 +574,31 @@ impl Analytics {
                                     true => (state.fired_until.is_some_and(|f| last_end <= f), i64::MIN),
                                     false => (watermark.is_some_and(|w| last_end - 1 <= w), watermark.unwrap_or(i64::MIN)),
                                 };
-                                if !passed {
-                                    state.buffered.push((ts, line.clone(), mark));
-                                }
+                                arrivals[c].push(mark);
+                                kept[c].push(!passed);
                                 !passed
                             }
                         };
-                        app.late_records_dropped += u64::from(!kept);
+                        app.late_records_dropped += u64::from(!keep);
                     }
                     if let Some(delay) = delay {
-                        let max = source.shard_max_event.entry(shards[row].clone()).or_insert(i64::MIN);
-                        *max = (*max).max(ts);
-                        if let Some(min) = source.shard_max_event.values().min() {
-                            source.watermark = Some(source.watermark.unwrap_or(i64::MIN).max(min.saturating_sub(delay)));
+                        let max = &mut maxes[batch.records[index[row]].shard];
+                        if ts > *max {
+                            *max = ts;
+                            let min = maxes.iter().copied().min().unwrap_or(i64::MIN).min(others);
+                            watermark = Some(watermark.unwrap_or(i64::MIN).max(min.saturating_sub(delay)));
                         }
                     }
                 }
-                for (call, state) in calls.iter().zip(states) {
+                source.watermark = watermark;
+                for (shard, max) in read_shards.iter().zip(maxes) {
+                    source.shard_max_event.insert(shard.clone(), max);
+                }
+                let times: Vec<i64> = times.iter().map(|t| t.unwrap_or(i64::MIN)).collect();
+                for (c, (call, mut state)) in calls.iter().zip(states).enumerate() {
+                    if !matches!(call.kind, WindowKind::Session { .. }) {
+                        state.buffer(&rows, &times, &arrivals[c], &kept[c])?;
+                    }
                     app.windows.insert(call.placeholder.clone(), state);
                 }
                 fresh.insert(table.name.clone(), rows);
@@ -606,44 +669,61 @@ struct Decoded {
     rows: RecordBatch,
     /// The record each row came from.
     index: Vec<usize>,
-    /// The shard each row came from.
-    shards: Vec<String>,
     /// Records that could not be read as the table's JSON.
     unreadable: u64,
 }
 
-fn decode(table: &TableDecl, records: &[(String, crate::streams::Record)]) -> Result<Decoded> {
+/// A record as an application reads it: its shard (a place in the read's list of shards),
+/// its arrival time and its data.
+struct Read {
+    shard: usize,
+    arrival_ms: i64,
+    data: bytes::Bytes,
+}
+
+/// Records per part below which a read is decoded in one part.
+const PARALLEL_DECODE_MIN: usize = 10_000;
+
+fn decode(table: &TableDecl, records: &[Read]) -> Result<Decoded> {
     let schema = Arc::new(table.schema()?);
     let decode_all = |items: &[&[u8]]| json_rows(&schema, items);
-    let all: Vec<&[u8]> = records.iter().map(|(_, r)| r.data.as_ref()).collect();
-    // All at once; if one record is bad, one by one to keep the others.
-    if let Ok(batch) = decode_all(&all) {
-        let batch = batch.unwrap_or_else(|| RecordBatch::new_empty(schema.clone()));
+    let all: Vec<&[u8]> = records.iter().map(|r| r.data.as_ref()).collect();
+    // All at once, a large read in parallel parts (one per core, each decoded by arrow-json);
+    // if one record is bad, one by one to keep the others.
+    let parts = std::thread::available_parallelism().map_or(1, usize::from).min(all.len() / PARALLEL_DECODE_MIN).max(1);
+    let decoded: Vec<_> = match parts {
+        1 => vec![decode_all(&all)],
+        n => std::thread::scope(|scope| {
+            let handles: Vec<_> = all.chunks(all.len().div_ceil(n)).map(|chunk| scope.spawn(|| decode_all(chunk))).collect();
+            handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(arrow_schema::ArrowError::ComputeError("a decoding thread panicked".into())))).collect()
+        }),
+    };
+    if let Ok(batches) = decoded.into_iter().collect::<std::result::Result<Vec<_>, _>>() {
+        let batches: Vec<RecordBatch> = batches.into_iter().flatten().collect();
+        let batch = datafusion::arrow::compute::concat_batches(&schema, &batches).map_err(|e| internal_err!("{e}"))?;
         if batch.num_rows() == records.len() {
-            return Ok(Decoded { rows: batch, index: (0..records.len()).collect(), shards: records.iter().map(|(s, _)| s.clone()).collect(), unreadable: 0 });
+            return Ok(Decoded { rows: batch, index: (0..records.len()).collect(), unreadable: 0 });
         }
     }
     let mut batches = Vec::new();
     let mut index = Vec::new();
-    let mut shards = Vec::new();
     let mut bad = 0;
-    for (i, (shard, record)) in records.iter().enumerate() {
+    for (i, record) in records.iter().enumerate() {
         match decode_all(&[record.data.as_ref()]) {
             Ok(Some(b)) if b.num_rows() == 1 => {
                 batches.push(b);
                 index.push(i);
-                shards.push(shard.clone());
             }
             _ => bad += 1,
         }
     }
     let rows = datafusion::arrow::compute::concat_batches(&schema, &batches).map_err(|e| internal_err!("{e}"))?;
-    Ok(Decoded { rows, index, shards, unreadable: bad })
+    Ok(Decoded { rows, index, unreadable: bad })
 }
 
 /// The records' JSON text for the rows that decoded.
-fn record_lines(records: &[(String, crate::streams::Record)], index: &[usize]) -> Vec<String> {
-    index.iter().map(|&i| String::from_utf8_lossy(&records[i].1.data).trim().to_string()).collect()
+fn record_lines(records: &[Read], index: &[usize]) -> Vec<String> {
+    index.iter().map(|&i| String::from_utf8_lossy(&records[i].data).trim().to_string()).collect()
 }
 
 /// Each row's time in ms: its event-time column, or `now` for processing time.

@@ -101,24 +101,42 @@ impl WindowKind {
     /// The windows `[start, end)` an event at `ts` falls in, by end (a session's: the one the
     /// event opens by itself, before merging).
     pub fn windows_of(&self, ts: i64) -> Vec<(i64, i64)> {
+        let mut out = Vec::new();
+        self.each_window(ts, |start, end| out.push((start, end)));
+        out
+    }
+
+    /// Calls `f(start, end)` for each window an event at `ts` falls in, by end, without
+    /// allocating (the per-record path).
+    pub fn each_window(&self, ts: i64, mut f: impl FnMut(i64, i64)) {
         match *self {
             WindowKind::Tumble { size_ms } => {
                 let start = ts.div_euclid(size_ms) * size_ms;
-                vec![(start, start + size_ms)]
+                f(start, start + size_ms)
             }
             WindowKind::Hop { slide_ms, size_ms } => {
                 let last = ts.div_euclid(slide_ms) * slide_ms;
-                let mut out: Vec<(i64, i64)> = (0..size_ms / slide_ms).map(|k| last - k * slide_ms).map(|s| (s, s + size_ms)).collect();
-                out.reverse();
-                out
+                for k in (0..size_ms / slide_ms).rev() {
+                    let start = last - k * slide_ms;
+                    f(start, start + size_ms)
+                }
             }
             WindowKind::Cumulate { step_ms, size_ms } => {
                 let start = ts.div_euclid(size_ms) * size_ms;
                 let first_end = ts.div_euclid(step_ms) * step_ms + step_ms;
-                (first_end..=start + size_ms).step_by(step_ms as usize).map(|end| (start, end)).collect()
+                for end in (first_end..=start + size_ms).step_by(step_ms as usize) {
+                    f(start, end)
+                }
             }
-            WindowKind::Session { gap_ms } => vec![(ts, ts + gap_ms)],
+            WindowKind::Session { gap_ms } => f(ts, ts + gap_ms),
         }
+    }
+
+    /// The end of the first window an event at `ts` falls in; never less for a later event.
+    pub fn first_end(&self, ts: i64) -> i64 {
+        let mut first = i64::MAX;
+        self.each_window(ts, |_, end| first = first.min(end));
+        first
     }
 }
 
@@ -645,6 +663,8 @@ mod tests {
         for kind in [WindowKind::Tumble { size_ms: 10 }, WindowKind::Hop { slide_ms: 5, size_ms: 15 }, WindowKind::Cumulate { step_ms: 5, size_ms: 15 }] {
             for ts in [-7, 0, 7, 14, 15] {
                 assert_eq!(kind.last_end(ts), kind.windows_of(ts).last().unwrap().1, "{kind:?} at {ts}");
+                assert_eq!(kind.first_end(ts), kind.windows_of(ts)[0].1, "{kind:?} at {ts}");
+                assert!(kind.first_end(ts) <= kind.first_end(ts + 1), "{kind:?} at {ts}");
             }
         }
     }

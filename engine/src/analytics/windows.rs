@@ -1,10 +1,16 @@
-//! Window state: the records of windows not fired yet (slices for TUMBLE, HOP and CUMULATE,
-//! merged sessions for SESSION), and the rows of the windows that fire.
+//! Window state: the records of windows not fired yet (Arrow segments for TUMBLE, HOP and
+//! CUMULATE, merged sessions for SESSION), and the rows of the windows that fire.
+//!
+//! A segment is the decoded rows of one step's records (the source table's columns plus
+//! their time and the watermark on their arrival), kept in memory and in an Arrow IPC file
+//! beside the state (`<app>.windows/`), written once: a step adds a segment, a window firing
+//! drops the segments whose rows all fired and rewrites only those partly fired.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::Arc;
 
-use arrow_array::{ArrayRef, RecordBatch, TimestampMillisecondArray};
+use arrow_array::{Array, ArrayRef, BooleanArray, Int64Array, RecordBatch, TimestampMillisecondArray, UInt32Array};
 use arrow_schema::{DataType, Field, Schema, TimeUnit};
 use serde::{Deserialize, Serialize};
 
@@ -13,16 +19,32 @@ use super::sql::{TableDecl, WindowCall, WindowKind};
 use crate::error::Result;
 use crate::internal_err;
 
+/// The columns a segment adds to the source's: each row's time (event or processing, ms)
+/// and the watermark when it arrived (a row counts only in windows that watermark had not
+/// passed).
+const TIME: &str = "__lakebook_time";
+const ARRIVAL: &str = "__lakebook_arrival";
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub(super) struct WindowState {
-    /// (event or processing time ms, record JSON, watermark on arrival) of records whose
-    /// windows are open: a record counts only in windows whose end the watermark on its
-    /// arrival had not passed.
-    pub(super) buffered: Vec<(i64, String, i64)>,
+    /// Rows whose windows are open, oldest first.
+    #[serde(default)]
+    segments: Vec<Segment>,
     pub(super) fired_until: Option<i64>,
     /// SESSION windows not fired yet, per partition key.
     #[serde(default)]
     sessions: BTreeMap<String, Vec<Session>>,
+}
+
+/// Rows of open windows, saved as one Arrow IPC file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Segment {
+    /// The file in the application's windows folder; None until saved.
+    file: Option<String>,
+    /// The earliest row time (no window of the segment ends before its first window).
+    min_time: i64,
+    #[serde(skip)]
+    rows: Option<RecordBatch>,
 }
 
 /// One session window `[start, end)`: its records, and the end is the last record's time
@@ -35,6 +57,25 @@ struct Session {
 }
 
 impl WindowState {
+    /// Keeps `rows` (the source's columns) of open windows: `times` each row's time,
+    /// `arrivals` the watermark each arrived at; `kept` which rows to keep.
+    pub(super) fn buffer(&mut self, rows: &RecordBatch, times: &[i64], arrivals: &[i64], kept: &[bool]) -> Result<()> {
+        let mask = BooleanArray::from(kept.to_vec());
+        if mask.true_count() == 0 {
+            return Ok(());
+        }
+        let df = |e: arrow_schema::ArrowError| internal_err!("{e}");
+        let mut fields: Vec<Field> = rows.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+        fields.extend([Field::new(TIME, DataType::Int64, false), Field::new(ARRIVAL, DataType::Int64, false)]);
+        let mut columns: Vec<ArrayRef> = rows.columns().to_vec();
+        columns.extend([Arc::new(Int64Array::from(times.to_vec())) as ArrayRef, Arc::new(Int64Array::from(arrivals.to_vec()))]);
+        let all = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(df)?;
+        let rows = datafusion::arrow::compute::filter_record_batch(&all, &mask).map_err(df)?;
+        let min_time = times.iter().zip(kept).filter(|(_, k)| **k).map(|(t, _)| *t).min().unwrap_or(i64::MAX);
+        self.segments.push(Segment { file: None, min_time, rows: Some(rows) });
+        Ok(())
+    }
+
     /// Adds a record to its key's sessions as Flink merges session windows: the record's own
     /// window `[ts, ts + gap)` merges with every open session it touches (ends included), and
     /// is late (false) when it touches none and the watermark has passed its end.
@@ -68,7 +109,43 @@ impl WindowState {
     }
 
     pub(super) fn open_records(&self) -> usize {
-        self.buffered.len() + self.sessions.values().flatten().map(|s| s.records.len()).sum::<usize>()
+        self.segments.iter().map(|s| s.rows.as_ref().map_or(0, RecordBatch::num_rows)).sum::<usize>()
+            + self.sessions.values().flatten().map(|s| s.records.len()).sum::<usize>()
+    }
+
+    /// Writes the segments not saved yet into `dir` (names from `prefix`, unique per step)
+    /// and lists every segment file the state refers to.
+    pub(super) fn save_segments(&mut self, dir: &Path, prefix: &str, files: &mut Vec<String>) -> Result<()> {
+        for segment in &mut self.segments {
+            if segment.file.is_none() {
+                let rows = segment.rows.as_ref().ok_or_else(|| internal_err!("a segment without rows"))?;
+                let name = format!("{prefix}-{}.arrow", files.len());
+                let mut bytes = Vec::new();
+                {
+                    let mut writer = datafusion::arrow::ipc::writer::FileWriter::try_new(&mut bytes, &rows.schema()).map_err(|e| internal_err!("{e}"))?;
+                    writer.write(rows).map_err(|e| internal_err!("{e}"))?;
+                    writer.finish().map_err(|e| internal_err!("{e}"))?;
+                }
+                crate::workspace::atomic_write(&dir.join(&name), &bytes)?;
+                segment.file = Some(name);
+            }
+            files.extend(segment.file.clone());
+        }
+        Ok(())
+    }
+
+    /// Reads the saved segments' rows back from `dir`.
+    pub(super) fn load_segments(&mut self, dir: &Path) -> Result<()> {
+        for segment in &mut self.segments {
+            let name = segment.file.as_deref().ok_or_else(|| internal_err!("a saved segment without a file"))?;
+            let path = dir.join(name);
+            let file = std::fs::File::open(&path).map_err(|e| crate::Error::io(&path, e))?;
+            let reader = datafusion::arrow::ipc::reader::FileReader::try_new(file, None).map_err(|e| internal_err!("{}: {e}", path.display()))?;
+            let schema = reader.schema();
+            let batches = reader.collect::<std::result::Result<Vec<_>, _>>().map_err(|e| internal_err!("{}: {e}", path.display()))?;
+            segment.rows = Some(datafusion::arrow::compute::concat_batches(&schema, &batches).map_err(|e| internal_err!("{e}"))?);
+        }
+        Ok(())
     }
 }
 
@@ -76,10 +153,12 @@ impl WindowState {
 /// with `window_start`, `window_end` and `window_time`); what stays open stays buffered.
 pub(super) fn fire(source: &TableDecl, call: &WindowCall, state: &mut WindowState, watermark: Option<i64>) -> Result<Option<RecordBatch>> {
     let Some(watermark) = watermark else { return Ok(None) };
-    let mut lines: Vec<String> = Vec::new();
+    let df = |e: arrow_schema::ArrowError| internal_err!("{e}");
+    let mut parts: Vec<RecordBatch> = Vec::new();
     let mut starts = Vec::new();
     let mut ends = Vec::new();
     if let WindowKind::Session { .. } = call.kind {
+        let mut lines: Vec<String> = Vec::new();
         for list in state.sessions.values_mut() {
             let (fired, open): (Vec<Session>, Vec<Session>) = std::mem::take(list).into_iter().partition(|s| s.end - 1 <= watermark);
             *list = open;
@@ -92,48 +171,71 @@ pub(super) fn fire(source: &TableDecl, call: &WindowCall, state: &mut WindowStat
             }
         }
         state.sessions.retain(|_, list| !list.is_empty());
+        if !lines.is_empty() {
+            let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+            parts.push(decode_lines(source, &lines)?);
+        }
     } else {
         let fired_until = state.fired_until.unwrap_or(i64::MIN);
-        let mut keep = Vec::new();
         let mut new_until = fired_until;
-        for (i, (ts, line, arrival)) in state.buffered.iter().enumerate() {
-            let mut open = false;
-            for (start, end) in call.kind.windows_of(*ts) {
-                if end <= fired_until || end - 1 <= *arrival {
-                    continue;
-                }
-                if end - 1 <= watermark {
-                    lines.push(line.clone());
-                    starts.push(start);
-                    ends.push(end);
-                    new_until = new_until.max(end);
-                } else {
-                    open = true;
+        let mut segments = Vec::with_capacity(state.segments.len());
+        for segment in std::mem::take(&mut state.segments) {
+            // Nothing in it can fire yet: kept as it is (and its file with it).
+            if call.kind.first_end(segment.min_time) - 1 > watermark {
+                segments.push(segment);
+                continue;
+            }
+            let rows = segment.rows.as_ref().ok_or_else(|| internal_err!("a segment without rows"))?;
+            let column = |name: &str| rows.column_by_name(name).and_then(|c| c.as_any().downcast_ref::<Int64Array>()).ok_or_else(|| internal_err!("a segment without {name}"));
+            let (times, arrivals) = (column(TIME)?, column(ARRIVAL)?);
+            let mut take: Vec<u32> = Vec::new();
+            let mut keep = vec![false; rows.num_rows()];
+            let mut min_time = i64::MAX;
+            for (i, (ts, arrival)) in times.values().iter().zip(arrivals.values().iter()).enumerate() {
+                call.kind.each_window(*ts, |start, end| {
+                    if end <= fired_until || end - 1 <= *arrival {
+                        return;
+                    }
+                    if end - 1 <= watermark {
+                        take.push(i as u32);
+                        starts.push(start);
+                        ends.push(end);
+                        new_until = new_until.max(end);
+                    } else {
+                        keep[i] = true;
+                    }
+                });
+                if keep[i] {
+                    min_time = min_time.min(*ts);
                 }
             }
-            if open {
-                keep.push(i);
+            if !take.is_empty() {
+                parts.push(datafusion::arrow::compute::take_record_batch(rows, &UInt32Array::from(take)).map_err(df)?);
+            }
+            let kept = keep.iter().filter(|k| **k).count();
+            if kept == rows.num_rows() {
+                segments.push(segment);
+            } else if kept > 0 {
+                let rows = datafusion::arrow::compute::filter_record_batch(rows, &BooleanArray::from(keep)).map_err(df)?;
+                segments.push(Segment { file: None, min_time, rows: Some(rows) });
             }
         }
-        // `keep` is ascending: move the kept records rather than copy them.
-        let mut kept = keep.into_iter().peekable();
-        let buffered = std::mem::take(&mut state.buffered);
-        state.buffered = buffered.into_iter().enumerate().filter(|(i, _)| kept.next_if_eq(i).is_some()).map(|(_, r)| r).collect();
+        state.segments = segments;
         state.fired_until = Some(new_until);
     }
-    if lines.is_empty() {
+    if parts.is_empty() {
         return Ok(None);
     }
-    let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
-    let data = decode_lines(source, &lines)?;
+    let data = datafusion::arrow::compute::concat_batches(&parts[0].schema(), &parts).map_err(df)?;
     let ts_field = |name: &str| Field::new(name, DataType::Timestamp(TimeUnit::Millisecond, None), false);
-    let mut fields: Vec<Field> = data.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+    let schema = Arc::new(source.schema()?);
+    let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
     fields.extend([ts_field("window_start"), ts_field("window_end"), ts_field("window_time")]);
-    let mut columns: Vec<ArrayRef> = data.columns().to_vec();
+    let mut columns: Vec<ArrayRef> = data.columns()[..schema.fields().len()].to_vec();
     columns.push(Arc::new(TimestampMillisecondArray::from(starts)));
     columns.push(Arc::new(TimestampMillisecondArray::from(ends.clone())));
     columns.push(Arc::new(TimestampMillisecondArray::from(ends.iter().map(|e| e - 1).collect::<Vec<_>>())));
-    Ok(Some(RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(|e| internal_err!("{e}"))?))
+    Ok(Some(RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(df)?))
 }
 
 /// Each row's partition key (its PARTITION BY values as text), or None without keys.

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::meter::Reader;
-use super::{Record, Streams, parse_sequence, read_shard, sequence_string, stream, validate_stream_name};
+use super::{Record, Streams, parse_sequence, read_shard, record_of, sequence_string, stream, validate_stream_name};
 use crate::error::Result;
 use crate::service_err;
 use crate::workspace::{read_json, write_json};
@@ -48,9 +48,10 @@ pub enum InitialPosition {
 
 /// Records read for an application, not yet checkpointed.
 #[derive(Debug, Clone)]
-pub struct LeaseBatch {
-    /// (shard id, record), shard by shard in parent-before-child order.
-    pub records: Vec<(String, Record)>,
+pub struct LeaseBatch<T = (String, Record)> {
+    /// (shard id, record), shard by shard in parent-before-child order (or what the
+    /// reader made of each, see [`Streams::lease_read_with`]).
+    pub records: Vec<T>,
     /// Shards whose read was refused by the throughput limits (retry later).
     pub throttled: Vec<String>,
     /// The lease table as it will be once this batch is checkpointed.
@@ -68,6 +69,20 @@ impl Streams {
     /// before children. Reads are metered: against the app's own fan-out budget when a
     /// consumer of that name is registered, else the shared GetRecords budget.
     pub fn lease_read(&self, name: &str, app: &str, initial: InitialPosition, max_records: usize) -> Result<LeaseBatch> {
+        self.lease_read_with(name, app, initial, max_records, |shard, record| (shard.shard_id.clone(), record_of(shard, record)))
+    }
+
+    /// [`lease_read`](Self::lease_read), with each record made into what `map` returns
+    /// from its shard and its stored form (a reader that needs only the data skips making
+    /// sequence numbers and copies of ids).
+    pub fn lease_read_with<T>(
+        &self,
+        name: &str,
+        app: &str,
+        initial: InitialPosition,
+        max_records: usize,
+        mut map: impl FnMut(&super::Shard, &super::log::StoredRecord) -> T,
+    ) -> Result<LeaseBatch<T>> {
         validate_stream_name(app)?;
         let now = self.clock.now().timestamp_millis();
         let mut leases = self.load_leases(name, app)?;
@@ -109,17 +124,17 @@ impl Streams {
                 continue;
             }
             let read = read_shard(shard, log, after + 1, max_records - batch.records.len(), now);
-            let bytes: u64 = read.records.iter().map(|r| (r.data.len() + r.partition_key.len()) as u64).sum();
             if description.limits {
-                state.meters.charge_read(name, &shard.shard_id, &reader, bytes, now);
+                state.meters.charge_read(name, &shard.shard_id, &reader, read.bytes, now);
             }
-            if let Some(last) = read.records.last() {
-                lease.checkpoint = last.sequence_number.clone();
+            let records = &log.records[read.range];
+            if let Some(last) = records.last() {
+                lease.checkpoint = sequence_string(shard.number(), last.sequence);
             }
             if read.next.is_none() {
                 lease.checkpoint = SHARD_END.to_string();
             }
-            batch.records.extend(read.records.into_iter().map(|r| (shard.shard_id.clone(), r)));
+            batch.records.extend(records.iter().map(|r| map(shard, r)));
             batch.leases.push(lease.clone());
         }
         // Leases not touched by this read keep their checkpoints.

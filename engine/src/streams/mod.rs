@@ -578,7 +578,10 @@ impl Streams {
 
 /// What one shard read returns, before the next position is made an iterator.
 struct ShardRead {
-    records: Vec<Record>,
+    /// The records read, as positions in the shard's log.
+    range: std::ops::Range<usize>,
+    /// Their size as metered (data and partition keys).
+    bytes: u64,
     /// The next counter to read; None once a closed shard is drained.
     next: Option<u64>,
     millis_behind_latest: i64,
@@ -587,24 +590,27 @@ struct ShardRead {
 /// Up to `limit` records (and ≤ 10 MiB) of `log` from counter `next`.
 fn read_shard(shard: &Shard, log: &ShardLog, next: u64, limit: usize, now: i64) -> ShardRead {
     let start = log.records.partition_point(|r| r.sequence < next);
-    let mut records = Vec::new();
+    let mut end = start;
     let mut bytes = 0usize;
-    let mut last = next.saturating_sub(1).max(log.records.get(start).map_or(0, |r| r.sequence.saturating_sub(1)));
     for record in log.records[start..].iter().take(limit) {
-        bytes += record.data.len() + record.partition_key.len();
-        if bytes > MAX_GET_RECORDS_BYTES && !records.is_empty() {
+        let size = record.data.len() + record.partition_key.len();
+        if bytes + size > MAX_GET_RECORDS_BYTES && end > start {
             break;
         }
-        last = record.sequence;
-        records.push(record_of(shard, record));
+        bytes += size;
+        end += 1;
     }
+    let last = match end > start {
+        true => log.records[end - 1].sequence,
+        false => next.saturating_sub(1).max(log.records.get(start).map_or(0, |r| r.sequence.saturating_sub(1))),
+    };
     let next = last + 1;
     let drained = next >= log.next_sequence();
-    let millis_behind_latest = match log.records.get(start + records.len()) {
+    let millis_behind_latest = match log.records.get(end) {
         Some(unread) if !drained => (now - unread.arrival_ms).max(0),
         _ => 0,
     };
-    ShardRead { records, next: if drained && !shard.is_open() { None } else { Some(next) }, millis_behind_latest }
+    ShardRead { range: start..end, bytes: bytes as u64, next: if drained && !shard.is_open() { None } else { Some(next) }, millis_behind_latest }
 }
 
 fn record_of(shard: &Shard, record: &StoredRecord) -> Record {

@@ -69,12 +69,12 @@ impl Streams {
         let shard = shard(state, &name, &shard_id)?;
         let log = &state.logs[&(name.clone(), shard_id.clone())];
         let output = read_shard(shard, log, next, limit, now);
-        let bytes: u64 = output.records.iter().map(|r| (r.data.len() + r.partition_key.len()) as u64).sum();
+        let records = log.records[output.range].iter().map(|r| record_of(shard, r)).collect();
         let next_shard_iterator = output.next.map(|next| encode_iterator(&name, &shard_id, next, now));
         if limits {
-            state.meters.charge_read(&name, &shard_id, reader, bytes, now);
+            state.meters.charge_read(&name, &shard_id, reader, output.bytes, now);
         }
-        Ok(GetRecordsOutput { records: output.records, next_shard_iterator, millis_behind_latest: output.millis_behind_latest })
+        Ok(GetRecordsOutput { records, next_shard_iterator, millis_behind_latest: output.millis_behind_latest })
     }
 
     /// Every retained record of the stream, shard by shard in parent-before-child order (a
