@@ -130,6 +130,20 @@ def check_tour(nb: NotebookNode) -> None:
     assert [r[:2] for r in windows] == [["2026-01-01 01:00:00", "300"], ["2026-01-01 01:01:00", "600"]], windows
     assert result(nb, "advance") == "2026-01-01T01:04:30Z (manual)"
 
+    # the continuous query: three minutes close on the watermark, the fourth on drain
+    assert stream(nb, "analytics-create").startswith("Created application per_minute: READY."), stream(nb, "analytics-create")
+    assert stream(nb, "analytics-start") == "analytics per_minute emitted 12 row(s)\nper_minute: RUNNING\n", stream(nb, "analytics-start")
+    minutes = ["2026-01-01 00:58:00", "2026-01-01 00:59:00", "2026-01-01 01:00:00"]
+    figure = result(nb, "analytics-peek", "application/vnd.plotly.v1+json")
+    traces = sorted(figure["data"], key=lambda t: t["name"])
+    assert [t["name"] for t in traces] == ["add_to_cart", "click", "page_view", "purchase"], traces
+    assert all(t["type"] == "bar" and t["x"] == minutes for t in traces), traces
+    # every event of each closed minute counted once: 10/s is 600 a minute
+    assert [sum(t["y"][i] for t in traces) for i in range(3)] == [600, 600, 600], traces
+    assert "Plotly.newPlot" in result(nb, "analytics-peek", "text/html")
+    assert stream(nb, "analytics-drain") == "per_minute: READY (16 row(s) emitted in all)\n", stream(nb, "analytics-drain")
+    assert "part-per_minute-" in result(nb, "analytics-drain"), result(nb, "analytics-drain")
+
     info = cell(nb, "info").outputs
     assert any(o.output_type == "execute_result" and "text/html" in o.data for o in info), info
     assert error(nb, "nosuchkey").ename == "NoSuchKey"

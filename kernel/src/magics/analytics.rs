@@ -9,7 +9,7 @@ use lakebook_engine::analytics::StartFrom;
 
 use super::{Body, Ctx, Form, MagicSpec};
 use crate::error::CellError;
-use crate::render::chart::{self, ChartKind, ChartSpec};
+use crate::render::chart::{self, ChartArgs};
 use crate::render::{self, Bundle, Footer, TableOptions, batch, strings, times};
 
 pub const SPEC: MagicSpec = MagicSpec {
@@ -90,15 +90,8 @@ enum Verb {
         /// Show the last N rows (default 20)
         #[arg(long, default_value_t = 20)]
         limit: usize,
-        /// Draw the rows as a chart instead of a table
-        #[arg(long, value_enum)]
-        chart: Option<ChartKind>,
-        #[arg(long, value_name = "COL", requires = "chart")]
-        x: Option<String>,
-        #[arg(long, value_name = "COL", requires = "chart")]
-        y: Option<String>,
-        #[arg(long, value_name = "COL", requires = "chart")]
-        color: Option<String>,
+        #[command(flatten)]
+        chart: ChartArgs,
     },
 }
 
@@ -175,7 +168,7 @@ pub async fn run(args: AnalyticsArgs, mut ctx: Ctx<'_>) -> Result<Option<Bundle>
             out.stdout(&text);
             Ok(None)
         }
-        Verb::Peek { name, sink, follow, limit, chart, x, y, color } => {
+        Verb::Peek { name, sink, follow, limit, chart } => {
             let follow = follow.map(|f| lakebook_engine::clock::parse_duration(&f)).transpose()?;
             if follow.is_some() && engine.clock().mode() == lakebook_engine::ClockMode::Manual {
                 return Err(CellError::new(
@@ -183,16 +176,7 @@ pub async fn run(args: AnalyticsArgs, mut ctx: Ctx<'_>) -> Result<Option<Bundle>
                     "--follow waits for results on the system clock; on the manual clock they change only with `%clock advance`, so peek after advancing",
                 ));
             }
-            let spec = match chart {
-                Some(kind) => Some(ChartSpec {
-                    kind,
-                    x: x.ok_or_else(|| CellError::usage("--chart needs --x COLUMN (and --y COLUMN)"))?,
-                    y,
-                    color,
-                    title: Some(format!("{name} (latest results)")),
-                }),
-                None => None,
-            };
+            let spec = chart.spec(Some(format!("{name} (latest results)")))?;
             // The display and how many rows the sink has shown so far.
             let view = |include_plotly: bool| -> Result<(Bundle, usize), CellError> {
                 let (target, rows) = analytics.peek(&name, sink.as_deref())?;

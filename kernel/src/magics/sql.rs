@@ -8,7 +8,7 @@ use lakebook_engine::sql::QueryResult;
 
 use super::{Body, Ctx, Form, MagicSpec, Running};
 use crate::render::Bundle;
-use crate::render::chart::{self, ChartKind, ChartSpec};
+use crate::render::chart::{self, ChartArgs};
 use crate::render::{self, Footer, TableOptions};
 use crate::error::CellError;
 
@@ -45,21 +45,8 @@ pub struct SqlArgs {
     /// Run on this Redshift cluster instead of Athena (`%redshift connect NAME` makes it the default)
     #[arg(long, value_name = "NAME", conflicts_with_all = ["workgroup", "database", "output"])]
     cluster: Option<String>,
-    /// Draw the result as a chart instead of a table
-    #[arg(long, value_enum, value_name = "KIND")]
-    chart: Option<ChartKind>,
-    /// Column for the x axis (pie: the slice labels)
-    #[arg(long, value_name = "COL", requires = "chart")]
-    x: Option<String>,
-    /// Column for the y axis (pie: the slice sizes; histogram: optional weights)
-    #[arg(long, value_name = "COL", requires = "chart")]
-    y: Option<String>,
-    /// One series per value of this column
-    #[arg(long, value_name = "COL", requires = "chart")]
-    color: Option<String>,
-    /// The chart's title
-    #[arg(long, value_name = "TEXT", requires = "chart")]
-    title: Option<String>,
+    #[command(flatten)]
+    chart: ChartArgs,
     /// The SQL (line form)
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     sql: Vec<String>,
@@ -194,25 +181,19 @@ pub async fn run(mut ctx: Ctx<'_>) -> Result<Option<Bundle>, CellError> {
 /// How a result is shown: the flags of `%sql` that do not change what runs.
 pub struct View {
     pub limit: Option<usize>,
-    pub chart: Option<ChartKind>,
-    pub x: Option<String>,
-    pub y: Option<String>,
-    pub color: Option<String>,
-    pub title: Option<String>,
+    pub chart: ChartArgs,
 }
 
 impl SqlArgs {
     fn view(&self) -> View {
-        View { limit: self.limit, chart: self.chart, x: self.x.clone(), y: self.y.clone(), color: self.color.clone(), title: self.title.clone() }
+        View { limit: self.limit, chart: self.chart.clone() }
     }
 }
 
 /// Shows a query's rows as a table (or a chart with `--chart`) and keeps them for `%chart`.
 pub fn show(batch: arrow_array::RecordBatch, footer: Footer, view: View, ctx: Ctx<'_>) -> Result<Option<Bundle>, CellError> {
     ctx.state.last_result = Some(batch.clone());
-    if let Some(kind) = view.chart {
-        let x = view.x.ok_or_else(|| CellError::usage("--chart needs --x COLUMN (and --y COLUMN)"))?;
-        let spec = ChartSpec { kind, x, y: view.y, color: view.color, title: view.title };
+    if let Some(spec) = view.chart.spec(None)? {
         let bundle = chart::chart(&spec, &batch, !ctx.state.plotly_loaded)?;
         ctx.state.plotly_loaded = true;
         ctx.out.stdout(&format!("{}\n", footer.text(batch.num_rows(), batch.num_columns())));

@@ -42,6 +42,36 @@ impl ChartKind {
     }
 }
 
+/// The chart flags of every magic that can draw its rows (`%sql`, `%analytics peek`):
+/// `--chart KIND --x COL --y COL [--color COL] [--title T]`, flattened into its clap args.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ChartArgs {
+    /// Draw the result as a chart instead of a table
+    #[arg(long, value_enum, value_name = "KIND")]
+    pub chart: Option<ChartKind>,
+    /// Column for the x axis (pie: the slice labels)
+    #[arg(long, value_name = "COL", requires = "chart")]
+    pub x: Option<String>,
+    /// Column for the y axis (pie: the slice sizes; histogram: optional weights)
+    #[arg(long, value_name = "COL", requires = "chart")]
+    pub y: Option<String>,
+    /// One series per value of this column
+    #[arg(long, value_name = "COL", requires = "chart")]
+    pub color: Option<String>,
+    /// The chart's title
+    #[arg(long, value_name = "TEXT", requires = "chart")]
+    pub title: Option<String>,
+}
+
+impl ChartArgs {
+    /// What to draw (None without `--chart`); `default_title` when no `--title` is given.
+    pub fn spec(&self, default_title: Option<String>) -> Result<Option<ChartSpec>, CellError> {
+        let Some(kind) = self.chart else { return Ok(None) };
+        let x = self.x.clone().ok_or_else(|| CellError::usage("--chart needs --x COLUMN (and --y COLUMN)"))?;
+        Ok(Some(ChartSpec { kind, x, y: self.y.clone(), color: self.color.clone(), title: self.title.clone().or(default_title) }))
+    }
+}
+
 /// What to draw: `--chart KIND --x COL --y COL [--color COL] [--title T]`.
 #[derive(Debug, Clone)]
 pub struct ChartSpec {
