@@ -7,7 +7,8 @@ use std::sync::Arc;
 use arrow_array::RecordBatch;
 
 use super::sql::{AppSql, Connector};
-use super::{Analytics, Application, json_rows, lock};
+use super::decode::json_rows;
+use super::{Analytics, Application, lock};
 use crate::error::Result;
 use crate::lake::S3Uri;
 use crate::{internal_err, service_err};

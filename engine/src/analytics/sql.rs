@@ -144,7 +144,7 @@ impl WindowKind {
 pub fn parse(text: &str) -> Result<AppSql> {
     let mut app = AppSql { tables: Vec::new(), inserts: Vec::new() };
     for statement in split_statements(text) {
-        let words: Vec<String> = statement.split_whitespace().take(3).map(|w| w.to_uppercase()).collect();
+        let words: Vec<String> = statement.split_whitespace().take(3).map(|w| w.to_ascii_uppercase()).collect();
         match words.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
             ["CREATE", "TABLE", ..] | ["CREATE", "TEMPORARY", "TABLE"] => app.tables.push(create_table(&statement)?),
             ["INSERT", "INTO", ..] => app.inserts.push(insert(&statement, app.inserts.len())?),
@@ -304,10 +304,11 @@ fn create_table(statement: &str) -> Result<TableDecl> {
     let (body, after) = balanced(statement, open).ok_or_else(|| bad(format!("the column list of {name} is not closed")))?;
     let mut decl = TableDecl { name: name.clone(), columns: Vec::new(), watermark: None, proctime: None, connector: Connector::Filesystem { path: String::new(), format: String::new() } };
     for item in split_top(body) {
-        let upper = item.to_uppercase();
-        if upper.starts_with("WATERMARK") {
+        let first: Vec<String> = item.split_whitespace().take(2).map(|w| w.to_ascii_uppercase()).collect();
+        let first: Vec<&str> = first.iter().map(String::as_str).collect();
+        if first.first() == Some(&"WATERMARK") {
             decl.watermark = Some(watermark(&item)?);
-        } else if upper.starts_with("PRIMARY KEY") || upper.starts_with("CONSTRAINT") {
+        } else if first == ["PRIMARY", "KEY"] || first.first() == Some(&"CONSTRAINT") {
             return Err(bad(format!("{name}: primary keys are not supported (Lakebook's applications are append-only)")));
         } else {
             let words: Vec<&str> = item.split_whitespace().collect();
@@ -443,7 +444,7 @@ pub fn interval_ms(text: &str) -> Result<i64> {
     if amount <= 0 {
         return Err(bad());
     }
-    Ok(amount * unit_ms)
+    amount.checked_mul(unit_ms).ok_or_else(bad)
 }
 
 /// A Flink SQL type as Arrow's.
@@ -504,8 +505,9 @@ impl TableDecl {
 
 /// `INSERT INTO target <query>`, window calls cut out.
 fn insert(statement: &str, index: usize) -> Result<Insert> {
-    let rest = statement.trim()[6..].trim_start();
-    let rest = rest[4..].trim_start();
+    // `parse` saw INSERT INTO (ASCII) as the first two words.
+    let rest = statement.trim().get(6..).unwrap_or_default().trim_start();
+    let rest = rest.get(4..).unwrap_or_default().trim_start();
     let end = rest.find(char::is_whitespace).ok_or_else(|| service_err!(InvalidApplicationConfigurationException, "INSERT INTO needs a SELECT"))?;
     let target = ident(&rest[..end]);
     let query = rest[end..].trim();
@@ -526,7 +528,9 @@ fn cut_windows(query: &str, index: usize) -> Result<(String, Vec<WindowCall>)> {
     let mut windows = Vec::new();
     let mut rest = query;
     loop {
-        let upper = rest.to_uppercase();
+        // ASCII upper case keeps every byte where it was, so positions found in `upper`
+        // are positions in `rest`.
+        let upper = rest.to_ascii_uppercase();
         let Some(at) = find_table_call(&upper) else {
             out.push_str(rest);
             break;
@@ -534,9 +538,9 @@ fn cut_windows(query: &str, index: usize) -> Result<(String, Vec<WindowCall>)> {
         let open = at + upper[at..].find('(').expect("find_table_call saw it");
         let (inside, after) = balanced(rest, open).ok_or_else(|| bad("TABLE( … ) is not closed".into()))?;
         let inner_open = inside.find('(').ok_or_else(|| bad(format!("cannot read TABLE({inside})")))?;
-        let function = inside[..inner_open].trim().to_uppercase();
+        let function = inside[..inner_open].trim().to_ascii_uppercase();
         let (args, _) = balanced(inside, inner_open).ok_or_else(|| bad(format!("{function}( … ) is not closed")))?;
-        let descriptor = args.to_uppercase().find("DESCRIPTOR").ok_or_else(|| bad(format!("{function} needs DESCRIPTOR(time_column)")))?;
+        let descriptor = find_word(&args.to_ascii_uppercase(), "DESCRIPTOR", true).ok_or_else(|| bad(format!("{function} needs DESCRIPTOR(time_column)")))?;
         let table_part = args[..descriptor].trim().trim_end_matches(',').trim();
         let words: Vec<&str> = table_part.split_whitespace().collect();
         let (table, partition_by) = match words.as_slice() {
@@ -545,7 +549,9 @@ fn cut_windows(query: &str, index: usize) -> Result<(String, Vec<WindowCall>)> {
                 if function != "SESSION" {
                     return Err(bad(format!("{function}(TABLE … PARTITION BY …) is not supported; only SESSION windows take PARTITION BY")));
                 }
-                let by_at = table_part.to_uppercase().find(" BY ").map(|i| i + 4).unwrap_or(table_part.len());
+                let upper = table_part.to_ascii_uppercase();
+                let partition = find_word(&upper, "PARTITION", false).unwrap_or(0);
+                let by_at = find_word(&upper[partition..], "BY", false).map(|i| partition + i + 2).unwrap_or(table_part.len());
                 let keys: Vec<String> = table_part[by_at..].split(',').map(ident).filter(|k| !k.is_empty()).collect();
                 if keys.is_empty() {
                     return Err(bad(format!("{function}(TABLE {name} PARTITION BY …) names no column")));
@@ -588,6 +594,19 @@ fn cut_windows(query: &str, index: usize) -> Result<(String, Vec<WindowCall>)> {
     Ok((out, windows))
 }
 
+/// Where `word` (upper case, ASCII) first stands as a whole word in ASCII-upper-cased text
+/// (not inside a longer name such as `descriptors` or `by_day`); with `call`, only where a
+/// `(` follows it.
+fn find_word(upper: &str, word: &str, call: bool) -> Option<usize> {
+    let bytes = upper.as_bytes();
+    let part_of_name = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || !b.is_ascii();
+    upper.match_indices(word).map(|(i, _)| i).find(|&i| {
+        let before = i.checked_sub(1).map(|j| bytes[j]);
+        let after = bytes.get(i + word.len()).copied();
+        !before.is_some_and(part_of_name) && !after.is_some_and(part_of_name) && (!call || upper[i + word.len()..].trim_start().starts_with('('))
+    })
+}
+
 /// Where `TABLE (` starts in upper-case text, outside quotes, as a whole word.
 fn find_table_call(upper: &str) -> Option<usize> {
     let bytes = upper.as_bytes();
@@ -599,7 +618,7 @@ fn find_table_call(upper: &str) -> Option<usize> {
             Some(q) if c == q => quote = None,
             Some(_) => {}
             None if c == b'\'' || c == b'"' || c == b'`' => quote = Some(c),
-            None if upper[i..].starts_with("TABLE") && (i == 0 || !(bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'_')) => {
+            None if bytes[i..].starts_with(b"TABLE") && (i == 0 || !(bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'_')) => {
                 let after = upper[i + 5..].trim_start();
                 if after.starts_with('(') {
                     return Some(i);

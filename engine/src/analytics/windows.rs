@@ -14,7 +14,7 @@ use arrow_array::{Array, ArrayRef, BooleanArray, Int64Array, RecordBatch, Timest
 use arrow_schema::{DataType, Field, Schema, TimeUnit};
 use serde::{Deserialize, Serialize};
 
-use super::decode_lines;
+use super::decode::decode_lines;
 use super::sql::{TableDecl, WindowCall, WindowKind};
 use crate::error::Result;
 use crate::internal_err;
