@@ -5,6 +5,8 @@
 #   install/setup.sh             set up, then run notebooks/00-tour.ipynb -> notebooks/out/
 #   install/setup.sh --no-tour   set up only (what tests/run.sh uses)
 #   install/setup.sh --lab       set up, then open JupyterLab on notebooks/ (127.0.0.1 only)
+#   install/setup.sh --no-rust   (with any of the above) skip building the Rust-cell worker;
+#                                plain cells then say how to get it, magics work as ever
 #
 # Idempotent: the venv is created once and re-populated only when install/requirements.txt
 # changes; cargo only rebuilds what changed.
@@ -15,17 +17,20 @@
 #   PYTHON            interpreter used to create the venv (default python3, needs >= 3.10)
 set -euo pipefail
 
-usage() { sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
 run_tour=1
 open_lab=0
-case "${1:-}" in
-  "") ;;
-  --no-tour) run_tour=0 ;;
-  --lab) run_tour=0 open_lab=1 ;;
-  -h | --help) usage; exit 0 ;;
-  *) echo "setup.sh: unknown argument '$1'" >&2; usage >&2; exit 2 ;;
-esac
+build_rust=1
+for arg in "$@"; do
+  case "$arg" in
+    --no-tour) run_tour=0 ;;
+    --lab) run_tour=0 open_lab=1 ;;
+    --no-rust) build_rust=0 ;;
+    -h | --help) usage; exit 0 ;;
+    *) echo "setup.sh: unknown argument '$arg'" >&2; usage >&2; exit 2 ;;
+  esac
+done
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 LAKEBOOK_CACHE=${LAKEBOOK_CACHE:-$HOME/.cache/lakebook}
@@ -115,7 +120,15 @@ say "building lakebook (target dir $CARGO_TARGET_DIR)"
 lakebook=$CARGO_TARGET_DIR/debug/lakebook
 [[ -x $lakebook ]] || die "cargo build succeeded but $lakebook is missing"
 
-VIRTUAL_ENV=$venv "$lakebook" install --sys-prefix >/dev/null
+# --- the Rust-cell worker (evcxr, its own workspace rust/; ~15 min the first time) ---------
+rust_worker=$LAKEBOOK_CACHE/rust-target/release/lakebook-rust
+if ((build_rust)); then
+  say "building the Rust-cell worker (target dir $LAKEBOOK_CACHE/rust-target)"
+  (cd "$repo/rust" && CARGO_TARGET_DIR=$LAKEBOOK_CACHE/rust-target cargo build --quiet --release --locked)
+  [[ -x $rust_worker ]] || die "cargo build succeeded but $rust_worker is missing"
+fi
+
+LAKEBOOK_RUST_WORKER=$rust_worker VIRTUAL_ENV=$venv "$lakebook" install --sys-prefix >/dev/null
 say "kernelspec 'lakebook' installed into $venv/share/jupyter/kernels ($("$lakebook" --version))"
 
 # --- the tour ------------------------------------------------------------------------------

@@ -30,11 +30,6 @@ def test_stacked_magics_last_value_is_the_execute_result(kernel: Kernel) -> None
     assert len(tables) == 1, ex.describe()
 
 
-def test_plain_code_is_rust_cells_unavailable(kernel: Kernel) -> None:
-    ex = kernel.failing('println!("hi");', "RustCellsUnavailable")
-    assert "%lsmagic" in ex.content["evalue"] + "\n".join(ex.content["traceback"])
-
-
 def test_unknown_magic_lists_the_available_ones(kernel: Kernel) -> None:
     ex = kernel.failing("%nosuchmagic", "UsageError")
     for name in ("lake", "clock", "lsmagic", "help"):

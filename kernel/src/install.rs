@@ -25,13 +25,18 @@ pub fn install(target: &Target, name: &str, display_name: &str) -> Result<PathBu
     let dir = kernels.join(name);
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let exe = std::env::current_exe().map_err(|e| format!("cannot find the lakebook binary: {e}"))?;
-    let spec = json!({
+    let mut spec = json!({
         "argv": [exe.display().to_string(), "kernel", "--connection-file", "{connection_file}"],
         "display_name": display_name,
         "language": "rust",
         "interrupt_mode": "message",
         "metadata": { "debugger": false },
     });
+    // Where the Rust-cell worker is, when the installer says (install/setup.sh builds it
+    // into its cache, which may not be the default one).
+    if let Some(worker) = std::env::var_os("LAKEBOOK_RUST_WORKER") {
+        spec["env"] = json!({ "LAKEBOOK_RUST_WORKER": worker.to_string_lossy() });
+    }
     let text = serde_json::to_string_pretty(&spec).map_err(|e| e.to_string())?;
     for (file, bytes) in [
         ("kernel.json", text.as_bytes()),

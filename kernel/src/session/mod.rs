@@ -3,6 +3,7 @@
 //! is-complete answers are in `assist`.
 
 mod assist;
+pub mod rust;
 mod sql;
 
 use std::path::{Path, PathBuf};
@@ -26,13 +27,15 @@ pub struct Outcome {
 pub struct Session {
     pub workspace: Workspace,
     pub state: State,
+    /// Plain cells: Rust, in the worker process.
+    rust: rust::RustCells,
 }
 
 impl Session {
     /// A session on the workspace at `home`; the workspace is opened on first use so a kernel
     /// always starts, even when another kernel holds the workspace.
     pub fn new(home: PathBuf) -> Self {
-        Self { workspace: Workspace::new(home), state: State::default() }
+        Self { workspace: Workspace::new(home), state: State::default(), rust: rust::RustCells::default() }
     }
 
     pub fn home(&self) -> &Path {
@@ -56,12 +59,17 @@ impl Session {
         let mut outcome = Outcome::default();
         match cell {
             Cell::Empty => {}
-            Cell::Code { .. } => {
-                return Err(CellError::new(
-                    "RustCellsUnavailable",
-                    "plain cells will run Rust once evcxr support lands; for now every cell is made of magics",
-                )
-                .with_detail("%lsmagic lists the magics, %help NAME explains one"));
+            Cell::Code { magics, code } => {
+                // Magic lines stacked above the Rust run first, their values displayed.
+                for call in &magics {
+                    out.set_last_call(false);
+                    if let Some(v) = self.run_call(call, None, out, &mut outcome).await? {
+                        out.display(v);
+                    }
+                }
+                out.set_last_call(true);
+                let home = self.home().to_path_buf();
+                outcome.value = self.rust.eval(&code, &home, out).await?;
             }
             Cell::Lines(calls) => {
                 let last = calls.len() - 1;
