@@ -126,6 +126,12 @@ if ((build_rust)); then
   say "building the Rust-cell worker (target dir $LAKEBOOK_CACHE/rust-target)"
   (cd "$repo/rust" && CARGO_TARGET_DIR=$LAKEBOOK_CACHE/rust-target cargo build --quiet --release --locked)
   [[ -x $rust_worker ]] || die "cargo build succeeded but $rust_worker is missing"
+  # rust-analyzer (in evcxr) infers a variable's type from the standard library's sources.
+  if [[ ! -d $(rustc --print sysroot)/lib/rustlib/src/rust/library/std ]]; then
+    command -v rustup >/dev/null 2>&1 && rustup component add rust-src >/dev/null 2>&1 || true
+    [[ -d $(rustc --print sysroot)/lib/rustlib/src/rust/library/std ]] ||
+      say "note: no rust-src component: in Rust cells, write the types of variables kept across cells"
+  fi
 fi
 
 LAKEBOOK_RUST_WORKER=$rust_worker VIRTUAL_ENV=$venv "$lakebook" install --sys-prefix >/dev/null

@@ -38,6 +38,17 @@ def test_expressions_output_and_variables_across_cells(kernel: Kernel) -> None:
     # functions and types defined in one cell are there in the next
     kernel.ok("fn double(x: i32) -> i32 { x * 2 }\nstruct P { x: i32 }", timeout=SLOW)
     assert kernel.ok("double(P { x: 21 }.x)", timeout=SLOW).result["text/plain"] == "42"
+    # an attribute line is Rust, not a comment
+    kernel.ok("#[derive(Debug, Clone)]\nstruct Q {\n    x: i32,\n}", timeout=SLOW)
+    assert kernel.ok('format!("{:?}", Q { x: 1 }.clone())', timeout=SLOW).result["text/plain"] == '"Q { x: 1 }"'
+
+
+def test_variables_keep_their_inferred_std_types_across_cells(kernel: Kernel) -> None:
+    """rust-analyzer infers the types from the standard library's sources (rustup's rust-src)."""
+    worker()
+    kernel.ok('let s = "abc".to_string();\nlet v = vec![1, 2, 3];\nlet doubled = v.iter().map(|x| x * 2).collect::<Vec<_>>();\nlet words = s.split(\'b\').map(str::to_owned).collect::<Vec<_>>();', timeout=SLOW)
+    ex = kernel.ok('format!("{s} {v:?} {doubled:?} {words:?} {}", doubled.len())', timeout=SLOW)
+    assert ex.result["text/plain"] == '"abc [1, 2, 3] [2, 4, 6] [\\"a\\", \\"c\\"] 3"', ex.describe()
 
 
 def test_a_compile_error_points_at_the_line_and_the_next_cell_works(kernel: Kernel) -> None:

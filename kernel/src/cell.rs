@@ -52,12 +52,14 @@ pub fn parse(code: &str) -> Result<Cell, ParseError> {
         let call = parse_call(first.trim_end_matches('\r'))?;
         return Ok(Cell::CellMagic { call, body: body.to_string() });
     }
-    let lines = logical_lines(trimmed)?;
+    let (lines, starts) = logical_lines(trimmed)?;
     let mut magics = Vec::new();
     let mut code_start = None;
     for (i, line) in lines.iter().enumerate() {
         let line = line.trim();
-        if line.is_empty() || line.starts_with('#') || line.starts_with("//") {
+        // `#[derive(…)]` and `#![…]` are Rust attributes, not comments.
+        let comment = (line.starts_with('#') && !line.starts_with("#[") && !line.starts_with("#!")) || line.starts_with("//");
+        if line.is_empty() || comment {
             continue;
         }
         match line.strip_prefix('%') {
@@ -71,15 +73,21 @@ pub fn parse(code: &str) -> Result<Cell, ParseError> {
     match code_start {
         None if magics.is_empty() => Ok(Cell::Empty),
         None => Ok(Cell::Lines(magics)),
-        Some(i) => Ok(Cell::Code { magics, code: lines[i..].join("\n") }),
+        // The Rust as typed, from its first line (backslashes and indentation kept).
+        Some(i) => Ok(Cell::Code { magics, code: trimmed.lines().skip(starts[i]).collect::<Vec<_>>().join("\n") }),
     }
 }
 
-/// Joins backslash-continued lines.
-fn logical_lines(text: &str) -> Result<Vec<String>, ParseError> {
+/// Joins backslash-continued lines; with each logical line, the index of the raw line it
+/// starts at.
+fn logical_lines(text: &str) -> Result<(Vec<String>, Vec<usize>), ParseError> {
     let mut lines = Vec::new();
+    let mut starts = Vec::new();
     let mut pending: Option<String> = None;
-    for raw in text.lines() {
+    for (n, raw) in text.lines().enumerate() {
+        if pending.is_none() {
+            starts.push(n);
+        }
         let line = raw.trim_end();
         let (content, continues) = match line.strip_suffix('\\') {
             Some(head) => (head, true),
@@ -102,7 +110,7 @@ fn logical_lines(text: &str) -> Result<Vec<String>, ParseError> {
     if pending.is_some() {
         return Err(ParseError::Continued);
     }
-    Ok(lines)
+    Ok((lines, starts))
 }
 
 /// Parses `name args…` (after the `%` or `%%`).
@@ -154,6 +162,9 @@ mod tests {
         assert_eq!(parse("%lake?").unwrap(), Cell::Lines(vec![MagicCall { help: true, ..call("lake", &[]) }]));
         assert_eq!(parse("  \n\n").unwrap(), Cell::Empty);
         assert!(matches!(parse("%clock\nlet x = 1;").unwrap(), Cell::Code { ref code, .. } if code == "let x = 1;"));
+        // Rust keeps its attributes, indentation and backslashes.
+        let rust = "#[derive(Debug)]\nstruct P {\n    x: i32,\n}\nlet s = \"a\\\n   b\";";
+        assert!(matches!(parse(&format!("%clock\n{rust}")).unwrap(), Cell::Code { ref code, .. } if code == rust));
         assert!(matches!(parse("%lake put 's3://a"), Err(ParseError::OpenQuote { .. })));
         assert_eq!(parse("%lake ls \\"), Err(ParseError::Continued));
     }
