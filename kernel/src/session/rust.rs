@@ -175,10 +175,19 @@ async fn start(home: &Path) -> Result<Worker, CellError> {
         .process_group(0)
         .spawn()
         .map_err(|e| CellError::new("RustWorkerFailed", format!("could not start {}: {e}", path.display())))?;
+    let pid = child.id();
+    let (stdin, stdout, stderr) = (child.stdin.take(), child.stdout.take(), child.stderr.take());
+    // Waited for at once, so it never lingers as a zombie; its end is noted for the next cell.
     let killed = Arc::new(AtomicBool::new(false));
-    let mut guard = KillOnDrop { pid: Some(child.id()), killed: killed.clone() };
-    let stdin = child.stdin.take().ok_or_else(|| CellError::bug("worker stdin"))?;
-    let stdout = child.stdout.take().ok_or_else(|| CellError::bug("worker stdout"))?;
+    let ended = killed.clone();
+    std::thread::spawn(move || {
+        let _ = child.wait();
+        ended.store(true, Ordering::SeqCst);
+    });
+    let (Some(stdin), Some(stdout)) = (stdin, stdout) else {
+        kill_group(pid);
+        return Err(CellError::bug("the Rust worker's pipes were not made"));
+    };
     let (lines, stdout_lines) = unbounded_channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines() {
@@ -188,7 +197,7 @@ async fn start(home: &Path) -> Result<Worker, CellError> {
             }
         }
     });
-    if let Some(stderr) = child.stderr.take() {
+    if let Some(stderr) = stderr {
         // cargo's and evcxr's own messages: the kernel log, not the notebook.
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
@@ -196,14 +205,8 @@ async fn start(home: &Path) -> Result<Worker, CellError> {
             }
         });
     }
-    let pid = child.id();
-    // Waited for at once, so it never lingers as a zombie; its end is noted for the next cell.
-    let ended = killed.clone();
-    std::thread::spawn(move || {
-        let _ = child.wait();
-        ended.store(true, Ordering::SeqCst);
-    });
-    let mut worker = Worker { pid, stdin, stdout: stdout_lines, next_id: 0, killed: killed.clone() };
+    // From here an error (or an interrupt while it starts) drops the worker, which kills it.
+    let mut worker = Worker { pid, stdin, stdout: stdout_lines, next_id: 0, killed };
     loop {
         match worker.stdout.recv().await {
             Some(line) => {
@@ -220,6 +223,5 @@ async fn start(home: &Path) -> Result<Worker, CellError> {
             None => return Err(CellError::new("RustWorkerFailed", "the Rust worker ended while starting")),
         }
     }
-    guard.pid = None;
     Ok(worker)
 }

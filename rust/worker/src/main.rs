@@ -168,13 +168,12 @@ fn serve(mut context: CommandContext, work: Receiver<Request>, replies: Sender<V
         if replies.send(json!({"start": request.id})).is_err() {
             return;
         }
-        let reply = match request.op.as_str() {
+        let mut reply = match request.op.as_str() {
             "eval" => eval(&mut context, &request),
             "complete" => complete(&mut context, &request),
             "inspect" => inspect(&mut context, &request),
             op => json!({"event": "error", "ename": "UsageError", "evalue": format!("unknown op {op}"), "traceback": []}),
         };
-        let mut reply = reply;
         reply["id"] = json!(request.id);
         if replies.send(reply).is_err() {
             return;
