@@ -162,3 +162,42 @@ class LakebookKernelTests(jkt.KernelTests):
             ):
                 break
         self.flush_channels()
+
+
+class LakebookRustKernelTests(LakebookKernelTests):
+    """The same suite with Rust samples: plain cells run in the lakebook-rust worker (evcxr).
+    The magic samples of the class above stay where Rust has no counterpart (the pager, the
+    progress display that clears itself)."""
+
+    code_hello_world = 'println!("hello, world");'
+    code_stderr = 'eprintln!("careful: {}", 1 + 1);'
+    completion_samples = [
+        {"text": "let numbers: Vec<i32> = Vec::new();\nnumbers.is_em", "matches": ["is_empty()"]},
+        {"text": "std::collections::BTreeS", "matches": ["BTreeSet"]},
+        {"text": "%la", "matches": ["%lake"]},
+    ]
+    complete_code_samples = ["let x = 1;", "fn f() {\n}", "let s = \"{\";", "%clock\nlet y = [1, 2];"]
+    incomplete_code_samples = ["fn f() {", "let v = vec![1,", "let s = \"open", "%clock\nstruct S {"]
+    invalid_code_samples = ["%nosuchmagic"]
+    code_generate_error = 'let n: i32 = "one";'
+    code_execute_result = [
+        {"code": "6 * 7", "result": "42"},
+        {"code": "let answer: i32 = 40;\nanswer + 2", "result": "42"},
+        {"code": 'format!("{}-{}", "a", 1)', "result": '"a-1"'},
+    ]
+    # a magic stacked above Rust displays its value; the Rust's value is the result
+    code_display_data = [{"code": "%lake ls s3://demo\nlet shown = 1;", "mime": "text/html"}]
+    code_history_pattern = "let answer*"
+    code_inspect_sample = "Vec::new"
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        super().setUpClass()
+        # The first plain cell starts the worker (evcxr compiles its first crate): done here,
+        # so each sample runs within the suite's 15 s.
+        msg_id = cls.kc.execute("let warm: i32 = 1;", silent=True, store_history=False)
+        while True:
+            reply = cls.kc.get_shell_msg(timeout=180)
+            if reply["parent_header"].get("msg_id") == msg_id:
+                break
+        assert reply["content"]["status"] == "ok", reply["content"]

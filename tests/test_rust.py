@@ -1,9 +1,11 @@
 """Plain cells are Rust: evcxr in the `lakebook-rust` worker (rust/, built by install/setup.sh
 into $LAKEBOOK_CACHE/rust-target), started on the first plain cell. Through the kernel:
 expression values, println!/eprintln! output, compile errors pointing at the cell's line, a
-panic then a working cell, variables across cells, an interrupt that kills the worker's
-process group (the kernel goes on, the next cell says the variables are gone), magics stacked
-above Rust, and a clear error when the worker is not built."""
+panic then a working cell, variables across cells (inferred std types too), completion and
+Shift-Tab from rust-analyzer, evcxr commands and rich output, a dependency built with a
+progress display, interrupts that kill the worker's process group (a running loop, a running
+cargo; the kernel goes on, the next cell says the variables are gone), magics stacked above
+Rust, and a clear error when the worker is not built."""
 
 from __future__ import annotations
 
@@ -108,3 +110,95 @@ def test_without_the_worker_plain_cells_say_how_to_get_it(start_kernel, tmp_path
     ex = kernel.failing('println!("hi");', "RustWorkerMissing")
     assert "install/setup.sh" in "\n".join(ex.content["traceback"]), ex.describe()
     kernel.ok("%lake mb s3://still-works")
+
+
+def _complete(kernel: Kernel, code: str, cursor_pos: int | None = None) -> dict:
+    cursor = len(code) if cursor_pos is None else cursor_pos
+    reply, _ = kernel.request("shell", "complete_request", {"code": code, "cursor_pos": cursor}, timeout=SLOW)
+    content = reply["content"]
+    assert content["status"] == "ok", content
+    return content
+
+
+def test_completion_and_inspection_of_rust_see_earlier_cells(kernel: Kernel) -> None:
+    worker()
+    kernel.ok("let numbers: Vec<i32> = vec![1, 2, 3];\nfn triple(x: i32) -> i32 { x * 3 }", timeout=SLOW)
+    # a method of a variable from an earlier cell, below a magic line (positions in code points)
+    code = "%clock\n// é\nnumbers.le"
+    c = _complete(kernel, code)
+    assert any(m.startswith("len") for m in c["matches"]), c
+    assert c["cursor_start"] == len("%clock\n// é\nnumbers."), c
+    assert c["cursor_end"] == len(code), c
+    types = {t["text"]: t["type"] for t in c["metadata"]["_jupyter_types_experimental"]}
+    assert all(kind == "rust" for kind in types.values()), types
+    # a function of an earlier cell, the cursor mid-cell
+    code = "let t = tri\nlet u = 1;"
+    c = _complete(kernel, code, cursor_pos=len("let t = tri"))
+    assert any(m.startswith("triple") for m in c["matches"]), c
+    assert (c["cursor_start"], c["cursor_end"]) == (len("let t = "), len("let t = tri")), c
+    # magic names still complete on a magic line of the same cell
+    assert "%clock" in _complete(kernel, "%clo")["matches"]
+    # Shift-Tab on a std method: its signature and docs
+    reply, _ = kernel.request("shell", "inspect_request", {"code": "numbers.len()", "cursor_pos": len("numbers.le"), "detail_level": 0}, timeout=SLOW)
+    content = reply["content"]
+    assert content["status"] == "ok" and content["found"] is True, content
+    assert "fn len" in content["data"]["text/plain"], content
+    assert "<" in content["data"]["text/html"], content
+    reply, _ = kernel.request("shell", "inspect_request", {"code": "triple", "cursor_pos": 3, "detail_level": 0}, timeout=SLOW)
+    assert "fn triple(x: i32) -> i32" in reply["content"]["data"]["text/plain"], reply["content"]
+    # the variables survive the assists
+    assert kernel.ok("triple(numbers.len() as i32)", timeout=SLOW).result["text/plain"] == "9"
+
+
+def test_evcxr_commands_and_rich_output(kernel: Kernel) -> None:
+    worker()
+    kernel.ok("let kept: Vec<i32> = vec![4, 5];", timeout=SLOW)
+    ex = kernel.ok(":vars", timeout=SLOW)
+    shown = ex.stream("stdout") + "".join(m["content"]["data"].get("text/plain", "") for m in ex.of_type("execute_result"))
+    assert "kept" in shown and "Vec<i32>" in shown, ex.describe()
+    # a value with evcxr_display is shown as its richest form
+    kernel.ok('struct Bold(&\'static str);\nimpl Bold {\n    fn evcxr_display(&self) {\n        println!("EVCXR_BEGIN_CONTENT text/html\\n<b>{}</b>\\nEVCXR_END_CONTENT", self.0);\n    }\n}', timeout=SLOW)
+    ex = kernel.ok('Bold("rich")', timeout=SLOW)
+    assert ex.result.get("text/html") == "<b>rich</b>", ex.describe()
+    ex = kernel.failing(":nosuchcommand", "CompileError", timeout=SLOW)
+    assert "Unrecognised command :nosuchcommand" in ex.content["evalue"], ex.describe()
+
+
+def test_a_dependency_compiles_with_a_progress_display(kernel: Kernel) -> None:
+    """`:dep` fetches a crate from the registry and cargo builds it: one progress display
+    updated in place, then a one-line summary; the crate is usable in the next cell."""
+    worker()
+    ex = kernel.ok(':dep itoa = "1"\nlet mut buffer = itoa::Buffer::new();\nbuffer.format(1234567).to_string()', timeout=600)
+    assert ex.result["text/plain"] == '"1234567"', ex.describe()
+    progress = [m for m in ex.outputs if m["msg_type"] in ("display_data", "update_display_data")]
+    texts = [m["content"]["data"]["text/plain"] for m in progress]
+    assert any(t.startswith("Compiling dependencies: itoa v1.") for t in texts), ex.describe()
+    shown = "\n".join(texts) + ex.stream("stdout")
+    assert "Compiled 1 dependency crate in" in shown, ex.describe()
+    assert "Compiling" not in ex.stream("stderr"), ex.describe()
+    ex = kernel.ok("itoa::Buffer::new().format(-5).len()", timeout=SLOW)
+    assert ex.result["text/plain"] == "2", ex.describe()
+
+
+def test_interrupt_while_a_dependency_compiles(kernel: Kernel) -> None:
+    worker()
+    msg_id = kernel.execute_async(':dep regex = { version = "1", default-features = false, features = ["std", "unicode"] }\nregex::Regex::new("a+").unwrap().is_match("caab")')
+    kernel.wait_for(
+        lambda: any(m["msg_type"] in ("display_data", "update_display_data") and "Compiling dependencies" in m["content"]["data"].get("text/plain", "") for m in kernel.messages(msg_id, "iopub")),
+        600, "cargo to start compiling",
+    )
+    assert not kernel.has_reply(msg_id)
+    info = kernel.reply(kernel.send("control", "kernel_info_request", {}), timeout=5)
+    assert info["content"]["status"] == "ok"
+    sent = time.monotonic()
+    kernel.send("control", "interrupt_request", {})
+    reply = kernel.reply(msg_id, timeout=10)
+    assert time.monotonic() - sent < 3.0
+    assert reply["content"]["ename"] == "KeyboardInterrupt", reply
+    time.sleep(0.5)
+    # nothing of the worker's group is left: no cargo, no rustc building in this workspace
+    home = str(kernel.home)
+    live = [line for line in os.popen("ps -eo stat=,args=").read().splitlines() if not line.startswith("Z") and ("lakebook-rust" in line or home in line)]
+    assert live == [], live
+    assert kernel.ok("%clock").result["text/plain"], "magics work at once"
+    assert kernel.ok("2 + 2", timeout=SLOW).result["text/plain"] == "4"

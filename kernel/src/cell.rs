@@ -21,8 +21,9 @@ pub enum Cell {
     Lines(Vec<MagicCall>),
     /// A cell magic and its body.
     CellMagic { call: MagicCall, body: String },
-    /// Plain code (Rust, once evcxr lands), with any magic lines stacked above it.
-    Code { magics: Vec<MagicCall>, code: String },
+    /// Plain code (Rust), with any magic lines stacked above it; `offset` is where the Rust
+    /// starts in the cell, in code points (completion and inspection map the cursor by it).
+    Code { magics: Vec<MagicCall>, code: String, offset: usize },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,7 +75,11 @@ pub fn parse(code: &str) -> Result<Cell, ParseError> {
         None if magics.is_empty() => Ok(Cell::Empty),
         None => Ok(Cell::Lines(magics)),
         // The Rust as typed, from its first line (backslashes and indentation kept).
-        Some(i) => Ok(Cell::Code { magics, code: trimmed.lines().skip(starts[i]).collect::<Vec<_>>().join("\n") }),
+        Some(i) => {
+            let skipped: usize = trimmed.split_inclusive('\n').take(starts[i]).map(|l| l.chars().count()).sum();
+            let offset = code[..code.len() - trimmed.len()].chars().count() + skipped;
+            Ok(Cell::Code { magics, code: trimmed.lines().skip(starts[i]).collect::<Vec<_>>().join("\n"), offset })
+        }
     }
 }
 
@@ -165,6 +170,9 @@ mod tests {
         // Rust keeps its attributes, indentation and backslashes.
         let rust = "#[derive(Debug)]\nstruct P {\n    x: i32,\n}\nlet s = \"a\\\n   b\";";
         assert!(matches!(parse(&format!("%clock\n{rust}")).unwrap(), Cell::Code { ref code, .. } if code == rust));
+        // Where the Rust starts in the cell, in code points (leading blank lines and magics skipped).
+        let cell = "\n  %set é=1\n// note\nv.le";
+        assert!(matches!(parse(cell).unwrap(), Cell::Code { offset, .. } if cell.chars().skip(offset).collect::<String>() == "v.le"));
         assert!(matches!(parse("%lake put 's3://a"), Err(ParseError::OpenQuote { .. })));
         assert_eq!(parse("%lake ls \\"), Err(ParseError::Continued));
     }

@@ -131,7 +131,7 @@ impl ShellWorker {
             },
             "inspect_request" => match parse::<InspectRequest>(request) {
                 Ok(r) => {
-                    let content = match self.session.inspect(&r.code, r.cursor_pos) {
+                    let content = match self.session.inspect(&r.code, r.cursor_pos).await {
                         Some(data) => json!({ "status": "ok", "found": true, "data": data, "metadata": {} }),
                         None => json!({ "status": "ok", "found": false, "data": {}, "metadata": {} }),
                     };

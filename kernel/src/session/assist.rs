@@ -1,6 +1,7 @@
 //! The session's answers besides running cells: completion (magic names, verbs, flags,
-//! `s3://` paths, SQL words; positions in code points), inspection (a magic's help, a table's
-//! schema) and is-complete (IPython's rules for cell magics).
+//! `s3://` paths, SQL words, and Rust from rust-analyzer in the worker; positions in code
+//! points), inspection (a magic's help, a table's schema, a Rust item's signature and docs)
+//! and is-complete (IPython's rules for cell magics; open brackets and strings in Rust).
 
 use lakebook_engine::S3Uri;
 
@@ -54,6 +55,14 @@ fn in_sql(before: &str, line: &str, word: &str) -> bool {
     !sql_start.is_some_and(|w| w.eq_ignore_ascii_case(magics::sql::WORKGROUP))
 }
 
+/// The cell's Rust and where it starts (code points), when the cursor is in it.
+fn rust_at(code: &str, cursor: usize) -> Option<(String, usize)> {
+    match cell::parse(code) {
+        Ok(Cell::Code { code, offset, .. }) if cursor >= offset => Some((code, offset)),
+        _ => None,
+    }
+}
+
 impl Session {
     /// Completion at `cursor_pos` (code points).
     pub async fn complete(&mut self, code: &str, cursor_pos: usize) -> Completion {
@@ -64,6 +73,16 @@ impl Session {
         let word_len = line.chars().rev().take_while(|c| !c.is_whitespace()).count();
         let word: String = line.chars().skip(line.chars().count() - word_len).collect();
         let mut completion = Completion { matches: Vec::new(), start: cursor - word_len, end: cursor };
+        if let Some((rust, offset)) = rust_at(code, cursor) {
+            let home = self.home().to_path_buf();
+            return match self.rust.complete(&rust, cursor - offset, &home).await {
+                Ok((names, start, end)) => Completion { matches: names.into_iter().map(|text| Match { text, kind: "rust" }).collect(), start: start + offset, end: end + offset },
+                Err(e) => {
+                    tracing::debug!("rust completion: {}", e.evalue);
+                    completion
+                }
+            };
+        }
 
         if in_sql(&before, line, &word) {
             let is_sql_char = |c: &char| c.is_alphanumeric() || *c == '_' || *c == '.';
@@ -161,9 +180,19 @@ impl Session {
 
     /// Help for the magic (or magic verb) under the cursor, or a table's schema when the
     /// cursor is on `db.table`.
-    pub fn inspect(&mut self, code: &str, cursor_pos: usize) -> Option<Bundle> {
+    pub async fn inspect(&mut self, code: &str, cursor_pos: usize) -> Option<Bundle> {
         let chars: Vec<char> = code.chars().collect();
         let cursor = cursor_pos.min(chars.len());
+        if let Some((rust, offset)) = rust_at(code, cursor) {
+            let home = self.home().to_path_buf();
+            return match self.rust.inspect(&rust, cursor - offset, &home).await {
+                Ok(found) => found,
+                Err(e) => {
+                    tracing::debug!("rust inspection: {}", e.evalue);
+                    None
+                }
+            };
+        }
         if let Some(schema) = self.inspect_table(&chars, cursor) {
             return Some(schema);
         }
@@ -231,6 +260,10 @@ impl Session {
                 }
             }
             Ok(Cell::Lines(calls)) if calls.iter().any(|c| magics::find(&c.name).is_none()) => ("invalid", String::new()),
+            Ok(Cell::Code { code, .. }) => match super::rust::open_depth(&code) {
+                0 => ("complete", String::new()),
+                depth => ("incomplete", "    ".repeat(depth)),
+            },
             Ok(_) => ("complete", String::new()),
         }
     }
@@ -309,5 +342,7 @@ mod tests {
         assert_eq!(session.is_complete("%%lake put s3://demo/x\nbody").0, "incomplete");
         assert_eq!(session.is_complete("%%lake put s3://demo/x\nbody\n\n").0, "complete");
         assert_eq!(session.is_complete("%nosuchmagic").0, "invalid");
+        assert_eq!(session.is_complete("%clock\nfn f() {\n    let v = vec![1,"), ("incomplete", "        ".to_string()));
+        assert_eq!(session.is_complete("fn f() {\n}").0, "complete");
     }
 }

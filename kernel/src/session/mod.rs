@@ -59,7 +59,7 @@ impl Session {
         let mut outcome = Outcome::default();
         match cell {
             Cell::Empty => {}
-            Cell::Code { magics, code } => {
+            Cell::Code { magics, code, .. } => {
                 // Magic lines stacked above the Rust run first, their values displayed.
                 for call in &magics {
                     out.set_last_call(false);

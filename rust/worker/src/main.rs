@@ -13,7 +13,7 @@
 //! → {"id": 2, "op": "complete", "code": "v.le", "pos": 4}
 //! ← {"id": 2, "event": "done", "matches": ["len"], "start": 2, "end": 4}
 //! → {"id": 3, "op": "inspect", "code": "v", "pos": 1}
-//! ← {"id": 3, "event": "done", "text": "Vec<i32>"}
+//! ← {"id": 3, "event": "done", "text": "…Vec<i32>…", "html": "<pre>…</pre>"}
 //! ```
 //!
 //! The first line it writes is `{"event": "ready"}`, once evcxr has compiled its first
@@ -26,6 +26,9 @@ use crossbeam_channel::{Receiver, Sender, select};
 use evcxr::CommandContext;
 use serde::Deserialize;
 use serde_json::{Value, json};
+
+/// The size of evcxr's cache of compiled dependencies, in MiB.
+const CACHE_MIB: u64 = 4096;
 
 #[derive(Debug, Deserialize)]
 struct Request {
@@ -40,13 +43,20 @@ struct Request {
 fn main() {
     // The cells' runtime process is this binary run again by evcxr: it must go first.
     evcxr::runtime_hook();
-    let (context, outputs) = match CommandContext::new() {
+    let (mut context, outputs) = match CommandContext::new() {
         Ok(started) => started,
         Err(e) => {
             emit(&json!({"event": "failed", "evalue": e.to_string()}));
             std::process::exit(1);
         }
     };
+    // Dependencies a cell adds (`:dep`) are compiled once per machine, not once per
+    // workspace: evcxr's cache (under XDG_CACHE_HOME, which the kernel points at its own
+    // cache); `:cache 0` in a cell turns it off.
+    if let Err(e) = context.execute(&format!(":cache {CACHE_MIB}")) {
+        emit(&json!({"event": "failed", "evalue": format!("could not turn on evcxr's cache: {e}")}));
+        std::process::exit(1);
+    }
     emit(&json!({"event": "ready"}));
     let (requests_tx, requests) = crossbeam_channel::unbounded::<Request>();
     let (replies_tx, replies) = crossbeam_channel::unbounded::<Value>();
@@ -112,7 +122,7 @@ fn pump(requests: Receiver<Request>, work: Sender<Request>, replies: Receiver<Va
             }
             recv(replies) -> reply => {
                 let Ok(mut reply) = reply else { return };
-                if let Some(id) = reply.get("start").and_then(Value::as_u64) {
+                if let Some(id) = reply.get("starting").and_then(Value::as_u64) {
                     current = id;
                     panic = Panic::default();
                     continue;
@@ -165,7 +175,7 @@ impl Panic {
 /// is tagged with its id.
 fn serve(mut context: CommandContext, work: Receiver<Request>, replies: Sender<Value>) {
     for request in work {
-        if replies.send(json!({"start": request.id})).is_err() {
+        if replies.send(json!({"starting": request.id})).is_err() {
             return;
         }
         let mut reply = match request.op.as_str() {
@@ -235,10 +245,19 @@ fn complete(context: &mut CommandContext, request: &Request) -> Value {
     }
 }
 
+/// What rust-analyzer says of the name the cursor is in (evcxr hovers at the end of the code
+/// it is given, so the name is taken whole); nothing found is an empty text.
 fn inspect(context: &mut CommandContext, request: &Request) -> Value {
-    let pos = byte_offset(&request.code, request.pos);
-    match context.hover_at(&request.code, pos) {
-        Ok((text, _html)) => json!({"event": "done", "text": text}),
+    let code = &request.code;
+    let mut pos = byte_offset(code, request.pos);
+    pos += code[pos..].find(|c: char| !(c.is_alphanumeric() || c == '_')).unwrap_or(code.len() - pos);
+    // a call (`v.len()`): evcxr hovers a method when the code ends with its `(`
+    if code[pos..].starts_with('(') {
+        pos += 1;
+    }
+    match context.hover_at(code, pos) {
+        Ok((text, _)) if text.trim() == "No documentation found" => json!({"event": "done", "text": "", "html": ""}),
+        Ok((text, html)) => json!({"event": "done", "text": text, "html": html}),
         Err(e) => json!({"event": "error", "ename": "InspectError", "evalue": e.to_string(), "traceback": []}),
     }
 }
