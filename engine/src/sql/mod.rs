@@ -15,7 +15,10 @@
 //! Not there: Avro and ORC tables, Iceberg DML, prepared statements.
 
 pub(crate) mod ddl;
+mod exchange;
 mod workgroup;
+
+pub use exchange::{read_arrow_file, write_arrow_file};
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};

@@ -3,6 +3,7 @@
 //! is-complete answers are in `assist`.
 
 mod assist;
+mod bridge;
 pub mod rust;
 mod sql;
 
@@ -69,7 +70,8 @@ impl Session {
                 }
                 out.set_last_call(true);
                 let home = self.home().to_path_buf();
-                outcome.value = self.rust.eval(&code, &home, out).await?;
+                let Session { workspace, state, rust } = self;
+                outcome.value = rust.eval(&code, &home, out, &mut bridge::Answers { workspace, state }).await?;
             }
             Cell::Lines(calls) => {
                 let last = calls.len() - 1;

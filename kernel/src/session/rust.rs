@@ -40,6 +40,20 @@ fn cache_root() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(".cache/lakebook"))
 }
 
+/// What answers a running cell's calls to the kernel (the `lakebook` bridge crate's).
+pub trait Calls {
+    fn answer(&mut self, call: Value) -> impl std::future::Future<Output = Value> + Send;
+}
+
+/// Completion and inspection run no cell code, so they make no calls.
+struct NoCalls;
+
+impl Calls for NoCalls {
+    fn answer(&mut self, _call: Value) -> impl std::future::Future<Output = Value> + Send {
+        std::future::ready(json!({"error": {"name": "BridgeError", "message": "no calls while completing"}}))
+    }
+}
+
 /// The Rust cells of a session: the worker while one runs.
 #[derive(Default)]
 pub struct RustCells {
@@ -53,6 +67,8 @@ struct Worker {
     /// The worker's stdout lines (a thread reads them; None once it closed).
     stdout: UnboundedReceiver<String>,
     next_id: u64,
+    /// The `lakebook` bridge crate is in its evcxr context.
+    bridge: bool,
     /// Set when it ended (an interrupt killed its group, or it crashed).
     killed: Arc<AtomicBool>,
 }
@@ -86,9 +102,20 @@ impl Drop for Worker {
 }
 
 impl RustCells {
-    /// Runs one Rust cell: its output streamed, its value (the last expression) returned.
-    pub async fn eval(&mut self, code: &str, home: &Path, out: &Output) -> Result<Option<Bundle>, CellError> {
-        let reply = self.request("eval", json!({ "code": code }), home, out, true).await?;
+    /// Runs one Rust cell: its output streamed, its value (the last expression) returned; the
+    /// cell's calls to the kernel (the `lakebook` bridge) are answered by `answer`. A cell that
+    /// names `lakebook::` first adds the bridge crate to evcxr's context (once per worker).
+    pub async fn eval(&mut self, code: &str, home: &Path, out: &Output, calls: &mut impl Calls) -> Result<Option<Bundle>, CellError> {
+        let mut code = code.to_string();
+        let add_bridge = super::bridge::used_by(&code) && !self.worker.as_ref().is_some_and(|w| w.bridge && !w.killed.load(Ordering::SeqCst));
+        if add_bridge {
+            let dir = super::bridge::install(home)?;
+            code = format!(":dep lakebook = {{ path = {:?} }}\n{code}", dir.display().to_string());
+        }
+        let reply = self.request("eval", json!({ "code": code }), home, out, true, calls).await?;
+        if add_bridge && let Some(worker) = self.worker.as_mut() {
+            worker.bridge = true;
+        }
         let data = reply.get("data").and_then(Value::as_object).cloned().unwrap_or_default();
         Ok((!data.is_empty()).then_some(data))
     }
@@ -121,7 +148,8 @@ impl RustCells {
     /// late reply is skipped by its id).
     async fn assist(&mut self, op: &str, body: Value, home: &Path) -> Result<Value, CellError> {
         let out = Output::discard();
-        let waiting = self.request(op, body, home, &out, false);
+        let mut no_calls = NoCalls;
+        let waiting = self.request(op, body, home, &out, false, &mut no_calls);
         match tokio::time::timeout(ASSIST_TIMEOUT, waiting).await {
             Ok(reply) => reply,
             Err(_) => Err(CellError::new("Timeout", format!("rust-analyzer did not answer within {} s", ASSIST_TIMEOUT.as_secs()))),
@@ -130,7 +158,7 @@ impl RustCells {
 
     /// Sends a request and waits for its reply, streaming the cell's output meanwhile. When
     /// `interruptible`, dropping the future (an interrupt) kills the worker's process group.
-    async fn request(&mut self, op: &str, mut body: Value, home: &Path, out: &Output, interruptible: bool) -> Result<Value, CellError> {
+    async fn request(&mut self, op: &str, mut body: Value, home: &Path, out: &Output, interruptible: bool, calls: &mut impl Calls) -> Result<Value, CellError> {
         if self.worker.as_ref().is_some_and(|w| w.killed.load(Ordering::SeqCst)) {
             self.worker = None;
             out.stderr("The Rust worker stopped (an interrupt, or it crashed): variables from earlier cells are gone.\n");
@@ -174,6 +202,15 @@ impl RustCells {
             }
             let text = || event.get("text").and_then(Value::as_str).unwrap_or_default().to_string();
             match event.get("event").and_then(Value::as_str) {
+                Some("call") => {
+                    let reply = calls.answer(event.get("call").cloned().unwrap_or_default()).await;
+                    let line = format!("{}\n", json!({"op": "answer", "id": id, "answer": reply}));
+                    if worker.stdin.write_all(line.as_bytes()).is_err() || worker.stdin.flush().is_err() {
+                        guard.pid = None;
+                        self.worker = None;
+                        return Err(died("it stopped while the cell ran"));
+                    }
+                }
                 Some("stdout") => out.stdout(&text()),
                 Some("stderr") => out.stderr(&text()),
                 Some("done") => {
@@ -251,6 +288,7 @@ async fn start(home: &Path) -> Result<Worker, CellError> {
     let mut child = std::process::Command::new(&path)
         .env("EVCXR_TMPDIR", &tmp)
         .env("XDG_CACHE_HOME", cache_root())
+        .env("LAKEBOOK_EXCHANGE", super::bridge::exchange_dir(home))
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -295,7 +333,7 @@ async fn start(home: &Path) -> Result<Worker, CellError> {
         });
     }
     // From here an error (or an interrupt while it starts) drops the worker, which kills it.
-    let mut worker = Worker { pid, stdin, stdout: stdout_lines, next_id: 0, killed };
+    let mut worker = Worker { pid, stdin, stdout: stdout_lines, next_id: 0, bridge: false, killed };
     loop {
         match worker.stdout.recv().await {
             Some(line) => {

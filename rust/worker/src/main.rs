@@ -18,6 +18,16 @@
 //!
 //! The first line it writes is `{"event": "ready"}`, once evcxr has compiled its first
 //! (empty) crate.
+//!
+//! A cell calls back into the kernel (the `lakebook` bridge crate: `lakebook::sql(…)`) through
+//! evcxr's input protocol: it asks for input with the prompt `lakebook-call HEX` (the call's
+//! JSON, hex-encoded, as a prompt cannot hold `:`), the worker passes the call on and writes
+//! the kernel's answer, one JSON line, to the cell's stdin.
+//!
+//! ```text
+//! ← {"id": 4, "event": "call", "call": {"op": "sql", "sql": "SELECT 1"}}
+//! → {"op": "answer", "id": 4, "answer": {"path": "…/exchange/….arrow", "rows": 1}}
+//! ```
 
 use std::io::{BufRead, Write};
 use std::time::Instant;
@@ -38,6 +48,9 @@ struct Request {
     code: String,
     #[serde(default)]
     pos: usize,
+    /// The kernel's answer to a cell's call (`op` = "answer").
+    #[serde(default)]
+    answer: Value,
 }
 
 fn main() {
@@ -60,15 +73,16 @@ fn main() {
     emit(&json!({"event": "ready"}));
     let (requests_tx, requests) = crossbeam_channel::unbounded::<Request>();
     let (replies_tx, replies) = crossbeam_channel::unbounded::<Value>();
-    std::thread::spawn(move || read_requests(requests_tx));
+    let (answers_tx, answers) = crossbeam_channel::unbounded::<Value>();
+    std::thread::spawn(move || read_requests(requests_tx, answers_tx));
     let (work_tx, work) = crossbeam_channel::unbounded::<Request>();
-    std::thread::spawn(move || serve(context, work, replies_tx));
+    std::thread::spawn(move || serve(context, work, replies_tx, answers));
     pump(requests, work_tx, replies, outputs.stdout, outputs.stderr);
 }
 
 /// Requests from stdin; when the kernel closes it, the requests already read still run, then
 /// the process ends.
-fn read_requests(requests: Sender<Request>) {
+fn read_requests(requests: Sender<Request>, answers: Sender<Value>) {
     let stdin = std::io::stdin();
     for line in stdin.lock().lines() {
         let Ok(line) = line else { break };
@@ -76,6 +90,10 @@ fn read_requests(requests: Sender<Request>) {
             continue;
         }
         match serde_json::from_str::<Request>(&line) {
+            // an answer goes to the cell waiting for it, not behind it in the queue
+            Ok(request) if request.op == "answer" => {
+                let _ = answers.send(request.answer);
+            }
             Ok(request) => {
                 if requests.send(request).is_err() {
                     break;
@@ -173,13 +191,13 @@ impl Panic {
 
 /// Runs requests one at a time on the evcxr context; says when each starts, so its output
 /// is tagged with its id.
-fn serve(mut context: CommandContext, work: Receiver<Request>, replies: Sender<Value>) {
+fn serve(mut context: CommandContext, work: Receiver<Request>, replies: Sender<Value>, answers: Receiver<Value>) {
     for request in work {
         if replies.send(json!({"starting": request.id})).is_err() {
             return;
         }
         let mut reply = match request.op.as_str() {
-            "eval" => eval(&mut context, &request),
+            "eval" => eval(&mut context, &request, &replies, &answers),
             "complete" => complete(&mut context, &request),
             "inspect" => inspect(&mut context, &request),
             op => json!({"event": "error", "ename": "UsageError", "evalue": format!("unknown op {op}"), "traceback": []}),
@@ -191,9 +209,27 @@ fn serve(mut context: CommandContext, work: Receiver<Request>, replies: Sender<V
     }
 }
 
-fn eval(context: &mut CommandContext, request: &Request) -> Value {
+fn eval(context: &mut CommandContext, request: &Request, replies: &Sender<Value>, answers: &Receiver<Value>) -> Value {
     let started = Instant::now();
-    match context.execute(&request.code) {
+    // A cell's input request: a bridge call is passed to the kernel and its answer waited
+    // for; anything else (evcxr_input::get_string) gets an empty line, as evcxr's default.
+    let call_kernel = |prompt: &str| -> String {
+        let Some(call) = prompt.strip_prefix("lakebook-call ").and_then(decode_call) else {
+            return String::new();
+        };
+        // answers left by a call that was abandoned are not this call's
+        while answers.try_recv().is_ok() {}
+        if replies.send(json!({"id": request.id, "event": "call", "call": call})).is_err() {
+            return json!({"error": {"name": "RustWorkerDied", "message": "the worker is stopping"}}).to_string();
+        }
+        match answers.recv() {
+            Ok(answer) => answer.to_string(),
+            Err(_) => json!({"error": {"name": "RustWorkerDied", "message": "the kernel went away"}}).to_string(),
+        }
+    };
+    // (evcxr does not export its InputRequest type: the closure's argument is inferred)
+    let mut callbacks = evcxr::EvalCallbacks { input_reader: &|input| call_kernel(&input.prompt) };
+    match context.execute_with_callbacks(&request.code, &mut callbacks) {
         Ok(outputs) => {
             let data: serde_json::Map<String, Value> = outputs.content_by_mime_type.into_iter().map(|(k, v)| (k, Value::String(v))).collect();
             json!({"event": "done", "data": data, "ms": started.elapsed().as_millis() as u64})
@@ -260,6 +296,16 @@ fn inspect(context: &mut CommandContext, request: &Request) -> Value {
         Ok((text, html)) => json!({"event": "done", "text": text, "html": html}),
         Err(e) => json!({"event": "error", "ename": "InspectError", "evalue": e.to_string(), "traceback": []}),
     }
+}
+
+/// A call's JSON from its hex form.
+fn decode_call(hex: &str) -> Option<Value> {
+    let hex = hex.trim();
+    if !hex.len().is_multiple_of(2) {
+        return None;
+    }
+    let bytes: Option<Vec<u8>> = (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok()).collect();
+    serde_json::from_slice(&bytes?).ok()
 }
 
 /// Jupyter counts cursor positions in characters (code points); evcxr in bytes.

@@ -1,0 +1,58 @@
+//! Rows in and out of the engine as Arrow IPC files: how Rust cells (the `lakebook` bridge
+//! crate, Polars) exchange data with the kernel without linking a second Arrow into it.
+
+use std::path::Path;
+
+use arrow_array::RecordBatch;
+use arrow_schema::SchemaRef;
+use datafusion::arrow::ipc::reader::FileReader;
+use datafusion::arrow::ipc::writer::FileWriter;
+use datafusion::datasource::MemTable;
+
+use super::SqlEngine;
+use crate::error::Result;
+use crate::{internal_err, service_err};
+
+/// Writes rows as an Arrow IPC file: to a temporary name first, then renamed, so a reader
+/// never sees half a file.
+pub fn write_arrow_file(path: &Path, schema: &SchemaRef, batches: &[RecordBatch]) -> Result<()> {
+    let partial = path.with_extension("partial");
+    let file = std::fs::File::create(&partial).map_err(|e| internal_err!("{}: {e}", partial.display()))?;
+    let mut writer = FileWriter::try_new(file, schema).map_err(|e| internal_err!("{}: {e}", path.display()))?;
+    for batch in batches {
+        writer.write(batch).map_err(|e| internal_err!("{}: {e}", path.display()))?;
+    }
+    writer.finish().map_err(|e| internal_err!("{}: {e}", path.display()))?;
+    std::fs::rename(&partial, path).map_err(|e| internal_err!("{}: {e}", path.display()))?;
+    Ok(())
+}
+
+/// The rows of an Arrow IPC file.
+pub fn read_arrow_file(path: &Path) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+    let file = std::fs::File::open(path).map_err(|e| service_err!(InvalidRequestException, "{}: {e}", path.display()))?;
+    let reader = FileReader::try_new(file, None).map_err(|e| service_err!(InvalidRequestException, "{} is not an Arrow IPC file: {e}", path.display()))?;
+    let schema = reader.schema();
+    let batches = reader.collect::<std::result::Result<Vec<_>, _>>().map_err(|e| service_err!(InvalidRequestException, "{}: {e}", path.display()))?;
+    Ok((schema, batches))
+}
+
+impl SqlEngine {
+    /// A new table `name` (`db.table`, or `table` in `database`) holding the rows of an Arrow
+    /// IPC file, as Parquet: a CTAS (`CREATE TABLE … WITH (format = 'PARQUET') AS SELECT`)
+    /// over the rows, so it lands where Athena's CTAS lands and is in the catalog. Returns the
+    /// rows written.
+    pub async fn create_table_from_arrow_file(&self, name: &str, path: &Path, database: &str) -> Result<u64> {
+        let (db, table) = name.split_once('.').unwrap_or((database, name));
+        crate::catalog::validate_name("database", db)?;
+        crate::catalog::validate_name("table", table)?;
+        let (schema, batches) = read_arrow_file(path)?;
+        let count: usize = batches.iter().map(RecordBatch::num_rows).sum();
+        let view = format!("lakebook_rows_{}", uuid::Uuid::new_v4().simple());
+        let rows = MemTable::try_new(schema, vec![batches]).map_err(|e| internal_err!("{}: {e}", path.display()))?;
+        self.temp_views.lock().unwrap_or_else(|p| p.into_inner()).insert(view.clone(), std::sync::Arc::new(rows));
+        let created = self.run(&format!("CREATE TABLE {db}.{table} WITH (format = 'PARQUET') AS SELECT * FROM {view}"), database).await;
+        self.temp_views.lock().unwrap_or_else(|p| p.into_inner()).remove(&view);
+        created?;
+        Ok(count as u64)
+    }
+}
