@@ -72,13 +72,12 @@ def test_a_panic_is_an_error_and_the_next_cell_works(kernel: Kernel) -> None:
     assert kernel.ok('format!("{}", 6 * 7)', timeout=SLOW).result["text/plain"] == '"42"'
 
 
-def test_interrupt_kills_the_running_cell_and_the_kernel_goes_on(kernel: Kernel) -> None:
-    worker()
-    kernel.ok("let kept: i32 = 5;", timeout=SLOW)
-    msg_id = kernel.execute_async('println!("looping");\nloop { std::thread::sleep(std::time::Duration::from_millis(20)); }')
-    kernel.wait_for(lambda: any(m["msg_type"] == "stream" and "looping" in m["content"]["text"] for m in kernel.messages(msg_id, "iopub")), SLOW, "the loop to start")
+def interrupt_while_running(kernel: Kernel, msg_id: str) -> None:
+    """The cell is still running and the kernel answers on control meanwhile; an interrupt
+    ends it at once, and nothing of the worker's process group is left: no live lakebook-rust
+    (the worker, or the runtime process evcxr runs cells in), no cargo or rustc building in
+    this workspace, no zombie under the kernel."""
     assert not kernel.has_reply(msg_id)
-    # the kernel answers on its control channel while the cell runs
     info = kernel.reply(kernel.send("control", "kernel_info_request", {}), timeout=5)
     assert info["content"]["language_info"]["name"] == "rust"
     sent = time.monotonic()
@@ -86,11 +85,18 @@ def test_interrupt_kills_the_running_cell_and_the_kernel_goes_on(kernel: Kernel)
     reply = kernel.reply(msg_id, timeout=10)
     assert time.monotonic() - sent < 3.0
     assert reply["content"]["ename"] == "KeyboardInterrupt", reply
-    # the worker's whole process group is gone: no live lakebook-rust (the worker, or the
-    # runtime process evcxr runs cells in) and no zombie left under the kernel
     time.sleep(0.5)
-    live = [line for line in os.popen("ps -eo stat=,args=").read().splitlines() if "lakebook-rust" in line and not line.startswith("Z")]
+    home = str(kernel.home)
+    live = [line for line in os.popen("ps -eo stat=,args=").read().splitlines() if not line.startswith("Z") and ("lakebook-rust" in line or home in line)]
     assert live == [], live
+
+
+def test_interrupt_kills_the_running_cell_and_the_kernel_goes_on(kernel: Kernel) -> None:
+    worker()
+    kernel.ok("let kept: i32 = 5;", timeout=SLOW)
+    msg_id = kernel.execute_async('println!("looping");\nloop { std::thread::sleep(std::time::Duration::from_millis(20)); }')
+    kernel.wait_for(lambda: any(m["msg_type"] == "stream" and "looping" in m["content"]["text"] for m in kernel.messages(msg_id, "iopub")), SLOW, "the loop to start")
+    interrupt_while_running(kernel, msg_id)
     assert "lakebook-rust" not in os.popen(f"ps -o args= --ppid {kernel.pid}").read()
     assert kernel.ok("%clock").result["text/plain"], "magics work at once"
     ex = kernel.ok("3 * 3", timeout=SLOW)
@@ -191,19 +197,7 @@ def test_interrupt_while_a_dependency_compiles(kernel: Kernel) -> None:
         lambda: any(m["msg_type"] in ("display_data", "update_display_data") and "Compiling dependencies" in m["content"]["data"].get("text/plain", "") for m in kernel.messages(msg_id, "iopub")),
         600, "cargo to start compiling",
     )
-    assert not kernel.has_reply(msg_id)
-    info = kernel.reply(kernel.send("control", "kernel_info_request", {}), timeout=5)
-    assert info["content"]["status"] == "ok"
-    sent = time.monotonic()
-    kernel.send("control", "interrupt_request", {})
-    reply = kernel.reply(msg_id, timeout=10)
-    assert time.monotonic() - sent < 3.0
-    assert reply["content"]["ename"] == "KeyboardInterrupt", reply
-    time.sleep(0.5)
-    # nothing of the worker's group is left: no cargo, no rustc building in this workspace
-    home = str(kernel.home)
-    live = [line for line in os.popen("ps -eo stat=,args=").read().splitlines() if not line.startswith("Z") and ("lakebook-rust" in line or home in line)]
-    assert live == [], live
+    interrupt_while_running(kernel, msg_id)
     assert kernel.ok("%clock").result["text/plain"], "magics work at once"
     assert kernel.ok("2 + 2", timeout=SLOW).result["text/plain"] == "4"
 
