@@ -168,6 +168,10 @@ def test_evcxr_commands_and_rich_output(kernel: Kernel) -> None:
     kernel.ok('struct Bold(&\'static str);\nimpl Bold {\n    fn evcxr_display(&self) {\n        println!("EVCXR_BEGIN_CONTENT text/html\\n<b>{}</b>\\nEVCXR_END_CONTENT", self.0);\n    }\n}', timeout=SLOW)
     ex = kernel.ok('Bold("rich")', timeout=SLOW)
     assert ex.result.get("text/html") == "<b>rich</b>", ex.describe()
+    # JSON mime types (a Plotly figure, say) arrive as JSON, not as text
+    kernel.ok('struct Figure;\nimpl Figure {\n    fn evcxr_display(&self) {\n        println!("EVCXR_BEGIN_CONTENT application/vnd.plotly.v1+json\\n{{\\"data\\": [{{\\"y\\": [1, 2]}}]}}\\nEVCXR_END_CONTENT");\n    }\n}', timeout=SLOW)
+    ex = kernel.ok("Figure", timeout=SLOW)
+    assert ex.result.get("application/vnd.plotly.v1+json") == {"data": [{"y": [1, 2]}]}, ex.describe()
     ex = kernel.failing(":nosuchcommand", "CompileError", timeout=SLOW)
     assert "Unrecognised command :nosuchcommand" in ex.content["evalue"], ex.describe()
 

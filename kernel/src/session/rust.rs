@@ -116,7 +116,16 @@ impl RustCells {
         if add_bridge && let Some(worker) = self.worker.as_mut() {
             worker.bridge = true;
         }
-        let data = reply.get("data").and_then(Value::as_object).cloned().unwrap_or_default();
+        let mut data = reply.get("data").and_then(Value::as_object).cloned().unwrap_or_default();
+        // evcxr carries every mime type as text; Jupyter wants JSON types (a Plotly figure,
+        // `application/vnd.plotly.v1+json`) as JSON.
+        for (mime, value) in data.iter_mut() {
+            if (mime.ends_with("/json") || mime.ends_with("+json"))
+                && let Some(parsed) = value.as_str().and_then(|text| serde_json::from_str::<Value>(text).ok())
+            {
+                *value = parsed;
+            }
+        }
         Ok((!data.is_empty()).then_some(data))
     }
 
