@@ -105,6 +105,20 @@ def test_interrupt_kills_the_running_cell_and_the_kernel_goes_on(kernel: Kernel)
     kernel.failing("kept", "CompileError", timeout=SLOW)
 
 
+def test_a_workspace_reset_starts_rust_cells_afresh(kernel: Kernel) -> None:
+    """A reset deletes the worker's build directory and the bridge crate: the worker goes with
+    them (at once, not at the next cell), and the next Rust cell works in a new one."""
+    worker()
+    kernel.ok("let before: i32 = 5;", timeout=SLOW)
+    assert "lakebook-rust" in os.popen(f"ps -o args= --ppid {kernel.pid}").read()
+    kernel.ok("%workspace reset --yes")
+    time.sleep(0.5)
+    assert "lakebook-rust" not in os.popen(f"ps -o args= --ppid {kernel.pid}").read()
+    ex = kernel.ok('let after: i32 = 6;\nafter * 7', timeout=SLOW)
+    assert ex.result["text/plain"] == "42", ex.describe()
+    kernel.failing("before", "CompileError", timeout=SLOW)
+
+
 def test_magic_lines_above_rust_run_first(kernel: Kernel) -> None:
     worker()
     ex = kernel.ok("%clock manual --at 2026-01-01T00:00:00Z\n%clock\nlet s = 2 + 3;\ns", timeout=SLOW)

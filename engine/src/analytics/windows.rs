@@ -120,13 +120,7 @@ impl WindowState {
             if segment.file.is_none() {
                 let rows = segment.rows.as_ref().ok_or_else(|| internal_err!("a segment without rows"))?;
                 let name = format!("{prefix}-{}.arrow", files.len());
-                let mut bytes = Vec::new();
-                {
-                    let mut writer = datafusion::arrow::ipc::writer::FileWriter::try_new(&mut bytes, &rows.schema()).map_err(|e| internal_err!("{e}"))?;
-                    writer.write(rows).map_err(|e| internal_err!("{e}"))?;
-                    writer.finish().map_err(|e| internal_err!("{e}"))?;
-                }
-                crate::workspace::atomic_write(&dir.join(&name), &bytes)?;
+                crate::sql::write_arrow_file(&dir.join(&name), &rows.schema(), std::slice::from_ref(rows))?;
                 segment.file = Some(name);
             }
             files.extend(segment.file.clone());
@@ -139,10 +133,7 @@ impl WindowState {
         for segment in &mut self.segments {
             let name = segment.file.as_deref().ok_or_else(|| internal_err!("a saved segment without a file"))?;
             let path = dir.join(name);
-            let file = std::fs::File::open(&path).map_err(|e| crate::Error::io(&path, e))?;
-            let reader = datafusion::arrow::ipc::reader::FileReader::try_new(file, None).map_err(|e| internal_err!("{}: {e}", path.display()))?;
-            let schema = reader.schema();
-            let batches = reader.collect::<std::result::Result<Vec<_>, _>>().map_err(|e| internal_err!("{}: {e}", path.display()))?;
+            let (schema, batches) = crate::sql::read_arrow_file(&path)?;
             segment.rows = Some(datafusion::arrow::compute::concat_batches(&schema, &batches).map_err(|e| internal_err!("{e}"))?);
         }
         Ok(())

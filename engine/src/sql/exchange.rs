@@ -11,28 +11,29 @@ use datafusion::datasource::MemTable;
 
 use super::SqlEngine;
 use crate::error::Result;
-use crate::{internal_err, service_err};
+use crate::internal_err;
 
-/// Writes rows as an Arrow IPC file: to a temporary name first, then renamed, so a reader
-/// never sees half a file.
+/// Writes rows as an Arrow IPC file, atomically (`workspace::atomic_write`: a temporary
+/// name, fsync, rename), so a reader never sees half a file. Continuous applications keep
+/// their open windows' rows this way too.
 pub fn write_arrow_file(path: &Path, schema: &SchemaRef, batches: &[RecordBatch]) -> Result<()> {
-    let partial = path.with_extension("partial");
-    let file = std::fs::File::create(&partial).map_err(|e| internal_err!("{}: {e}", partial.display()))?;
-    let mut writer = FileWriter::try_new(file, schema).map_err(|e| internal_err!("{}: {e}", path.display()))?;
-    for batch in batches {
-        writer.write(batch).map_err(|e| internal_err!("{}: {e}", path.display()))?;
+    let mut bytes = Vec::new();
+    {
+        let mut writer = FileWriter::try_new(&mut bytes, schema).map_err(|e| internal_err!("{}: {e}", path.display()))?;
+        for batch in batches {
+            writer.write(batch).map_err(|e| internal_err!("{}: {e}", path.display()))?;
+        }
+        writer.finish().map_err(|e| internal_err!("{}: {e}", path.display()))?;
     }
-    writer.finish().map_err(|e| internal_err!("{}: {e}", path.display()))?;
-    std::fs::rename(&partial, path).map_err(|e| internal_err!("{}: {e}", path.display()))?;
-    Ok(())
+    crate::workspace::atomic_write(path, &bytes)
 }
 
 /// The rows of an Arrow IPC file.
-pub fn read_arrow_file(path: &Path) -> Result<(SchemaRef, Vec<RecordBatch>)> {
-    let file = std::fs::File::open(path).map_err(|e| service_err!(InvalidRequestException, "{}: {e}", path.display()))?;
-    let reader = FileReader::try_new(file, None).map_err(|e| service_err!(InvalidRequestException, "{} is not an Arrow IPC file: {e}", path.display()))?;
+pub(crate) fn read_arrow_file(path: &Path) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+    let file = std::fs::File::open(path).map_err(|e| crate::Error::io(path, e))?;
+    let reader = FileReader::try_new(file, None).map_err(|e| internal_err!("{} is not an Arrow IPC file: {e}", path.display()))?;
     let schema = reader.schema();
-    let batches = reader.collect::<std::result::Result<Vec<_>, _>>().map_err(|e| service_err!(InvalidRequestException, "{}: {e}", path.display()))?;
+    let batches = reader.collect::<std::result::Result<Vec<_>, _>>().map_err(|e| internal_err!("{}: {e}", path.display()))?;
     Ok((schema, batches))
 }
 

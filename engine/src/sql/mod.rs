@@ -18,7 +18,8 @@ pub(crate) mod ddl;
 mod exchange;
 mod workgroup;
 
-pub use exchange::{read_arrow_file, write_arrow_file};
+pub use exchange::write_arrow_file;
+pub(crate) use exchange::read_arrow_file;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};

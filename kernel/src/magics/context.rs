@@ -35,15 +35,23 @@ impl Ctx<'_> {
 pub struct Workspace {
     home: PathBuf,
     engine: Option<Arc<Lakebook>>,
+    /// How many times it was reset: what lives beside the engine (the Rust worker, whose
+    /// build directory a reset deletes) starts again when this moves.
+    resets: u64,
 }
 
 impl Workspace {
     pub fn new(home: PathBuf) -> Self {
-        Self { home, engine: None }
+        Self { home, engine: None, resets: 0 }
     }
 
     pub fn home(&self) -> &Path {
         &self.home
+    }
+
+    /// How many times `%workspace reset` emptied it in this kernel.
+    pub fn resets(&self) -> u64 {
+        self.resets
     }
 
     /// The engine if the workspace is open already (None: nothing has used it yet).
@@ -81,6 +89,7 @@ impl Workspace {
                 }
             }
         };
+        self.resets += 1;
         let engine = Arc::new(owned.reset()?);
         self.engine = Some(engine.clone());
         spawn_system_clock_work(Arc::downgrade(&engine));

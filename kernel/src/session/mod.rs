@@ -126,6 +126,7 @@ impl Session {
         };
         let ctx = Ctx { workspace: &mut self.workspace, state: &mut self.state, out, body: body.as_deref(), raw: &raw };
         let result = magics::run(&call.name, &args, ctx).await;
+        self.rust.follow_resets(self.workspace.resets());
         match result {
             Err(CellError { help: Some(text), .. }) => Ok(Some(render::text(&text))),
             other => other,

@@ -58,6 +58,8 @@ impl Calls for NoCalls {
 #[derive(Default)]
 pub struct RustCells {
     worker: Option<Worker>,
+    /// The workspace's reset count the worker belongs to.
+    resets: u64,
 }
 
 struct Worker {
@@ -102,6 +104,15 @@ impl Drop for Worker {
 }
 
 impl RustCells {
+    /// A reset emptied the workspace (the worker's build directory and the bridge crate with
+    /// it): the worker and its variables go too, and the next Rust cell starts a new one.
+    pub fn follow_resets(&mut self, resets: u64) {
+        if resets != self.resets {
+            self.resets = resets;
+            self.worker = None;
+        }
+    }
+
     /// Runs one Rust cell: its output streamed, its value (the last expression) returned; the
     /// cell's calls to the kernel (the `lakebook` bridge) are answered by `answer`. A cell that
     /// names `lakebook::` first adds the bridge crate to evcxr's context (once per worker).

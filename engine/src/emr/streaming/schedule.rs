@@ -307,7 +307,13 @@ impl Scheduler {
     /// outputs on its disk are lost, so those maps run again.
     pub(super) fn lose(&mut self, ctx: &Ctx<'_>, kind: NodeKind, report: &mut JobReport, on_event: &mut (dyn FnMut(Event<'_>) + Send)) -> Result<()> {
         let preferred = self.last_map_node.as_ref().and_then(|id| self.nodes.iter().position(|n| &n.id == id && n.alive && n.kind == kind));
-        let Some(index) = preferred.or_else(|| self.nodes.iter().rposition(|n| n.alive && n.kind == kind)) else {
+        // Otherwise the node with the most work on it (running attempts, finished map outputs),
+        // so a loss always costs something: the last node of the list may have none yet.
+        let work = |node: &NodeRun| node.busy as usize + self.maps.iter().filter(|t| t.done_on.as_deref() == Some(node.id.as_str())).count();
+        let busiest = || {
+            self.nodes.iter().enumerate().filter(|(_, n)| n.alive && n.kind == kind).max_by_key(|&(i, n)| (work(n), i)).map(|(i, _)| i)
+        };
+        let Some(index) = preferred.or_else(busiest) else {
             return Ok(());
         };
         let node = &mut self.nodes[index];
