@@ -26,6 +26,7 @@ mod due;
 pub mod emr;
 pub mod error;
 pub mod firehose;
+pub mod glue;
 pub mod lake;
 pub mod query;
 pub mod redshift;
@@ -57,12 +58,13 @@ pub struct Lakebook {
     clock: Arc<Clock>,
     lake: Arc<Lake>,
     catalog: Arc<Catalog>,
-    sql: sql::SqlEngine,
+    sql: Arc<sql::SqlEngine>,
     streams: Arc<streams::Streams>,
     firehose: firehose::Firehose,
     emr: emr::Emr,
     redshift: Arc<redshift::Redshift>,
     analytics: analytics::Analytics,
+    glue: Arc<glue::Glue>,
 }
 
 impl Lakebook {
@@ -78,12 +80,13 @@ impl Lakebook {
         let lake = Arc::new(Lake::open(&workspace, clock.clone())?);
         let catalog = Arc::new(Catalog::open(&workspace, clock.clone())?);
         let streams = Arc::new(streams::Streams::open(&workspace, clock.clone())?);
-        let sql = sql::SqlEngine::open(&workspace, catalog.clone(), lake.clone(), clock.clone(), streams.clone())?;
+        let sql = Arc::new(sql::SqlEngine::open(&workspace, catalog.clone(), lake.clone(), clock.clone(), streams.clone())?);
         let redshift = Arc::new(redshift::Redshift::open(&workspace, clock.clone(), lake.clone(), catalog.clone(), streams.clone())?);
         let firehose = firehose::Firehose::open(&workspace, clock.clone(), lake.clone(), catalog.clone(), streams.clone(), redshift.clone())?;
         let emr = emr::Emr::open(&workspace, clock.clone(), lake.clone())?;
         let analytics = analytics::Analytics::open(&workspace, clock.clone(), lake.clone(), streams.clone(), sql.glue_catalog()?)?;
-        Ok(Self { workspace, clock, lake, catalog, sql, streams, firehose, emr, redshift, analytics })
+        let glue = Arc::new(glue::Glue::open(&workspace, clock.clone(), lake.clone(), sql.clone())?);
+        Ok(Self { workspace, clock, lake, catalog, sql, streams, firehose, emr, redshift, analytics, glue })
     }
 
     /// Empties the workspace on purpose, so a notebook can start clean: every service is
@@ -92,8 +95,9 @@ impl Lakebook {
     /// lock is held throughout, so no other kernel can step in. The clock goes back to the
     /// system clock, as in a new workspace.
     pub fn reset(self) -> Result<Self> {
-        let Self { workspace, clock, lake, catalog, sql, streams, firehose, emr, redshift, analytics } = self;
-        drop((analytics, sql, firehose, emr, redshift, streams, catalog, lake, clock));
+        let Self { workspace, clock, lake, catalog, sql, streams, firehose, emr, redshift, analytics, glue } = self;
+        glue.close();
+        drop((glue, analytics, sql, firehose, emr, redshift, streams, catalog, lake, clock));
         let workspace = Arc::try_unwrap(workspace)
             .map_err(|_| crate::internal_err!("a service still holds the workspace while it is being reset"))?;
         workspace.clear(&[workspace::KERNEL_DIR])?;
@@ -123,6 +127,7 @@ impl Lakebook {
             delivery_streams: self.firehose.list().len(),
             emr_clusters: self.emr.clusters().iter().filter(|c| !c.state.is_terminated()).count(),
             redshift_clusters: self.redshift.clusters().len(),
+            glue_jobs: self.glue.jobs().len(),
         })
     }
 
@@ -180,6 +185,10 @@ impl Lakebook {
         &self.redshift
     }
 
+    pub fn glue(&self) -> &Arc<glue::Glue> {
+        &self.glue
+    }
+
     pub fn analytics(&self) -> &analytics::Analytics {
         &self.analytics
     }
@@ -219,6 +228,7 @@ pub struct WorkspaceSummary {
     /// Clusters not terminated.
     pub emr_clusters: usize,
     pub redshift_clusters: usize,
+    pub glue_jobs: usize,
 }
 
 #[cfg(test)]

@@ -47,6 +47,31 @@ pub struct GlueCatalogProvider {
     pub lake: Arc<Lake>,
     pub temp_views: TempViews,
     pub streams: Arc<Streams>,
+    /// A Glue job run's bookmark: files its earlier runs processed are skipped.
+    pub bookmarks: Option<Arc<Bookmarks>>,
+}
+
+/// What a Glue job's bookmark says and what a run reads: per source table (`db.table`), the
+/// files processed (`s3://…` → last-modified time in ms). A scan skips a file whose time is
+/// the one processed (a rewritten file is read again, as Glue's S3 bookmarks do) and notes
+/// every file it reads, so a successful run's bookmark is `done` plus `read`.
+#[derive(Debug, Default)]
+pub struct Bookmarks {
+    pub done: BTreeMap<String, BTreeMap<String, i64>>,
+    pub read: Mutex<BTreeMap<String, BTreeMap<String, i64>>>,
+    /// Rows the run's catalog-table scans produced.
+    pub rows: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Bookmarks {
+    /// Whether a scan of `table` reads this file (and notes it if so).
+    fn reads(&self, table: &str, file: &str, modified_ms: i64) -> bool {
+        if self.done.get(table).and_then(|files| files.get(file)) == Some(&modified_ms) {
+            return false;
+        }
+        self.read.lock().unwrap_or_else(|p| p.into_inner()).entry(table.to_string()).or_default().insert(file.to_string(), modified_ms);
+        true
+    }
 }
 
 impl CatalogProvider for GlueCatalogProvider {
@@ -69,6 +94,7 @@ impl CatalogProvider for GlueCatalogProvider {
             catalog: self.catalog.clone(),
             lake: self.lake.clone(),
             temp_views: self.temp_views.clone(),
+            bookmarks: self.bookmarks.clone(),
         }))
     }
 }
@@ -79,6 +105,7 @@ struct GlueSchema {
     catalog: Arc<Catalog>,
     lake: Arc<Lake>,
     temp_views: TempViews,
+    bookmarks: Option<Arc<Bookmarks>>,
 }
 
 #[async_trait]
@@ -101,7 +128,11 @@ impl SchemaProvider for GlueSchema {
             };
         }
         match self.catalog.table(&self.database, name) {
-            Ok(table) if !table.deprecated => Ok(Some(Arc::new(CatalogTable::new(table, self.lake.clone())?))),
+            Ok(table) if !table.deprecated => {
+                let mut scan = CatalogTable::new(table, self.lake.clone())?;
+                scan.bookmarks = self.bookmarks.clone();
+                Ok(Some(Arc::new(scan)))
+            }
             _ => Ok(None),
         }
     }
@@ -143,6 +174,7 @@ pub struct CatalogTable {
     schema: SchemaRef,
     file_schema: SchemaRef,
     partition_fields: Vec<FieldRef>,
+    bookmarks: Option<Arc<Bookmarks>>,
 }
 
 impl CatalogTable {
@@ -167,7 +199,7 @@ impl CatalogTable {
         let file_schema = Arc::new(Schema::new(file_fields));
         let mut all: Vec<FieldRef> = file_schema.fields().iter().cloned().collect();
         all.extend(partition_fields.iter().cloned());
-        Ok(Self { schema: Arc::new(Schema::new(all)), file_schema, partition_fields, table, lake })
+        Ok(Self { schema: Arc::new(Schema::new(all)), file_schema, partition_fields, table, lake, bookmarks: None })
     }
 
     fn format(&self, state: &dyn Session) -> DfResult<Arc<dyn FileFormat>> {
@@ -290,6 +322,7 @@ impl TableProvider for CatalogTable {
         state.runtime_env().register_object_store(url.as_ref(), self.lake.bucket_store(&location.bucket));
 
         let mut files = Vec::new();
+        let source = self.table.qualified_name();
         for (values, partition_location) in partitions {
             let uri = S3Uri::parse(&partition_location).map_err(|e| DataFusionError::Plan(e.message()))?.folder();
             let listing = match self.lake.list(&uri, true).await {
@@ -300,6 +333,11 @@ impl TableProvider for CatalogTable {
             for object in listing.objects {
                 let relative = object.key.strip_prefix(&uri.key).unwrap_or(&object.key);
                 if object.size == 0 || relative.split('/').any(|s| s.starts_with('_') || s.starts_with('.')) {
+                    continue;
+                }
+                if let Some(bookmarks) = &self.bookmarks
+                    && !bookmarks.reads(&source, &format!("s3://{}/{}", uri.bucket, object.key), object.last_modified.timestamp_millis())
+                {
                     continue;
                 }
                 let mut file = PartitionedFile::new(object.key.clone(), object.size);
@@ -372,13 +410,18 @@ impl TableProvider for CatalogTable {
             .with_limit(limit)
             .build();
         let plan = format.create_physical_plan(state, config).await?;
-        if file_schema == self.file_schema {
+        if file_schema == self.file_schema && self.bookmarks.is_none() {
             return Ok(plan);
         }
         let schema = match projection {
             Some(p) => Arc::new(self.schema.project(p)?),
             None => self.schema.clone(),
         };
-        Ok(Arc::new(RespellExec::new(plan, schema)))
+        let respelled = RespellExec::new(plan, schema);
+        // A Glue job run counts the records its sources produce.
+        Ok(Arc::new(match &self.bookmarks {
+            Some(bookmarks) => respelled.counting(bookmarks.rows.clone()),
+            None => respelled,
+        }))
     }
 }

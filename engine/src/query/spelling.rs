@@ -138,6 +138,8 @@ pub struct RespellExec {
     input: Arc<dyn ExecutionPlan>,
     schema: SchemaRef,
     properties: Arc<PlanProperties>,
+    /// Adds up the rows handed on (a Glue job's records read), when set.
+    counter: Option<Arc<std::sync::atomic::AtomicU64>>,
 }
 
 impl RespellExec {
@@ -148,7 +150,13 @@ impl RespellExec {
             input.pipeline_behavior(),
             input.boundedness(),
         );
-        RespellExec { input, schema, properties: Arc::new(properties) }
+        RespellExec { input, schema, properties: Arc::new(properties), counter: None }
+    }
+
+    /// Also adds the rows it hands on to `counter`.
+    pub fn counting(mut self, counter: Arc<std::sync::atomic::AtomicU64>) -> Self {
+        self.counter = Some(counter);
+        self
     }
 }
 
@@ -179,7 +187,9 @@ impl ExecutionPlan for RespellExec {
         if children.len() != 1 {
             return Err(DataFusionError::Internal(format!("RespellExec takes one input, not {}", children.len())));
         }
-        Ok(Arc::new(RespellExec::new(children.swap_remove(0), self.schema.clone())))
+        let mut exec = RespellExec::new(children.swap_remove(0), self.schema.clone());
+        exec.counter = self.counter.clone();
+        Ok(Arc::new(exec))
     }
 
     fn statistics_from_inputs(&self, input_stats: &[Arc<Statistics>], _: &StatisticsArgs) -> DfResult<Arc<Statistics>> {
@@ -191,7 +201,14 @@ impl ExecutionPlan for RespellExec {
         let schema = self.schema.clone();
         let input = self.input.execute(partition, context)?;
         let out = schema.clone();
-        let stream = input.map(move |batch| respell_batch(&batch?, &out));
+        let counter = self.counter.clone();
+        let stream = input.map(move |batch| {
+            let batch = batch?;
+            if let Some(counter) = &counter {
+                counter.fetch_add(batch.num_rows() as u64, std::sync::atomic::Ordering::Relaxed);
+            }
+            respell_batch(&batch, &out)
+        });
         Ok(Box::pin(RecordBatchStreamAdapter::new(schema, stream)))
     }
 }

@@ -98,7 +98,7 @@ impl Redshift {
             catalog.register_schema(schema, Arc::new(provider)).map_err(df)?;
         }
         if !c.external_schemas.is_empty() {
-            let glue = GlueCatalogProvider { catalog: self.catalog.clone(), lake: self.lake.clone(), temp_views: Arc::default(), streams: self.streams.clone() };
+            let glue = GlueCatalogProvider { catalog: self.catalog.clone(), lake: self.lake.clone(), temp_views: Arc::default(), streams: self.streams.clone(), bookmarks: None };
             for e in &c.external_schemas {
                 if let Some(schema) = glue.schema(&e.database) {
                     catalog.register_schema(&e.name, schema).map_err(df)?;

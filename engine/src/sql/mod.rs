@@ -44,7 +44,7 @@ use workgroup::Workgroups;
 
 use crate::catalog::Catalog;
 pub use crate::query::CATALOG_NAME;
-use crate::query::{GlueCatalogProvider, TempViews, Watch, bytes_scanned, clock_fn, collect_watched, sql_error, tuned_config};
+use crate::query::{Bookmarks, GlueCatalogProvider, TempViews, Watch, bytes_scanned, clock_fn, collect_watched, sql_error, tuned_config};
 use crate::clock::Clock;
 use crate::error::{Error, Result, closest};
 use crate::lake::{Lake, S3Uri};
@@ -110,6 +110,8 @@ struct Output {
     schema: SchemaRef,
     batches: Vec<RecordBatch>,
     bytes_scanned: u64,
+    /// Rows a CTAS or INSERT wrote to the lake.
+    rows_written: u64,
 }
 
 /// Why a statement failed, and what it had read by then (a cancelled query is billed).
@@ -139,6 +141,9 @@ pub struct QueryExecution {
     pub bytes_scanned: u64,
     pub engine_ms: u64,
     pub rows: u64,
+    /// Rows a CTAS or INSERT INTO wrote to the lake.
+    #[serde(default)]
+    pub rows_written: u64,
     pub output_location: Option<String>,
     pub error: Option<String>,
 }
@@ -170,6 +175,7 @@ pub struct SqlEngine {
     lake: Arc<Lake>,
     clock: Arc<Clock>,
     temp_views: TempViews,
+    streams: Arc<crate::streams::Streams>,
     path: PathBuf,
     executions: Mutex<Vec<QueryExecution>>,
     workgroups: Workgroups,
@@ -191,10 +197,10 @@ impl SqlEngine {
         let temp_views: TempViews = Arc::default();
         ctx.register_catalog(
             CATALOG_NAME,
-            Arc::new(GlueCatalogProvider { catalog: catalog.clone(), lake: lake.clone(), temp_views: temp_views.clone(), streams }),
+            Arc::new(GlueCatalogProvider { catalog: catalog.clone(), lake: lake.clone(), temp_views: temp_views.clone(), streams: streams.clone(), bookmarks: None }),
         );
         let workgroups = Workgroups::open(workspace)?;
-        Ok(Self { ctx, catalog, lake, clock, temp_views, path, executions: Mutex::new(executions), workgroups })
+        Ok(Self { ctx, catalog, lake, clock, temp_views, streams, path, executions: Mutex::new(executions), workgroups })
     }
 
     /// The Data Catalog as DataFusion sees it (databases as schemas, `streams` too), for
@@ -222,7 +228,17 @@ impl SqlEngine {
 
     /// [`run_in`](Self::run_in), reporting each query's progress to `watch` while it runs
     /// longer than `watch.after`.
-    pub async fn run_watched(&self, sql: &str, database: &str, workgroup: &str, mut watch: Option<&mut Watch<'_>>) -> Result<Vec<QueryResult>> {
+    pub async fn run_watched(&self, sql: &str, database: &str, workgroup: &str, watch: Option<&mut Watch<'_>>) -> Result<Vec<QueryResult>> {
+        self.run_with(sql, database, workgroup, watch, None).await
+    }
+
+    /// [`run_watched`](Self::run_watched) for a Glue job run with a bookmark: catalog tables
+    /// skip the files in `bookmarks.done` and note the files they read.
+    pub async fn run_bookmarked(&self, sql: &str, database: &str, watch: Option<&mut Watch<'_>>, bookmarks: Arc<Bookmarks>) -> Result<Vec<QueryResult>> {
+        self.run_with(sql, database, workgroup::PRIMARY, watch, Some(bookmarks)).await
+    }
+
+    async fn run_with(&self, sql: &str, database: &str, workgroup: &str, mut watch: Option<&mut Watch<'_>>, bookmarks: Option<Arc<Bookmarks>>) -> Result<Vec<QueryResult>> {
         let workgroup = self.workgroups.get(workgroup)?;
         // sqlparser directly rather than DataFusion's DFParser: Athena's DDL (ROW FORMAT,
         // TBLPROPERTIES, CTAS WITH (…), MSCK) is Hive syntax that DFParser does not accept.
@@ -232,7 +248,7 @@ impl SqlEngine {
             (None, None) => Ddl::show_partitions(sql),
         };
         if let Some(ddl) = own {
-            let ctx = self.context_for(database)?;
+            let ctx = self.context_for(database, bookmarks)?;
             return Ok(vec![self.run_classified(&ctx, Ok(ddl), sql.trim(), database, &workgroup, None).await?]);
         }
         let dialect = datafusion::sql::sqlparser::dialect::GenericDialect {};
@@ -279,7 +295,7 @@ impl SqlEngine {
         if statements.is_empty() {
             return Err(service_err!(InvalidRequestException, "there is no SQL statement to run"));
         }
-        let ctx = self.context_for(database)?;
+        let ctx = self.context_for(database, bookmarks)?;
         let mut results = Vec::new();
         for statement in statements {
             let text = statement.to_string();
@@ -304,7 +320,7 @@ impl SqlEngine {
     }
 
 
-    fn context_for(&self, database: &str) -> Result<SessionContext> {
+    fn context_for(&self, database: &str, bookmarks: Option<Arc<Bookmarks>>) -> Result<SessionContext> {
         if self.catalog.tables(database).is_err() {
             let names: Vec<String> = self.catalog.databases().into_iter().map(|d| d.name).collect();
             let names: Vec<&str> = names.iter().map(String::as_str).collect();
@@ -316,8 +332,21 @@ impl SqlEngine {
         }
         let mut config = self.ctx.copied_config();
         config.options_mut().catalog.default_schema = database.to_string();
-        let state = SessionStateBuilder::new_from_existing(self.ctx.state()).with_config(config).build();
-        Ok(SessionContext::new_with_state(state))
+        let mut state = SessionStateBuilder::new_from_existing(self.ctx.state()).with_config(config);
+        if let Some(bookmarks) = bookmarks {
+            // The session's own catalog list: the shared one keeps the plain Data Catalog.
+            let catalogs = datafusion::catalog::MemoryCatalogProviderList::new();
+            let glue = GlueCatalogProvider {
+                catalog: self.catalog.clone(),
+                lake: self.lake.clone(),
+                temp_views: self.temp_views.clone(),
+                streams: self.streams.clone(),
+                bookmarks: Some(bookmarks),
+            };
+            datafusion::catalog::CatalogProviderList::register_catalog(&catalogs, CATALOG_NAME.to_string(), Arc::new(glue));
+            state = state.with_catalog_list(Arc::new(catalogs));
+        }
+        Ok(SessionContext::new_with_state(state.build()))
     }
 
     async fn run_statement(
@@ -362,6 +391,7 @@ impl SqlEngine {
             Ok(output) => {
                 execution.bytes_scanned = output.bytes_scanned;
                 execution.rows = output.batches.iter().map(|b| b.num_rows() as u64).sum();
+                execution.rows_written = output.rows_written;
                 execution.output_location = self.write_result(&execution, workgroup, &output.schema, &output.batches).await.ok();
                 execution.state = QueryState::Succeeded;
                 guard.finish(execution.clone())?;
@@ -413,7 +443,7 @@ impl SqlEngine {
             }
         };
         let batches = collect_watched(&physical, ctx.task_ctx(), started, watch, fail, over_limit).await?;
-        Ok(Output { schema: physical.schema(), batches, bytes_scanned: bytes_scanned(physical.as_ref()) })
+        Ok(Output { schema: physical.schema(), batches, bytes_scanned: bytes_scanned(physical.as_ref()), rows_written: 0 })
     }
 
     /// A new execution's id: a UUID (as Athena's are) derived from the previous execution's
@@ -442,6 +472,7 @@ impl SqlEngine {
             bytes_scanned: 0,
             engine_ms: 0,
             rows: 0,
+            rows_written: 0,
             output_location: None,
             error: None,
         }

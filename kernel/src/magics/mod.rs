@@ -36,6 +36,7 @@ pub mod context;
 pub mod crawl;
 pub mod emr;
 pub mod firehose;
+pub mod glue;
 pub mod help;
 pub mod lake;
 pub mod redshift;
@@ -121,6 +122,7 @@ pub const MAGICS: &[MagicSpec] = &[
     emr::SPEC,
     redshift::SPEC,
     analytics::SPEC,
+    glue::SPEC,
     aws::SPEC,
     chart::SPEC,
     clock::SPEC,

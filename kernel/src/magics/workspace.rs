@@ -60,6 +60,7 @@ pub async fn run(args: WorkspaceArgs, mut ctx: Ctx<'_>) -> Result<Option<Bundle>
                 ("firehose", format!("{} delivery stream(s)", s.delivery_streams)),
                 ("emr", format!("{} cluster(s) not terminated", s.emr_clusters)),
                 ("redshift", format!("{} cluster(s)", s.redshift_clusters)),
+                ("glue", format!("{} job(s)", s.glue_jobs)),
             ];
             let batch = string_table(&["item", "value"], rows.iter().map(|(k, v)| vec![k.to_string(), v.clone()]))?;
             Ok(Some(render::table(&batch, &TableOptions::default(), &Footer::default())))

@@ -202,7 +202,9 @@ impl crate::sql::SqlEngine {
             batch.num_rows(),
             written.files
         );
-        Ok(self::output(messages(vec![line]), output.bytes_scanned))
+        let mut done = self::output(messages(vec![line]), output.bytes_scanned);
+        done.rows_written = batch.num_rows() as u64;
+        Ok(done)
     }
 
     /// `INSERT INTO t [(cols)] SELECT … | VALUES …`: new files beside the table's old ones.
@@ -263,7 +265,9 @@ impl crate::sql::SqlEngine {
             self.catalog.add_partitions(&db, &name, written.partitions.clone())?;
         }
         let line = format!("{} row(s) inserted into {db}.{name} in {} new file(s)", conformed.num_rows(), written.files);
-        Ok(self::output(messages(vec![line]), output.bytes_scanned))
+        let mut done = self::output(messages(vec![line]), output.bytes_scanned);
+        done.rows_written = conformed.num_rows() as u64;
+        Ok(done)
     }
 
     /// Appends rows to a catalog table as INSERT INTO does (columns by position, partition

@@ -218,7 +218,7 @@ pub(in crate::sql) fn names(column: &str, values: Vec<String>) -> RecordBatch {
 
 /// A statement's output that is one batch.
 pub(super) fn output(batch: RecordBatch, bytes_scanned: u64) -> crate::sql::Output {
-    crate::sql::Output { schema: batch.schema(), batches: vec![batch], bytes_scanned }
+    crate::sql::Output { schema: batch.schema(), batches: vec![batch], bytes_scanned, rows_written: 0 }
 }
 
 pub(in crate::sql) fn insert_target(insert: &ast::Insert) -> Result<&ObjectName> {

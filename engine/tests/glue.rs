@@ -1,0 +1,226 @@
+//! Glue ETL jobs on the engine: SQL jobs with arguments, run states, metrics, bookmarks
+//! (enable / pause / disable / reset, kept across a reopen, not moved by a failed run),
+//! retries as new runs, the concurrent-run limit, stop, timeout, and a PySpark script refused.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use lakebook_engine::glue::{BookmarkOption, JobRun, JobSpec, RunState};
+use lakebook_engine::{Lakebook, S3Uri};
+
+async fn put(lb: &Lakebook, uri: &str, data: &str) {
+    let uri = S3Uri::parse(uri).unwrap();
+    let _ = lb.lake().create_bucket(&uri.bucket);
+    lb.lake().put(&uri, Bytes::from(data.to_string())).await.unwrap();
+}
+
+fn lines(ids: std::ops::Range<u32>) -> String {
+    ids.map(|i| format!("{{\"id\":{i},\"v\":\"item{i}\"}}\n")).collect()
+}
+
+async fn setup(lb: &Lakebook) {
+    put(lb, "s3://raw/events/a.json", &lines(0..2)).await;
+    let _ = lb.lake().create_bucket("curated");
+    lb.sql()
+        .run(
+            "CREATE DATABASE raw; CREATE DATABASE curated;
+             CREATE EXTERNAL TABLE raw.events (id int, v string) ROW FORMAT SERDE 'org.openx.data.jsonserde.JsonSerDe' LOCATION 's3://raw/events/';
+             CREATE EXTERNAL TABLE curated.events (id int, v string) STORED AS PARQUET LOCATION 's3://curated/events/'",
+            "default",
+        )
+        .await
+        .unwrap();
+}
+
+fn job(name: &str, sql: &str, bookmark: BookmarkOption) -> JobSpec {
+    JobSpec {
+        name: name.into(),
+        sql: Some(sql.into()),
+        database: "default".into(),
+        default_arguments: [("min".to_string(), "0".to_string())].into(),
+        bookmark,
+        ..Default::default()
+    }
+}
+
+async fn run(lb: &Lakebook, name: &str, args: &[(&str, &str)], bookmark: Option<BookmarkOption>) -> Vec<JobRun> {
+    let arguments: BTreeMap<String, String> = args.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let started = lb.glue().start_job_run(name, arguments, bookmark).unwrap();
+    assert_eq!(started.state, RunState::Starting);
+    assert!(started.id.starts_with("jr_") && started.id.len() == 67, "{}", started.id);
+    lb.glue().wait_job_run(name, &started.id, |_| {}).await.unwrap()
+}
+
+async fn count(lb: &Lakebook) -> i64 {
+    let result = lb.sql().run("SELECT count(*) AS n FROM curated.events", "default").await.unwrap().pop().unwrap();
+    let column = result.batches[0].column(0).as_any().downcast_ref::<arrow_array::Int64Array>().unwrap().value(0);
+    column
+}
+
+const COPY: &str = "INSERT INTO curated.events SELECT id, upper(v) FROM raw.events WHERE id >= ${min}";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bookmarks_process_only_new_files_and_survive_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("ws");
+    {
+        let lb = Lakebook::open(&home).unwrap();
+        setup(&lb).await;
+        lb.glue().create_job(job("copy", COPY, BookmarkOption::Enable)).unwrap();
+        let runs = run(&lb, "copy", &[], None).await;
+        assert_eq!(runs.len(), 1);
+        let first = &runs[0];
+        assert_eq!(first.state, RunState::Succeeded, "{first:?}");
+        assert_eq!(first.records_written(), 2);
+        assert_eq!(first.records_read(), 2, "{first:?}");
+        assert_eq!(first.nodes.len(), 1);
+        assert!(first.nodes[0].node.starts_with("statement 1 (INSERT INTO"), "{:?}", first.nodes);
+        assert!(first.completed_on.is_some());
+        assert!(first.dpu_hours() > 0.0);
+        assert_eq!(count(&lb).await, 2);
+
+        put(&lb, "s3://raw/events/b.json", &lines(2..3)).await;
+        let second = run(&lb, "copy", &[], None).await.remove(0);
+        assert_eq!(second.records_written(), 1, "only the new file: {second:?}");
+        assert_eq!(count(&lb).await, 3);
+        let bookmark = lb.glue().bookmark("copy").unwrap().unwrap();
+        assert_eq!(bookmark.version, 2);
+        assert_eq!(bookmark.sources["raw.events"].len(), 2);
+        assert_eq!(bookmark.run_id.as_deref(), Some(second.id.as_str()));
+    }
+    // A new kernel: the bookmark is where the last successful run left it.
+    let lb = Lakebook::open(&home).unwrap();
+    let third = run(&lb, "copy", &[], None).await.remove(0);
+    assert_eq!(third.state, RunState::Succeeded);
+    assert_eq!(third.records_written(), 0, "nothing new");
+    assert_eq!(lb.glue().job_runs("copy").unwrap().len(), 3);
+
+    // Arguments: the run's over the job's defaults.
+    put(&lb, "s3://raw/events/c.json", &lines(3..6)).await;
+    let fourth = run(&lb, "copy", &[("min", "5")], None).await.remove(0);
+    assert_eq!(fourth.records_written(), 1, "{fourth:?}");
+    assert_eq!(count(&lb).await, 4);
+
+    // Pause reads what is new since the bookmark but leaves it; disable reads everything.
+    put(&lb, "s3://raw/events/d.json", &lines(6..7)).await;
+    let version = lb.glue().bookmark("copy").unwrap().unwrap().version;
+    for _ in 0..2 {
+        let paused = run(&lb, "copy", &[], Some(BookmarkOption::Pause)).await.remove(0);
+        assert_eq!(paused.records_written(), 1);
+    }
+    assert_eq!(lb.glue().bookmark("copy").unwrap().unwrap().version, version);
+    let all = run(&lb, "copy", &[], Some(BookmarkOption::Disable)).await.remove(0);
+    assert_eq!(all.records_written(), 7);
+    assert_eq!(lb.glue().bookmark("copy").unwrap().unwrap().version, version);
+
+    // A reset bookmark reads everything again.
+    lb.glue().reset_bookmark("copy").unwrap();
+    assert!(lb.glue().bookmark("copy").unwrap().is_none());
+    let again = run(&lb, "copy", &[], None).await.remove(0);
+    assert_eq!(again.records_written(), 7);
+    let after = run(&lb, "copy", &[], None).await.remove(0);
+    assert_eq!(after.records_written(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_run_names_its_node_retries_as_new_runs_and_leaves_the_bookmark() {
+    let dir = tempfile::tempdir().unwrap();
+    let lb = Lakebook::open(dir.path().join("ws")).unwrap();
+    setup(&lb).await;
+    lb.glue().create_job(job("copy", COPY, BookmarkOption::Enable)).unwrap();
+    run(&lb, "copy", &[], None).await;
+    put(&lb, "s3://raw/events/b.json", &lines(2..4)).await;
+    let mut spec = job("broken", &format!("{COPY};\nINSERT INTO curated.events SELECT id, nope FROM raw.events"), BookmarkOption::Enable);
+    spec.max_retries = 2;
+    lb.glue().create_job(spec).unwrap();
+    let attempts = run(&lb, "broken", &[], None).await;
+    assert_eq!(attempts.len(), 3, "{attempts:?}");
+    for (i, attempt) in attempts.iter().enumerate() {
+        assert_eq!(attempt.state, RunState::Failed);
+        assert_eq!(attempt.attempt, i as u32);
+        let message = attempt.error_message.as_deref().unwrap();
+        assert!(message.contains("statement 2") && message.contains("nope"), "{message}");
+        assert_eq!(attempt.nodes[0].state, "SUCCEEDED");
+        assert_eq!(attempt.nodes[1].state, "FAILED");
+    }
+    assert_eq!(attempts[1].id, format!("{}_attempt_1", attempts[0].id));
+    assert_eq!(attempts[2].previous_run_id.as_deref(), Some(attempts[1].id.as_str()));
+    assert!(lb.glue().bookmark("broken").unwrap().is_none(), "failed runs do not move the bookmark");
+    // A script that uses an argument the run does not have fails before reading anything.
+    lb.glue().create_job(JobSpec { default_arguments: BTreeMap::new(), ..job("needs-min", COPY, BookmarkOption::Disable) }).unwrap();
+    let failed = run(&lb, "needs-min", &[], None).await.remove(0);
+    assert_eq!(failed.state, RunState::Failed);
+    assert!(failed.error_message.unwrap().contains("${min}"));
+}
+
+/// A statement that runs far longer than any test: a cross join of two large ranges.
+const SLOW: &str = "SELECT count(*) FROM range(0, 1000000) a CROSS JOIN range(0, 1000000) b WHERE a.value + b.value < 0";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_runs_are_limited_and_a_run_can_be_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("ws");
+    let lb = Lakebook::open(&home).unwrap();
+    lb.glue().create_job(JobSpec { sql: Some(SLOW.into()), name: "slow".into(), database: "default".into(), ..Default::default() }).unwrap();
+    let glue = lb.glue().clone();
+    let first = glue.start_job_run("slow", BTreeMap::new(), None).unwrap();
+    let mut seen_running = false;
+    for _ in 0..100 {
+        if glue.job_run("slow", &first.id).unwrap().state == RunState::Running {
+            seen_running = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(seen_running);
+    let e = glue.start_job_run("slow", BTreeMap::new(), None).unwrap_err();
+    assert_eq!(e.code(), "ConcurrentRunsExceededException", "{e}");
+    let stopped = glue.stop_job_run("slow", &first.id).unwrap();
+    assert_eq!(stopped.state, RunState::Stopped);
+    let attempts = glue.wait_job_run("slow", &first.id, |_| {}).await.unwrap();
+    assert_eq!(attempts.last().unwrap().state, RunState::Stopped);
+    assert_eq!(glue.stop_job_run("slow", &first.id).unwrap_err().code(), "InvalidInputException");
+    // Stopped, it no longer counts against the limit; closing the service stops what runs.
+    let again = glue.start_job_run("slow", BTreeMap::new(), None).unwrap();
+    glue.close();
+    assert_eq!(glue.job_run("slow", &again.id).unwrap().state, RunState::Stopped);
+    drop(glue);
+    drop(lb);
+    let lb = Lakebook::open(&home).unwrap();
+    assert_eq!(lb.glue().job_run("slow", &again.id).unwrap().state, RunState::Stopped);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_longer_than_its_timeout_ends_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let lb = Lakebook::open(dir.path().join("ws")).unwrap();
+    lb.glue()
+        .create_job(JobSpec { sql: Some(SLOW.into()), name: "slow".into(), database: "default".into(), timeout_minutes: Some(1), max_retries: 1, ..Default::default() })
+        .unwrap();
+    let started = std::time::Instant::now();
+    let attempts = run(&lb, "slow", &[], None).await;
+    assert!(started.elapsed() >= std::time::Duration::from_secs(60));
+    assert_eq!(attempts.len(), 1, "a timeout is not retried");
+    assert_eq!(attempts[0].state, RunState::Timeout);
+    assert!(attempts[0].error_message.as_deref().unwrap().contains("1 minute"));
+}
+
+#[tokio::test]
+async fn bad_jobs_are_refused_with_glue_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let lb = Lakebook::open(dir.path().join("ws")).unwrap();
+    let glue = lb.glue();
+    glue.create_job(job("copy", COPY, BookmarkOption::Enable)).unwrap();
+    assert_eq!(glue.create_job(job("copy", COPY, BookmarkOption::Enable)).unwrap_err().code(), "AlreadyExistsException");
+    let spark = JobSpec { sql: None, script_location: Some("s3://scripts/etl.py".into()), ..job("spark", "", BookmarkOption::Disable) };
+    let e = glue.create_job(spark).unwrap_err();
+    assert_eq!(e.code(), "InvalidInputException");
+    assert!(e.message().contains("PySpark"), "{e}");
+    assert_eq!(glue.create_job(job("empty", "-- nothing", BookmarkOption::Disable)).unwrap_err().code(), "InvalidInputException");
+    assert_eq!(glue.create_job(job("bad name!", COPY, BookmarkOption::Disable)).unwrap_err().code(), "InvalidInputException");
+    let e = glue.start_job_run("cpoy", BTreeMap::new(), None).unwrap_err();
+    assert_eq!(e.code(), "EntityNotFoundException");
+    assert_eq!(e.hint(), Some("did you mean copy?"));
+    glue.delete_job("copy").unwrap();
+    assert!(glue.jobs().is_empty());
+}

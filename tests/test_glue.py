@@ -1,0 +1,124 @@
+"""`%glue`: Glue ETL SQL jobs through the kernel — a job from a cell body with arguments, a
+run followed live to its node metrics, bookmarks that process only new files (and survive a
+kernel restart and a kernel killed mid-run), retries, the concurrent-run limit, stop, and
+errors by their Glue names."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import time
+
+from kernel_harness import Kernel, put_object, table_rows
+
+CREATE = """%%glue job create clean --arg min=0 --job-bookmark-option job-bookmark-enable --worker-type G.2X --number-of-workers 4
+INSERT INTO curated.events SELECT id, upper(v) FROM raw.events WHERE id >= ${min}"""
+
+# A statement that runs far longer than any test (stopped or killed before it ends).
+SLOW = "%%glue job create slow --arg n=1000000\nSELECT count(*) FROM range(0, ${n}) a CROSS JOIN range(0, ${n}) b WHERE a.value + b.value < 0"
+
+
+def lines(first: int, last: int) -> str:
+    return "".join(f'{{"id":{i},"v":"item{i}"}}\n' for i in range(first, last))
+
+
+def setup(kernel: Kernel) -> None:
+    put_object(kernel.home, "raw/events/a.json", lines(0, 2))
+    kernel.ok("%lake mb s3://curated")
+    kernel.ok(
+        "%%sql\nCREATE DATABASE raw;\nCREATE DATABASE curated;\n"
+        "CREATE EXTERNAL TABLE raw.events (id int, v string) ROW FORMAT SERDE 'org.openx.data.jsonserde.JsonSerDe' LOCATION 's3://raw/events/';\n"
+        "CREATE EXTERNAL TABLE curated.events (id int, v string) STORED AS PARQUET LOCATION 's3://curated/events/'"
+    )
+    kernel.ok(CREATE)
+
+
+def runs_of(kernel: Kernel, job: str) -> list[tuple[str, str, str]]:
+    """(id, attempt, state) of each run, newest first."""
+    text = kernel.ok(f"%glue job runs {job}").result["text/plain"]
+    return re.findall(r"(jr_[0-9a-f]{64}(?:_attempt_\d+)?)\s*┆ (\d+)\s*┆ (\w+)", text)
+
+
+def count(kernel: Kernel) -> int:
+    return int(table_rows(kernel.ok("%sql SELECT count(*) AS n FROM curated.events").result["text/plain"])[0][0])
+
+
+def test_a_sql_job_runs_live_and_its_bookmark_reads_only_new_files(kernel: Kernel) -> None:
+    setup(kernel)
+    ex = kernel.ok("%glue job run clean", timeout=60)
+    rows = table_rows(ex.result["text/plain"])
+    assert rows[0][0].startswith("statement 1 (INSERT INTO"), rows
+    assert rows[0][1] == "SUCCEEDED" and rows[0][2] == "2" and rows[0][4] == "2", rows
+    # 4 G.2X workers for Glue's 1-minute minimum: 4 × 2 × 1/60 DPU-hours at $0.44.
+    assert re.search(r"run jr_[0-9a-f]{64} of clean: SUCCEEDED · 2 records read · 2 records written · 0\.1333 DPU-hours · \$0\.0587", ex.stream()), ex.describe()
+    assert count(kernel) == 2
+
+    put_object(kernel.home, "raw/events/b.json", lines(2, 5))
+    rows = table_rows(kernel.ok("%glue job run clean --arg min=3", timeout=60).result["text/plain"])
+    assert rows[0][2] == "3" and rows[0][4] == "2", f"only b.json's rows, 3 and 4: {rows}"
+    assert count(kernel) == 4
+    rows = table_rows(kernel.ok("%glue job run clean", timeout=60).result["text/plain"])
+    assert rows[0][4] == "0", rows
+    described = kernel.ok("%glue job describe clean").stream()
+    assert "bookmark: version 3, 2 file(s) processed: raw.events (2 file(s))" in described, described
+    assert [r[2] for r in runs_of(kernel, "clean")] == ["SUCCEEDED"] * 3
+
+    kernel.ok("%glue job reset-bookmark clean")
+    rows = table_rows(kernel.ok("%glue job run clean", timeout=60).result["text/plain"])
+    assert rows[0][4] == "5", rows
+    listed = table_rows(kernel.ok("%glue job list").result["text/plain"])
+    assert listed[0][:5] == ["clean", "G.2X", "4", "job-bookmark-enable", "SUCCEEDED"], listed
+
+
+def test_failures_retries_and_errors_by_their_glue_names(kernel: Kernel) -> None:
+    setup(kernel)
+    kernel.ok("%%glue job create broken --max-retries 1\nSELECT 1;\nSELECT nope FROM raw.events")
+    ex = kernel.failing("%glue job run broken", "JobRunFailed", timeout=60)
+    assert "statement 2" in ex.content["evalue"] and "nope" in ex.content["evalue"], ex.describe()
+    runs = runs_of(kernel, "broken")
+    assert [(r[1], r[2]) for r in runs] == [("1", "FAILED"), ("0", "FAILED")], runs
+    assert runs[0][0] == runs[1][0] + "_attempt_1"
+    kernel.failing(CREATE, "AlreadyExistsException")
+    kernel.ok(CREATE.replace("create clean", "create clean --if-not-exists", 1))
+    ex = kernel.failing("%glue job create spark --script-location s3://scripts/etl.py", "InvalidInputException")
+    assert "PySpark" in ex.content["evalue"], ex.describe()
+    ex = kernel.failing("%glue job run claen", "EntityNotFoundException")
+    assert "did you mean clean?" in "\n".join(ex.content["traceback"]), ex.describe()
+    kernel.failing("%glue job run clean --arg nokey", "UsageError")
+    kernel.failing("%glue job create x --worker-type G.3X\nSELECT 1", "InvalidInputException")
+
+
+def test_concurrent_runs_are_limited_stop_and_interrupt_end_a_run(kernel: Kernel) -> None:
+    kernel.ok(SLOW)
+    run_id = kernel.ok("%glue job run slow --no-wait").result["text/plain"].strip()
+    assert re.fullmatch(r"jr_[0-9a-f]{64}", run_id), run_id
+    kernel.failing("%glue job run slow", "ConcurrentRunsExceededException")
+    kernel.ok(f"%glue job stop slow {run_id}")
+    assert runs_of(kernel, "slow")[0][2] == "STOPPED"
+    # An interrupt while a cell follows a run stops the run.
+    msg_id = kernel.execute_async("%glue job run slow")
+    time.sleep(1.5)
+    assert not kernel.has_reply(msg_id)
+    kernel.send("control", "interrupt_request", {})
+    assert kernel.reply(msg_id, timeout=10)["content"]["ename"] == "KeyboardInterrupt"
+    assert [r[2] for r in runs_of(kernel, "slow")] == ["STOPPED", "STOPPED"]
+
+
+def test_jobs_and_bookmarks_survive_a_restart_and_a_killed_run(start_kernel) -> None:
+    first = start_kernel(name="first")
+    setup(first)
+    first.ok("%glue job run clean", timeout=60)
+    first.ok(SLOW)
+    first.execute_async("%glue job run slow")
+    time.sleep(1.5)
+    os.kill(first.pid, signal.SIGKILL)
+    first.proc.wait(timeout=10)
+
+    second = start_kernel(name="second")
+    assert runs_of(second, "slow")[0][2] == "FAILED"
+    assert "kernel ended" in second.ok("%glue job runs slow").result["text/plain"]
+    put_object(second.home, "raw/events/b.json", lines(2, 3))
+    rows = table_rows(second.ok("%glue job run clean", timeout=60).result["text/plain"])
+    assert rows[0][4] == "1", f"the bookmark kept a.json: {rows}"
+    assert count(second) == 3
