@@ -122,3 +122,33 @@ def test_jobs_and_bookmarks_survive_a_restart_and_a_killed_run(start_kernel) -> 
     rows = table_rows(second.ok("%glue job run clean", timeout=60).result["text/plain"])
     assert rows[0][4] == "1", f"the bookmark kept a.json: {rows}"
     assert count(second) == 3
+
+
+GRAPH = """{
+  "node-1": {"S3CatalogSource": {"Name": "events", "Database": "raw", "Table": "events"}},
+  "node-2": {"ApplyMapping": {"Name": "types", "Inputs": ["node-1"], "Mapping": [
+      {"ToKey": "id", "FromPath": ["id"], "FromType": "int", "ToType": "long", "Dropped": false},
+      {"ToKey": "label", "FromPath": ["v"], "FromType": "string", "ToType": "string", "Dropped": false}]}},
+  "node-3": {"Filter": {"Name": "odd", "Inputs": ["node-2"], "LogicalOperator": "AND", "Filters": [
+      {"Operation": "REGEX", "Negated": false, "Values": [{"Type": "COLUMNEXTRACTED", "Value": ["label"]}, {"Type": "CONSTANT", "Value": ["[13579]$"]}]}]}},
+  "node-4": {"S3DirectTarget": {"Name": "out", "Inputs": ["node-3"], "Path": "s3://curated/odd/", "Format": "parquet",
+      "SchemaChangePolicy": {"EnableUpdateCatalog": true, "UpdateBehavior": "UPDATE_IN_DATABASE", "Database": "curated", "Table": "odd"}}}
+}"""
+
+
+def test_a_visual_job_from_a_cell_and_from_the_lake(kernel: Kernel) -> None:
+    setup(kernel)
+    put_object(kernel.home, "raw/events/b.json", lines(2, 6))
+    ex = kernel.ok(f"%%glue job create odd --type visual --job-bookmark-option job-bookmark-enable\n{GRAPH}")
+    assert "visual, 4 node(s)" in ex.stream(), ex.describe()
+    rows = table_rows(kernel.ok("%glue job run odd", timeout=60).result["text/plain"])
+    assert [r[0] for r in rows] == ["CatalogSource node events (node-1)", "ApplyMapping node types (node-2)", "Filter node odd (node-3)", "S3Target node out (node-4)"], rows
+    assert rows[0][2] == "6" and rows[3][4] == "3", rows
+    ids = table_rows(kernel.ok("%sql SELECT id FROM curated.odd ORDER BY id").result["text/plain"])
+    assert [r[0] for r in ids] == ["1", "3", "5"], ids
+    # The same graph from a file in the lake, a column misspelt: the error names the node.
+    put_object(kernel.home, "scripts/odd.json", GRAPH.replace('["v"]', '["w"]'))
+    kernel.ok("%glue job create odd2 --script-location s3://scripts/odd.json")
+    ex = kernel.failing("%glue job run odd2", "JobRunFailed", timeout=60)
+    assert "ApplyMapping node types (node-2)" in ex.content["evalue"] and "did you mean v?" not in ex.content["evalue"], ex.describe()
+    kernel.failing('%%glue job create bad --type visual\n{"n": {"KafkaSource": {}}}', "InvalidInputException")

@@ -85,7 +85,7 @@ impl Lakebook {
         let firehose = firehose::Firehose::open(&workspace, clock.clone(), lake.clone(), catalog.clone(), streams.clone(), redshift.clone())?;
         let emr = emr::Emr::open(&workspace, clock.clone(), lake.clone())?;
         let analytics = analytics::Analytics::open(&workspace, clock.clone(), lake.clone(), streams.clone(), sql.glue_catalog()?)?;
-        let glue = Arc::new(glue::Glue::open(&workspace, clock.clone(), lake.clone(), sql.clone())?);
+        let glue = Arc::new(glue::Glue::open(&workspace, clock.clone(), lake.clone(), catalog.clone(), sql.clone())?);
         Ok(Self { workspace, clock, lake, catalog, sql, streams, firehose, emr, redshift, analytics, glue })
     }
 

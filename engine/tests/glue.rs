@@ -224,3 +224,143 @@ async fn bad_jobs_are_refused_with_glue_errors() {
     glue.delete_job("copy").unwrap();
     assert!(glue.jobs().is_empty());
 }
+
+async fn rows(lb: &Lakebook, sql: &str) -> Vec<String> {
+    let result = lb.sql().run(sql, "default").await.unwrap().pop().unwrap();
+    let mut out = Vec::new();
+    for batch in &result.batches {
+        for row in 0..batch.num_rows() {
+            let cells: Vec<String> = (0..batch.num_columns())
+                .map(|c| datafusion::arrow::util::display::array_value_to_string(batch.column(c), row).unwrap())
+                .collect();
+            out.push(cells.join(" "));
+        }
+    }
+    out
+}
+
+async fn visual_setup(lb: &Lakebook) {
+    put(lb, "s3://raw/orders/a.json", "{\"order_id\":\"1\",\"customer\":\"ann\",\"amount\":\"10.5\",\"day\":\"2026-12-01\",\"junk\":\"x\"}\n{\"order_id\":\"2\",\"customer\":\"bob\",\"amount\":\"3\",\"day\":\"2026-12-01\",\"junk\":\"y\"}\n{\"order_id\":\"3\",\"customer\":\"ann\",\"amount\":\"7.25\",\"day\":\"2026-12-02\",\"junk\":\"z\"}\n").await;
+    put(lb, "s3://raw/customers/c.json", "{\"name\":\"ann\",\"city\":\"Oslo\"}\n{\"name\":\"bob\",\"city\":\"Rome\"}\n{\"name\":\"cid\",\"city\":\"Lima\"}\n").await;
+    let _ = lb.lake().create_bucket("curated");
+    lb.sql()
+        .run(
+            "CREATE DATABASE raw; CREATE DATABASE cur;
+             CREATE EXTERNAL TABLE raw.orders (order_id string, customer string, amount string, day string, junk string) ROW FORMAT SERDE 'org.openx.data.jsonserde.JsonSerDe' LOCATION 's3://raw/orders/';
+             CREATE EXTERNAL TABLE raw.customers (name string, city string) ROW FORMAT SERDE 'org.openx.data.jsonserde.JsonSerDe' LOCATION 's3://raw/customers/'",
+            "default",
+        )
+        .await
+        .unwrap();
+}
+
+/// Glue Studio's graph for: orders → ApplyMapping (casts, a dropped field) → Filter → RenameField
+/// → a partitioned Parquet target that updates the Data Catalog.
+const CLEAN_GRAPH: &str = r#"{
+  "node-1": {"S3CatalogSource": {"Name": "orders", "Database": "raw", "Table": "orders"}},
+  "node-2": {"ApplyMapping": {"Name": "types", "Inputs": ["node-1"], "Mapping": [
+      {"ToKey": "id", "FromPath": ["order_id"], "FromType": "string", "ToType": "long", "Dropped": false},
+      {"ToKey": "customer", "FromPath": ["customer"], "FromType": "string", "ToType": "string", "Dropped": false},
+      {"ToKey": "amount", "FromPath": ["amount"], "FromType": "string", "ToType": "double", "Dropped": false},
+      {"ToKey": "day", "FromPath": ["day"], "FromType": "string", "ToType": "string", "Dropped": false},
+      {"ToKey": "junk", "FromPath": ["junk"], "FromType": "string", "ToType": "string", "Dropped": true}]}},
+  "node-3": {"Filter": {"Name": "big", "Inputs": ["node-2"], "LogicalOperator": "AND", "Filters": [
+      {"Operation": "GT", "Negated": false, "Values": [{"Type": "COLUMNEXTRACTED", "Value": ["amount"]}, {"Type": "CONSTANT", "Value": ["5"]}]}]}},
+  "node-4": {"RenameField": {"Name": "rename", "Inputs": ["node-3"], "SourcePath": ["customer"], "TargetPath": ["customer_name"]}},
+  "node-5": {"S3DirectTarget": {"Name": "curated", "Inputs": ["node-4"], "Path": "s3://curated/orders/", "Format": "parquet", "Compression": "snappy",
+      "PartitionKeys": [["day"]], "SchemaChangePolicy": {"EnableUpdateCatalog": true, "UpdateBehavior": "UPDATE_IN_DATABASE", "Database": "cur", "Table": "orders"}}}
+}"#;
+
+fn visual(name: &str, graph: &str) -> JobSpec {
+    JobSpec { name: name.into(), sql: Some(graph.into()), visual: true, bookmark: BookmarkOption::Enable, ..Default::default() }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_visual_job_maps_filters_renames_and_writes_a_partitioned_catalog_table_with_bookmarks() {
+    let dir = tempfile::tempdir().unwrap();
+    let lb = Lakebook::open(dir.path().join("ws")).unwrap();
+    visual_setup(&lb).await;
+    lb.glue().create_job(visual("clean", CLEAN_GRAPH)).unwrap();
+    let first = run(&lb, "clean", &[], None).await.remove(0);
+    assert_eq!(first.state, RunState::Succeeded, "{first:?}");
+    let labels: Vec<&str> = first.nodes.iter().map(|n| n.node.as_str()).collect();
+    assert_eq!(labels[0], "CatalogSource node orders (node-1)");
+    assert_eq!(first.nodes[0].records_read, 3, "{:?}", first.nodes);
+    assert_eq!(first.nodes[4].records_written, 2, "{:?}", first.nodes);
+    assert!(first.nodes.iter().all(|n| n.state == "SUCCEEDED"), "{:?}", first.nodes);
+    assert_eq!(
+        rows(&lb, "SELECT id, customer_name, amount, day FROM cur.orders ORDER BY id").await,
+        ["1 ann 10.5 2026-12-01", "3 ann 7.25 2026-12-02"]
+    );
+    let table = lb.catalog().table("cur", "orders").unwrap();
+    let columns: Vec<String> = table.definition.columns.iter().map(|c| format!("{}:{}", c.name, c.data_type)).collect();
+    assert_eq!(columns, ["id:bigint", "customer_name:string", "amount:double"]);
+    assert_eq!(table.partitions.len(), 2);
+    let listing = lb.lake().list(&S3Uri::parse("s3://curated/orders/day=2026-12-02/").unwrap(), true).await.unwrap();
+    assert_eq!(listing.objects.len(), 1);
+
+    // A new day: the bookmark reads only the new file; the table gains a partition.
+    put(&lb, "s3://raw/orders/b.json", "{\"order_id\":\"4\",\"customer\":\"cid\",\"amount\":\"99\",\"day\":\"2026-12-03\",\"junk\":\"q\"}\n").await;
+    let second = run(&lb, "clean", &[], None).await.remove(0);
+    assert_eq!((second.nodes[0].records_read, second.nodes[4].records_written), (1, 1), "{:?}", second.nodes);
+    assert_eq!(rows(&lb, "SELECT count(*), count(DISTINCT day) FROM cur.orders").await, ["3 3"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn joins_unions_aggregates_duplicates_selects_and_sql_nodes() {
+    let dir = tempfile::tempdir().unwrap();
+    let lb = Lakebook::open(dir.path().join("ws")).unwrap();
+    visual_setup(&lb).await;
+    let graph = r#"{
+      "o": {"CatalogSource": {"Name": "orders", "Database": "raw", "Table": "orders"}},
+      "c": {"CatalogSource": {"Name": "customers", "Database": "raw", "Table": "customers"}},
+      "j": {"Join": {"Name": "join", "Inputs": ["o", "c"], "JoinType": "equijoin", "Columns": [{"From": "o", "Keys": [["customer"]]}, {"From": "c", "Keys": [["name"]]}]}},
+      "m": {"ApplyMapping": {"Name": "m", "Inputs": ["j"], "Mapping": [
+          {"ToKey": "city", "FromPath": ["city"], "FromType": "string", "ToType": "string"},
+          {"ToKey": "amount", "FromPath": ["amount"], "FromType": "string", "ToType": "double"}]}},
+      "u": {"Union": {"Name": "twice", "Inputs": ["m", "m"], "UnionType": "ALL"}},
+      "d": {"DropDuplicates": {"Name": "dedupe", "Inputs": ["u"], "Columns": []}},
+      "a": {"Aggregate": {"Name": "per city", "Inputs": ["d"], "Groups": [["city"]], "Aggs": [{"Column": ["amount"], "AggFunc": "sum"}, {"Column": ["amount"], "AggFunc": "count"}]}},
+      "s": {"SparkSQL": {"Name": "sql", "Inputs": ["a"], "SqlAliases": [{"From": "a", "Alias": "totals"}], "SqlQuery": "SELECT city, `sum(amount)` AS total FROM totals WHERE `count(amount)` > 0"}},
+      "f": {"SelectFields": {"Name": "pick", "Inputs": ["s"], "Paths": [["total"], ["city"]]}},
+      "t": {"S3DirectTarget": {"Name": "out", "Inputs": ["f"], "Path": "s3://curated/totals/", "Format": "json",
+            "SchemaChangePolicy": {"EnableUpdateCatalog": true, "Database": "cur", "Table": "totals"}}}
+    }"#;
+    lb.glue().create_job(JobSpec { bookmark: BookmarkOption::Disable, ..visual("report", graph) }).unwrap();
+    let done = run(&lb, "report", &[], None).await.remove(0);
+    assert_eq!(done.state, RunState::Succeeded, "{done:?}");
+    assert_eq!(rows(&lb, "SELECT city, total FROM cur.totals ORDER BY city").await, ["Oslo 17.75", "Rome 3.0"]);
+    // Left anti join: customers without orders.
+    let anti = r#"{
+      "c": {"CatalogSource": {"Name": "customers", "Database": "raw", "Table": "customers"}},
+      "o": {"CatalogSource": {"Name": "orders", "Database": "raw", "Table": "orders"}},
+      "j": {"Join": {"Name": "none", "Inputs": ["c", "o"], "JoinType": "leftanti", "Columns": [{"From": "c", "Keys": [["name"]]}, {"From": "o", "Keys": [["customer"]]}]}},
+      "x": {"DropFields": {"Name": "drop", "Inputs": ["j"], "Paths": [["city"]]}},
+      "t": {"S3DirectTarget": {"Name": "out", "Inputs": ["x"], "Path": "s3://curated/idle/", "Format": "csv",
+            "SchemaChangePolicy": {"EnableUpdateCatalog": true, "Database": "cur", "Table": "idle"}}}
+    }"#;
+    lb.glue().create_job(JobSpec { bookmark: BookmarkOption::Disable, ..visual("idle", anti) }).unwrap();
+    assert_eq!(run(&lb, "idle", &[], None).await.remove(0).state, RunState::Succeeded);
+    assert_eq!(rows(&lb, "SELECT * FROM cur.idle").await, ["cid"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_graphs_fail_naming_the_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let lb = Lakebook::open(dir.path().join("ws")).unwrap();
+    visual_setup(&lb).await;
+    let e = lb.glue().create_job(visual("x", r#"{"n": {"SnowflakeSource": {}}, "t": {"S3DirectTarget": {"Inputs": ["n"], "Path": "s3://b/"}}}"#)).unwrap_err();
+    assert_eq!(e.code(), "InvalidInputException");
+    assert!(e.message().contains("SnowflakeSource"), "{e}");
+    let missing_column = CLEAN_GRAPH.replace("[\"amount\"]}, {\"Type\": \"CONSTANT\"", "[\"amout\"]}, {\"Type\": \"CONSTANT\"");
+    lb.glue().create_job(visual("typo", &missing_column)).unwrap();
+    let failed = run(&lb, "typo", &[], None).await.remove(0);
+    assert_eq!(failed.state, RunState::Failed);
+    let message = failed.error_message.unwrap();
+    assert!(message.contains("Filter node big (node-3)") && message.contains("amout"), "{message}");
+    assert!(lb.glue().bookmark("typo").unwrap().is_none());
+    let missing_table = CLEAN_GRAPH.replace("\"Table\": \"orders\"}}", "\"Table\": \"ordres\"}}");
+    lb.glue().create_job(visual("table", &missing_table)).unwrap();
+    let failed = run(&lb, "table", &[], None).await.remove(0);
+    assert!(failed.error_message.as_deref().unwrap().contains("CatalogSource node orders (node-1)"), "{failed:?}");
+}

@@ -12,17 +12,21 @@
 //! SUCCEEDED, so a failed, stopped or killed run never moves the bookmark.
 //!
 //! Deviations and gaps:
-//! - Jobs are Lakebook SQL jobs (`Script::Sql`: Athena SQL statements run in order, `${key}`
-//!   for job arguments; Glue Studio's SQL transform is the nearest Glue form). Glue Studio's
-//!   visual jobs, triggers and workflows are not here yet; PySpark / Scala scripts are refused
-//!   with an error naming the supported forms.
+//! - Jobs are Glue Studio visual jobs (`Script::Visual`, `graph.rs`: catalog sources, the
+//!   common transforms, S3 targets) or Lakebook SQL jobs (`Script::Sql`: Athena SQL statements
+//!   run in order; Glue Studio's SQL transform is the nearest Glue form); `${key}` in either is
+//!   a job argument. S3 file sources (S3CsvSource, S3JsonSource, S3ParquetSource),
+//!   DropNullFields, ResolveChoice, Relationalize, triggers and workflows are not here yet;
+//!   PySpark / Scala scripts are refused with an error naming the supported forms.
 //! - The timeout is real elapsed time: the manual clock does not move while a job runs, so on
 //!   it ExecutionTime is 0 s and a run is billed Glue's 1-minute minimum.
 //! - Writes are not transactional: a run stopped or killed in the middle of an INSERT can
 //!   leave the files written so far (Glue's S3 writes behave the same way); the bookmark does
 //!   not move, so the next run reads the same files again.
 
+pub mod graph;
 pub mod model;
+mod visual;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -56,6 +60,8 @@ pub struct JobSpec {
     /// ≙ Command.ScriptLocation: a script in the lake, read when a run starts.
     pub script_location: Option<String>,
     pub database: String,
+    /// A visual job (the script is a `CodeGenConfigurationNodes` graph), not SQL.
+    pub visual: bool,
     pub default_arguments: BTreeMap<String, String>,
     pub bookmark: BookmarkOption,
     pub timeout_minutes: Option<u32>,
@@ -72,6 +78,7 @@ pub struct Glue {
     path: PathBuf,
     clock: Arc<Clock>,
     lake: Arc<Lake>,
+    catalog: Arc<crate::catalog::Catalog>,
     sql: Arc<SqlEngine>,
     state: Mutex<State>,
     /// Runs in progress, by the id they were started with: the task and the attempt it is on.
@@ -87,7 +94,7 @@ struct Running {
 impl Glue {
     /// Opens the service; runs a dead kernel left unfinished are FAILED (their bookmark did
     /// not move).
-    pub fn open(workspace: &Workspace, clock: Arc<Clock>, lake: Arc<Lake>, sql: Arc<SqlEngine>) -> Result<Self> {
+    pub fn open(workspace: &Workspace, clock: Arc<Clock>, lake: Arc<Lake>, catalog: Arc<crate::catalog::Catalog>, sql: Arc<SqlEngine>) -> Result<Self> {
         // The folder is made by the first save (a workspace without jobs has none).
         let path = workspace.root().join("glue").join("jobs.json");
         let mut state: State = read_json(&path)?.unwrap_or_default();
@@ -100,7 +107,7 @@ impl Glue {
             run.last_modified_on = now;
             changed = true;
         }
-        let glue = Self { path, clock, lake, sql, state: Mutex::new(state), running: Mutex::default() };
+        let glue = Self { path, clock, lake, catalog, sql, state: Mutex::new(state), running: Mutex::default() };
         if changed {
             glue.save(&glue.lock())?;
         }
@@ -131,15 +138,24 @@ impl Glue {
         validate_job_name(&spec.name)?;
         let script = match (&spec.sql, &spec.script_location) {
             (Some(_), Some(_)) => return Err(service_err!(InvalidInputException, "a job has its script in the cell or at --script-location, not both")),
-            (None, None) => return Err(service_err!(InvalidInputException, "job {}: no script; give the SQL as the cell body or --script-location s3://…/job.sql", spec.name)),
+            (None, None) => {
+                return Err(service_err!(InvalidInputException, "job {}: no script; give it as the cell body or --script-location s3://…/job.sql (or .json)", spec.name));
+            }
+            (Some(graph), None) if spec.visual => {
+                graph::parse(graph)?;
+                Script::Visual { graph: graph.clone(), location: None }
+            }
             (Some(sql), None) if crate::analytics::sql::split_statements(sql).is_empty() => {
                 return Err(service_err!(InvalidInputException, "job {}: the script has no SQL statement", spec.name));
             }
             (Some(sql), None) => Script::Sql { sql: sql.clone(), location: None, database: spec.database.clone() },
             (None, Some(location)) => {
-                script_kind(location)?;
+                let visual = script_kind(location)?;
                 S3Uri::parse(location)?;
-                Script::Sql { sql: String::new(), location: Some(location.clone()), database: spec.database.clone() }
+                match visual {
+                    true => Script::Visual { graph: String::new(), location: Some(location.clone()) },
+                    false => Script::Sql { sql: String::new(), location: Some(location.clone()), database: spec.database.clone() },
+                }
             }
         };
         let timeout_minutes = spec.timeout_minutes.unwrap_or(model::DEFAULT_TIMEOUT_MINUTES);
@@ -436,20 +452,31 @@ impl Glue {
         })
     }
 
-    /// Runs the job's script: each statement is a node with its own metrics.
+    /// Runs the job's script: each SQL statement, or each node of a visual job, with its own
+    /// metrics.
     async fn execute(&self, job: &Job, run: &JobRun, bookmarks: Arc<Bookmarks>) -> Result<()> {
-        let Script::Sql { sql, location, database } = &job.script;
+        let (inline, location) = match &job.script {
+            Script::Sql { sql, location, .. } => (sql, location),
+            Script::Visual { graph, location } => (graph, location),
+        };
         let text = match location {
             Some(location) => {
                 let bytes = self.lake.get(&S3Uri::parse(location)?).await?;
                 String::from_utf8(bytes.to_vec()).map_err(|_| service_err!(InvalidInputException, "{location} is not UTF-8 text"))?
             }
-            None => sql.clone(),
+            None => inline.clone(),
         };
         let mut arguments = job.default_arguments.clone();
         arguments.extend(run.arguments.clone());
         let text = expand_arguments(&text, &arguments)?;
-        let statements = crate::analytics::sql::split_statements(&text);
+        match &job.script {
+            Script::Sql { database, .. } => self.execute_sql(&text, database, run, bookmarks).await,
+            Script::Visual { .. } => self.execute_visual(&graph::parse(&text)?, run, bookmarks).await,
+        }
+    }
+
+    async fn execute_sql(&self, text: &str, database: &str, run: &JobRun, bookmarks: Arc<Bookmarks>) -> Result<()> {
+        let statements = crate::analytics::sql::split_statements(text);
         if statements.is_empty() {
             return Err(service_err!(InvalidInputException, "the script has no SQL statement"));
         }
@@ -458,12 +485,12 @@ impl Glue {
         })?;
         for (i, statement) in statements.iter().enumerate() {
             let started = Instant::now();
-            let rows_before = bookmarks.rows.load(std::sync::atomic::Ordering::Relaxed);
+            let rows_before = bookmarks.rows_read();
             self.update(&run.id, |r| r.nodes[i].state = "RUNNING".into())?;
             let mut report = |p: &QueryProgress| {
                 let _ = self.update(&run.id, |r| {
                     let node = &mut r.nodes[i];
-                    node.records_read = bookmarks.rows.load(std::sync::atomic::Ordering::Relaxed) - rows_before;
+                    node.records_read = bookmarks.rows_read() - rows_before;
                     node.bytes_read = p.bytes_scanned;
                     node.millis = p.elapsed.as_millis() as u64;
                 });
@@ -477,7 +504,7 @@ impl Glue {
                     node.state = "SUCCEEDED".into();
                     node.millis = millis;
                     node.records_written = results.iter().map(|q| q.execution.rows_written).sum();
-                    node.records_read = bookmarks.rows.load(std::sync::atomic::Ordering::Relaxed) - rows_before;
+                    node.records_read = bookmarks.rows_read() - rows_before;
                     node.bytes_read = results.iter().map(|q| q.execution.bytes_scanned).sum::<u64>().max(node.bytes_read);
                 })?,
                 Err(e) => {
@@ -565,11 +592,15 @@ fn validate_argument_name(key: &str) -> Result<()> {
     if ok { Ok(()) } else { Err(service_err!(InvalidInputException, "job argument {key:?}: a name of letters, digits, '_' or '-' (`--arg {key}=value`)")) }
 }
 
-/// What a script location holds, by its extension: only SQL scripts run here.
-fn script_kind(location: &str) -> Result<()> {
+/// What a script location holds, by its extension: SQL (false) or a visual job's graph
+/// (true); Spark scripts are refused.
+fn script_kind(location: &str) -> Result<bool> {
     let lower = location.to_ascii_lowercase();
     if lower.ends_with(".sql") {
-        return Ok(());
+        return Ok(false);
+    }
+    if lower.ends_with(".json") {
+        return Ok(true);
     }
     let what = if lower.ends_with(".py") {
         "a PySpark script (glueContext, DynamicFrames in Python)"
@@ -626,7 +657,8 @@ mod tests {
     fn spark_scripts_are_refused_naming_the_supported_forms() {
         let e = script_kind("s3://scripts/job.py").unwrap_err();
         assert!(e.message().contains("PySpark") && e.message().contains("visual"), "{e}");
-        assert!(script_kind("s3://scripts/job.sql").is_ok());
+        assert!(!script_kind("s3://scripts/job.sql").unwrap());
+        assert!(script_kind("s3://scripts/job.json").unwrap());
     }
 
     #[test]

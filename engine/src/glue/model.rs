@@ -22,6 +22,9 @@ pub enum Script {
     /// Athena SQL statements run in order in `database`; `${key}` is a job argument. With a
     /// `location` (≙ Command.ScriptLocation) the SQL is read from the lake when a run starts.
     Sql { sql: String, location: Option<String>, database: String },
+    /// A Glue Studio visual job: its `CodeGenConfigurationNodes` JSON (or a `.json` file in the
+    /// lake at `location`, read when a run starts).
+    Visual { graph: String, location: Option<String> },
 }
 
 /// ≙ the job's `--job-bookmark-option` argument.

@@ -59,11 +59,21 @@ pub struct GlueCatalogProvider {
 pub struct Bookmarks {
     pub done: BTreeMap<String, BTreeMap<String, i64>>,
     pub read: Mutex<BTreeMap<String, BTreeMap<String, i64>>>,
-    /// Rows the run's catalog-table scans produced.
-    pub rows: Arc<std::sync::atomic::AtomicU64>,
+    /// Rows the run's scans produced, per source table.
+    pub rows: Mutex<BTreeMap<String, Arc<std::sync::atomic::AtomicU64>>>,
 }
 
 impl Bookmarks {
+    /// The row counter of a source table's scans.
+    pub fn counter(&self, table: &str) -> Arc<std::sync::atomic::AtomicU64> {
+        self.rows.lock().unwrap_or_else(|p| p.into_inner()).entry(table.to_string()).or_default().clone()
+    }
+
+    /// Rows read from every source so far.
+    pub fn rows_read(&self) -> u64 {
+        self.rows.lock().unwrap_or_else(|p| p.into_inner()).values().map(|c| c.load(std::sync::atomic::Ordering::Relaxed)).sum()
+    }
+
     /// Whether a scan of `table` reads this file (and notes it if so).
     fn reads(&self, table: &str, file: &str, modified_ms: i64) -> bool {
         if self.done.get(table).and_then(|files| files.get(file)) == Some(&modified_ms) {
@@ -420,7 +430,7 @@ impl TableProvider for CatalogTable {
         let respelled = RespellExec::new(plan, schema);
         // A Glue job run counts the records its sources produce.
         Ok(Arc::new(match &self.bookmarks {
-            Some(bookmarks) => respelled.counting(bookmarks.rows.clone()),
+            Some(bookmarks) => respelled.counting(bookmarks.counter(&self.table.qualified_name())),
             None => respelled,
         }))
     }

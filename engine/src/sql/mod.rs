@@ -15,6 +15,7 @@
 //! Not there: Avro and ORC tables, Iceberg DML, prepared statements.
 
 pub(crate) mod ddl;
+pub use ddl::TargetSpec;
 mod exchange;
 mod workgroup;
 
@@ -236,6 +237,26 @@ impl SqlEngine {
     /// skip the files in `bookmarks.done` and note the files they read.
     pub async fn run_bookmarked(&self, sql: &str, database: &str, watch: Option<&mut Watch<'_>>, bookmarks: Arc<Bookmarks>) -> Result<Vec<QueryResult>> {
         self.run_with(sql, database, workgroup::PRIMARY, watch, Some(bookmarks)).await
+    }
+
+    /// The columns a query returns, planned but not run (a Glue job checks each node of its
+    /// graph this way before anything is read).
+    pub async fn query_schema(&self, sql: &str, database: &str) -> Result<SchemaRef> {
+        let ctx = self.context_for(database, None)?;
+        let fail = |e: DataFusionError| self.suggest_table(sql_error(e, sql));
+        let df = ctx.sql(sql).await.map_err(fail)?;
+        Ok(Arc::new(df.schema().as_arrow().clone()))
+    }
+
+    /// Runs one query for a Glue job's target: its rows, with the job's bookmark applied to
+    /// catalog tables; not recorded as a query execution and no result file is written.
+    pub async fn collect_bookmarked(&self, sql: &str, database: &str, watch: Option<&mut Watch<'_>>, bookmarks: Arc<Bookmarks>) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+        let ctx = self.context_for(database, Some(bookmarks))?;
+        let fail = |e: DataFusionError| self.suggest_table(sql_error(e, sql));
+        let df = ctx.sql(sql).await.map_err(fail)?;
+        let plan = df.create_physical_plan().await.map_err(fail)?;
+        let batches = collect_watched(&plan, ctx.task_ctx(), Instant::now(), watch, fail, |_| Ok(())).await?;
+        Ok((plan.schema(), batches))
     }
 
     async fn run_with(&self, sql: &str, database: &str, workgroup: &str, mut watch: Option<&mut Watch<'_>>, bookmarks: Option<Arc<Bookmarks>>) -> Result<Vec<QueryResult>> {

@@ -15,7 +15,7 @@ use crate::render::{self, Bundle, Footer, TableOptions, batch, strings, times};
 
 pub const SPEC: MagicSpec = MagicSpec {
     name: "glue",
-    summary: "Glue ETL jobs: SQL jobs with arguments, runs, retries, timeouts and job bookmarks",
+    summary: "Glue ETL jobs: SQL and visual (Glue Studio) jobs, runs, retries, timeouts and job bookmarks",
     form: Form::LineAndCell,
     command: GlueArgs::command,
     // `${key}` in a job's script is a job argument, filled in when the job runs.
@@ -25,8 +25,11 @@ pub const SPEC: MagicSpec = MagicSpec {
 
 #[derive(Debug, Parser)]
 #[command(
-    about = "Glue ETL jobs: SQL jobs with arguments, runs, retries, timeouts and job bookmarks",
+    about = "Glue ETL jobs: SQL and visual (Glue Studio) jobs, runs, retries, timeouts and job bookmarks",
     after_help = "A SQL job is Athena SQL (INSERT INTO … SELECT, CTAS …) run statement by statement, each a node with its metrics.\n\
+                  A visual job (--type visual) is Glue Studio's graph, CodeGenConfigurationNodes JSON: catalog sources, ApplyMapping, SelectFields,\n\
+                  DropFields, RenameField, Filter, Join, Union, DropDuplicates, Aggregate, SparkSQL, and S3 targets (parquet/json/csv, partition keys,\n\
+                  updating the Data Catalog).\n\
                   `${key}` in the script is the job argument key (--arg key=value on create or run), filled in when the job runs.\n\
                   With --job-bookmark-option job-bookmark-enable a run reads only the files of its source tables that are new\n\
                   since the last successful run. Runs are billed $0.44 per DPU-hour, at least a minute."
@@ -45,13 +48,13 @@ enum Verb {
 
 #[derive(Debug, Subcommand)]
 enum JobVerb {
-    /// Create a job; %%glue job create NAME --type sql takes the SQL as the cell body (≙ CreateJob)
+    /// Create a job; %%glue job create NAME takes the SQL (or, --type visual, the graph's JSON) as the cell body (≙ CreateJob)
     Create {
         name: String,
-        /// The script's kind: sql (Athena SQL statements)
-        #[arg(long = "type", default_value = "sql", value_parser = ["sql"])]
+        /// sql (Athena SQL statements) or visual (a Glue Studio graph: CodeGenConfigurationNodes JSON)
+        #[arg(long = "type", default_value = "sql", value_parser = ["sql", "visual"])]
         kind: String,
-        /// A .sql script in the lake, read when a run starts (≙ Command.ScriptLocation)
+        /// A .sql script or a visual job's .json graph in the lake, read when a run starts (≙ Command.ScriptLocation)
         #[arg(long)]
         script_location: Option<String>,
         /// The database unqualified table names are in
@@ -118,12 +121,12 @@ pub async fn run(args: GlueArgs, mut ctx: Ctx<'_>) -> Result<Option<Bundle>, Cel
     let out = ctx.out;
     let Verb::Job(verb) = args.verb;
     if ctx.body.is_some() && !matches!(verb, JobVerb::Create { .. }) {
-        return Err(CellError::usage("only `%%glue job create NAME` takes a cell body (the job's SQL)"));
+        return Err(CellError::usage("only `%%glue job create NAME` takes a cell body (the job's SQL or graph)"));
     }
     match verb {
         JobVerb::Create {
             name,
-            kind: _,
+            kind,
             script_location,
             database,
             args,
@@ -148,6 +151,7 @@ pub async fn run(args: GlueArgs, mut ctx: Ctx<'_>) -> Result<Option<Bundle>, Cel
                 sql,
                 script_location,
                 database,
+                visual: kind == "visual",
                 default_arguments: arguments(&args)?,
                 bookmark: BookmarkOption::parse(&job_bookmark_option)?,
                 timeout_minutes: timeout,
@@ -158,9 +162,13 @@ pub async fn run(args: GlueArgs, mut ctx: Ctx<'_>) -> Result<Option<Bundle>, Cel
                 glue_version,
             };
             let job = glue.create_job(spec)?;
-            let Script::Sql { database, .. } = &job.script;
+            let what = match &job.script {
+                Script::Sql { database, .. } => format!("SQL in {database}"),
+                Script::Visual { graph, location: None } => format!("visual, {} node(s)", lakebook_engine::glue::graph::parse(graph)?.nodes.len()),
+                Script::Visual { location: Some(l), .. } => format!("visual, from {l}"),
+            };
             out.stdout(&format!(
-                "Created job {} (SQL in {database}; {} × {}, timeout {} min, {} retr{}, {}).\n",
+                "Created job {} ({what}; {} × {}, timeout {} min, {} retr{}, {}).\n",
                 job.name,
                 job.number_of_workers,
                 job.worker_type,
@@ -183,9 +191,12 @@ pub async fn run(args: GlueArgs, mut ctx: Ctx<'_>) -> Result<Option<Bundle>, Cel
         JobVerb::Runs { name } => Ok(Some(runs_table(&glue.job_runs(&name)?)?)),
         JobVerb::Describe { name, run_id } => {
             let job = glue.job(&name)?;
-            let Script::Sql { sql, location, database } = &job.script;
+            let (kind, sql, location) = match &job.script {
+                Script::Sql { sql, location, database } => (format!("SQL job in {database}"), sql, location),
+                Script::Visual { graph, location } => ("visual job".to_string(), graph, location),
+            };
             let mut text = format!(
-                "{} — SQL job in {database}; {} × {} (Glue {}), timeout {} min, max retries {}, max concurrent runs {}, {}\n",
+                "{} — {kind}; {} × {} (Glue {}), timeout {} min, max retries {}, max concurrent runs {}, {}\n",
                 job.name, job.number_of_workers, job.worker_type, job.glue_version, job.timeout_minutes, job.max_retries, job.max_concurrent_runs, job.bookmark
             );
             if !job.default_arguments.is_empty() {

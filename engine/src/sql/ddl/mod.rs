@@ -36,6 +36,7 @@ pub(super) use definition::*;
 pub(super) use write::*;
 /// Continuous applications write their sink files as tables' files are written.
 pub(crate) use write::encode;
+pub use run::TargetSpec;
 
 /// A statement this module runs itself.
 #[derive(Debug)]

@@ -329,3 +329,75 @@ pub(super) struct Written {
     pub(super) files: usize,
     pub(super) partitions: Vec<(Vec<String>, String)>,
 }
+
+/// Where a Glue job's target writes (Glue Studio's S3 targets).
+#[derive(Debug, Clone)]
+pub struct TargetSpec {
+    /// `s3://…/` (ignored when `catalog` names an existing table: its location is used).
+    pub location: String,
+    pub format: Format,
+    pub compression: Option<String>,
+    pub partition_keys: Vec<String>,
+    /// `(database, table)` to create on the first write and add new partitions to.
+    pub catalog: Option<(String, String)>,
+}
+
+impl crate::sql::SqlEngine {
+    /// Writes a Glue job target's rows (partition keys anywhere among the columns): one new
+    /// file per partition named from `stem`. A catalog table that exists gets the rows as
+    /// INSERT INTO gives them (its columns, by name); otherwise the files go to `location` and,
+    /// with `catalog`, the table is created from the rows' columns. New partitions are added.
+    /// Returns the rows written.
+    pub async fn write_target(&self, target: &TargetSpec, batch: &RecordBatch, stem: &str) -> Result<usize> {
+        let fields: Vec<String> = batch.schema().fields().iter().map(|f| f.name().to_lowercase()).collect();
+        let position = |name: &str| {
+            fields.iter().position(|f| f == &name.to_lowercase()).ok_or_else(|| {
+                let names: Vec<&str> = fields.iter().map(String::as_str).collect();
+                let hint = closest(name, &names).map(|c| format!("did you mean {c}?")).unwrap_or_default();
+                service_err!(InvalidInputException, "COLUMN_NOT_FOUND: the rows have no column {name} (columns: {})", fields.join(", ")).with_hint(hint)
+            })
+        };
+        let existing = match &target.catalog {
+            Some((db, name)) => self.catalog.table(db, name).ok().filter(|t| !t.deprecated),
+            None => None,
+        };
+        let table = match existing {
+            Some(table) => table,
+            None => {
+                let keys: Vec<usize> = target.partition_keys.iter().map(|k| position(k)).collect::<Result<_>>()?;
+                let columns: Vec<Column> = batch
+                    .schema()
+                    .fields()
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| !keys.contains(i))
+                    .map(|(_, f)| Column::new(f.name().to_lowercase(), glue_type(f.data_type())))
+                    .collect();
+                let definition = TableDefinition {
+                    location: target.location.clone(),
+                    format: target.format.clone(),
+                    compression: target.compression.clone(),
+                    columns,
+                    partition_keys: target.partition_keys.iter().map(|k| Column::new(k.to_lowercase(), "string")).collect(),
+                    bucketing: None,
+                };
+                let (db, name) = target.catalog.clone().unwrap_or_else(|| (crate::catalog::DEFAULT_DATABASE.to_string(), "target".to_string()));
+                if target.catalog.is_some() {
+                    self.catalog.create_table(&db, &name, definition.clone())?;
+                }
+                crate::catalog::new_table(&db, &name, definition, self.clock.now(), None)
+            }
+        };
+        let mut all_columns = table.definition.columns.clone();
+        all_columns.extend(table.definition.partition_keys.iter().map(|k| Column::new(&k.name, "string")));
+        let arrays: Vec<ArrayRef> = all_columns.iter().map(|c| position(&c.name).map(|p| batch.column(p).clone())).collect::<Result<_>>()?;
+        let loose: Vec<Field> = all_columns.iter().zip(&arrays).map(|(c, a)| Field::new(&c.name, a.data_type().clone(), true)).collect();
+        let ordered = RecordBatch::try_new(Arc::new(Schema::new(loose)), arrays).map_err(|e| internal_err!("{e}"))?;
+        let conformed = conform(&ordered, &write_schema(&all_columns)?)?;
+        let written = self.write_rows(&table, &conformed, stem).await?;
+        if target.catalog.is_some() && !written.partitions.is_empty() {
+            self.catalog.add_partitions(&table.database, &table.name, written.partitions)?;
+        }
+        Ok(conformed.num_rows())
+    }
+}
