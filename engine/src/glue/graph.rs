@@ -18,6 +18,15 @@ use crate::service_err;
 pub enum Kind {
     /// CatalogSource / S3CatalogSource: a Data Catalog table.
     CatalogSource { database: String, table: String },
+    /// S3JsonSource / S3CsvSource: files under S3 paths, typed value by value (choices).
+    S3Source { paths: Vec<String>, format: super::dynamic::FileFormat },
+    /// ResolveChoice (DynamicFrame.resolveChoice): (path, action) specs, or one action for
+    /// every choice column.
+    ResolveChoice { specs: Vec<(String, String)>, choice: Option<String> },
+    /// Relationalize: a collection of frames (the flattened root, one per array).
+    Relationalize { root: String },
+    /// SelectFromCollection: one frame of a collection, by index.
+    SelectFromCollection { index: usize },
     ApplyMapping(Vec<Mapping>),
     SelectFields(Vec<String>),
     DropFields(Vec<String>),
@@ -80,6 +89,11 @@ impl Node {
     pub fn type_name(&self) -> &'static str {
         match &self.kind {
             Kind::CatalogSource { .. } => "CatalogSource",
+            Kind::S3Source { format: super::dynamic::FileFormat::Json { .. }, .. } => "S3JsonSource",
+            Kind::S3Source { .. } => "S3CsvSource",
+            Kind::ResolveChoice { .. } => "ResolveChoice",
+            Kind::Relationalize { .. } => "Relationalize",
+            Kind::SelectFromCollection { .. } => "SelectFromCollection",
             Kind::ApplyMapping(_) => "ApplyMapping",
             Kind::SelectFields(_) => "SelectFields",
             Kind::DropFields(_) => "DropFields",
@@ -101,7 +115,7 @@ pub struct Graph {
     pub nodes: Vec<Node>,
 }
 
-const SUPPORTED: &str = "CatalogSource, S3CatalogSource, ApplyMapping, SelectFields, DropFields, RenameField, Filter, Join, Union, DropDuplicates, Aggregate, SparkSQL, S3DirectTarget, S3GlueParquetTarget, S3CatalogTarget";
+const SUPPORTED: &str = "CatalogSource, S3CatalogSource, S3JsonSource, S3CsvSource, ApplyMapping, ResolveChoice, Relationalize, SelectFromCollection, SelectFields, DropFields, RenameField, Filter, Join, Union, DropDuplicates, Aggregate, SparkSQL, S3DirectTarget, S3GlueParquetTarget, S3CatalogTarget";
 
 fn bad(message: String) -> crate::Error {
     service_err!(InvalidInputException, "{message}")
@@ -148,6 +162,43 @@ pub fn parse(json: &str) -> Result<Graph> {
         let inputs = strings(body.get("Inputs"));
         let kind = match node_type.as_str() {
             "CatalogSource" | "S3CatalogSource" => Kind::CatalogSource { database: text(body, "Database", id)?, table: text(body, "Table", id)? },
+            "S3JsonSource" | "S3CsvSource" => {
+                let paths = strings(body.get("Paths"));
+                if paths.is_empty() {
+                    return Err(bad(format!("node {id}: Paths is missing (s3://…/ prefixes)")));
+                }
+                let format = if node_type == "S3JsonSource" {
+                    super::dynamic::FileFormat::Json { multiline: body.get("Multiline").and_then(Value::as_bool).unwrap_or(false) }
+                } else {
+                    let separator = match body.get("Separator").and_then(Value::as_str).unwrap_or("comma") {
+                        "comma" => ',',
+                        "tab" => '\t',
+                        "pipe" => '|',
+                        "semicolon" => ';',
+                        "ctrla" => '\u{1}',
+                        other => return Err(bad(format!("node {id}: Separator {other:?} is not one of comma, ctrla, pipe, semicolon, tab"))),
+                    };
+                    super::dynamic::FileFormat::Csv { separator, header: body.get("WithHeader").and_then(Value::as_bool).unwrap_or(true) }
+                };
+                Kind::S3Source { paths, format }
+            }
+            "Relationalize" => Kind::Relationalize { root: body.get("RootTableName").and_then(Value::as_str).unwrap_or("roottable").to_string() },
+            "SelectFromCollection" => Kind::SelectFromCollection { index: body.get("Index").and_then(Value::as_u64).unwrap_or(0) as usize },
+            "ResolveChoice" => {
+                let specs: Vec<(String, String)> = body
+                    .get("Specs")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default()
+                    .iter()
+                    .filter_map(|s| Some((s.get(0)?.as_str()?.to_string(), s.get(1)?.as_str()?.to_string())))
+                    .collect();
+                let choice = body.get("Choice").and_then(Value::as_str).filter(|c| !c.is_empty()).map(str::to_string);
+                if specs.is_empty() == choice.is_none() {
+                    return Err(bad(format!("node {id}: a ResolveChoice has Specs ([[\"path\", \"cast:long\"], …]) or a Choice for every choice column, one of the two")));
+                }
+                Kind::ResolveChoice { specs, choice }
+            }
             "ApplyMapping" => {
                 let mut mappings = Vec::new();
                 for m in body.get("Mapping").and_then(Value::as_array).ok_or_else(|| bad(format!("node {id}: Mapping is missing")))? {
@@ -267,7 +318,7 @@ pub fn parse(json: &str) -> Result<Graph> {
                 return Err(bad(format!("node {id}: node type {other} is not supported here; the supported ones are {SUPPORTED}")));
             }
         };
-        let sources = matches!(kind, Kind::CatalogSource { .. });
+        let sources = matches!(kind, Kind::CatalogSource { .. } | Kind::S3Source { .. });
         if sources && !inputs.is_empty() {
             return Err(bad(format!("node {id}: a source takes no Inputs")));
         }
@@ -283,6 +334,12 @@ pub fn parse(json: &str) -> Result<Graph> {
                 Some(n) if n.is_target() => return Err(bad(format!("node {}: its input {input} is a target, which has no output", node.id))),
                 _ => {}
             }
+        }
+    }
+    for node in nodes.values() {
+        let reads_collection = node.inputs.iter().any(|i| matches!(nodes[i].kind, Kind::Relationalize { .. }));
+        if matches!(node.kind, Kind::SelectFromCollection { .. }) != reads_collection {
+            return Err(bad(format!("node {}: a Relationalize node's collection is read by SelectFromCollection nodes, and only they read collections", node.id)));
         }
     }
     if !nodes.values().any(Node::is_target) {
@@ -325,7 +382,7 @@ fn literal(text: &str) -> String {
 }
 
 /// Glue's ApplyMapping types as SQL types.
-fn sql_type(glue: &str) -> Result<String> {
+pub(super) fn sql_type(glue: &str) -> Result<String> {
     let lower = glue.trim().to_lowercase();
     Ok(match lower.as_str() {
         "string" | "varchar" | "char" => "VARCHAR".into(),
@@ -359,8 +416,12 @@ fn find(schema: &SchemaRef, path: &str, node: &Node) -> Result<String> {
     }
 }
 
-/// The SQL of a transform node over its inputs (by node id), whose columns are `schemas`.
-pub fn transform_sql(node: &Node, schemas: &BTreeMap<String, SchemaRef>) -> Result<String> {
+/// What each node's rows hold that SQL types do not say: per choice column, its types.
+pub type Choices = BTreeMap<String, BTreeMap<String, Vec<String>>>;
+
+/// The SQL of a transform node over its inputs (by node id), whose columns are `schemas`
+/// and whose choice columns are `choices`.
+pub fn transform_sql(node: &Node, schemas: &BTreeMap<String, SchemaRef>, choices: &Choices) -> Result<String> {
     let input = |i: usize| -> Result<(&str, &SchemaRef)> {
         let id = node.inputs.get(i).ok_or_else(|| bad(format!("{}: needs {} input(s)", node.label(), i + 1)))?;
         Ok((id.as_str(), schemas.get(id).ok_or_else(|| crate::internal_err!("no schema for {id}"))?))
@@ -370,6 +431,13 @@ pub fn transform_sql(node: &Node, schemas: &BTreeMap<String, SchemaRef>) -> Resu
     };
     Ok(match &node.kind {
         Kind::CatalogSource { database, table } => format!("SELECT * FROM {}.{}", ident(database), ident(table)),
+        Kind::S3Source { .. } => format!("SELECT * FROM {}.{}.{}", crate::query::RUN_CATALOG, crate::query::RUN_SCHEMA, ident(&node.id)),
+        Kind::ResolveChoice { specs, choice } => {
+            let (from, schema) = input(0)?;
+            let none = BTreeMap::new();
+            let columns = super::dynamic::resolve_choice_columns(schema, choices.get(from).unwrap_or(&none), specs, choice.as_deref(), &node.label())?;
+            format!("SELECT {} FROM {}", columns.join(", "), ident(from))
+        }
         Kind::ApplyMapping(mappings) => {
             let (from, schema) = input(0)?;
             let mut columns = Vec::new();
@@ -515,6 +583,9 @@ pub fn transform_sql(node: &Node, schemas: &BTreeMap<String, SchemaRef>) -> Resu
             format!("SELECT * FROM (WITH {} {})", with.join(", "), query.trim().trim_end_matches(';'))
         }
         Kind::Target(_) => format!("SELECT * FROM {}", ident(input(0)?.0)),
+        // The collection's rows are read by the run (`visual.rs`) and selected from there.
+        Kind::Relationalize { .. } => format!("SELECT * FROM {}.{}.{}", crate::query::RUN_CATALOG, crate::query::RUN_SCHEMA, ident(&node.id)),
+        Kind::SelectFromCollection { .. } => return Err(crate::internal_err!("SelectFromCollection is planned with its collection")),
     })
 }
 

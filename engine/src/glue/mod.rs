@@ -15,15 +15,19 @@
 //! - Jobs are Glue Studio visual jobs (`Script::Visual`, `graph.rs`: catalog sources, the
 //!   common transforms, S3 targets) or Lakebook SQL jobs (`Script::Sql`: Athena SQL statements
 //!   run in order; Glue Studio's SQL transform is the nearest Glue form); `${key}` in either is
-//!   a job argument. S3 file sources (S3CsvSource, S3JsonSource, S3ParquetSource),
-//!   DropNullFields, ResolveChoice, Relationalize, triggers and workflows are not here yet;
-//!   PySpark / Scala scripts are refused with an error naming the supported forms.
+//!   a job argument. ResolveChoice, Relationalize and SelectFromCollection are nodes here
+//!   (Glue has them as DynamicFrame methods, not Glue Studio nodes). Relationalize pivots
+//!   arrays one level deep (an array inside an array's elements stays a key column).
+//!   S3ParquetSource, DropNullFields, triggers and workflows are not here yet; PySpark /
+//!   Scala scripts are refused with an error naming the supported forms.
 //! - The timeout is real elapsed time: the manual clock does not move while a job runs, so on
 //!   it ExecutionTime is 0 s and a run is billed Glue's 1-minute minimum.
-//! - Writes are not transactional: a run stopped or killed in the middle of an INSERT can
-//!   leave the files written so far (Glue's S3 writes behave the same way); the bookmark does
-//!   not move, so the next run reads the same files again.
+//! - A visual job's writes commit with the run (staged, then renamed into place in the same
+//!   decision that moves the bookmark). A SQL job's statements write as Athena's do, one by
+//!   one: a run stopped or killed in the middle can leave what its earlier statements wrote
+//!   (Glue's own S3 writes behave this way); its bookmark does not move.
 
+mod dynamic;
 pub mod graph;
 pub mod model;
 mod visual;
@@ -100,12 +104,23 @@ impl Glue {
         let mut state: State = read_json(&path)?.unwrap_or_default();
         let now = clock.now();
         let mut changed = false;
-        for run in state.runs.iter_mut().filter(|r| !r.state.is_finished()) {
+        for run in state.runs.iter_mut() {
+            // A decided run whose commit a crash cut short: finish moving its files in.
+            for staged in std::mem::take(&mut run.commit) {
+                sql.commit_target(&staged)?;
+                changed = true;
+            }
+            if run.state.is_finished() {
+                continue;
+            }
             run.state = RunState::Failed;
             run.error_message = Some("the kernel ended during the run; the job bookmark did not move".into());
             run.completed_on = Some(now);
             run.last_modified_on = now;
             changed = true;
+            for location in std::mem::take(&mut run.staging) {
+                lake.delete_marked(&S3Uri::parse(&location)?, &staging_marker(&run.id))?;
+            }
         }
         let glue = Self { path, clock, lake, catalog, sql, state: Mutex::new(state), running: Mutex::default() };
         if changed {
@@ -319,9 +334,11 @@ impl Glue {
             running.task.abort();
         }
         let now = self.clock.now();
-        self.commit(|state| {
+        let stopped: Vec<String> = self.commit(|state| {
+            let mut stopped = Vec::new();
             for r in state.runs.iter_mut().filter(|r| r.job_name == name && !r.state.is_finished()) {
                 if r.id == started_as || r.id.starts_with(&format!("{started_as}_attempt_")) {
+                    stopped.push(r.id.clone());
                     r.state = RunState::Stopped;
                     r.completed_on = Some(now);
                     r.last_modified_on = now;
@@ -331,8 +348,11 @@ impl Glue {
                     }
                 }
             }
-            Ok(())
+            Ok(stopped)
         })?;
+        for id in stopped {
+            self.finish(&id)?;
+        }
         self.job_run(name, id)
     }
 
@@ -410,18 +430,21 @@ impl Glue {
         let limit = Duration::from_secs(u64::from(run.timeout_minutes) * 60);
         let ran = tokio::time::timeout(limit, self.execute(&job, run, bookmarks.clone())).await;
         let now = self.clock.now();
-        let (state, error) = match ran {
-            Ok(Ok(())) => (RunState::Succeeded, None),
-            Ok(Err(e)) => (RunState::Failed, Some(e)),
-            Err(_) => (RunState::Timeout, None),
+        let (state, error, writes) = match ran {
+            Ok(Ok(writes)) => (RunState::Succeeded, None, writes),
+            Ok(Err(e)) => (RunState::Failed, Some(e), Vec::new()),
+            Err(_) => (RunState::Timeout, None, Vec::new()),
         };
         let read = std::mem::take(&mut *bookmarks.read.lock().unwrap_or_else(|p| p.into_inner()));
-        self.commit(|s| {
+        // The run's end, its bookmark and its staged writes are one state write: a crash
+        // before it leaves the staged files to be removed, after it to be moved in.
+        let decided = self.commit(|s| {
             let r = s.runs.iter_mut().find(|r| r.id == run.id).ok_or_else(|| internal_err!("run {} vanished", run.id))?;
             if r.state.is_finished() {
                 return Ok(None); // stopped meanwhile
             }
             r.state = state;
+            r.commit = writes.clone();
             r.completed_on = Some(now);
             r.last_modified_on = now;
             r.execution_seconds = seconds_between(running_since, now);
@@ -449,12 +472,49 @@ impl Glue {
             let retry = new_run(&job, format!("{started_as}_attempt_{attempt}"), attempt, Some(run.id.clone()), run.arguments.clone(), run.bookmark, now);
             s.runs.push(retry.clone());
             Ok(Some(retry))
+        });
+        self.finish(&run.id)?;
+        decided
+    }
+
+    /// After a run's end is saved: its staged writes are moved in (SUCCEEDED) or removed.
+    fn finish(&self, id: &str) -> Result<()> {
+        let Some(run) = self.lock().runs.iter().find(|r| r.id == id).cloned() else { return Ok(()) };
+        for staged in &run.commit {
+            self.sql.commit_target(staged)?;
+        }
+        if run.state != RunState::Succeeded {
+            for location in &run.staging {
+                self.lake.delete_marked(&S3Uri::parse(location)?, &staging_marker(&run.id))?;
+            }
+        }
+        if run.commit.is_empty() && run.staging.is_empty() {
+            return Ok(());
+        }
+        self.commit(|s| {
+            if let Some(r) = s.runs.iter_mut().find(|r| r.id == id) {
+                r.commit.clear();
+                r.staging.clear();
+            }
+            Ok(())
+        })
+    }
+
+    /// Notes (and saves) a target location a run is about to stage files under.
+    pub(super) fn staging_at(&self, id: &str, location: &str) -> Result<()> {
+        self.commit(|s| {
+            if let Some(r) = s.runs.iter_mut().find(|r| r.id == id)
+                && !r.staging.iter().any(|l| l == location)
+            {
+                r.staging.push(location.to_string());
+            }
+            Ok(())
         })
     }
 
     /// Runs the job's script: each SQL statement, or each node of a visual job, with its own
     /// metrics.
-    async fn execute(&self, job: &Job, run: &JobRun, bookmarks: Arc<Bookmarks>) -> Result<()> {
+    async fn execute(&self, job: &Job, run: &JobRun, bookmarks: Arc<Bookmarks>) -> Result<Vec<crate::sql::StagedWrite>> {
         let (inline, location) = match &job.script {
             Script::Sql { sql, location, .. } => (sql, location),
             Script::Visual { graph, location } => (graph, location),
@@ -470,7 +530,7 @@ impl Glue {
         arguments.extend(run.arguments.clone());
         let text = expand_arguments(&text, &arguments)?;
         match &job.script {
-            Script::Sql { database, .. } => self.execute_sql(&text, database, run, bookmarks).await,
+            Script::Sql { database, .. } => self.execute_sql(&text, database, run, bookmarks).await.map(|()| Vec::new()),
             Script::Visual { .. } => self.execute_visual(&graph::parse(&text)?, run, bookmarks).await,
         }
     }
@@ -508,16 +568,21 @@ impl Glue {
                     node.bytes_read = results.iter().map(|q| q.execution.bytes_scanned).sum::<u64>().max(node.bytes_read);
                 })?,
                 Err(e) => {
-                    self.update(&run.id, |r| {
-                        r.nodes[i].state = "FAILED".into();
-                        r.nodes[i].millis = millis;
-                    })?;
+                    self.node_failed(&run.id, i, millis)?;
                     let node = node_name(i, statement);
                     return Err(Error::service(e.code(), format!("{node} failed: {}", e.message())));
                 }
             }
         }
         Ok(())
+    }
+
+    /// Marks node `i` of a run FAILED after `millis`.
+    pub(super) fn node_failed(&self, id: &str, i: usize, millis: u64) -> Result<()> {
+        self.update(id, |r| {
+            r.nodes[i].state = "FAILED".into();
+            r.nodes[i].millis = millis;
+        })
     }
 
     /// Changes a run in memory (live progress; saved with the next commit).
@@ -549,6 +614,8 @@ fn new_run(job: &Job, id: String, attempt: u32, previous_run_id: Option<String>,
         number_of_workers: job.number_of_workers,
         error_message: None,
         nodes: Vec::new(),
+        staging: Vec::new(),
+        commit: Vec::new(),
     }
 }
 
@@ -558,6 +625,11 @@ fn node_name(i: usize, statement: &str) -> String {
     let head = words.iter().take(4).copied().collect::<Vec<_>>().join(" ");
     let more = if words.len() > 4 { " …" } else { "" };
     format!("statement {} ({head}{more})", i + 1)
+}
+
+/// The folder (under a target's partition folders) a run's staged files wait in.
+fn staging_marker(run: &str) -> String {
+    format!("{}/{run}", crate::sql::STAGING)
 }
 
 fn seconds_between(from: DateTime<Utc>, to: DateTime<Utc>) -> u64 {
@@ -614,29 +686,16 @@ fn script_kind(location: &str) -> Result<bool> {
 
 /// `${key}` in a script is the job argument `key`; `$${` is a literal `${`.
 fn expand_arguments(text: &str, arguments: &BTreeMap<String, String>) -> Result<String> {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(start) = rest.find("${") {
-        let escaped = rest[..start].ends_with('$');
-        out.push_str(&rest[..if escaped { start - 1 } else { start }]);
-        let after = &rest[start + 2..];
-        if escaped {
-            out.push_str("${");
-            rest = after;
-            continue;
-        }
-        let end = after.find('}').ok_or_else(|| service_err!(InvalidInputException, "the script has `${{` without a closing `}}`"))?;
-        let key = &after[..end];
-        let value = arguments.get(key).ok_or_else(|| {
+    use crate::util::Unexpanded;
+    crate::util::expand_vars(text, true, |key| arguments.get(key).map(String::as_str)).map_err(|e| match e {
+        Unexpanded::Unclosed => service_err!(InvalidInputException, "the script has `${{` without a closing `}}`"),
+        Unexpanded::BadName(name) => service_err!(InvalidInputException, "the script has ${{{name}}}, and {name:?} is not an argument name"),
+        Unexpanded::Missing(key) => {
             let known: Vec<&str> = arguments.keys().map(String::as_str).collect();
             service_err!(InvalidInputException, "the script uses ${{{key}}} but the run has no argument {key}")
                 .with_hint(format!("pass --arg {key}=…; the run's arguments: {}", if known.is_empty() { "none".to_string() } else { known.join(", ") }))
-        })?;
-        out.push_str(value);
-        rest = &after[end + 1..];
-    }
-    out.push_str(rest);
-    Ok(out)
+        }
+    })
 }
 
 #[cfg(test)]

@@ -192,6 +192,13 @@ pub struct JobRun {
     pub number_of_workers: u32,
     pub error_message: Option<String>,
     pub nodes: Vec<NodeMetrics>,
+    /// Target locations the run may have staged files under (removed if it does not commit).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub staging: Vec<String>,
+    /// A SUCCEEDED run's staged writes still to be moved into place (finished when the
+    /// workspace opens if a crash cut the commit short).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub commit: Vec<crate::sql::StagedWrite>,
 }
 
 impl JobRun {

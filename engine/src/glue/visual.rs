@@ -8,37 +8,79 @@ use std::time::{Duration, Instant};
 
 use arrow_schema::SchemaRef;
 
+use super::dynamic;
 use super::graph::{self, Graph, Kind, ident};
 use super::{Glue, JobRun, NodeMetrics};
 use crate::error::{Error, Result};
 use crate::query::{Bookmarks, QueryProgress, Watch};
 use crate::service_err;
-use crate::sql::TargetSpec;
+use crate::sql::{StagedWrite, TargetSpec};
 
 /// The database a visual job's queries run in (its sources name theirs).
 const DATABASE: &str = crate::catalog::DEFAULT_DATABASE;
 
 impl Glue {
-    pub(super) async fn execute_visual(&self, graph: &Graph, run: &JobRun, bookmarks: Arc<Bookmarks>) -> Result<()> {
+    /// Runs the graph; each target's rows are staged, to be committed with the run's end.
+    pub(super) async fn execute_visual(&self, graph: &Graph, run: &JobRun, bookmarks: Arc<Bookmarks>) -> Result<Vec<StagedWrite>> {
         self.update(&run.id, |r| {
             r.nodes = graph.nodes.iter().map(|n| NodeMetrics { node: n.label(), state: "WAITING".into(), ..Default::default() }).collect();
         })?;
+        // S3 sources are read first (their files, typed value by value, become the run's frames).
+        let mut choices = graph::Choices::new();
+        for node in &graph.nodes {
+            if let Kind::S3Source { paths, format } = &node.kind {
+                let rows = dynamic::read(&self.lake, paths, format, &node.id, &bookmarks).await.map_err(|e| in_node(node.label(), e))?;
+                let table = datafusion::datasource::MemTable::try_new(rows.batch.schema(), vec![vec![rows.batch]]).map_err(|e| crate::internal_err!("{e}"))?;
+                bookmarks.frames.lock().unwrap_or_else(|p| p.into_inner()).insert(node.id.clone(), Arc::new(table));
+                choices.insert(node.id.clone(), rows.choices);
+            }
+        }
         // Every node's query, checked in order: a bad column fails here, naming its node.
         let mut schemas: BTreeMap<String, SchemaRef> = BTreeMap::new();
         let mut named: Vec<String> = Vec::new();
+        let mut roots: BTreeMap<String, String> = BTreeMap::new();
         for node in graph.nodes.iter().filter(|n| !n.is_target()) {
-            let sql = graph::transform_sql(node, &schemas)?;
+            if let Kind::Relationalize { root } = &node.kind {
+                // Its input is read once and numbered, so every frame gets the same join keys.
+                let input = &node.inputs[0];
+                let query = format!("WITH {} SELECT * FROM {}", named.join(", "), ident(input));
+                let (schema, batches) = self.sql.collect_bookmarked(&query, DATABASE, None, bookmarks.clone()).await.map_err(|e| in_node(node.label(), e))?;
+                let rows = datafusion::arrow::compute::concat_batches(&schema, &batches).map_err(|e| crate::internal_err!("{e}"))?;
+                let numbered = dynamic::with_ids(&rows)?;
+                let table = datafusion::datasource::MemTable::try_new(numbered.schema(), vec![vec![numbered.clone()]]).map_err(|e| crate::internal_err!("{e}"))?;
+                bookmarks.frames.lock().unwrap_or_else(|p| p.into_inner()).insert(node.id.clone(), Arc::new(table));
+                schemas.insert(node.id.clone(), numbered.schema());
+                roots.insert(node.id.clone(), root.clone());
+                continue;
+            }
+            let sql = match &node.kind {
+                Kind::SelectFromCollection { index } => {
+                    let collection = &node.inputs[0];
+                    let frame = format!("{}.{}.{}", crate::query::RUN_CATALOG, crate::query::RUN_SCHEMA, ident(collection));
+                    let schema = schemas.get(collection).ok_or_else(|| crate::internal_err!("no rows for {collection}"))?;
+                    dynamic::relationalize_sql(&frame, schema, &roots[collection], *index, &node.label())?
+                }
+                _ => graph::transform_sql(node, &schemas, &choices)?,
+            };
             named.push(format!("{} AS ({sql})", ident(&node.id)));
             let query = format!("WITH {} SELECT * FROM {}", named.join(", "), ident(&node.id));
-            let schema = self.sql.query_schema(&query, DATABASE).await.map_err(|e| in_node(node.label(), e))?;
+            let schema = self.sql.query_schema(&query, DATABASE, Some(bookmarks.clone())).await.map_err(|e| in_node(node.label(), e))?;
+            // A choice column that a node passes on unchanged (same name, still text) stays a choice.
+            if !matches!(node.kind, Kind::S3Source { .. } | Kind::ResolveChoice { .. } | Kind::ApplyMapping(_) | Kind::Aggregate { .. } | Kind::Sql { .. } | Kind::SelectFromCollection { .. })
+                && let Some(input) = node.inputs.first().and_then(|i| choices.get(i)).cloned()
+            {
+                let kept = input.into_iter().filter(|(name, _)| schema.fields().iter().any(|f| f.name() == name && f.data_type() == &arrow_schema::DataType::Utf8)).collect();
+                choices.insert(node.id.clone(), kept);
+            }
             schemas.insert(node.id.clone(), schema);
         }
+        let mut writes = Vec::new();
         for (i, node) in graph.nodes.iter().enumerate() {
             let Kind::Target(target) = &node.kind else { continue };
             let started = Instant::now();
             let rows_before = bookmarks.rows_read();
             self.update(&run.id, |r| r.nodes[i].state = "RUNNING".into())?;
-            let query = format!("WITH {} {}", named.join(", "), graph::transform_sql(node, &schemas)?);
+            let query = format!("WITH {} {}", named.join(", "), graph::transform_sql(node, &schemas, &choices)?);
             let mut report = |p: &QueryProgress| {
                 let _ = self.update(&run.id, |r| {
                     r.nodes[i].records_read = bookmarks.rows_read() - rows_before;
@@ -62,23 +104,24 @@ impl Glue {
                     partition_keys: target.partition_keys.clone(),
                     catalog: target.catalog.clone(),
                 };
-                self.sql.write_target(&spec, &batch, &format!("{}-{}", run.id, node.id)).await
+                self.staging_at(&run.id, &spec.location)?;
+                self.sql.write_target(&spec, &batch, &format!("{}-{}", run.id, node.id), &run.id).await
             }
             .await;
             let millis = started.elapsed().as_millis() as u64;
             match outcome {
-                Ok(written) => self.update(&run.id, |r| {
-                    let n = &mut r.nodes[i];
-                    n.state = "SUCCEEDED".into();
-                    n.records_written = written as u64;
-                    n.records_read = bookmarks.rows_read() - rows_before;
-                    n.millis = millis;
-                })?,
-                Err(e) => {
+                Ok(staged) => {
                     self.update(&run.id, |r| {
-                        r.nodes[i].state = "FAILED".into();
-                        r.nodes[i].millis = millis;
+                        let n = &mut r.nodes[i];
+                        n.state = "SUCCEEDED".into();
+                        n.records_written = staged.rows;
+                        n.records_read = bookmarks.rows_read() - rows_before;
+                        n.millis = millis;
                     })?;
+                    writes.push(staged);
+                }
+                Err(e) => {
+                    self.node_failed(&run.id, i, millis)?;
                     return Err(in_node(node.label(), e));
                 }
             }
@@ -86,14 +129,19 @@ impl Glue {
         // Sources read what their table's scans produced; transforms ran inside the targets.
         self.update(&run.id, |r| {
             for (i, node) in graph.nodes.iter().enumerate() {
-                if let Kind::CatalogSource { database, table } = &node.kind {
-                    r.nodes[i].records_read = bookmarks.counter(&format!("{database}.{table}")).load(std::sync::atomic::Ordering::Relaxed);
+                match &node.kind {
+                    Kind::CatalogSource { database, table } => {
+                        r.nodes[i].records_read = bookmarks.counter(&format!("{database}.{table}")).load(std::sync::atomic::Ordering::Relaxed);
+                    }
+                    Kind::S3Source { .. } => r.nodes[i].records_read = bookmarks.counter(&node.id).load(std::sync::atomic::Ordering::Relaxed),
+                    _ => {}
                 }
                 if !node.is_target() {
                     r.nodes[i].state = "SUCCEEDED".into();
                 }
             }
-        })
+        })?;
+        Ok(writes)
     }
 
     fn sql_table_location(&self, db: &str, table: &str) -> Result<String> {

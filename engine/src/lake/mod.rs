@@ -248,6 +248,55 @@ impl Lake {
         Ok(ObjectInfo { bucket: to.bucket.clone(), key: to.key.clone(), size: source.size, last_modified })
     }
 
+    /// Moves an object within its bucket by a rename on disk (atomic), stamping it with the
+    /// engine clock; false when the source is gone (moved already). A job's commit.
+    pub fn rename(&self, from: &S3Uri, to: &S3Uri) -> Result<bool> {
+        validate_key(&to.key, false)?;
+        let bucket = self.bucket_dir(&from.bucket)?;
+        let source = bucket.join(&from.key);
+        if !source.is_file() {
+            return Ok(false);
+        }
+        let target = self.bucket_dir(&to.bucket)?.join(&to.key);
+        if let Some(dir) = target.parent() {
+            fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        }
+        fs::rename(&source, &target).map_err(|e| Error::io(&source, e))?;
+        self.stamp(to)?;
+        self.prune_empty_dirs(from);
+        Ok(true)
+    }
+
+    /// Deletes every object under `uri` whose key has the folder `marker` in it (the staged
+    /// files of a job run that did not commit); returns how many.
+    pub fn delete_marked(&self, uri: &S3Uri, marker: &str) -> Result<usize> {
+        let Ok(bucket) = self.bucket_dir(&uri.bucket) else { return Ok(0) };
+        let mut found = Vec::new();
+        let mut stack = vec![bucket.join(&uri.key)];
+        while let Some(dir) = stack.pop() {
+            let Ok(entries) = fs::read_dir(&dir) else { continue };
+            for entry in entries.flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    if path.ends_with(marker) {
+                        found.push(path);
+                    } else {
+                        stack.push(path);
+                    }
+                }
+            }
+        }
+        let mut deleted = 0;
+        for dir in found {
+            deleted += fs::read_dir(&dir).map(|d| d.count()).unwrap_or(0);
+            fs::remove_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+            if let Ok(key) = dir.strip_prefix(&bucket) {
+                self.prune_empty_dirs(&S3Uri { bucket: uri.bucket.clone(), key: format!("{}/x", key.display()) });
+            }
+        }
+        Ok(deleted)
+    }
+
     /// Sizes for `%lake info`.
     pub fn info(&self) -> Result<LakeInfo> {
         fn walk(dir: &Path, objects: &mut u64, bytes: &mut u64) -> std::io::Result<()> {

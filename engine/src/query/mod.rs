@@ -13,7 +13,7 @@ use datafusion::error::DataFusionError;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::SessionConfig;
 
-pub use provider::{Bookmarks, CatalogTable, GlueCatalogProvider, TempViews};
+pub use provider::{Bookmarks, CatalogTable, GlueCatalogProvider, RUN_CATALOG, RUN_SCHEMA, TempViews};
 
 use crate::error::Error;
 

@@ -61,7 +61,14 @@ pub struct Bookmarks {
     pub read: Mutex<BTreeMap<String, BTreeMap<String, i64>>>,
     /// Rows the run's scans produced, per source table.
     pub rows: Mutex<BTreeMap<String, Arc<std::sync::atomic::AtomicU64>>>,
+    /// Rows the run read itself (S3 JSON sources), visible to its queries as
+    /// `lakebook_run.frames."<node id>"`.
+    pub frames: Mutex<BTreeMap<String, Arc<dyn TableProvider>>>,
 }
+
+/// The catalog and schema a Glue run's own frames are in.
+pub const RUN_CATALOG: &str = "lakebook_run";
+pub const RUN_SCHEMA: &str = "frames";
 
 impl Bookmarks {
     /// The row counter of a source table's scans.
@@ -75,7 +82,7 @@ impl Bookmarks {
     }
 
     /// Whether a scan of `table` reads this file (and notes it if so).
-    fn reads(&self, table: &str, file: &str, modified_ms: i64) -> bool {
+    pub fn reads(&self, table: &str, file: &str, modified_ms: i64) -> bool {
         if self.done.get(table).and_then(|files| files.get(file)) == Some(&modified_ms) {
             return false;
         }

@@ -15,7 +15,7 @@
 //! Not there: Avro and ORC tables, Iceberg DML, prepared statements.
 
 pub(crate) mod ddl;
-pub use ddl::TargetSpec;
+pub use ddl::{STAGING, StagedWrite, TargetSpec};
 mod exchange;
 mod workgroup;
 
@@ -241,8 +241,8 @@ impl SqlEngine {
 
     /// The columns a query returns, planned but not run (a Glue job checks each node of its
     /// graph this way before anything is read).
-    pub async fn query_schema(&self, sql: &str, database: &str) -> Result<SchemaRef> {
-        let ctx = self.context_for(database, None)?;
+    pub async fn query_schema(&self, sql: &str, database: &str, bookmarks: Option<Arc<Bookmarks>>) -> Result<SchemaRef> {
+        let ctx = self.context_for(database, bookmarks)?;
         let fail = |e: DataFusionError| self.suggest_table(sql_error(e, sql));
         let df = ctx.sql(sql).await.map_err(fail)?;
         Ok(Arc::new(df.schema().as_arrow().clone()))
@@ -355,6 +355,7 @@ impl SqlEngine {
         config.options_mut().catalog.default_schema = database.to_string();
         let mut state = SessionStateBuilder::new_from_existing(self.ctx.state()).with_config(config);
         if let Some(bookmarks) = bookmarks {
+            let frames = bookmarks.frames.lock().unwrap_or_else(|p| p.into_inner()).clone();
             // The session's own catalog list: the shared one keeps the plain Data Catalog.
             let catalogs = datafusion::catalog::MemoryCatalogProviderList::new();
             let glue = GlueCatalogProvider {
@@ -365,6 +366,15 @@ impl SqlEngine {
                 bookmarks: Some(bookmarks),
             };
             datafusion::catalog::CatalogProviderList::register_catalog(&catalogs, CATALOG_NAME.to_string(), Arc::new(glue));
+            if !frames.is_empty() {
+                let schema = datafusion::catalog::MemorySchemaProvider::new();
+                for (name, table) in frames {
+                    datafusion::catalog::SchemaProvider::register_table(&schema, name, table).map_err(|e| crate::internal_err!("{e}"))?;
+                }
+                let run = datafusion::catalog::MemoryCatalogProvider::new();
+                datafusion::catalog::CatalogProvider::register_schema(&run, crate::query::RUN_SCHEMA, Arc::new(schema)).map_err(|e| crate::internal_err!("{e}"))?;
+                datafusion::catalog::CatalogProviderList::register_catalog(&catalogs, crate::query::RUN_CATALOG.to_string(), Arc::new(run));
+            }
             state = state.with_catalog_list(Arc::new(catalogs));
         }
         Ok(SessionContext::new_with_state(state.build()))

@@ -136,30 +136,12 @@ pub(crate) fn missing(name: &str, vars: &std::collections::BTreeMap<String, Stri
 
 /// Replaces `${NAME}` with its value; `$${NAME}` becomes the text `${NAME}`.
 pub fn expand(text: &str, vars: &std::collections::BTreeMap<String, String>) -> Result<String, CellError> {
-    if !text.contains("${") {
-        return Ok(text.to_string());
-    }
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(i) = rest.find("${") {
-        if rest[..i].ends_with('$') {
-            out.push_str(&rest[..i - 1]);
-            out.push_str("${");
-            rest = &rest[i + 2..];
-            continue;
-        }
-        out.push_str(&rest[..i]);
-        let after = &rest[i + 2..];
-        let end = after.find('}').ok_or_else(|| CellError::usage(format!("`${{` without a closing `}}` in {text:?}")).with_detail("write ${NAME}, or $${ for the text ${"))?;
-        let name = &after[..end];
-        if !valid_name(name) {
-            return Err(CellError::usage(format!("${{{name}}}: {name:?} is not a variable name")));
-        }
-        out.push_str(vars.get(name).ok_or_else(|| missing(name, vars))?);
-        rest = &after[end + 1..];
-    }
-    out.push_str(rest);
-    Ok(out)
+    use lakebook_engine::Unexpanded;
+    lakebook_engine::expand_vars(text, false, |name| vars.get(name).map(String::as_str)).map_err(|e| match e {
+        Unexpanded::Unclosed => CellError::usage(format!("`${{` without a closing `}}` in {text:?}")).with_detail("write ${NAME}, or $${ for the text ${"),
+        Unexpanded::BadName(name) => CellError::usage(format!("${{{name}}}: {name:?} is not a variable name")),
+        Unexpanded::Missing(name) => missing(&name, vars),
+    })
 }
 
 #[cfg(test)]

@@ -36,7 +36,7 @@ pub(super) use definition::*;
 pub(super) use write::*;
 /// Continuous applications write their sink files as tables' files are written.
 pub(crate) use write::encode;
-pub use run::TargetSpec;
+pub use run::{STAGING, StagedWrite, TargetSpec};
 
 /// A statement this module runs itself.
 #[derive(Debug)]

@@ -290,6 +290,13 @@ impl crate::sql::SqlEngine {
 
     /// Writes rows (data columns, then partition values) as one new file per partition.
     pub(super) async fn write_rows(&self, table: &Table, batch: &RecordBatch, execution_id: &str) -> Result<Written> {
+        self.write_rows_staged(table, batch, execution_id, None).await
+    }
+
+    /// [`write_rows`](Self::write_rows); with `staging`, each file is written under
+    /// `<folder>/_lakebook_staging/<staging>/` instead (hidden from scans, as `_` folders are)
+    /// and `Written::moves` says where it goes at commit.
+    async fn write_rows_staged(&self, table: &Table, batch: &RecordBatch, execution_id: &str, staging: Option<&str>) -> Result<Written> {
         let keys = table.definition.partition_keys.len();
         let data_schema = write_schema(&table.definition.columns)?;
         let mut written = Written::default();
@@ -313,7 +320,16 @@ impl crate::sql::SqlEngine {
             for (stem, rows) in files {
                 let (bytes, extension) = encode(&rows, &table.definition.format, table.definition.compression.as_deref())?;
                 let uri = S3Uri::parse(&folder)?.join(&format!("{stem}{extension}"));
-                self.lake.put(&uri, bytes).await?;
+                match staging {
+                    Some(staging) => {
+                        let staged = S3Uri::parse(&folder)?.join(&format!("{STAGING}/{staging}/{stem}{extension}"));
+                        self.lake.put(&staged, bytes).await?;
+                        written.moves.push((format!("s3://{}/{}", staged.bucket, staged.key), format!("s3://{}/{}", uri.bucket, uri.key)));
+                    }
+                    None => {
+                        self.lake.put(&uri, bytes).await?;
+                    }
+                }
                 written.files += 1;
             }
             if keys > 0 {
@@ -328,6 +344,23 @@ impl crate::sql::SqlEngine {
 pub(super) struct Written {
     pub(super) files: usize,
     pub(super) partitions: Vec<(Vec<String>, String)>,
+    /// Staged files and where each goes at commit.
+    pub(super) moves: Vec<(String, String)>,
+}
+
+/// The folder staged files wait in (a `_` folder, which scans skip).
+pub const STAGING: &str = "_lakebook_staging";
+
+/// A job target's rows written to staging: what its commit moves and registers.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct StagedWrite {
+    pub rows: u64,
+    /// (staged object, final object), `s3://…`.
+    pub moves: Vec<(String, String)>,
+    /// The catalog table to register the partitions in (created from `create` if missing).
+    pub table: Option<(String, String)>,
+    pub create: Option<TableDefinition>,
+    pub partitions: Vec<(Vec<String>, String)>,
 }
 
 /// Where a Glue job's target writes (Glue Studio's S3 targets).
@@ -343,12 +376,12 @@ pub struct TargetSpec {
 }
 
 impl crate::sql::SqlEngine {
-    /// Writes a Glue job target's rows (partition keys anywhere among the columns): one new
-    /// file per partition named from `stem`. A catalog table that exists gets the rows as
-    /// INSERT INTO gives them (its columns, by name); otherwise the files go to `location` and,
-    /// with `catalog`, the table is created from the rows' columns. New partitions are added.
-    /// Returns the rows written.
-    pub async fn write_target(&self, target: &TargetSpec, batch: &RecordBatch, stem: &str) -> Result<usize> {
+    /// Writes a Glue job target's rows (partition keys anywhere among the columns) to
+    /// staging: one file per partition named from `stem`, under the run's `staging` folder. A
+    /// catalog table that exists takes the rows as INSERT INTO gives them (its columns, by
+    /// name); otherwise the files go under `location` and, with `catalog`, the table is to be
+    /// created from the rows' columns. Nothing is visible until [`commit_target`](Self::commit_target).
+    pub async fn write_target(&self, target: &TargetSpec, batch: &RecordBatch, stem: &str, staging: &str) -> Result<StagedWrite> {
         let fields: Vec<String> = batch.schema().fields().iter().map(|f| f.name().to_lowercase()).collect();
         let position = |name: &str| {
             fields.iter().position(|f| f == &name.to_lowercase()).ok_or_else(|| {
@@ -361,6 +394,7 @@ impl crate::sql::SqlEngine {
             Some((db, name)) => self.catalog.table(db, name).ok().filter(|t| !t.deprecated),
             None => None,
         };
+        let mut create = None;
         let table = match existing {
             Some(table) => table,
             None => {
@@ -383,7 +417,8 @@ impl crate::sql::SqlEngine {
                 };
                 let (db, name) = target.catalog.clone().unwrap_or_else(|| (crate::catalog::DEFAULT_DATABASE.to_string(), "target".to_string()));
                 if target.catalog.is_some() {
-                    self.catalog.create_table(&db, &name, definition.clone())?;
+                    self.catalog.tables(&db)?;
+                    create = Some(definition.clone());
                 }
                 crate::catalog::new_table(&db, &name, definition, self.clock.now(), None)
             }
@@ -394,10 +429,35 @@ impl crate::sql::SqlEngine {
         let loose: Vec<Field> = all_columns.iter().zip(&arrays).map(|(c, a)| Field::new(&c.name, a.data_type().clone(), true)).collect();
         let ordered = RecordBatch::try_new(Arc::new(Schema::new(loose)), arrays).map_err(|e| internal_err!("{e}"))?;
         let conformed = conform(&ordered, &write_schema(&all_columns)?)?;
-        let written = self.write_rows(&table, &conformed, stem).await?;
-        if target.catalog.is_some() && !written.partitions.is_empty() {
-            self.catalog.add_partitions(&table.database, &table.name, written.partitions)?;
+        let written = self.write_rows_staged(&table, &conformed, stem, Some(staging)).await?;
+        Ok(StagedWrite {
+            rows: conformed.num_rows() as u64,
+            moves: written.moves,
+            table: target.catalog.clone(),
+            create,
+            partitions: if table.definition.partition_keys.is_empty() { Vec::new() } else { written.partitions },
+        })
+    }
+
+    /// Makes a staged write visible: its files moved to their names (a rename each), the
+    /// catalog table created if it is not there yet, its partitions added. Every step can be
+    /// done again, so a commit a crash cut short is finished when the workspace opens.
+    pub fn commit_target(&self, staged: &StagedWrite) -> Result<()> {
+        for (from, to) in &staged.moves {
+            self.lake.rename(&S3Uri::parse(from)?, &S3Uri::parse(to)?)?;
         }
-        Ok(conformed.num_rows())
+        if let Some((db, name)) = &staged.table {
+            if let Some(definition) = &staged.create {
+                match self.catalog.create_table(db, name, definition.clone()) {
+                    Ok(_) => {}
+                    Err(e) if e.code() == "AlreadyExistsException" => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            if !staged.partitions.is_empty() {
+                self.catalog.add_partitions(db, name, staged.partitions.clone())?;
+            }
+        }
+        Ok(())
     }
 }
