@@ -30,6 +30,7 @@ pub mod glue;
 pub mod lake;
 pub mod query;
 pub mod redshift;
+pub mod schedule;
 pub mod sql;
 pub mod streams;
 mod util;

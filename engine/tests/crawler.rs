@@ -273,3 +273,29 @@ async fn catalog_survives_reopen_and_schedules_follow_the_clock() {
     assert_eq!(lb.catalog().crawler("hourly").unwrap().runs.len(), 1);
     assert_eq!(lb.catalog().crawler("hourlx").unwrap_err().hint(), Some("did you mean hourly?"));
 }
+
+/// Glue's six-field cron on the manual clock: a crawler at 12:15 UTC every day runs at
+/// 12:15, once, and next at 12:15 the day after; a bad schedule is refused with the reason.
+#[tokio::test]
+async fn cron_schedules_run_crawlers_at_their_times() {
+    let dir = tempfile::tempdir().unwrap();
+    let lb = engine(&dir);
+    lb.clock().set_manual(Some(lakebook_engine::clock::parse_time("2026-12-04T12:00:00Z").unwrap())).unwrap();
+    put(&lb, "s3://lake/t/a.csv", "id,v\n1,2\n").await;
+    let mut cfg = config("daily", "s3://lake/t/");
+    cfg.schedule = Some("cron(15 12 * * ? *)".into());
+    lb.catalog().create_crawler(cfg).unwrap();
+    lb.clock().advance(std::time::Duration::from_secs(14 * 60)).unwrap();
+    assert!(lb.run_due_work().await.is_empty(), "12:14 is not 12:15");
+    lb.clock().advance(std::time::Duration::from_secs(60)).unwrap();
+    assert_eq!(lb.run_due_work().await.len(), 1, "12:15");
+    lb.clock().advance(std::time::Duration::from_secs(23 * 3600 + 59 * 60)).unwrap();
+    assert!(lb.run_due_work().await.is_empty(), "12:14 the next day");
+    lb.clock().advance(std::time::Duration::from_secs(60)).unwrap();
+    assert_eq!(lb.run_due_work().await.len(), 1, "12:15 the next day");
+    let mut bad = config("bad", "s3://lake/t/");
+    bad.schedule = Some("cron(15 12 * * MON *)".into());
+    let e = lb.catalog().create_crawler(bad).unwrap_err();
+    assert_eq!(e.code(), "InvalidInputException");
+    assert!(e.message().contains("must be ?"), "{e}");
+}

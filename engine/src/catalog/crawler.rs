@@ -310,24 +310,3 @@ fn merge_columns(into: &mut Vec<Column>, more: &[Column]) {
         }
     }
 }
-
-/// `rate(5 minutes)` → seconds.
-pub fn parse_rate(schedule: &str) -> Result<std::time::Duration> {
-    let bad = || {
-        service_err!(InvalidInputException, "cannot read the schedule {schedule:?}")
-            .with_hint("write schedules as rate(N minutes|hours|days), e.g. \"rate(1 hour)\"")
-    };
-    let inner = schedule.trim().strip_prefix("rate(").and_then(|s| s.strip_suffix(')')).ok_or_else(bad)?;
-    let (n, unit) = inner.trim().split_once(' ').ok_or_else(bad)?;
-    let n: u64 = n.parse().map_err(|_| bad())?;
-    let seconds = match unit.trim() {
-        "minute" | "minutes" => 60,
-        "hour" | "hours" => 3600,
-        "day" | "days" => 86_400,
-        _ => return Err(bad()),
-    };
-    if n == 0 {
-        return Err(bad());
-    }
-    Ok(std::time::Duration::from_secs(n * seconds))
-}

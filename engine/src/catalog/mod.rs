@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 pub use classify::{Classified, classify};
-pub use crawler::{CrawlResult, FoundTable, parse_rate};
+pub use crawler::{CrawlResult, FoundTable};
 pub use model::*;
 
 use crate::clock::Clock;
@@ -256,10 +256,9 @@ impl Catalog {
             .crawlers
             .values()
             .filter_map(|c| {
-                let every = parse_rate(c.config.schedule.as_deref()?).ok()?;
+                let schedule = crate::schedule::Schedule::parse(c.config.schedule.as_deref()?).ok()?;
                 let since = c.last_run.unwrap_or(c.created);
-                let every = chrono::Duration::from_std(every).ok()?;
-                (now >= since + every).then(|| c.config.name.clone())
+                crate::schedule::due(&schedule, since, now).then(|| c.config.name.clone())
             })
             .collect()
     }
@@ -489,7 +488,7 @@ fn validate_crawler(config: &CrawlerConfig) -> Result<()> {
     validate_name("database", &config.database)?;
     crate::lake::S3Uri::parse(&config.target)?;
     if let Some(schedule) = &config.schedule {
-        parse_rate(schedule)?;
+        crate::schedule::Schedule::parse(schedule)?;
     }
     if !config.table_prefix.is_empty() {
         validate_name("table prefix", &config.table_prefix)?;

@@ -83,7 +83,7 @@ enum Verb {
         target: String,
         #[command(flatten)]
         options: Options,
-        /// Run on the engine clock, e.g. "rate(1 hour)"
+        /// Run on the engine clock: Glue's "cron(15 12 * * ? *)" (six fields, UTC), or "rate(1 hour)"
         #[arg(long)]
         schedule: Option<String>,
         /// If it exists already, keep it as it is instead of failing (a cell that can be rerun)
