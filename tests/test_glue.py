@@ -204,3 +204,24 @@ def test_a_run_killed_at_any_point_leaves_the_target_and_the_bookmark_consistent
     assert processed_and_count(last) == (1 + files, expected(1 + files))
     rows = table_rows(last.ok("%glue job run odd", timeout=120).result["text/plain"])
     assert rows[3][4] == "0", rows
+
+
+def test_triggers_start_jobs_on_a_schedule_and_chain_them(kernel: Kernel) -> None:
+    setup(kernel)
+    kernel.ok("%clock manual --at 2026-12-04T01:00:00Z")
+    kernel.ok("%%glue job create report\nSELECT count(*) FROM curated.events")
+    kernel.ok('%glue trigger create nightly --type scheduled --schedule "cron(0 2 * * ? *)" --action job:clean --start')
+    kernel.ok("%glue trigger create then-report --type conditional --when job:clean=SUCCEEDED --action job:report --start")
+    kernel.failing('%glue trigger create bad --type scheduled --schedule "cron(0 2 * * *)" --action job:clean', "InvalidInputException")
+    kernel.failing("%glue trigger create odd --type conditional --when job:clean=DONE --action job:report", "InvalidInputException")
+    assert "trigger" not in kernel.ok("%clock advance 59m").stream()
+    shown = kernel.ok("%clock advance 1m").stream()
+    assert re.search(r"trigger nightly started job clean: run jr_[0-9a-f]{64} SUCCEEDED", shown), shown
+    assert re.search(r"trigger then-report started job report: run jr_[0-9a-f]{64} SUCCEEDED", shown), shown
+    assert count(kernel) == 2
+    listed = table_rows(kernel.ok("%glue trigger list").result["text/plain"])
+    assert [(r[0], r[1], r[2], r[5]) for r in listed] == [("nightly", "SCHEDULED", "ACTIVATED", "1"), ("then-report", "CONDITIONAL", "ACTIVATED", "1")], listed
+    kernel.ok("%glue trigger stop nightly")
+    assert "trigger" not in kernel.ok("%clock advance 1d").stream()
+    kernel.ok("%glue trigger create now --type on-demand --action job:report")
+    assert "started job report" in kernel.ok("%glue trigger start now").stream()

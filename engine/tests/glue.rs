@@ -463,3 +463,58 @@ async fn relationalize_flattens_structs_and_pivots_arrays_into_joinable_frames()
     assert_eq!(rows(&lb, "SELECT \"tags.val\" FROM legislators.hist_root_tags").await, ["house"]);
     assert_eq!(rows(&lb, "SELECT count(*) FROM legislators.hist_root WHERE contact_details IS NULL").await, ["1"]);
 }
+
+/// Triggers on the manual clock: a SCHEDULED trigger (Glue's cron) starts a job at its time,
+/// a CONDITIONAL trigger chains the next job within the same clock advance, an ON_DEMAND
+/// trigger fires when started, and a crawler's success can start a job; all kept across a
+/// reopen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scheduled_conditional_and_on_demand_triggers_chain_jobs_and_crawlers() {
+    use lakebook_engine::glue::triggers::{Condition, Target, TriggerType};
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("ws");
+    let lb = Lakebook::open(&home).unwrap();
+    lb.clock().set_manual(Some(lakebook_engine::clock::parse_time("2026-12-04T01:00:00Z").unwrap())).unwrap();
+    for name in ["extract", "load", "report"] {
+        lb.glue().create_job(JobSpec { name: name.into(), sql: Some("SELECT 1".into()), database: "default".into(), ..Default::default() }).unwrap();
+    }
+    let glue = lb.glue();
+    glue.create_trigger("nightly", TriggerType::Scheduled, Some("cron(0 2 * * ? *)".into()), true, vec![], vec![Target::Job("extract".into())], true).unwrap();
+    glue.create_trigger("then-load", TriggerType::Conditional, None, true, vec![Condition::parse("job:extract=SUCCEEDED").unwrap()], vec![Target::Job("load".into())], true)
+        .unwrap();
+    let e = glue.create_trigger("bad", TriggerType::Scheduled, Some("cron(0 2 * * *)".into()), true, vec![], vec![Target::Job("load".into())], true).unwrap_err();
+    assert_eq!(e.code(), "InvalidInputException");
+    assert_eq!(glue.create_trigger("x", TriggerType::OnDemand, None, true, vec![], vec![Target::Job("nope".into())], false).unwrap_err().code(), "EntityNotFoundException");
+
+    lb.clock().advance(std::time::Duration::from_secs(59 * 60)).unwrap();
+    assert!(lb.run_due_work().await.iter().all(|r| !r.contains("trigger")), "01:59");
+    lb.clock().advance(std::time::Duration::from_secs(60)).unwrap();
+    let reports = lb.run_due_work().await;
+    assert!(reports.iter().any(|r| r.contains("trigger nightly started job extract") && r.contains("SUCCEEDED")), "{reports:?}");
+    assert!(reports.iter().any(|r| r.contains("trigger then-load started job load")), "{reports:?}");
+    assert_eq!(glue.job_runs("load").unwrap().len(), 1);
+    assert!(lb.run_due_work().await.iter().all(|r| !r.contains("trigger")), "each fires once");
+    drop(lb);
+
+    let lb = Lakebook::open(&home).unwrap();
+    let glue = lb.glue().clone();
+    lb.clock().advance(std::time::Duration::from_secs(24 * 3600)).unwrap();
+    let reports = lb.run_due_work().await;
+    assert_eq!(reports.iter().filter(|r| r.contains("trigger")).count(), 2, "{reports:?}");
+    assert_eq!(glue.job_runs("load").unwrap().len(), 2);
+
+    // On demand, and after a crawler.
+    glue.create_trigger("now", TriggerType::OnDemand, None, true, vec![], vec![Target::Job("report".into())], false).unwrap();
+    let started = glue.start_trigger("now", lb.lake()).await.unwrap();
+    assert!(started[0].contains("started job report"), "{started:?}");
+    put(&lb, "s3://raw/t/a.csv", "id,v\n1,2\n").await;
+    lb.catalog().create_crawler(lakebook_engine::catalog::CrawlerConfig::new("raw", "s3://raw/t/", "raw")).unwrap();
+    glue.create_trigger("after-crawl", TriggerType::Conditional, None, false, vec![Condition::parse("crawler:raw=SUCCEEDED").unwrap()], vec![Target::Job("report".into())], true)
+        .unwrap();
+    assert!(lb.run_due_work().await.iter().all(|r| !r.contains("after-crawl")));
+    lb.catalog().run_crawler(lb.lake(), "raw", &mut |_, _| {}).await.unwrap();
+    let reports = lb.run_due_work().await;
+    assert!(reports.iter().any(|r| r.contains("trigger after-crawl started job report")), "{reports:?}");
+    assert_eq!(glue.job_runs("report").unwrap().len(), 2);
+    assert_eq!(Condition::parse("crawler:raw=FAILED").unwrap_err().code(), "InvalidInputException");
+}

@@ -241,7 +241,7 @@ pub struct CrawlerConfig {
     pub delete_behavior: DeleteBehavior,
     /// At most this many files are read per folder (Glue's sample size); None reads all.
     pub sample_size: Option<usize>,
-    /// `rate(1 hour)` style schedule, on the engine clock.
+    /// Glue's `cron(…)` (or `rate(…)`) schedule, on the engine clock.
     pub schedule: Option<String>,
 }
 

@@ -18,7 +18,8 @@
 //!   a job argument. ResolveChoice, Relationalize and SelectFromCollection are nodes here
 //!   (Glue has them as DynamicFrame methods, not Glue Studio nodes). Relationalize pivots
 //!   arrays one level deep (an array inside an array's elements stays a key column).
-//!   S3ParquetSource, DropNullFields, triggers and workflows are not here yet; PySpark /
+//!   Triggers are in `triggers.rs`. S3ParquetSource, DropNullFields and workflows are not
+//!   here yet; PySpark /
 //!   Scala scripts are refused with an error naming the supported forms.
 //! - The timeout is real elapsed time: the manual clock does not move while a job runs, so on
 //!   it ExecutionTime is 0 s and a run is billed Glue's 1-minute minimum.
@@ -30,6 +31,7 @@
 mod dynamic;
 pub mod graph;
 pub mod model;
+pub mod triggers;
 mod visual;
 
 use std::collections::BTreeMap;
@@ -654,7 +656,7 @@ fn no_such_job(name: &str, state: &State) -> Error {
     e
 }
 
-fn validate_job_name(name: &str) -> Result<()> {
+pub(super) fn validate_job_name(name: &str) -> Result<()> {
     let ok = !name.is_empty() && name.len() <= 255 && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
     if ok { Ok(()) } else { Err(service_err!(InvalidInputException, "job name {name:?}: 1 to 255 letters, digits, '_', '-' or '.'")) }
 }

@@ -242,6 +242,8 @@ pub(super) struct State {
     /// Oldest first.
     pub runs: Vec<JobRun>,
     pub bookmarks: BTreeMap<String, BookmarkEntry>,
+    #[serde(default)]
+    pub triggers: BTreeMap<String, super::triggers::Trigger>,
     /// Runs started so far: makes run ids unique at one engine time.
     pub started: u64,
 }

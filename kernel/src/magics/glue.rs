@@ -44,6 +44,42 @@ enum Verb {
     /// ETL jobs: create, run, runs, describe, stop, delete, reset-bookmark, list
     #[command(subcommand)]
     Job(JobVerb),
+    /// Triggers that start jobs and crawlers: create, start, stop, delete, list
+    #[command(subcommand)]
+    Trigger(TriggerVerb),
+}
+
+#[derive(Debug, Subcommand)]
+enum TriggerVerb {
+    /// Create a trigger (≙ CreateTrigger): --type scheduled --schedule "cron(0 2 * * ? *)", conditional --when job:NAME=SUCCEEDED, or on-demand
+    Create {
+        name: String,
+        #[arg(long = "type", value_parser = ["scheduled", "conditional", "on-demand"])]
+        kind: String,
+        /// Glue's six-field cron(…) in UTC (scheduled triggers)
+        #[arg(long)]
+        schedule: Option<String>,
+        /// A condition, job:NAME=SUCCEEDED|FAILED|TIMEOUT|STOPPED or crawler:NAME=SUCCEEDED; repeat for several
+        #[arg(long = "when")]
+        conditions: Vec<String>,
+        /// Whether all conditions or any one of them fires it
+        #[arg(long, default_value = "all", value_parser = ["all", "any"])]
+        logical: String,
+        /// What it starts, job:NAME or crawler:NAME; repeat for several
+        #[arg(long = "action", required = true)]
+        actions: Vec<String>,
+        /// Activate it at once (≙ StartOnCreation)
+        #[arg(long)]
+        start: bool,
+    },
+    /// Activate a scheduled or conditional trigger; fire an on-demand one (≙ StartTrigger)
+    Start { name: String },
+    /// Deactivate a trigger (≙ StopTrigger)
+    Stop { name: String },
+    /// Delete a trigger (≙ DeleteTrigger)
+    Delete { name: String },
+    /// List triggers (≙ GetTriggers)
+    List,
 }
 
 #[derive(Debug, Subcommand)]
@@ -119,7 +155,15 @@ pub async fn run(args: GlueArgs, mut ctx: Ctx<'_>) -> Result<Option<Bundle>, Cel
     let engine = ctx.engine()?;
     let glue = engine.glue().clone();
     let out = ctx.out;
-    let Verb::Job(verb) = args.verb;
+    let verb = match args.verb {
+        Verb::Job(verb) => verb,
+        Verb::Trigger(verb) => {
+            if ctx.body.is_some() {
+                return Err(CellError::usage("`%glue trigger` takes no cell body"));
+            }
+            return trigger(&engine, verb, out).await;
+        }
+    };
     if ctx.body.is_some() && !matches!(verb, JobVerb::Create { .. }) {
         return Err(CellError::usage("only `%%glue job create NAME` takes a cell body (the job's SQL or graph)"));
     }
@@ -251,6 +295,58 @@ pub async fn run(args: GlueArgs, mut ctx: Ctx<'_>) -> Result<Option<Bundle>, Cel
                 ("bookmark", strings(jobs.iter().map(|j| j.bookmark.to_string()))),
                 ("last_run", strings(runs.iter().map(|r| r.as_ref().map(|r| r.state.to_string()).unwrap_or_default()))),
                 ("created", times(jobs.iter().map(|j| Some(j.created_on.timestamp_millis())))),
+            ])?;
+            Ok(Some(render::table(&table, &TableOptions::plain(), &Footer::default())))
+        }
+    }
+}
+
+async fn trigger(engine: &lakebook_engine::Lakebook, verb: TriggerVerb, out: &crate::output::Output) -> Result<Option<Bundle>, CellError> {
+    use lakebook_engine::glue::triggers::{Condition, Target, TriggerType};
+    let glue = engine.glue();
+    match verb {
+        TriggerVerb::Create { name, kind, schedule, conditions, logical, actions, start } => {
+            let kind = match kind.as_str() {
+                "scheduled" => TriggerType::Scheduled,
+                "conditional" => TriggerType::Conditional,
+                _ => TriggerType::OnDemand,
+            };
+            let conditions = conditions.iter().map(|c| Condition::parse(c)).collect::<Result<Vec<_>, _>>()?;
+            let actions = actions.iter().map(|a| Target::parse(a)).collect::<Result<Vec<_>, _>>()?;
+            let t = glue.create_trigger(&name, kind, schedule, logical == "all", conditions, actions, start)?;
+            out.stdout(&format!("Created trigger {} ({}, {}).\n", t.name, lakebook_engine::serde_name(&t.kind), lakebook_engine::serde_name(&t.state)));
+            Ok(None)
+        }
+        TriggerVerb::Start { name } => {
+            for line in glue.start_trigger(&name, engine.lake()).await? {
+                out.stdout(&format!("{line}\n"));
+            }
+            out.stdout(&format!("Trigger {name} started.\n"));
+            Ok(None)
+        }
+        TriggerVerb::Stop { name } => {
+            glue.stop_trigger(&name)?;
+            out.stdout(&format!("Trigger {name} is DEACTIVATED.\n"));
+            Ok(None)
+        }
+        TriggerVerb::Delete { name } => {
+            glue.delete_trigger(&name)?;
+            out.stdout(&format!("Deleted trigger {name}.\n"));
+            Ok(None)
+        }
+        TriggerVerb::List => {
+            let all = glue.triggers();
+            let when = |t: &lakebook_engine::glue::triggers::Trigger| match &t.schedule {
+                Some(s) => s.clone(),
+                None => t.conditions.iter().map(|c| format!("{}={}", c.watch, c.state)).collect::<Vec<_>>().join(if t.all { " AND " } else { " OR " }),
+            };
+            let table = batch(vec![
+                ("name", strings(all.iter().map(|t| t.name.clone()))),
+                ("type", strings(all.iter().map(|t| lakebook_engine::serde_name(&t.kind)))),
+                ("state", strings(all.iter().map(|t| lakebook_engine::serde_name(&t.state)))),
+                ("when", strings(all.iter().map(when))),
+                ("actions", strings(all.iter().map(|t| t.actions.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")))),
+                ("fired", Arc::new(UInt32Array::from_iter_values(all.iter().map(|t| t.fired))) as ArrayRef),
             ])?;
             Ok(Some(render::table(&table, &TableOptions::plain(), &Footer::default())))
         }
