@@ -78,9 +78,18 @@ pub async fn collect_watched<E>(
     use futures::StreamExt;
     let mut stream = datafusion::physical_plan::execute_stream(plan.clone(), task).map_err(&fail)?;
     check(plan.as_ref())?;
+    // A first report that is due already is made now: the timer rounds deadlines up to the
+    // next millisecond, so a query faster than that would otherwise never be reported.
+    if let Some(w) = watch.as_mut()
+        && started + w.after <= std::time::Instant::now()
+    {
+        (w.report)(&progress_of(plan.as_ref(), started.elapsed()));
+    }
     let mut ticks = watch.as_ref().map(|w| {
-        let first = tokio::time::Instant::from_std(started + w.after);
-        let mut ticks = tokio::time::interval_at(first, w.every.max(std::time::Duration::from_millis(10)));
+        let every = w.every.max(std::time::Duration::from_millis(10));
+        let now = std::time::Instant::now();
+        let first = if started + w.after <= now { now + every } else { started + w.after };
+        let mut ticks = tokio::time::interval_at(tokio::time::Instant::from_std(first), every);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         ticks
     });
