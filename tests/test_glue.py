@@ -225,3 +225,56 @@ def test_triggers_start_jobs_on_a_schedule_and_chain_them(kernel: Kernel) -> Non
     assert "trigger" not in kernel.ok("%clock advance 1d").stream()
     kernel.ok("%glue trigger create now --type on-demand --action job:report")
     assert "started job report" in kernel.ok("%glue trigger start now").stream()
+
+
+def test_a_workflow_chains_a_crawler_and_jobs_and_shows_each_runs_graph(kernel: Kernel) -> None:
+    setup(kernel)
+    kernel.ok("%crawl create landing s3://raw/events/ --database landing")
+    kernel.ok("%%glue job create broken\nSELECT nope FROM curated.events")
+    create = "%glue workflow create daily --description 'landing to curated' --property min=1 --max-concurrent-runs 1 --if-not-exists"
+    kernel.ok(create)
+    kernel.failing("%glue workflow run daily", "InvalidInputException")
+    kernel.ok("%glue trigger create kickoff --type on-demand --workflow daily --action crawler:landing --if-not-exists")
+    kernel.failing("%glue trigger create again --type on-demand --workflow daily --action job:clean", "InvalidInputException")
+    kernel.ok("%glue trigger create then-clean --type conditional --workflow daily --when crawler:landing=SUCCEEDED --action job:clean --action job:broken")
+    # Rerunning the setup cells keeps what is there.
+    assert "kept" in kernel.ok(create).stream() and "kept" in kernel.ok("%glue trigger create kickoff --type on-demand --workflow daily --action crawler:landing --if-not-exists").stream()
+
+    ex = kernel.ok("%glue workflow run daily", timeout=90)
+    text = ex.result["text/plain"]
+    assert re.search(r"workflow daily · run wr_[0-9a-f]{64} COMPLETED · 3 actions, 2 succeeded, 1 failed", text), text
+    assert "trigger:kickoff [FIRED] ─▶ crawler:landing [SUCCEEDED]" in text, text
+    assert "crawler:landing [SUCCEEDED] ─▶ trigger:then-clean [FIRED]" in text, text
+    assert "trigger:then-clean [FIRED] ─▶ job:clean [SUCCEEDED]" in text and "job:broken [FAILED]" in text, text
+    assert "job:broken: " in text and "nope" in text, "the failure's cause is shown"
+    html = ex.result["text/html"]
+    assert html.count("<rect") == 5 and html.count("<line") == 4 and "#f8d7da" in html, html
+    # The run property min=1 reached the job's ${min}: only id 1 of 0 and 1.
+    assert count(kernel) == 1
+    runs = table_rows(kernel.ok("%glue workflow runs daily").result["text/plain"])
+    assert [(r[1], r[2], r[5], r[6], r[7]) for r in runs] == [("COMPLETED", "kickoff", "3", "2", "1")], runs
+    described = kernel.ok("%glue workflow describe daily")
+    assert "landing to curated" in described.stream() and "job:clean [SUCCEEDED]" in described.result["text/plain"]
+    listed = table_rows(kernel.ok("%glue trigger list").result["text/plain"])
+    assert {(r[0], r[-1]) for r in listed} == {("kickoff", "daily"), ("then-clean", "daily")}, listed
+
+    # An interrupt while a cell follows a workflow run stops the run and its job.
+    kernel.ok(SLOW)
+    kernel.ok("%glue workflow create slowflow")
+    kernel.ok("%glue trigger create go --type on-demand --workflow slowflow --action job:slow")
+    msg_id = kernel.execute_async("%glue workflow run slowflow")
+    time.sleep(1.5)
+    assert not kernel.has_reply(msg_id)
+    kernel.send("control", "interrupt_request", {})
+    assert kernel.reply(msg_id, timeout=10)["content"]["ename"] == "KeyboardInterrupt"
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        runs = table_rows(kernel.ok("%glue workflow runs slowflow").result["text/plain"])
+        if runs[0][1] == "STOPPED":
+            break
+        time.sleep(0.2)
+    assert runs[0][1] == "STOPPED", runs
+    assert runs_of(kernel, "slow")[0][2] == "STOPPED"
+    kernel.ok("%glue workflow delete slowflow")
+    assert "go" not in {r[0] for r in table_rows(kernel.ok("%glue trigger list").result["text/plain"])}
+    kernel.failing("%glue workflow describe slowflow", "EntityNotFoundException")

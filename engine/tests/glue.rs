@@ -53,8 +53,7 @@ async fn run(lb: &Lakebook, name: &str, args: &[(&str, &str)], bookmark: Option<
 
 async fn count(lb: &Lakebook) -> i64 {
     let result = lb.sql().run("SELECT count(*) AS n FROM curated.events", "default").await.unwrap().pop().unwrap();
-    let column = result.batches[0].column(0).as_any().downcast_ref::<arrow_array::Int64Array>().unwrap().value(0);
-    column
+    result.batches[0].column(0).as_any().downcast_ref::<arrow_array::Int64Array>().unwrap().value(0)
 }
 
 const COPY: &str = "INSERT INTO curated.events SELECT id, upper(v) FROM raw.events WHERE id >= ${min}";
@@ -470,7 +469,7 @@ async fn relationalize_flattens_structs_and_pivots_arrays_into_joinable_frames()
 /// reopen.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scheduled_conditional_and_on_demand_triggers_chain_jobs_and_crawlers() {
-    use lakebook_engine::glue::triggers::{Condition, Target, TriggerType};
+    use lakebook_engine::glue::triggers::{Condition, Target, TriggerSpec, TriggerType};
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("ws");
     let lb = Lakebook::open(&home).unwrap();
@@ -479,12 +478,18 @@ async fn scheduled_conditional_and_on_demand_triggers_chain_jobs_and_crawlers() 
         lb.glue().create_job(JobSpec { name: name.into(), sql: Some("SELECT 1".into()), database: "default".into(), ..Default::default() }).unwrap();
     }
     let glue = lb.glue();
-    glue.create_trigger("nightly", TriggerType::Scheduled, Some("cron(0 2 * * ? *)".into()), true, vec![], vec![Target::Job("extract".into())], true).unwrap();
-    glue.create_trigger("then-load", TriggerType::Conditional, None, true, vec![Condition::parse("job:extract=SUCCEEDED").unwrap()], vec![Target::Job("load".into())], true)
-        .unwrap();
-    let e = glue.create_trigger("bad", TriggerType::Scheduled, Some("cron(0 2 * * *)".into()), true, vec![], vec![Target::Job("load".into())], true).unwrap_err();
+    let scheduled = |name: &str, cron: &str, job: &str| TriggerSpec { schedule: Some(cron.into()), start: true, ..TriggerSpec::new(name, TriggerType::Scheduled, vec![Target::Job(job.into())]) };
+    let conditional = |name: &str, all: bool, when: &str, job: &str| TriggerSpec {
+        all,
+        conditions: vec![Condition::parse(when).unwrap()],
+        start: true,
+        ..TriggerSpec::new(name, TriggerType::Conditional, vec![Target::Job(job.into())])
+    };
+    glue.create_trigger(scheduled("nightly", "cron(0 2 * * ? *)", "extract")).unwrap();
+    glue.create_trigger(conditional("then-load", true, "job:extract=SUCCEEDED", "load")).unwrap();
+    let e = glue.create_trigger(scheduled("bad", "cron(0 2 * * *)", "load")).unwrap_err();
     assert_eq!(e.code(), "InvalidInputException");
-    assert_eq!(glue.create_trigger("x", TriggerType::OnDemand, None, true, vec![], vec![Target::Job("nope".into())], false).unwrap_err().code(), "EntityNotFoundException");
+    assert_eq!(glue.create_trigger(TriggerSpec::new("x", TriggerType::OnDemand, vec![Target::Job("nope".into())])).unwrap_err().code(), "EntityNotFoundException");
 
     lb.clock().advance(std::time::Duration::from_secs(59 * 60)).unwrap();
     assert!(lb.run_due_work().await.iter().all(|r| !r.contains("trigger")), "01:59");
@@ -504,17 +509,113 @@ async fn scheduled_conditional_and_on_demand_triggers_chain_jobs_and_crawlers() 
     assert_eq!(glue.job_runs("load").unwrap().len(), 2);
 
     // On demand, and after a crawler.
-    glue.create_trigger("now", TriggerType::OnDemand, None, true, vec![], vec![Target::Job("report".into())], false).unwrap();
+    glue.create_trigger(TriggerSpec::new("now", TriggerType::OnDemand, vec![Target::Job("report".into())])).unwrap();
     let started = glue.start_trigger("now", lb.lake()).await.unwrap();
     assert!(started[0].contains("started job report"), "{started:?}");
     put(&lb, "s3://raw/t/a.csv", "id,v\n1,2\n").await;
     lb.catalog().create_crawler(lakebook_engine::catalog::CrawlerConfig::new("raw", "s3://raw/t/", "raw")).unwrap();
-    glue.create_trigger("after-crawl", TriggerType::Conditional, None, false, vec![Condition::parse("crawler:raw=SUCCEEDED").unwrap()], vec![Target::Job("report".into())], true)
-        .unwrap();
+    glue.create_trigger(conditional("after-crawl", false, "crawler:raw=SUCCEEDED", "report")).unwrap();
     assert!(lb.run_due_work().await.iter().all(|r| !r.contains("after-crawl")));
     lb.catalog().run_crawler(lb.lake(), "raw", &mut |_, _| {}).await.unwrap();
     let reports = lb.run_due_work().await;
     assert!(reports.iter().any(|r| r.contains("trigger after-crawl started job report")), "{reports:?}");
     assert_eq!(glue.job_runs("report").unwrap().len(), 2);
     assert_eq!(Condition::parse("crawler:raw=FAILED").unwrap_err().code(), "InvalidInputException");
+}
+
+/// A workflow: an on-demand start trigger runs a crawler, a conditional trigger runs a job
+/// with the run's properties, another fires only when that job fails; each run's graph keeps
+/// its nodes' states; a scheduled start trigger starts runs on the clock; limits and errors.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workflows_chain_crawlers_and_jobs_and_keep_each_runs_graph() {
+    use lakebook_engine::glue::triggers::{Condition, Target, TriggerSpec, TriggerType};
+    use lakebook_engine::glue::workflows::{NodeType, WorkflowRunStatus};
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("ws");
+    let lb = Lakebook::open(&home).unwrap();
+    lb.clock().set_manual(Some(lakebook_engine::clock::parse_time("2026-12-04T01:00:00Z").unwrap())).unwrap();
+    setup(&lb).await;
+    lb.catalog().create_crawler(lakebook_engine::catalog::CrawlerConfig::new("landing", "s3://raw/events/", "landing")).unwrap();
+    let glue = lb.glue().clone();
+    // `${day}` is a run property; the job fails when it is "bad" (a cast error).
+    glue.create_job(job("clean", "INSERT INTO curated.events SELECT id + CAST('${day}' AS int) * 0, v FROM landing.events", BookmarkOption::Disable)).unwrap();
+    glue.create_job(job("alert", "SELECT '${WORKFLOW_NAME}' AS w, '${WORKFLOW_RUN_ID}' AS r", BookmarkOption::Disable)).unwrap();
+    glue.create_workflow("nightly", "raw to curated", [("day".to_string(), "1".to_string())].into(), Some(1)).unwrap();
+    assert_eq!(glue.create_workflow("nightly", "", BTreeMap::new(), None).unwrap_err().code(), "AlreadyExistsException");
+    assert_eq!(glue.start_workflow_run("nightly", BTreeMap::new()).unwrap_err().code(), "InvalidInputException", "no start trigger yet");
+
+    let in_workflow = |spec: TriggerSpec| TriggerSpec { workflow: Some("nightly".into()), ..spec };
+    glue.create_trigger(in_workflow(TriggerSpec::new("kickoff", TriggerType::OnDemand, vec![Target::Crawler("landing".into())]))).unwrap();
+    let second = glue.create_trigger(in_workflow(TriggerSpec::new("again", TriggerType::OnDemand, vec![Target::Job("clean".into())]))).unwrap_err();
+    assert_eq!(second.code(), "InvalidInputException");
+    let when = |name: &str, cond: &str, job: &str| {
+        in_workflow(TriggerSpec { conditions: vec![Condition::parse(cond).unwrap()], ..TriggerSpec::new(name, TriggerType::Conditional, vec![Target::Job(job.into())]) })
+    };
+    glue.create_trigger(when("after-landing", "crawler:landing=SUCCEEDED", "clean")).unwrap();
+    glue.create_trigger(when("on-failure", "job:clean=FAILED", "alert")).unwrap();
+
+    let graph = glue.workflow_graph("nightly").unwrap();
+    let ids: Vec<&str> = graph.nodes.iter().map(|n| n.id.as_str()).collect();
+    assert_eq!(ids, ["trigger:kickoff", "crawler:landing", "trigger:after-landing", "job:clean", "trigger:on-failure", "job:alert"]);
+    assert!(graph.edges.contains(&("crawler:landing".into(), "trigger:after-landing".into())));
+    assert!(graph.edges.contains(&("trigger:after-landing".into(), "job:clean".into())));
+
+    // A good day: crawler → clean; the failure branch does not fire.
+    let run = glue.start_workflow_run("nightly", BTreeMap::new()).unwrap();
+    assert!(run.id.starts_with("wr_"), "{}", run.id);
+    assert_eq!(glue.start_workflow_run("nightly", BTreeMap::new()).unwrap_err().code(), "ConcurrentRunsExceededException");
+    let done = glue.wait_workflow_run("nightly", &run.id, |_| {}).await.unwrap();
+    assert_eq!(done.status, WorkflowRunStatus::Completed, "{done:?}");
+    let state = |run: &lakebook_engine::glue::workflows::WorkflowRun, id: &str| run.graph.nodes.iter().find(|n| n.id == id).unwrap().state.clone();
+    assert_eq!(state(&done, "crawler:landing").as_deref(), Some("SUCCEEDED"));
+    assert_eq!(state(&done, "job:clean").as_deref(), Some("SUCCEEDED"));
+    assert_eq!(state(&done, "trigger:on-failure"), None);
+    assert_eq!(state(&done, "job:alert"), None);
+    let stats = done.statistics();
+    assert_eq!((stats.total, stats.succeeded, stats.failed), (2, 2, 0));
+    assert_eq!(count(&lb).await, 2);
+    let clean_run = &done.graph.nodes.iter().find(|n| n.kind == NodeType::Job && n.name == "clean").unwrap().runs[0];
+    let args = glue.job_run("clean", clean_run).unwrap().arguments;
+    assert_eq!(args.get("WORKFLOW_RUN_ID"), Some(&run.id));
+    assert_eq!(args.get("day").map(String::as_str), Some("1"));
+
+    // A bad day: the run's property breaks clean, the failure branch runs alert with the run's id.
+    let bad = glue.start_workflow_run("nightly", [("day".to_string(), "bad".to_string())].into()).unwrap();
+    let done = glue.wait_workflow_run("nightly", &bad.id, |_| {}).await.unwrap();
+    assert_eq!(done.status, WorkflowRunStatus::Completed);
+    assert_eq!(state(&done, "job:clean").as_deref(), Some("FAILED"));
+    assert!(done.graph.nodes.iter().find(|n| n.id == "job:clean").unwrap().error.as_deref().unwrap_or("").contains("bad"), "{done:?}");
+    assert_eq!(state(&done, "trigger:on-failure").as_deref(), Some("FIRED"));
+    assert_eq!(state(&done, "job:alert").as_deref(), Some("SUCCEEDED"));
+    let stats = done.statistics();
+    assert_eq!((stats.total, stats.succeeded, stats.failed), (3, 2, 1));
+    let alert_run = glue.job_runs("alert").unwrap().remove(0);
+    assert_eq!(alert_run.arguments.get("WORKFLOW_RUN_ID"), Some(&bad.id));
+    assert_eq!(alert_run.arguments.get("WORKFLOW_NAME").map(String::as_str), Some("nightly"));
+    // The workflow's conditional triggers do not fire outside its runs.
+    assert!(lb.run_due_work().await.iter().all(|r| !r.contains("trigger")));
+    drop(lb);
+
+    // After a reopen: the runs are kept; a scheduled start trigger starts runs on the clock.
+    let lb = Lakebook::open(&home).unwrap();
+    let glue = lb.glue().clone();
+    assert_eq!(glue.workflow_runs("nightly").unwrap().len(), 2);
+    glue.create_workflow("hourly", "", BTreeMap::new(), None).unwrap();
+    glue.create_trigger(TriggerSpec {
+        schedule: Some("cron(0 * * * ? *)".into()),
+        start: true,
+        workflow: Some("hourly".into()),
+        ..TriggerSpec::new("every-hour", TriggerType::Scheduled, vec![Target::Job("alert".into())])
+    })
+    .unwrap();
+    lb.clock().advance(std::time::Duration::from_secs(3600)).unwrap();
+    let reports = lb.run_due_work().await;
+    assert!(reports.iter().any(|r| r.contains("trigger every-hour started workflow hourly") && r.contains("COMPLETED")), "{reports:?}");
+    assert_eq!(glue.workflow_runs("hourly").unwrap()[0].statistics().succeeded, 1);
+
+    // Deleting a workflow deletes its triggers, not its jobs.
+    glue.delete_workflow("nightly").unwrap();
+    assert!(glue.triggers().iter().all(|t| t.workflow.as_deref() != Some("nightly")));
+    assert!(glue.job("clean").is_ok());
+    assert_eq!(glue.workflow_runs("nightly").unwrap_err().code(), "EntityNotFoundException");
 }

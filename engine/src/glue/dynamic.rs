@@ -268,33 +268,6 @@ pub fn resolve_choice_columns(schema: &Schema, choices: &BTreeMap<String, Vec<St
     Ok(columns)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn fields_with_two_types_are_choices_and_csv_values_are_typed_one_by_one() {
-        let mut records = Vec::new();
-        parse_records("provider id,total discharges\n10001,91\n10005,14\n23456b,7\n,3\n", &FileFormat::Csv { separator: ',', header: true }, "f", &mut records).unwrap();
-        let rows = to_rows(records).unwrap();
-        assert_eq!(rows.choices["provider id"], ["long", "string"]);
-        assert!(!rows.choices.contains_key("total discharges"));
-        assert_eq!(rows.batch.schema().field(1).data_type(), &DataType::Int64);
-        let ids = rows.batch.column(0).as_any().downcast_ref::<arrow_array::StringArray>().unwrap();
-        assert_eq!((ids.value(0), ids.value(2)), ("10001", "\"23456b\""));
-        assert!(arrow_array::Array::is_null(ids, 3));
-    }
-
-    #[test]
-    fn json_lines_keep_nested_types() {
-        let mut records = Vec::new();
-        parse_records("{\"a\": {\"b\": 1}, \"p\": 1.5}\n{\"a\": {\"b\": 2}, \"p\": \"$2\"}\n", &FileFormat::Json { multiline: false }, "f", &mut records).unwrap();
-        let rows = to_rows(records).unwrap();
-        assert!(matches!(rows.batch.schema().field(0).data_type(), DataType::Struct(_)));
-        assert_eq!(rows.choices["p"], ["double", "string"]);
-    }
-}
-
 /// The frames Relationalize makes of `schema` (root `name`): the root with nested fields
 /// flattened to `a.b` columns and each array replaced by a join key, then one frame per
 /// array (`name_<path>`: `id` — the key —, `index`, and the element's fields as
@@ -377,4 +350,31 @@ pub fn with_ids(rows: &RecordBatch) -> Result<RecordBatch> {
     let mut columns = rows.columns().to_vec();
     columns.push(Arc::new(arrow_array::Int64Array::from_iter_values(1..=rows.num_rows() as i64)));
     RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(|e| internal_err!("{e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_with_two_types_are_choices_and_csv_values_are_typed_one_by_one() {
+        let mut records = Vec::new();
+        parse_records("provider id,total discharges\n10001,91\n10005,14\n23456b,7\n,3\n", &FileFormat::Csv { separator: ',', header: true }, "f", &mut records).unwrap();
+        let rows = to_rows(records).unwrap();
+        assert_eq!(rows.choices["provider id"], ["long", "string"]);
+        assert!(!rows.choices.contains_key("total discharges"));
+        assert_eq!(rows.batch.schema().field(1).data_type(), &DataType::Int64);
+        let ids = rows.batch.column(0).as_any().downcast_ref::<arrow_array::StringArray>().unwrap();
+        assert_eq!((ids.value(0), ids.value(2)), ("10001", "\"23456b\""));
+        assert!(arrow_array::Array::is_null(ids, 3));
+    }
+
+    #[test]
+    fn json_lines_keep_nested_types() {
+        let mut records = Vec::new();
+        parse_records("{\"a\": {\"b\": 1}, \"p\": 1.5}\n{\"a\": {\"b\": 2}, \"p\": \"$2\"}\n", &FileFormat::Json { multiline: false }, "f", &mut records).unwrap();
+        let rows = to_rows(records).unwrap();
+        assert!(matches!(rows.batch.schema().field(0).data_type(), DataType::Struct(_)));
+        assert_eq!(rows.choices["p"], ["double", "string"]);
+    }
 }

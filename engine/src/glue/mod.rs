@@ -18,9 +18,9 @@
 //!   a job argument. ResolveChoice, Relationalize and SelectFromCollection are nodes here
 //!   (Glue has them as DynamicFrame methods, not Glue Studio nodes). Relationalize pivots
 //!   arrays one level deep (an array inside an array's elements stays a key column).
-//!   Triggers are in `triggers.rs`. S3ParquetSource, DropNullFields and workflows are not
-//!   here yet; PySpark /
-//!   Scala scripts are refused with an error naming the supported forms.
+//!   Triggers are in `triggers.rs`, workflows in `workflows.rs`. S3ParquetSource and
+//!   DropNullFields are not here yet; PySpark / Scala scripts are refused with an error
+//!   naming the supported forms.
 //! - The timeout is real elapsed time: the manual clock does not move while a job runs, so on
 //!   it ExecutionTime is 0 s and a run is billed Glue's 1-minute minimum.
 //! - A visual job's writes commit with the run (staged, then renamed into place in the same
@@ -33,6 +33,7 @@ pub mod graph;
 pub mod model;
 pub mod triggers;
 mod visual;
+pub mod workflows;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -123,6 +124,12 @@ impl Glue {
             for location in std::mem::take(&mut run.staging) {
                 lake.delete_marked(&S3Uri::parse(&location)?, &staging_marker(&run.id))?;
             }
+        }
+        for run in state.workflow_runs.iter_mut().filter(|r| !r.status.is_finished()) {
+            run.status = workflows::WorkflowRunStatus::Error;
+            run.error_message = Some("the kernel ended during the run".into());
+            run.completed_on = Some(now);
+            changed = true;
         }
         let glue = Self { path, clock, lake, catalog, sql, state: Mutex::new(state), running: Mutex::default() };
         if changed {

@@ -244,6 +244,11 @@ pub(super) struct State {
     pub bookmarks: BTreeMap<String, BookmarkEntry>,
     #[serde(default)]
     pub triggers: BTreeMap<String, super::triggers::Trigger>,
+    #[serde(default)]
+    pub workflows: BTreeMap<String, super::workflows::Workflow>,
+    /// Oldest first.
+    #[serde(default)]
+    pub workflow_runs: Vec<super::workflows::WorkflowRun>,
     /// Runs started so far: makes run ids unique at one engine time.
     pub started: u64,
 }

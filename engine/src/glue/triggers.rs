@@ -111,11 +111,40 @@ pub struct Trigger {
     /// Each watched crawler's run count at the last firing (or activation).
     #[serde(default)]
     pub crawls_seen: BTreeMap<String, usize>,
+    /// The workflow it belongs to (≙ WorkflowName): its conditions then look only at the
+    /// workflow's runs, and an on-demand or scheduled one starts workflow runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workflow: Option<String>,
+}
+
+/// ≙ CreateTrigger's input.
+#[derive(Debug, Clone)]
+pub struct TriggerSpec {
+    pub name: String,
+    pub kind: TriggerType,
+    /// A scheduled trigger's `cron(…)`.
+    pub schedule: Option<String>,
+    /// ALL (true) or ANY of the conditions.
+    pub all: bool,
+    pub conditions: Vec<Condition>,
+    pub actions: Vec<Target>,
+    /// ≙ StartOnCreation.
+    pub start: bool,
+    /// ≙ WorkflowName.
+    pub workflow: Option<String>,
+}
+
+impl TriggerSpec {
+    pub fn new(name: &str, kind: TriggerType, actions: Vec<Target>) -> Self {
+        TriggerSpec { name: name.into(), kind, schedule: None, all: true, conditions: Vec::new(), actions, start: false, workflow: None }
+    }
 }
 
 impl Glue {
     /// ≙ CreateTrigger (with StartOnCreation: `start`).
-    pub fn create_trigger(&self, name: &str, kind: TriggerType, schedule: Option<String>, all: bool, conditions: Vec<Condition>, actions: Vec<Target>, start: bool) -> Result<Trigger> {
+    pub fn create_trigger(&self, spec: TriggerSpec) -> Result<Trigger> {
+        let TriggerSpec { name, kind, schedule, all, conditions, actions, start, workflow } = spec;
+        let name = name.as_str();
         super::validate_job_name(name)?;
         match kind {
             TriggerType::Scheduled => {
@@ -137,6 +166,14 @@ impl Glue {
                 }
             }
         }
+        if let Some(workflow) = &workflow {
+            self.workflow(workflow)?;
+            if super::workflows::is_start(&kind)
+                && let Some(other) = self.triggers().into_iter().find(|t| t.workflow.as_ref() == Some(workflow) && super::workflows::is_start(&t.kind))
+            {
+                return Err(service_err!(InvalidInputException, "workflow {workflow} has a start trigger already ({}); its other triggers are conditional", other.name));
+            }
+        }
         let now = self.clock.now();
         let state = if start && kind != TriggerType::OnDemand { TriggerState::Activated } else { TriggerState::Created };
         let mut trigger = Trigger {
@@ -152,6 +189,7 @@ impl Glue {
             fired: 0,
             consumed: Vec::new(),
             crawls_seen: BTreeMap::new(),
+            workflow,
         };
         self.mark_seen(&mut trigger);
         self.commit(|s| {
@@ -246,6 +284,12 @@ impl Glue {
             Ok(())
         })?;
         let mut started = Vec::new();
+        if let Some(workflow) = &trigger.workflow {
+            let run = self.start_workflow_run(workflow, BTreeMap::new())?;
+            let run = self.wait_workflow_run(workflow, &run.id, |_| {}).await?;
+            started.push(format!("trigger {} started workflow {workflow}: run {} {}", trigger.name, run.id, run.status));
+            return Ok(started);
+        }
         for action in &trigger.actions {
             match action {
                 Target::Job(job) => match self.start_job_run(job, Default::default(), None) {
@@ -292,6 +336,8 @@ impl Glue {
                 .filter(|t| t.state == TriggerState::Activated)
                 .filter(|t| match t.kind {
                     TriggerType::Scheduled => t.schedule.as_deref().and_then(|s| Schedule::parse(s).ok()).is_some_and(|s| crate::schedule::due(&s, t.since, now)),
+                    // A workflow's conditional triggers fire inside its runs only.
+                    TriggerType::Conditional if t.workflow.is_some() => false,
                     TriggerType::Conditional => {
                         let met = |c: &Condition| self.met(c, t);
                         if t.all { t.conditions.iter().all(met) } else { t.conditions.iter().any(met) }

@@ -9,13 +9,15 @@ use arrow_array::{ArrayRef, Float64Array, UInt32Array, UInt64Array};
 use clap::{CommandFactory, Parser, Subcommand};
 use lakebook_engine::glue::{BookmarkOption, Glue, JobRun, JobSpec, RunState, Script, WorkerType};
 
+mod workflow;
+
 use super::{Body, Ctx, Form, MagicSpec};
 use crate::error::CellError;
 use crate::render::{self, Bundle, Footer, TableOptions, batch, strings, times};
 
 pub const SPEC: MagicSpec = MagicSpec {
     name: "glue",
-    summary: "Glue ETL jobs: SQL and visual (Glue Studio) jobs, runs, retries, timeouts and job bookmarks",
+    summary: "Glue ETL jobs: SQL and visual (Glue Studio) jobs, runs, retries, timeouts, job bookmarks, triggers and workflows",
     form: Form::LineAndCell,
     command: GlueArgs::command,
     // `${key}` in a job's script is a job argument, filled in when the job runs.
@@ -25,7 +27,7 @@ pub const SPEC: MagicSpec = MagicSpec {
 
 #[derive(Debug, Parser)]
 #[command(
-    about = "Glue ETL jobs: SQL and visual (Glue Studio) jobs, runs, retries, timeouts and job bookmarks",
+    about = "Glue ETL jobs: SQL and visual (Glue Studio) jobs, runs, retries, timeouts, job bookmarks, triggers and workflows",
     after_help = "A SQL job is Athena SQL (INSERT INTO … SELECT, CTAS …) run statement by statement, each a node with its metrics.\n\
                   A visual job (--type visual) is Glue Studio's graph, CodeGenConfigurationNodes JSON: catalog sources, ApplyMapping, SelectFields,\n\
                   DropFields, RenameField, Filter, Join, Union, DropDuplicates, Aggregate, SparkSQL, and S3 targets (parquet/json/csv, partition keys,\n\
@@ -47,6 +49,9 @@ enum Verb {
     /// Triggers that start jobs and crawlers: create, start, stop, delete, list
     #[command(subcommand)]
     Trigger(TriggerVerb),
+    /// Workflows chaining crawlers and jobs through triggers: create, run, runs, describe, stop, delete, list
+    #[command(subcommand)]
+    Workflow(workflow::WorkflowVerb),
 }
 
 #[derive(Debug, Subcommand)]
@@ -71,6 +76,12 @@ enum TriggerVerb {
         /// Activate it at once (≙ StartOnCreation)
         #[arg(long)]
         start: bool,
+        /// The workflow it belongs to: an on-demand or scheduled trigger starts the workflow's runs, a conditional one fires inside them
+        #[arg(long)]
+        workflow: Option<String>,
+        /// If the trigger exists already, keep it instead of failing (a cell that can be rerun)
+        #[arg(long)]
+        if_not_exists: bool,
     },
     /// Activate a scheduled or conditional trigger; fire an on-demand one (≙ StartTrigger)
     Start { name: String },
@@ -162,6 +173,12 @@ pub async fn run(args: GlueArgs, mut ctx: Ctx<'_>) -> Result<Option<Bundle>, Cel
                 return Err(CellError::usage("`%glue trigger` takes no cell body"));
             }
             return trigger(&engine, verb, out).await;
+        }
+        Verb::Workflow(verb) => {
+            if ctx.body.is_some() {
+                return Err(CellError::usage("`%glue workflow` takes no cell body"));
+            }
+            return workflow::run(&glue, verb, out).await;
         }
     };
     if ctx.body.is_some() && !matches!(verb, JobVerb::Create { .. }) {
@@ -302,10 +319,14 @@ pub async fn run(args: GlueArgs, mut ctx: Ctx<'_>) -> Result<Option<Bundle>, Cel
 }
 
 async fn trigger(engine: &lakebook_engine::Lakebook, verb: TriggerVerb, out: &crate::output::Output) -> Result<Option<Bundle>, CellError> {
-    use lakebook_engine::glue::triggers::{Condition, Target, TriggerType};
+    use lakebook_engine::glue::triggers::{Condition, Target, TriggerSpec, TriggerType};
     let glue = engine.glue();
     match verb {
-        TriggerVerb::Create { name, kind, schedule, conditions, logical, actions, start } => {
+        TriggerVerb::Create { name, kind, schedule, conditions, logical, actions, start, workflow, if_not_exists } => {
+            if if_not_exists && glue.triggers().iter().any(|t| t.name == name) {
+                super::kept(out, &format!("trigger {name}"));
+                return Ok(None);
+            }
             let kind = match kind.as_str() {
                 "scheduled" => TriggerType::Scheduled,
                 "conditional" => TriggerType::Conditional,
@@ -313,7 +334,7 @@ async fn trigger(engine: &lakebook_engine::Lakebook, verb: TriggerVerb, out: &cr
             };
             let conditions = conditions.iter().map(|c| Condition::parse(c)).collect::<Result<Vec<_>, _>>()?;
             let actions = actions.iter().map(|a| Target::parse(a)).collect::<Result<Vec<_>, _>>()?;
-            let t = glue.create_trigger(&name, kind, schedule, logical == "all", conditions, actions, start)?;
+            let t = glue.create_trigger(TriggerSpec { schedule, all: logical == "all", conditions, start, workflow, ..TriggerSpec::new(&name, kind, actions) })?;
             out.stdout(&format!("Created trigger {} ({}, {}).\n", t.name, lakebook_engine::serde_name(&t.kind), lakebook_engine::serde_name(&t.state)));
             Ok(None)
         }
@@ -347,6 +368,7 @@ async fn trigger(engine: &lakebook_engine::Lakebook, verb: TriggerVerb, out: &cr
                 ("when", strings(all.iter().map(when))),
                 ("actions", strings(all.iter().map(|t| t.actions.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")))),
                 ("fired", Arc::new(UInt32Array::from_iter_values(all.iter().map(|t| t.fired))) as ArrayRef),
+                ("workflow", strings(all.iter().map(|t| t.workflow.clone().unwrap_or_default()))),
             ])?;
             Ok(Some(render::table(&table, &TableOptions::plain(), &Footer::default())))
         }

@@ -3,6 +3,7 @@
 
 pub mod chart;
 pub mod columns;
+pub mod graph;
 pub mod table;
 
 use serde_json::Value;
