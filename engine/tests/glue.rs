@@ -619,3 +619,49 @@ async fn workflows_chain_crawlers_and_jobs_and_keep_each_runs_graph() {
     assert!(glue.job("clean").is_ok());
     assert_eq!(glue.workflow_runs("nightly").unwrap_err().code(), "EntityNotFoundException");
 }
+
+/// S3ParquetSource reads Parquet files of two schemas (merged, a missing column null) and
+/// DropNullFields drops the fields that hold only nulls or the node's placeholders ("" with
+/// IsEmpty, the integer 0 given as a custom null), keeping a field with the string "null"
+/// (IsNullString is off).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parquet_source_and_drop_null_fields() {
+    let dir = tempfile::tempdir().unwrap();
+    let lb = Lakebook::open(dir.path().join("ws")).unwrap();
+    for bucket in ["raw", "curated"] {
+        let _ = lb.lake().create_bucket(bucket);
+    }
+    lb.sql()
+        .run(
+            "CREATE DATABASE raw; CREATE DATABASE cur;
+             CREATE TABLE raw.p1 WITH (format = 'PARQUET', external_location = 's3://raw/pq/one/') AS
+               SELECT * FROM (VALUES (1, '', 0, 'null'), (2, CAST(NULL AS varchar), CAST(NULL AS int), 'null')) AS t(id, note, score, flag);
+             CREATE TABLE raw.p2 WITH (format = 'PARQUET', external_location = 's3://raw/pq/two/') AS
+               SELECT * FROM (VALUES (3, 0, 'null', 'x')) AS t(id, score, flag, extra)",
+            "default",
+        )
+        .await
+        .unwrap();
+    let graph = r#"{
+      "src": {"S3ParquetSource": {"Name": "files", "Paths": ["s3://raw/pq/"]}},
+      "drop": {"DropNullFields": {"Name": "nulls", "Inputs": ["src"], "NullCheckBoxList": {"IsEmpty": true, "IsNullString": false, "IsNegOne": false},
+               "NullTextList": [{"Value": "0", "Datatype": {"Id": "INT", "Label": "INT"}}]}},
+      "out": {"S3DirectTarget": {"Name": "out", "Inputs": ["drop"], "Path": "s3://curated/pq/", "Format": "parquet",
+              "SchemaChangePolicy": {"EnableUpdateCatalog": true, "Database": "cur", "Table": "pq"}}}
+    }"#;
+    lb.glue().create_job(visual("pq", graph)).unwrap();
+    let first = run(&lb, "pq", &[], None).await.remove(0);
+    assert_eq!(first.state, RunState::Succeeded, "{first:?}");
+    assert_eq!(first.nodes[0].node, "S3ParquetSource node files (src)");
+    assert_eq!(first.nodes[0].records_read, 3, "{:?}", first.nodes);
+    let table = lb.catalog().table("cur", "pq").unwrap();
+    let columns: Vec<&str> = table.definition.columns.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(columns, ["id", "flag", "extra"], "note ('' and null) and score (0 and null) dropped");
+    assert_eq!(rows(&lb, "SELECT id, flag, extra FROM cur.pq ORDER BY id").await, ["1 null ", "2 null ", "3 null x"]);
+
+    // A bad placeholder and a bad type are refused when the job is made.
+    let bad = graph.replace(r#""Value": "0", "Datatype": {"Id": "INT""#, r#""Value": "zero", "Datatype": {"Id": "INT""#);
+    assert_eq!(lb.glue().create_job(visual("bad", &bad)).unwrap_err().code(), "InvalidInputException");
+    let bad = graph.replace(r#""Id": "INT""#, r#""Id": "DATE""#);
+    assert_eq!(lb.glue().create_job(visual("bad", &bad)).unwrap_err().code(), "InvalidInputException");
+}

@@ -32,6 +32,23 @@ pub enum FileFormat {
     Json { multiline: bool },
     /// Delimited text with a header line (Glue's `WithHeader`), values typed one by one.
     Csv { separator: char, header: bool },
+    /// Parquet files: typed by their schemas (files whose schemas differ are merged, a
+    /// column a file lacks is null there), so no choices.
+    Parquet,
+}
+
+/// DropNullFields' idea of null: null itself, and what the node adds (≙ NullCheckBoxList
+/// and NullTextList).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NullValues {
+    /// `""` in a string field.
+    pub empty: bool,
+    /// The string `null`.
+    pub null_string: bool,
+    /// The integer -1.
+    pub neg_one: bool,
+    /// Custom placeholders: (value, whether it is an integer, not a string).
+    pub custom: Vec<(String, bool)>,
 }
 
 /// Glue's name for a value's type.
@@ -66,6 +83,7 @@ fn csv_value(text: &str) -> Value {
 /// (source name `source` in the bookmark), typed value by value.
 pub(super) async fn read(lake: &Lake, paths: &[String], format: &FileFormat, source: &str, bookmarks: &Bookmarks) -> Result<DynamicRows> {
     let mut records: Vec<Map<String, Value>> = Vec::new();
+    let mut parquet: Vec<RecordBatch> = Vec::new();
     for path in paths {
         let uri = S3Uri::parse(path)?;
         let listing = lake.list(&uri, true).await?;
@@ -79,12 +97,83 @@ pub(super) async fn read(lake: &Lake, paths: &[String], format: &FileFormat, sou
                 continue;
             }
             let bytes = lake.get(&S3Uri { bucket: uri.bucket.clone(), key: object.key.clone() }).await?;
+            if *format == FileFormat::Parquet {
+                let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)
+                    .and_then(|b| b.build())
+                    .map_err(|e| service_err!(InvalidInputException, "{file} is not a Parquet file: {e}"))?;
+                for batch in reader {
+                    parquet.push(batch.map_err(|e| service_err!(InvalidInputException, "{file}: {e}"))?);
+                }
+                continue;
+            }
             let text = String::from_utf8_lossy(&bytes);
             parse_records(&text, format, &file, &mut records)?;
         }
     }
+    if *format == FileFormat::Parquet {
+        let batch = merge_batches(&parquet)?;
+        bookmarks.counter(source).fetch_add(batch.num_rows() as u64, std::sync::atomic::Ordering::Relaxed);
+        return Ok(DynamicRows { batch, choices: BTreeMap::new() });
+    }
     bookmarks.counter(source).fetch_add(records.len() as u64, std::sync::atomic::Ordering::Relaxed);
     to_rows(records)
+}
+
+/// Batches whose schemas may differ as one batch of their merged schema (a column a batch
+/// lacks is null there; a column's type is the first seen, later ones cast to it).
+fn merge_batches(batches: &[RecordBatch]) -> Result<RecordBatch> {
+    let mut fields: Vec<Field> = Vec::new();
+    for batch in batches {
+        for field in batch.schema().fields() {
+            if !fields.iter().any(|f| f.name() == field.name()) {
+                fields.push(field.as_ref().clone().with_nullable(true));
+            }
+        }
+    }
+    let schema = Arc::new(Schema::new(fields));
+    let mut aligned = Vec::with_capacity(batches.len());
+    for batch in batches {
+        let mut columns = Vec::with_capacity(schema.fields().len());
+        for field in schema.fields() {
+            let column = match batch.column_by_name(field.name()) {
+                Some(c) if c.data_type() == field.data_type() => c.clone(),
+                Some(c) => datafusion::arrow::compute::cast(c, field.data_type()).map_err(|e| service_err!(InvalidInputException, "column {}: the files' types do not agree: {e}", field.name()))?,
+                None => arrow_array::new_null_array(field.data_type(), batch.num_rows()),
+            };
+            columns.push(column);
+        }
+        aligned.push(RecordBatch::try_new(schema.clone(), columns).map_err(|e| internal_err!("{e}"))?);
+    }
+    datafusion::arrow::compute::concat_batches(&schema, &aligned).map_err(|e| internal_err!("{e}"))
+}
+
+/// DropNullFields: the indices of the columns with a value that is not null (by `nulls`); a
+/// frame without rows keeps every column (there is nothing to judge them by).
+pub(super) fn non_null_columns(batch: &RecordBatch, nulls: &NullValues) -> Result<Vec<usize>> {
+    if batch.num_rows() == 0 {
+        return Ok((0..batch.num_columns()).collect());
+    }
+    let mut keep = Vec::new();
+    for (i, column) in batch.columns().iter().enumerate() {
+        let has_value = match column.data_type() {
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
+                let text = datafusion::arrow::compute::cast(column, &DataType::Utf8).map_err(|e| internal_err!("{e}"))?;
+                let text = text.as_any().downcast_ref::<arrow_array::StringArray>().ok_or_else(|| internal_err!("not text"))?;
+                text.iter().flatten().any(|v| !((nulls.empty && v.is_empty()) || (nulls.null_string && v == "null") || nulls.custom.iter().any(|(c, int)| !int && c == v)))
+            }
+            t if t.is_integer() => {
+                let ints = datafusion::arrow::compute::cast(column, &DataType::Int64).map_err(|e| internal_err!("{e}"))?;
+                let ints = ints.as_any().downcast_ref::<arrow_array::Int64Array>().ok_or_else(|| internal_err!("not integers"))?;
+                let custom: Vec<i64> = nulls.custom.iter().filter(|(_, int)| *int).filter_map(|(v, _)| v.trim().parse().ok()).collect();
+                ints.iter().flatten().any(|v| !((nulls.neg_one && v == -1) || custom.contains(&v)))
+            }
+            _ => column.null_count() < column.len(),
+        };
+        if has_value {
+            keep.push(i);
+        }
+    }
+    Ok(keep)
 }
 
 fn parse_records(text: &str, format: &FileFormat, file: &str, into: &mut Vec<Map<String, Value>>) -> Result<()> {
@@ -108,6 +197,7 @@ fn parse_records(text: &str, format: &FileFormat, file: &str, into: &mut Vec<Map
                 _ => return Err(not_object(1)),
             }
         }
+        FileFormat::Parquet => return Err(internal_err!("{file}: Parquet is read as Arrow, not as records")),
         FileFormat::Csv { separator, header } => {
             let mut reader = csv::ReaderBuilder::new().delimiter(*separator as u8).has_headers(false).flexible(true).from_reader(text.as_bytes());
             let mut names: Option<Vec<String>> = None;

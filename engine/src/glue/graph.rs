@@ -18,7 +18,8 @@ use crate::service_err;
 pub enum Kind {
     /// CatalogSource / S3CatalogSource: a Data Catalog table.
     CatalogSource { database: String, table: String },
-    /// S3JsonSource / S3CsvSource: files under S3 paths, typed value by value (choices).
+    /// S3JsonSource / S3CsvSource / S3ParquetSource: files under S3 paths, typed value by
+    /// value (choices; Parquet by its schema).
     S3Source { paths: Vec<String>, format: super::dynamic::FileFormat },
     /// ResolveChoice (DynamicFrame.resolveChoice): (path, action) specs, or one action for
     /// every choice column.
@@ -28,6 +29,9 @@ pub enum Kind {
     /// SelectFromCollection: one frame of a collection, by index.
     SelectFromCollection { index: usize },
     ApplyMapping(Vec<Mapping>),
+    /// DropNullFields: the fields whose every value is null (or one of the node's null
+    /// placeholders) are dropped.
+    DropNullFields(super::dynamic::NullValues),
     SelectFields(Vec<String>),
     DropFields(Vec<String>),
     RenameField { from: String, to: String },
@@ -90,7 +94,9 @@ impl Node {
         match &self.kind {
             Kind::CatalogSource { .. } => "CatalogSource",
             Kind::S3Source { format: super::dynamic::FileFormat::Json { .. }, .. } => "S3JsonSource",
+            Kind::S3Source { format: super::dynamic::FileFormat::Parquet, .. } => "S3ParquetSource",
             Kind::S3Source { .. } => "S3CsvSource",
+            Kind::DropNullFields(_) => "DropNullFields",
             Kind::ResolveChoice { .. } => "ResolveChoice",
             Kind::Relationalize { .. } => "Relationalize",
             Kind::SelectFromCollection { .. } => "SelectFromCollection",
@@ -115,7 +121,7 @@ pub struct Graph {
     pub nodes: Vec<Node>,
 }
 
-const SUPPORTED: &str = "CatalogSource, S3CatalogSource, S3JsonSource, S3CsvSource, ApplyMapping, ResolveChoice, Relationalize, SelectFromCollection, SelectFields, DropFields, RenameField, Filter, Join, Union, DropDuplicates, Aggregate, SparkSQL, S3DirectTarget, S3GlueParquetTarget, S3CatalogTarget";
+const SUPPORTED: &str = "CatalogSource, S3CatalogSource, S3JsonSource, S3CsvSource, S3ParquetSource, ApplyMapping, DropNullFields, ResolveChoice, Relationalize, SelectFromCollection, SelectFields, DropFields, RenameField, Filter, Join, Union, DropDuplicates, Aggregate, SparkSQL, S3DirectTarget, S3GlueParquetTarget, S3CatalogTarget";
 
 fn bad(message: String) -> crate::Error {
     service_err!(InvalidInputException, "{message}")
@@ -162,13 +168,15 @@ pub fn parse(json: &str) -> Result<Graph> {
         let inputs = strings(body.get("Inputs"));
         let kind = match node_type.as_str() {
             "CatalogSource" | "S3CatalogSource" => Kind::CatalogSource { database: text(body, "Database", id)?, table: text(body, "Table", id)? },
-            "S3JsonSource" | "S3CsvSource" => {
+            "S3JsonSource" | "S3CsvSource" | "S3ParquetSource" => {
                 let paths = strings(body.get("Paths"));
                 if paths.is_empty() {
                     return Err(bad(format!("node {id}: Paths is missing (s3://…/ prefixes)")));
                 }
                 let format = if node_type == "S3JsonSource" {
                     super::dynamic::FileFormat::Json { multiline: body.get("Multiline").and_then(Value::as_bool).unwrap_or(false) }
+                } else if node_type == "S3ParquetSource" {
+                    super::dynamic::FileFormat::Parquet
                 } else {
                     let separator = match body.get("Separator").and_then(Value::as_str).unwrap_or("comma") {
                         "comma" => ',',
@@ -211,6 +219,29 @@ pub fn parse(json: &str) -> Result<Graph> {
                     mappings.push(Mapping { to, from, to_type, dropped: m.get("Dropped").and_then(Value::as_bool).unwrap_or(false) });
                 }
                 Kind::ApplyMapping(mappings)
+            }
+            "DropNullFields" => {
+                let boxes = body.get("NullCheckBoxList");
+                let checked = |name: &str| boxes.and_then(|b| b.get(name)).and_then(Value::as_bool).unwrap_or(false);
+                let mut custom = Vec::new();
+                for field in body.get("NullTextList").and_then(Value::as_array).cloned().unwrap_or_default() {
+                    let value = match field.get("Value") {
+                        Some(Value::String(s)) => s.clone(),
+                        Some(Value::Number(n)) => n.to_string(),
+                        _ => return Err(bad(format!("node {id}: a NullTextList entry needs a Value"))),
+                    };
+                    let datatype = field.get("Datatype").and_then(|d| d.get("Id").or_else(|| d.get("Label"))).and_then(Value::as_str).unwrap_or("string").to_ascii_lowercase();
+                    let int = match datatype.as_str() {
+                        "int" | "integer" | "bigint" | "long" | "smallint" | "tinyint" => true,
+                        "string" | "str" | "varchar" => false,
+                        other => return Err(bad(format!("node {id}: a custom null value's Datatype is string or int, not {other:?}"))),
+                    };
+                    if int && value.trim().parse::<i64>().is_err() {
+                        return Err(bad(format!("node {id}: custom null value {value:?} is not an integer")));
+                    }
+                    custom.push((value, int));
+                }
+                Kind::DropNullFields(super::dynamic::NullValues { empty: checked("IsEmpty"), null_string: checked("IsNullString"), neg_one: checked("IsNegOne"), custom })
             }
             "SelectFields" => Kind::SelectFields(paths(body.get("Paths"))),
             "DropFields" => Kind::DropFields(paths(body.get("Paths"))),
@@ -431,7 +462,8 @@ pub fn transform_sql(node: &Node, schemas: &BTreeMap<String, SchemaRef>, choices
     };
     Ok(match &node.kind {
         Kind::CatalogSource { database, table } => format!("SELECT * FROM {}.{}", ident(database), ident(table)),
-        Kind::S3Source { .. } => format!("SELECT * FROM {}.{}.{}", crate::query::RUN_CATALOG, crate::query::RUN_SCHEMA, ident(&node.id)),
+        // Their rows are the run's frames (read, or computed from the input, before planning).
+        Kind::S3Source { .. } | Kind::DropNullFields(_) => format!("SELECT * FROM {}.{}.{}", crate::query::RUN_CATALOG, crate::query::RUN_SCHEMA, ident(&node.id)),
         Kind::ResolveChoice { specs, choice } => {
             let (from, schema) = input(0)?;
             let none = BTreeMap::new();

@@ -18,9 +18,10 @@
 //!   a job argument. ResolveChoice, Relationalize and SelectFromCollection are nodes here
 //!   (Glue has them as DynamicFrame methods, not Glue Studio nodes). Relationalize pivots
 //!   arrays one level deep (an array inside an array's elements stays a key column).
-//!   Triggers are in `triggers.rs`, workflows in `workflows.rs`. S3ParquetSource and
-//!   DropNullFields are not here yet; PySpark / Scala scripts are refused with an error
-//!   naming the supported forms.
+//!   Triggers are in `triggers.rs`, workflows in `workflows.rs`. PySpark / Scala scripts are
+//!   refused with an error naming the supported forms. DropNullFields judges a field by the
+//!   rows the run reads (with bookmarks, the new rows only); a run without rows keeps every
+//!   field.
 //! - The timeout is real elapsed time: the manual clock does not move while a job runs, so on
 //!   it ExecutionTime is 0 s and a run is billed Glue's 1-minute minimum.
 //! - A visual job's writes commit with the run (staged, then renamed into place in the same

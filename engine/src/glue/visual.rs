@@ -53,6 +53,25 @@ impl Glue {
                 roots.insert(node.id.clone(), root.clone());
                 continue;
             }
+            if let Kind::DropNullFields(nulls) = &node.kind {
+                // Which fields are all null depends on the rows: the input is read once, and
+                // the node's rows are it without those fields.
+                let input = &node.inputs[0];
+                let query = format!("WITH {} SELECT * FROM {}", named.join(", "), ident(input));
+                let (schema, batches) = self.sql.collect_bookmarked(&query, DATABASE, None, bookmarks.clone()).await.map_err(|e| in_node(node.label(), e))?;
+                let rows = datafusion::arrow::compute::concat_batches(&schema, &batches).map_err(|e| crate::internal_err!("{e}"))?;
+                let keep = dynamic::non_null_columns(&rows, nulls)?;
+                let kept = rows.project(&keep).map_err(|e| crate::internal_err!("{e}"))?;
+                let table = datafusion::datasource::MemTable::try_new(kept.schema(), vec![vec![kept.clone()]]).map_err(|e| crate::internal_err!("{e}"))?;
+                bookmarks.frames.lock().unwrap_or_else(|p| p.into_inner()).insert(node.id.clone(), Arc::new(table));
+                if let Some(input) = choices.get(input).cloned() {
+                    let kept_choices = input.into_iter().filter(|(name, _)| kept.schema().column_with_name(name).is_some()).collect();
+                    choices.insert(node.id.clone(), kept_choices);
+                }
+                named.push(format!("{} AS ({})", ident(&node.id), graph::transform_sql(node, &schemas, &choices)?));
+                schemas.insert(node.id.clone(), kept.schema());
+                continue;
+            }
             let sql = match &node.kind {
                 Kind::SelectFromCollection { index } => {
                     let collection = &node.inputs[0];

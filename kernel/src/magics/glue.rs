@@ -29,9 +29,10 @@ pub const SPEC: MagicSpec = MagicSpec {
 #[command(
     about = "Glue ETL jobs: SQL and visual (Glue Studio) jobs, runs, retries, timeouts, job bookmarks, triggers and workflows",
     after_help = "A SQL job is Athena SQL (INSERT INTO … SELECT, CTAS …) run statement by statement, each a node with its metrics.\n\
-                  A visual job (--type visual) is Glue Studio's graph, CodeGenConfigurationNodes JSON: catalog sources, ApplyMapping, SelectFields,\n\
-                  DropFields, RenameField, Filter, Join, Union, DropDuplicates, Aggregate, SparkSQL, and S3 targets (parquet/json/csv, partition keys,\n\
-                  updating the Data Catalog).\n\
+                  A visual job (--type visual) is Glue Studio's graph, CodeGenConfigurationNodes JSON: catalog and S3 (JSON, CSV, Parquet) sources,\n\
+                  ApplyMapping, ResolveChoice, Relationalize, DropNullFields, SelectFields, DropFields, RenameField, Filter, Join, Union,\n\
+                  DropDuplicates, Aggregate, SparkSQL, and S3 targets (parquet/json/csv, partition keys, updating the Data Catalog).\n\
+                  Triggers (scheduled, conditional, on demand) start jobs and crawlers; a workflow chains them and shows each run's graph.\n\
                   `${key}` in the script is the job argument key (--arg key=value on create or run), filled in when the job runs.\n\
                   With --job-bookmark-option job-bookmark-enable a run reads only the files of its source tables that are new\n\
                   since the last successful run. Runs are billed $0.44 per DPU-hour, at least a minute."
