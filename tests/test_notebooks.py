@@ -513,7 +513,40 @@ def check_rust(nb: NotebookNode) -> None:
     assert sum(int(r[1]) for r in counted) == 3, counted
 
 
+def check_glue(nb: NotebookNode) -> None:
+    def rows(cell_id: str) -> list[list[str]]:
+        return table_rows(result(nb, cell_id))
+
+    run = r"run jr_[0-9a-f]{64} of clean-orders: SUCCEEDED"
+    # 2 G.1X workers for Glue's 1-minute minimum: 2/60 DPU-hours at $0.44
+    assert re.search(rf"{run} · 5 records read · 4 records written · 0\.0333 DPU-hours · \$0\.0147", stream(nb, "job-run")), stream(nb, "job-run")
+    assert [r[0] for r in rows("job-run")][0] == "CatalogSource node raw orders (source)", result(nb, "job-run")
+    columns = result(nb, "columns").splitlines()[1]
+    assert all(c in columns for c in ("order_id", "customer", "amount", "day")) and "coupon" not in columns and "debug" not in columns, columns
+    assert rows("sql1") == [["2026-12-01", "4", "84.75"]], result(nb, "sql1")
+    # the bookmark: the second run reads only the new day's file (3 records, "n/a" filtered)
+    assert re.search(rf"{run} · 3 records read · 2 records written", stream(nb, "job-run2")), stream(nb, "job-run2")
+    assert "bookmark: version 2, 2 file(s) processed: raw.orders (2 file(s))" in stream(nb, "bookmark"), stream(nb, "bookmark")
+    assert rows("sql2") == [["2026-12-01", "4", "84.75"], ["2026-12-02", "2", "24.99"]], result(nb, "sql2")
+    chain = stream(nb, "chain")
+    assert re.search(r"trigger clean-after-crawl started job clean-orders: run jr_[0-9a-f]{64} SUCCEEDED", chain), chain
+    assert "trigger curate-after-clean ran crawler curated_orders" in chain, chain
+    assert rows("sql3")[-1] == ["2026-12-03", "2", "93.1"], result(nb, "sql3")
+    graph = result(nb, "workflow-run")
+    assert re.search(r"workflow nightly · run wr_[0-9a-f]{64} COMPLETED · 3 actions, 3 succeeded", graph), graph
+    for edge in ("trigger:nightly-start [FIRED] ─▶ crawler:raw_orders [SUCCEEDED]", "trigger:nightly-clean [FIRED] ─▶ job:clean-orders [SUCCEEDED]",
+                 "trigger:nightly-curate [FIRED] ─▶ crawler:curated_orders [SUCCEEDED]"):  # fmt: skip
+        assert edge in graph, graph
+    svg = result(nb, "workflow-run", "text/html")
+    assert "<svg" in svg and svg.count("<rect") == 6 and svg.count("<line") == 5, svg
+    assert [r[1:3] + r[5:8] for r in rows("workflow-runs")] == [["COMPLETED", "nightly-start", "3", "3", "0"]], result(nb, "workflow-runs")
+    assert rows("sql4")[-1] == ["2026-12-04", "3", "120.5"] and len(rows("sql4")) == 4, result(nb, "sql4")
+    assert error(nb, "pyspark").ename == "InvalidInputException" and "PySpark" in error(nb, "pyspark").evalue
+    assert error(nb, "bad-graph").ename == "InvalidInputException" and "nowhere" in error(nb, "bad-graph").evalue
+
+
 CHECKS: dict[str, Callable[[NotebookNode], None]] = {
+    "09-glue-etl.ipynb": check_glue,
     "06-rust.ipynb": check_rust,
     "08-analytics.ipynb": check_analytics,
     "01-streams.ipynb": check_streams,

@@ -58,7 +58,6 @@ impl Lakebook {
             Ok(changes) => reports.extend(changes),
             Err(e) => reports.push(format!("Redshift snapshots failed: {e}")),
         }
-        reports.extend(self.glue.run_due_triggers(&self.lake).await);
         for name in self.catalog.due_crawlers(self.clock.now()) {
             let report = match self.catalog.run_crawler(&self.lake, &name, &mut |_, _| {}).await {
                 Ok(summary) => format!(
@@ -71,6 +70,8 @@ impl Lakebook {
             };
             reports.push(report);
         }
+        // After the crawlers, so a trigger watching a scheduled crawler fires in the same pass.
+        reports.extend(self.glue.run_due_triggers(&self.lake).await);
         reports
     }
 

@@ -477,7 +477,7 @@ fn nodes_table(run: &JobRun) -> Result<Bundle, CellError> {
         ("records_read", Arc::new(UInt64Array::from_iter_values(nodes.iter().map(|n| n.records_read))) as ArrayRef),
         ("bytes_read", Arc::new(UInt64Array::from_iter_values(nodes.iter().map(|n| n.bytes_read))) as ArrayRef),
         ("records_written", Arc::new(UInt64Array::from_iter_values(nodes.iter().map(|n| n.records_written))) as ArrayRef),
-        ("ms", Arc::new(UInt64Array::from_iter_values(nodes.iter().map(|n| n.millis))) as ArrayRef),
+        ("elapsed_ms", Arc::new(UInt64Array::from_iter_values(nodes.iter().map(|n| n.millis))) as ArrayRef),
     ])?;
     let footer = Footer { extra: vec![format!("run {} {}", run.id, run.state)], ..Footer::default() };
     Ok(render::table(&table, &TableOptions::plain(), &footer))
