@@ -1,0 +1,110 @@
+#!/usr/bin/env python3
+"""Glue ETL throughput against DuckDB (not a test).
+
+    .venv/bin/python bench/glue.py [--mb 1000]
+
+The same JSON lines files (events with `event_id`, `ts`, `user_id`, `event_type`, `amount`,
+`country` and one of 7 `day`s; about `--mb` MB in 8 files, made once under
+$LAKEBOOK_CACHE/bench-glue/) become Parquet partitioned by `day`, in the same run:
+
+1. Lakebook (`cargo run --example bench_glue`): the files in the lake as a JSON table, a
+   Glue Studio visual job (catalog source → S3 target, Parquet, snappy, PartitionKeys day);
+   timed from StartJobRun to SUCCEEDED (staging and commit included).
+2. DuckDB (2 threads): `COPY (SELECT * FROM read_json(…, columns = …)) TO … (FORMAT parquet,
+   PARTITION_BY (day))`; timed around the statement.
+
+Both outputs are read back with DuckDB and must hold every record. Target (issue #27):
+≥ 1.0× DuckDB's MB/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CACHE = Path(os.environ.get("LAKEBOOK_CACHE", Path.home() / ".cache" / "lakebook"))
+FILES = 8
+COLUMNS = {"event_id": "VARCHAR", "ts": "VARCHAR", "user_id": "VARCHAR", "event_type": "VARCHAR", "amount": "DOUBLE", "country": "VARCHAR", "day": "VARCHAR"}
+
+
+def json_files(mb: int) -> tuple[Path, int]:
+    folder = CACHE / "bench-glue" / f"json-{mb}mb"
+    done = folder / ".complete"
+    if not done.exists():
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        rng = random.Random(27)
+        types = ["page_view", "add_to_cart", "purchase", "search", "login"]
+        countries = ["US", "DE", "FR", "JP", "BR", "IN", "GB", "NO"]
+        target = mb * 1_000_000 // FILES
+        n = 0
+        for i in range(FILES):
+            size = 0
+            with open(folder / f"part-{i:02d}.json", "w") as f:
+                while size < target:
+                    day = f"2026-12-{1 + n % 7:02d}"
+                    line = json.dumps({
+                        "event_id": f"e{n:012d}", "ts": f"{day} {rng.randint(0, 23):02d}:{rng.randint(0, 59):02d}:{rng.randint(0, 59):02d}",
+                        "user_id": f"u{rng.randint(1, 100_000)}", "event_type": rng.choice(types), "amount": round(rng.random() * 500, 2),
+                        "country": rng.choice(countries), "day": day,
+                    }) + "\n"  # fmt: skip
+                    f.write(line)
+                    size += len(line)
+                    n += 1
+        done.write_text(str(n))
+    records = int(done.read_text())
+    return folder, records
+
+
+def lakebook(folder: Path) -> dict:
+    env = dict(os.environ, CARGO_TARGET_DIR=str(CACHE / "target"))
+    out = subprocess.run(["cargo", "run", "-q", "--example", "bench_glue", "--", str(folder)], cwd=ROOT, env=env, check=True, capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def duckdb_copy(folder: Path, out: Path) -> float:
+    import duckdb
+
+    shutil.rmtree(out, ignore_errors=True)
+    con = duckdb.connect()
+    con.execute("SET threads = 2")
+    columns = "{" + ", ".join(f"'{k}': '{v}'" for k, v in COLUMNS.items()) + "}"
+    started = time.perf_counter()
+    con.execute(f"COPY (SELECT * FROM read_json('{folder}/*.json', format = 'newline_delimited', columns = {columns})) TO '{out}' (FORMAT parquet, PARTITION_BY (day))")
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--mb", type=int, default=1000)
+    args = parser.parse_args()
+    try:
+        import duckdb
+    except ImportError:
+        sys.exit("DuckDB is the peer: .venv/bin/pip install duckdb")
+    folder, records = json_files(args.mb)
+    size = sum(f.stat().st_size for f in folder.glob("*.json"))
+    ours = lakebook(folder)
+    out = CACHE / "bench-glue" / "duckdb-out"
+    seconds = duckdb_copy(folder, out)
+    theirs_rows = duckdb.connect().execute(f"SELECT count(*) FROM read_parquet('{out}/*/*.parquet')").fetchone()[0]
+    theirs_mb_s = size / 1e6 / seconds
+    print(f"input: {size / 1e6:,.0f} MB of JSON lines, {records:,} records, {FILES} files")
+    print(f"Lakebook visual job: {ours['seconds']:.2f} s, {ours['mb_per_s']:.1f} MB/s, {ours['records_written']:,} records written "
+          f"in {ours['files_out']} files, {ours['partitions']} partitions, {ours['bytes_out'] / 1e6:.0f} MB")
+    print(f"DuckDB COPY:         {seconds:.2f} s, {theirs_mb_s:.1f} MB/s, {theirs_rows:,} records")
+    ratio = ours["mb_per_s"] / theirs_mb_s
+    print(f"ratio: Lakebook {ratio:.2f}x DuckDB's MB/s; target 1.0x: {'met' if ratio >= 1.0 else 'NOT met'}")
+    assert ours["records_written"] == records == theirs_rows, (ours, records, theirs_rows)
+
+
+if __name__ == "__main__":
+    main()
