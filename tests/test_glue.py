@@ -51,6 +51,7 @@ def test_a_sql_job_runs_live_and_its_bookmark_reads_only_new_files(kernel: Kerne
     rows = table_rows(ex.result["text/plain"])
     assert rows[0][0].startswith("statement 1 (INSERT INTO"), rows
     assert rows[0][1] == "SUCCEEDED" and rows[0][2] == "2" and rows[0][4] == "2", rows
+    assert rows[0][3] == str(len(lines(0, 2))), f"bytes read: the whole JSON file {rows}"
     # 4 G.2X workers for Glue's 1-minute minimum: 4 × 2 × 1/60 DPU-hours at $0.44.
     assert re.search(r"run jr_[0-9a-f]{64} of clean: SUCCEEDED · 2 records read · 2 records written · 0\.1333 DPU-hours · \$0\.0587", ex.stream()), ex.describe()
     assert count(kernel) == 2

@@ -520,7 +520,8 @@ def check_glue(nb: NotebookNode) -> None:
     run = r"run jr_[0-9a-f]{64} of clean-orders: SUCCEEDED"
     # 2 G.1X workers for Glue's 1-minute minimum: 2/60 DPU-hours at $0.44
     assert re.search(rf"{run} · 5 records read · 4 records written · 0\.0333 DPU-hours · \$0\.0147", stream(nb, "job-run")), stream(nb, "job-run")
-    assert [r[0] for r in rows("job-run")][0] == "CatalogSource node raw orders (source)", result(nb, "job-run")
+    source = rows("job-run")[0]
+    assert source[0] == "CatalogSource node raw orders (source)" and int(source[3]) > 0, result(nb, "job-run")
     columns = result(nb, "columns").splitlines()[1]
     assert all(c in columns for c in ("order_id", "customer", "amount", "day")) and "coupon" not in columns and "debug" not in columns, columns
     assert rows("sql1") == [["2026-12-01", "4", "84.75"]], result(nb, "sql1")
@@ -530,12 +531,12 @@ def check_glue(nb: NotebookNode) -> None:
     assert rows("sql2") == [["2026-12-01", "4", "84.75"], ["2026-12-02", "2", "24.99"]], result(nb, "sql2")
     chain = stream(nb, "chain")
     assert re.search(r"trigger clean-after-crawl started job clean-orders: run jr_[0-9a-f]{64} SUCCEEDED", chain), chain
-    assert "trigger curate-after-clean ran crawler curated_orders" in chain, chain
+    assert "trigger curate-after-clean ran crawler curated-orders" in chain, chain
     assert rows("sql3")[-1] == ["2026-12-03", "2", "93.1"], result(nb, "sql3")
     graph = result(nb, "workflow-run")
     assert re.search(r"workflow nightly · run wr_[0-9a-f]{64} COMPLETED · 3 actions, 3 succeeded", graph), graph
-    for edge in ("trigger:nightly-start [FIRED] ─▶ crawler:raw_orders [SUCCEEDED]", "trigger:nightly-clean [FIRED] ─▶ job:clean-orders [SUCCEEDED]",
-                 "trigger:nightly-curate [FIRED] ─▶ crawler:curated_orders [SUCCEEDED]"):  # fmt: skip
+    for edge in ("trigger:nightly-start [FIRED] ─▶ crawler:raw-orders [SUCCEEDED]", "trigger:nightly-clean [FIRED] ─▶ job:clean-orders [SUCCEEDED]",
+                 "trigger:nightly-curate [FIRED] ─▶ crawler:curated-orders [SUCCEEDED]"):  # fmt: skip
         assert edge in graph, graph
     svg = result(nb, "workflow-run", "text/html")
     assert "<svg" in svg and svg.count("<rect") == 6 and svg.count("<line") == 5, svg

@@ -95,7 +95,7 @@ impl Clock {
         };
         let delta = chrono::Duration::from_std(by)
             .map_err(|_| service_err!(InvalidArgument, "{by:?} is too long to advance by"))?;
-        let to = time + delta;
+        let to = time.checked_add_signed(delta).ok_or_else(|| service_err!(InvalidArgument, "advancing by {by:?} goes past the last date there is"))?;
         self.update(ClockState { mode: ClockMode::Manual, manual_time: Some(to) })?;
         Ok(to)
     }
@@ -188,7 +188,8 @@ pub fn parse_duration(text: &str) -> Result<Duration> {
     let text = text.trim();
     if let Some(secs) = text.strip_suffix('s').and_then(|n| n.parse::<f64>().ok())
         && secs.is_finite() && secs >= 0.0 {
-            return Ok(Duration::from_secs_f64(secs));
+            // `1e300s` is a number of seconds no duration holds: an error, not a panic.
+            return Duration::try_from_secs_f64(secs).map_err(|_| service_err!(InvalidArgument, "{text:?} is longer than any duration"));
         }
     humantime::parse_duration(text).map_err(|_| {
         service_err!(InvalidArgument, "cannot read {text:?} as a duration")

@@ -36,6 +36,9 @@ pub mod streams;
 mod util;
 pub mod workspace;
 
+#[cfg(test)]
+mod proptests;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 

@@ -120,7 +120,9 @@ impl Schedule {
             if n == 0 {
                 return Err(bad(text, "the rate is 0"));
             }
-            return Ok(Schedule::Rate(std::time::Duration::from_secs(n * seconds)));
+            // A century at most: beyond it the next time is past what dates can hold.
+            let every = n.checked_mul(seconds).filter(|s| *s <= 100 * 365 * 86_400).ok_or_else(|| bad(text, "the rate is longer than 100 years"))?;
+            return Ok(Schedule::Rate(std::time::Duration::from_secs(every)));
         }
         let inner = trimmed.strip_prefix("cron(").and_then(|s| s.strip_suffix(')')).ok_or_else(|| bad(text, "it is neither cron(…) nor rate(…)"))?;
         let fields: Vec<&str> = inner.split_whitespace().collect();
@@ -151,7 +153,7 @@ impl Schedule {
     /// rate fires every interval counted from `after`.
     pub fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
         match self {
-            Schedule::Rate(every) => Some(after + Duration::from_std(*every).ok()?),
+            Schedule::Rate(every) => after.checked_add_signed(Duration::from_std(*every).ok()?),
             Schedule::Cron(cron) => cron.next_after(after),
         }
     }

@@ -286,6 +286,8 @@ async fn a_visual_job_maps_filters_renames_and_writes_a_partitioned_catalog_tabl
     let labels: Vec<&str> = first.nodes.iter().map(|n| n.node.as_str()).collect();
     assert_eq!(labels[0], "CatalogSource node orders (node-1)");
     assert_eq!(first.nodes[0].records_read, 3, "{:?}", first.nodes);
+    let size = lb.lake().list(&S3Uri::parse("s3://raw/orders/").unwrap(), true).await.unwrap().objects[0].size;
+    assert_eq!(first.nodes[0].bytes_read, size, "the source read the whole file: {:?}", first.nodes);
     assert_eq!(first.nodes[4].records_written, 2, "{:?}", first.nodes);
     assert!(first.nodes.iter().all(|n| n.state == "SUCCEEDED"), "{:?}", first.nodes);
     assert_eq!(

@@ -22,6 +22,8 @@ pub mod install;
 pub mod kernel;
 pub mod magics;
 pub mod output;
+#[cfg(test)]
+mod proptests;
 pub mod render;
 pub mod server;
 pub mod session;

@@ -484,7 +484,12 @@ fn set_stats(table: &mut Table, files: usize, bytes: u64) {
 }
 
 fn validate_crawler(config: &CrawlerConfig) -> Result<()> {
-    validate_name("crawler", &config.name)?;
+    // Glue names crawlers more freely than databases and tables: `raw-orders` is a crawler.
+    let name = &config.name;
+    let printable = !name.is_empty() && name.len() <= 255 && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    if !printable {
+        return Err(service_err!(InvalidInputException, "{name:?} is not a valid crawler name").with_hint("crawler names are 1 to 255 letters, digits, '_', '-' or '.'"));
+    }
     validate_name("database", &config.database)?;
     crate::lake::S3Uri::parse(&config.target)?;
     if let Some(schedule) = &config.schedule {

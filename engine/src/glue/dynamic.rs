@@ -93,7 +93,7 @@ pub(super) async fn read(lake: &Lake, paths: &[String], format: &FileFormat, sou
                 continue;
             }
             let file = format!("s3://{}/{}", uri.bucket, object.key);
-            if !bookmarks.reads(source, &file, object.last_modified.timestamp_millis()) {
+            if !bookmarks.reads(source, &file, object.last_modified.timestamp_millis(), object.size) {
                 continue;
             }
             let bytes = lake.get(&S3Uri { bucket: uri.bucket.clone(), key: object.key.clone() }).await?;

@@ -556,12 +556,13 @@ impl Glue {
         for (i, statement) in statements.iter().enumerate() {
             let started = Instant::now();
             let rows_before = bookmarks.rows_read();
+            let bytes_before = bookmarks.all_bytes_read();
             self.update(&run.id, |r| r.nodes[i].state = "RUNNING".into())?;
             let mut report = |p: &QueryProgress| {
                 let _ = self.update(&run.id, |r| {
                     let node = &mut r.nodes[i];
                     node.records_read = bookmarks.rows_read() - rows_before;
-                    node.bytes_read = p.bytes_scanned;
+                    node.bytes_read = bytes_read(p.bytes_scanned, bookmarks.all_bytes_read() - bytes_before);
                     node.millis = p.elapsed.as_millis() as u64;
                 });
             };
@@ -575,7 +576,8 @@ impl Glue {
                     node.millis = millis;
                     node.records_written = results.iter().map(|q| q.execution.rows_written).sum();
                     node.records_read = bookmarks.rows_read() - rows_before;
-                    node.bytes_read = results.iter().map(|q| q.execution.bytes_scanned).sum::<u64>().max(node.bytes_read);
+                    let scanned: u64 = results.iter().map(|q| q.execution.bytes_scanned).sum();
+                    node.bytes_read = bytes_read(scanned, bookmarks.all_bytes_read() - bytes_before);
                 })?,
                 Err(e) => {
                     self.node_failed(&run.id, i, millis)?;
@@ -640,6 +642,12 @@ fn node_name(i: usize, statement: &str) -> String {
 /// The folder (under a target's partition folders) a run's staged files wait in.
 fn staging_marker(run: &str) -> String {
     format!("{}/{run}", crate::sql::STAGING)
+}
+
+/// A statement's bytes read: what its Parquet scans fetched, or else the sizes of the files it
+/// read whole (JSON, CSV and the other text formats count no fetched bytes).
+fn bytes_read(scanned: u64, files: u64) -> u64 {
+    if scanned > 0 { scanned } else { files }
 }
 
 fn seconds_between(from: DateTime<Utc>, to: DateTime<Utc>) -> u64 {

@@ -150,9 +150,14 @@ impl Glue {
             for (i, node) in graph.nodes.iter().enumerate() {
                 match &node.kind {
                     Kind::CatalogSource { database, table } => {
-                        r.nodes[i].records_read = bookmarks.counter(&format!("{database}.{table}")).load(std::sync::atomic::Ordering::Relaxed);
+                        let source = format!("{database}.{table}");
+                        r.nodes[i].records_read = bookmarks.counter(&source).load(std::sync::atomic::Ordering::Relaxed);
+                        r.nodes[i].bytes_read = bookmarks.bytes_read(&source);
                     }
-                    Kind::S3Source { .. } => r.nodes[i].records_read = bookmarks.counter(&node.id).load(std::sync::atomic::Ordering::Relaxed),
+                    Kind::S3Source { .. } => {
+                        r.nodes[i].records_read = bookmarks.counter(&node.id).load(std::sync::atomic::Ordering::Relaxed);
+                        r.nodes[i].bytes_read = bookmarks.bytes_read(&node.id);
+                    }
                     _ => {}
                 }
                 if !node.is_target() {

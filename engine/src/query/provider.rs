@@ -61,6 +61,8 @@ pub struct Bookmarks {
     pub read: Mutex<BTreeMap<String, BTreeMap<String, i64>>>,
     /// Rows the run's scans produced, per source table.
     pub rows: Mutex<BTreeMap<String, Arc<std::sync::atomic::AtomicU64>>>,
+    /// The size of each file the run's scans read, per source table: its bytes read.
+    pub sizes: Mutex<BTreeMap<String, BTreeMap<String, u64>>>,
     /// Rows the run read itself (S3 JSON sources), visible to its queries as
     /// `lakebook_run.frames."<node id>"`.
     pub frames: Mutex<BTreeMap<String, Arc<dyn TableProvider>>>,
@@ -81,13 +83,24 @@ impl Bookmarks {
         self.rows.lock().unwrap_or_else(|p| p.into_inner()).values().map(|c| c.load(std::sync::atomic::Ordering::Relaxed)).sum()
     }
 
-    /// Whether a scan of `table` reads this file (and notes it if so).
-    pub fn reads(&self, table: &str, file: &str, modified_ms: i64) -> bool {
+    /// Whether a scan of `table` reads this file (and notes it, with its size, if so).
+    pub fn reads(&self, table: &str, file: &str, modified_ms: i64, size: u64) -> bool {
         if self.done.get(table).and_then(|files| files.get(file)) == Some(&modified_ms) {
             return false;
         }
         self.read.lock().unwrap_or_else(|p| p.into_inner()).entry(table.to_string()).or_default().insert(file.to_string(), modified_ms);
+        self.sizes.lock().unwrap_or_else(|p| p.into_inner()).entry(table.to_string()).or_default().insert(file.to_string(), size);
         true
+    }
+
+    /// Bytes of the files the run's scans read, every table's.
+    pub fn all_bytes_read(&self) -> u64 {
+        self.sizes.lock().unwrap_or_else(|p| p.into_inner()).values().flat_map(|files| files.values()).sum()
+    }
+
+    /// Bytes of the files the run's scans of `table` read (each file once).
+    pub fn bytes_read(&self, table: &str) -> u64 {
+        self.sizes.lock().unwrap_or_else(|p| p.into_inner()).get(table).map_or(0, |files| files.values().sum())
     }
 }
 
@@ -353,7 +366,7 @@ impl TableProvider for CatalogTable {
                     continue;
                 }
                 if let Some(bookmarks) = &self.bookmarks
-                    && !bookmarks.reads(&source, &format!("s3://{}/{}", uri.bucket, object.key), object.last_modified.timestamp_millis())
+                    && !bookmarks.reads(&source, &format!("s3://{}/{}", uri.bucket, object.key), object.last_modified.timestamp_millis(), object.size)
                 {
                     continue;
                 }
