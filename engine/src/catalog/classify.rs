@@ -214,6 +214,42 @@ fn distinct(fields: &[String]) -> bool {
 mod tests {
     use super::*;
 
+    /// Samples of every kind the classifiers read, cut short and with bytes flipped.
+    const SAMPLES: &[&[u8]] = &[
+        b"{\"id\": 1, \"v\": \"a\", \"n\": {\"x\": [1, 2.5, null]}}\n{\"id\": \"2\", \"v\": true}\n",
+        b"id,name,amount\n1,ann,2.5\n2,\"b,c\",\n",
+        b"a|b|c\n1|2|3\n",
+        b"x\ty\n1\t2\n",
+        b"Obj\x01\x04\x14avro.schema",
+        b"PAR1\x15\x04",
+        b"\x1f\x8b\x08\x00\x00\x00\x00\x00",
+    ];
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 384, failure_persistence: None, ..Default::default() })]
+
+        /// Random bytes, and real samples truncated and bit-flipped, classify or fail with a
+        /// reason; never a panic in a crawl (#29).
+        #[test]
+        fn any_file_classifies_or_fails_cleanly(
+            sample in 0..SAMPLES.len(),
+            cut in 0usize..200,
+            flips in proptest::collection::vec((0usize..200, 0u8..8), 0..4),
+            random in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
+            footer in proptest::option::of(proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64)),
+        ) {
+            let mut bytes = SAMPLES[sample].to_vec();
+            bytes.truncate(cut.min(bytes.len()));
+            for (at, bit) in flips {
+                if let Some(b) = bytes.get_mut(at) {
+                    *b ^= 1 << bit;
+                }
+            }
+            let _ = classify(&bytes, footer.as_deref());
+            let _ = classify(&random, footer.as_deref());
+        }
+    }
+
     fn cols(c: &Classified) -> Vec<(String, String)> {
         c.columns.iter().map(|c| (c.name.clone(), c.data_type.clone())).collect()
     }
