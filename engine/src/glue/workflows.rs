@@ -373,7 +373,7 @@ impl Glue {
         fired.insert(start.name.clone());
         let mut outcome = self.fire_in_run(id, &start).await;
         while outcome.is_ok() && !self.stopping(id) {
-            let Ok(run) = self.lock().workflow_runs.iter().find(|r| r.id == id).cloned().ok_or(()) else { break };
+            let Some(run) = self.lock().workflow_runs.iter().find(|r| r.id == id).cloned() else { break };
             let ready: Vec<Trigger> = self
                 .triggers()
                 .into_iter()
