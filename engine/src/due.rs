@@ -72,6 +72,8 @@ impl Lakebook {
         }
         // After the crawlers, so a trigger watching a scheduled crawler fires in the same pass.
         reports.extend(self.glue.run_due_triggers(&self.lake).await);
+        // Last, so a SPICE refresh sees what this pass delivered, crawled and transformed.
+        reports.extend(self.dashboards.run_due().await);
         reports
     }
 

@@ -14,6 +14,7 @@
 //! - [`firehose`]  Firehose-style delivery streams: buffers, prefixes, transforms, formats.
 //! - [`emr`]       EMR-style clusters and steps: Hadoop-streaming MapReduce, SQL steps, faults.
 //! - [`redshift`]  Redshift-style warehouse clusters: managed tables, COPY/UNLOAD, Spectrum.
+//! - [`dashboards`] QuickSight-style datasets (SPICE or direct) and dashboards.
 //! - [`Lakebook`]  the façade owning all of the above.
 //!
 //! Time-driven work (what is due on the engine clock, the stream generator) is in `due.rs`,
@@ -26,6 +27,7 @@ mod due;
 pub mod emr;
 pub mod error;
 pub mod firehose;
+pub mod dashboards;
 pub mod glue;
 pub mod lake;
 pub mod query;
@@ -69,6 +71,7 @@ pub struct Lakebook {
     redshift: Arc<redshift::Redshift>,
     analytics: analytics::Analytics,
     glue: Arc<glue::Glue>,
+    dashboards: dashboards::Dashboards,
 }
 
 impl Lakebook {
@@ -90,7 +93,8 @@ impl Lakebook {
         let emr = emr::Emr::open(&workspace, clock.clone(), lake.clone())?;
         let analytics = analytics::Analytics::open(&workspace, clock.clone(), lake.clone(), streams.clone(), sql.glue_catalog()?)?;
         let glue = Arc::new(glue::Glue::open(&workspace, clock.clone(), lake.clone(), catalog.clone(), sql.clone())?);
-        Ok(Self { workspace, clock, lake, catalog, sql, streams, firehose, emr, redshift, analytics, glue })
+        let dashboards = dashboards::Dashboards::open(&workspace, clock.clone(), sql.clone())?;
+        Ok(Self { workspace, clock, lake, catalog, sql, streams, firehose, emr, redshift, analytics, glue, dashboards })
     }
 
     /// Empties the workspace on purpose, so a notebook can start clean: every service is
@@ -99,9 +103,9 @@ impl Lakebook {
     /// lock is held throughout, so no other kernel can step in. The clock goes back to the
     /// system clock, as in a new workspace.
     pub fn reset(self) -> Result<Self> {
-        let Self { workspace, clock, lake, catalog, sql, streams, firehose, emr, redshift, analytics, glue } = self;
+        let Self { workspace, clock, lake, catalog, sql, streams, firehose, emr, redshift, analytics, glue, dashboards } = self;
         glue.close();
-        drop((glue, analytics, sql, firehose, emr, redshift, streams, catalog, lake, clock));
+        drop((dashboards, glue, analytics, sql, firehose, emr, redshift, streams, catalog, lake, clock));
         let workspace = Arc::try_unwrap(workspace)
             .map_err(|_| crate::internal_err!("a service still holds the workspace while it is being reset"))?;
         workspace.clear(&[workspace::KERNEL_DIR])?;
@@ -132,6 +136,8 @@ impl Lakebook {
             emr_clusters: self.emr.clusters().iter().filter(|c| !c.state.is_terminated()).count(),
             redshift_clusters: self.redshift.clusters().len(),
             glue_jobs: self.glue.jobs().len(),
+            dashboards: self.dashboards.dashboards().len(),
+            datasets: self.dashboards.datasets().len(),
         })
     }
 
@@ -193,6 +199,10 @@ impl Lakebook {
         &self.glue
     }
 
+    pub fn dashboards(&self) -> &dashboards::Dashboards {
+        &self.dashboards
+    }
+
     pub fn analytics(&self) -> &analytics::Analytics {
         &self.analytics
     }
@@ -233,6 +243,8 @@ pub struct WorkspaceSummary {
     pub emr_clusters: usize,
     pub redshift_clusters: usize,
     pub glue_jobs: usize,
+    pub dashboards: usize,
+    pub datasets: usize,
 }
 
 #[cfg(test)]

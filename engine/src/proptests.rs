@@ -167,4 +167,23 @@ proptest! {
     ]) {
         let _ = crate::query::hive::AddPartitions::parse(&text);
     }
+
+    #[test]
+    fn dashboard_specs_parse_or_fail_with_a_line(text in prop_oneof![
+        typed(),
+        "(dataset = \"[a-z]{0,4}\"\n)?(\\[\\[sheet\\]\\]\n(columns = [0-9]{1,2}\n)?(\\[\\[sheet\\.(control|visual)\\]\\]\n(type = \"(bar|line|pie|kpi|table|pivot|dropdown|x)\"\n)?((x|y|group|value|values|rows|columns|field|sort|top|span|target) = (\"[a-z*(), 0-9]{0,12}\"|[0-9]{1,3}|\\[\"[a-z(*)]{0,8}\"\\])\n){0,4}){0,3}){0,2}",
+    ]) {
+        match crate::dashboards::spec::parse(&text) {
+            Ok(spec) => prop_assert!(!spec.sheets.is_empty() && spec.sheets.iter().all(|s| !s.visuals.is_empty())),
+            Err(e) => prop_assert!(e.message().starts_with("line "), "{e}"),
+        }
+    }
+
+    #[test]
+    fn measures_parse_or_fail_cleanly(text in prop_oneof![typed(), "[a-z_]{0,14}\\(([a-z*\"]{0,5}(, ?[0-9.e-]{0,5})?)\\)"]) {
+        if let Ok(m) = crate::dashboards::spec::Measure::parse(&text) {
+            prop_assert!(m.field.is_some() || m.agg == crate::dashboards::spec::Agg::Count);
+            prop_assert!(m.percentile.is_none_or(|p| p > 0.0 && p < 100.0));
+        }
+    }
 }

@@ -73,6 +73,11 @@ pub const RUN_CATALOG: &str = "lakebook_run";
 pub const RUN_SCHEMA: &str = "frames";
 
 impl Bookmarks {
+    /// No bookmark, only extra tables visible as `lakebook_run.frames."<name>"`.
+    pub fn with_frames(frames: BTreeMap<String, Arc<dyn TableProvider>>) -> Self {
+        Self { frames: Mutex::new(frames), ..Self::default() }
+    }
+
     /// The row counter of a source table's scans.
     pub fn counter(&self, table: &str) -> Arc<std::sync::atomic::AtomicU64> {
         self.rows.lock().unwrap_or_else(|p| p.into_inner()).entry(table.to_string()).or_default().clone()

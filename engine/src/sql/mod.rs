@@ -22,6 +22,7 @@ mod workgroup;
 pub use exchange::write_arrow_file;
 pub(crate) use exchange::read_arrow_file;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -30,6 +31,7 @@ use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
+use datafusion::catalog::TableProvider;
 use datafusion::datasource::MemTable;
 use datafusion::error::DataFusionError;
 use datafusion::execution::SessionStateBuilder;
@@ -257,6 +259,17 @@ impl SqlEngine {
         let plan = df.create_physical_plan().await.map_err(fail)?;
         let batches = collect_watched(&plan, ctx.task_ctx(), Instant::now(), watch, fail, |_| Ok(())).await?;
         Ok((plan.schema(), batches))
+    }
+
+    /// Runs one query with `tables` visible as `lakebook_run.frames."<name>"` (a dashboard's
+    /// SPICE rows); not recorded as a query execution and no result file is written.
+    pub async fn collect_over(&self, sql: &str, database: &str, tables: BTreeMap<String, Arc<dyn TableProvider>>) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+        self.collect_bookmarked(sql, database, None, Arc::new(Bookmarks::with_frames(tables))).await
+    }
+
+    /// The columns [`collect_over`](Self::collect_over) would return, planned but not run.
+    pub async fn query_schema_over(&self, sql: &str, database: &str, tables: BTreeMap<String, Arc<dyn TableProvider>>) -> Result<SchemaRef> {
+        self.query_schema(sql, database, Some(Arc::new(Bookmarks::with_frames(tables)))).await
     }
 
     async fn run_with(&self, sql: &str, database: &str, workgroup: &str, mut watch: Option<&mut Watch<'_>>, bookmarks: Option<Arc<Bookmarks>>) -> Result<Vec<QueryResult>> {

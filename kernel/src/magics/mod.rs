@@ -34,6 +34,7 @@ pub mod chart;
 pub mod clock;
 pub mod context;
 pub mod crawl;
+pub mod dashboard;
 pub mod emr;
 pub mod firehose;
 pub mod glue;
@@ -123,6 +124,7 @@ pub const MAGICS: &[MagicSpec] = &[
     redshift::SPEC,
     analytics::SPEC,
     glue::SPEC,
+    dashboard::SPEC,
     aws::SPEC,
     chart::SPEC,
     clock::SPEC,

@@ -61,6 +61,7 @@ pub async fn run(args: WorkspaceArgs, mut ctx: Ctx<'_>) -> Result<Option<Bundle>
                 ("emr", format!("{} cluster(s) not terminated", s.emr_clusters)),
                 ("redshift", format!("{} cluster(s)", s.redshift_clusters)),
                 ("glue", format!("{} job(s)", s.glue_jobs)),
+                ("dashboards", format!("{} dashboard(s), {} dataset(s)", s.dashboards, s.datasets)),
             ];
             let batch = string_table(&["item", "value"], rows.iter().map(|(k, v)| vec![k.to_string(), v.clone()]))?;
             Ok(Some(render::table(&batch, &TableOptions::default(), &Footer::default())))

@@ -247,7 +247,7 @@ fn summary(spec: &ChartSpec, x: &str, y: Option<&str>, rows: usize, groups: &[(S
 
 /// A page-unique element id that is the same on every run of a notebook (so a rerun writes
 /// the same output): the figure's hash and how many charts this kernel drew before it.
-fn chart_id(figure: &Value) -> String {
+pub(crate) fn chart_id(figure: &Value) -> String {
     use sha2::Digest as _;
     static DRAWN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = DRAWN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -276,19 +276,20 @@ fn html(figure: &Value, with_library: bool) -> String {
 /// plotly.js in a script element, run with `define`, `module` and `exports` hidden so that a
 /// page with RequireJS (classic Notebook) or a CommonJS shim still gets `window.Plotly`
 /// instead of an anonymous module. Loaded only when the page does not have Plotly yet.
-fn plotly_js_script() -> String {
-    let sources = Plot::offline_js_sources();
-    // offline_js_sources() is plotly.js followed by MathJax; only plotly.js is needed.
-    let library = sources
-        .split_once('>')
-        .and_then(|(_, rest)| rest.split_once("</script>"))
-        .map(|(js, _)| js)
-        .unwrap_or_default();
+pub(crate) fn plotly_js_script() -> String {
+    let library = plotly_js();
     format!(
         "<script type=\"text/javascript\">/* plotly.js, embedded for offline use */\n\
          if (!window.Plotly) {{ (function (define, module, exports, require) {{\n{library}\n}}).call(window); }}\n\
          </script>\n"
     )
+}
+
+/// plotly.js itself (the plotly crate's `offline_js_sources()` is plotly.js followed by
+/// MathJax; only plotly.js is needed).
+pub(crate) fn plotly_js() -> String {
+    let sources = Plot::offline_js_sources();
+    sources.split_once('>').and_then(|(_, rest)| rest.split_once("</script>")).map(|(js, _)| js.to_string()).unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 
 pub mod chart;
 pub mod columns;
+pub mod dashboard;
 pub mod graph;
 pub mod table;
 

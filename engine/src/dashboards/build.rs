@@ -1,0 +1,458 @@
+//! Building a dashboard: one aggregate query per visual over its dataset, its numbers for
+//! every value of the sheet's control precomputed with GROUPING SETS (the control's field
+//! grouped in, and out for "all"), so count distinct and percentiles stay exact wherever the
+//! page shows them. Pivot subtotals are more grouping sets of the same query.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arrow_array::{Array, Float64Array, RecordBatch};
+use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+use arrow_schema::{DataType, SchemaRef};
+use datafusion::catalog::TableProvider;
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use super::spec::{self, Agg, ControlKind, Located, Measure, Sort, SortBy, Spec, Visual, VisualKind};
+use super::{Dashboards, Mode, dataset_query};
+use crate::error::{Error, Result};
+use crate::service_err;
+
+/// How many aggregated rows one visual may draw per control value.
+pub const MAX_POINTS: usize = 10_000;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Built {
+    pub name: String,
+    pub title: Option<String>,
+    pub sheets: Vec<BuiltSheet>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BuiltSheet {
+    pub name: String,
+    pub columns: usize,
+    pub control: Option<BuiltControl>,
+    pub visuals: Vec<BuiltVisual>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BuiltControl {
+    pub name: String,
+    pub kind: ControlKind,
+    pub field: String,
+    /// The values to choose from; a visual's `frames[0]` is "all", `frames[i + 1]` is `values[i]`.
+    pub values: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BuiltVisual {
+    pub kind: VisualKind,
+    pub title: String,
+    pub span: usize,
+    pub dims: Vec<String>,
+    pub pivot_rows: usize,
+    /// The measures' labels; a KPI's target, when it has one, is the last.
+    pub measures: Vec<String>,
+    pub has_target: bool,
+    pub horizontal: bool,
+    pub stacked: bool,
+    pub donut: bool,
+    pub subtotals: bool,
+    /// Whether the sheet's control filters it (its dataset has the control's field).
+    pub controlled: bool,
+    /// The numbers for "all", then per control value (only "all" when not controlled).
+    pub frames: Vec<Frame>,
+}
+
+impl BuiltVisual {
+    /// The frame shown for control choice `choice` (0 = all).
+    pub fn frame(&self, choice: usize) -> &Frame {
+        if self.controlled { self.frames.get(choice).unwrap_or(&self.frames[0]) } else { &self.frames[0] }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Frame {
+    pub rows: Vec<Row>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Row {
+    /// The dimensions' values (numbers, text, date-times as text, null); a total's are null.
+    pub dims: Vec<Value>,
+    /// Which dimensions this row is a total over (pivot subtotals).
+    pub totals: Vec<bool>,
+    pub measures: Vec<Value>,
+}
+
+fn quote(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+fn located_err(line: usize, message: impl std::fmt::Display) -> Error {
+    service_err!(InvalidParameterValueException, "line {line}: {message}")
+}
+
+/// The same error with the spec line in front.
+fn at_line(err: Error, line: usize) -> Error {
+    match err {
+        Error::Service { code, message, hint } => Error::Service { code, message: format!("line {line}: {message}"), hint },
+        other => other,
+    }
+}
+
+/// A dataset as the dashboard's queries see it: its schema and the FROM item that reads it.
+struct Source {
+    schema: SchemaRef,
+    from: String,
+    database: String,
+    tables: BTreeMap<String, Arc<dyn TableProvider>>,
+}
+
+impl Source {
+    fn field(&self, name: &Located<String>, dataset: &str) -> Result<(String, DataType)> {
+        let fields = self.schema.fields();
+        let found = fields.iter().find(|f| f.name() == &name.value).or_else(|| fields.iter().find(|f| f.name().eq_ignore_ascii_case(&name.value)));
+        match found {
+            Some(f) => Ok((f.name().clone(), f.data_type().clone())),
+            None => {
+                let names: Vec<&str> = fields.iter().map(|f| f.name().as_str()).collect();
+                let hint = crate::error::closest(&name.value, &names).map(|c| format!(" Did you mean {c}?")).unwrap_or_default();
+                Err(located_err(name.line, format!("dataset {dataset} has no field {}.{hint}", name.value)).with_hint(format!("its fields: {}", names.join(", "))))
+            }
+        }
+    }
+}
+
+impl Dashboards {
+    async fn source(&self, name: &Located<String>, cache: &mut BTreeMap<String, Arc<Source>>) -> Result<Arc<Source>> {
+        if let Some(source) = cache.get(&name.value) {
+            return Ok(source.clone());
+        }
+        let dataset = self.dataset(&name.value).map_err(|e| at_line(e, name.line))?;
+        let database = dataset.source.database().to_string();
+        let (from, tables) = match self.spice_table(&dataset).map_err(|e| at_line(e, name.line))? {
+            Some(table) => {
+                let key = format!("spice_{}", dataset.name.replace('-', "_"));
+                let from = format!("{}.{}.{}", crate::query::RUN_CATALOG, crate::query::RUN_SCHEMA, quote(&key));
+                (from, BTreeMap::from([(key, table)]))
+            }
+            None => (format!("({}) AS ds", dataset_query(&dataset)), BTreeMap::new()),
+        };
+        let schema = self.sql.query_schema_over(&format!("SELECT * FROM {from}"), &database, tables.clone()).await.map_err(|e| at_line(e, name.line))?;
+        debug_assert!(dataset.mode == Mode::DirectQuery || !tables.is_empty());
+        let source = Arc::new(Source { schema, from, database, tables });
+        cache.insert(name.value.clone(), source.clone());
+        Ok(source)
+    }
+
+    pub(super) async fn build_spec(&self, name: &str, spec: &Spec) -> Result<Built> {
+        let mut cache = BTreeMap::new();
+        let mut sheets = Vec::new();
+        for sheet in &spec.sheets {
+            let control = match &sheet.control {
+                None => None,
+                Some(control) => {
+                    let source = self.source(&control.dataset, &mut cache).await?;
+                    let (field, _) = source.field(&control.field, &control.dataset.value)?;
+                    let filter = sheet.filter.as_ref().map(|f| format!(" WHERE ({})", f.value)).unwrap_or_default();
+                    let sql = format!(
+                        "SELECT DISTINCT {f} AS v FROM {from}{filter} ORDER BY v NULLS LAST LIMIT {}",
+                        spec::MAX_CONTROL_VALUES + 1,
+                        f = quote(&field),
+                        from = source.from
+                    );
+                    let (_, batches) = self.sql.collect_over(&sql, &source.database, source.tables.clone()).await.map_err(|e| at_line(e, control.line))?;
+                    let values: Vec<String> = batches.iter().flat_map(|b| json_values(b.column(0).as_ref())).map(|v| label(&v)).collect();
+                    if values.len() > spec::MAX_CONTROL_VALUES {
+                        return Err(located_err(
+                            control.line,
+                            format!(
+                                "control {}: the field {field} has more than {} values; a control's values are precomputed, so a control holds at most {}",
+                                control.name,
+                                spec::MAX_CONTROL_VALUES,
+                                spec::MAX_CONTROL_VALUES
+                            ),
+                        )
+                        .with_hint("filter the sheet (filter = \"…\") or control a field with fewer values"));
+                    }
+                    Some((control, field, BuiltControl { name: control.name.clone(), kind: control.kind, field: String::new(), values }))
+                }
+            };
+            let mut visuals = Vec::new();
+            for visual in &sheet.visuals {
+                let source = self.source(&visual.dataset, &mut cache).await?;
+                let controlled = control.as_ref().and_then(|(c, field, built)| (c.dataset.value == visual.dataset.value).then_some((field.as_str(), built.values.as_slice())));
+                let filters: Vec<&str> = sheet.filter.iter().chain(&visual.filter).map(|f| f.value.as_str()).collect();
+                visuals.push(self.build_visual(visual, &source, controlled, &filters).await?);
+            }
+            sheets.push(BuiltSheet {
+                name: sheet.name.clone(),
+                columns: sheet.columns,
+                control: control.map(|(_, field, built)| BuiltControl { field, ..built }),
+                visuals,
+            });
+        }
+        Ok(Built { name: name.to_string(), title: spec.title.clone(), sheets })
+    }
+
+    async fn build_visual(&self, visual: &Visual, source: &Source, control: Option<(&str, &[String])>, filters: &[&str]) -> Result<BuiltVisual> {
+        let dataset = visual.dataset.value.as_str();
+        let mut dims = Vec::new();
+        for d in &visual.dims {
+            dims.push(source.field(d, dataset)?.0);
+        }
+        let mut measures: Vec<&Located<Measure>> = visual.measures.iter().collect();
+        measures.extend(visual.target.iter());
+        let mut measure_sql = Vec::new();
+        for m in &measures {
+            measure_sql.push(measure_expression(m, source, dataset)?);
+        }
+        // The grouping sets: every dimension, or for a pivot with subtotals each prefix of
+        // its rows crossed with each prefix of its columns; each with and without the control.
+        let sets: Vec<Vec<usize>> = if visual.kind == VisualKind::Pivot && visual.subtotals {
+            let (rows, columns) = (visual.pivot_rows, dims.len() - visual.pivot_rows);
+            let mut sets = Vec::new();
+            for r in (0..=rows).rev() {
+                for c in (0..=columns).rev() {
+                    sets.push((0..r).chain(rows..rows + c).collect());
+                }
+            }
+            sets
+        } else {
+            vec![(0..dims.len()).collect()]
+        };
+        let mut select: Vec<String> = dims.iter().enumerate().map(|(i, d)| format!("{} AS d{i}", quote(d))).collect();
+        if let Some((field, _)) = control {
+            select.push(format!("{} AS c", quote(field)));
+        }
+        let grouped = sets.len() > 1 || control.is_some();
+        if grouped {
+            select.extend(dims.iter().enumerate().map(|(i, d)| format!("GROUPING({}) AS g{i}", quote(d))));
+            if let Some((field, _)) = control {
+                select.push(format!("GROUPING({}) AS gc", quote(field)));
+            }
+        }
+        select.extend(measure_sql.iter().enumerate().map(|(i, m)| format!("{m} AS m{i}")));
+        let mut sql = format!("SELECT {} FROM {}", select.join(", "), source.from);
+        if !filters.is_empty() {
+            let predicates: Vec<String> = filters.iter().map(|f| format!("({f})")).collect();
+            sql.push_str(&format!(" WHERE {}", predicates.join(" AND ")));
+        }
+        let set_text = |set: &[usize], with_control: bool| -> String {
+            let mut names: Vec<String> = set.iter().map(|&i| quote(&dims[i])).collect();
+            if with_control && let Some((field, _)) = control {
+                names.push(quote(field));
+            }
+            format!("({})", names.join(", "))
+        };
+        if grouped {
+            let mut all = Vec::new();
+            for set in &sets {
+                all.push(set_text(set, true));
+                if control.is_some() {
+                    all.push(set_text(set, false));
+                }
+            }
+            sql.push_str(&format!(" GROUP BY GROUPING SETS ({})", all.join(", ")));
+        } else if !dims.is_empty() {
+            sql.push_str(&format!(" GROUP BY {}", dims.iter().map(|d| quote(d)).collect::<Vec<_>>().join(", ")));
+        }
+        let (_, batches) = self.sql.collect_over(&sql, &source.database, source.tables.clone()).await.map_err(|e| at_line(e, visual.line))?;
+
+        let choices = control.map(|(_, values)| values.len()).unwrap_or(0);
+        let mut frames = vec![Frame::default(); choices + 1];
+        let index: BTreeMap<&str, usize> = control.map(|(_, values)| values.iter().enumerate().map(|(i, v)| (v.as_str(), i + 1)).collect()).unwrap_or_default();
+        for batch in &batches {
+            let column = |name: &str| batch.column_by_name(name).map(|c| json_values(c.as_ref()));
+            let dim_values: Vec<Vec<Value>> = (0..dims.len()).map(|i| column(&format!("d{i}")).unwrap_or_default()).collect();
+            let flags: Vec<Vec<Value>> = (0..dims.len()).map(|i| column(&format!("g{i}")).unwrap_or_default()).collect();
+            let control_values = column("c");
+            let control_flags = column("gc");
+            let measure_values: Vec<Vec<Value>> = (0..measures.len()).map(|i| column(&format!("m{i}")).unwrap_or_default()).collect();
+            for r in 0..batch.num_rows() {
+                let flag = |values: &[Value]| values.get(r).and_then(Value::as_f64).is_some_and(|v| v != 0.0);
+                let frame = match (&control_values, &control_flags) {
+                    (Some(values), Some(flags)) if !flag(flags) => match index.get(label(&values[r]).as_str()) {
+                        Some(&i) => i,
+                        None => continue,
+                    },
+                    _ => 0,
+                };
+                let totals: Vec<bool> = flags.iter().map(|f| flag(f)).collect();
+                let totals = if totals.len() == dims.len() { totals } else { vec![false; dims.len()] };
+                let row = Row {
+                    dims: dim_values.iter().zip(&totals).map(|(v, &total)| if total { Value::Null } else { v[r].clone() }).collect(),
+                    totals,
+                    measures: measure_values.iter().map(|v| v[r].clone()).collect(),
+                };
+                frames[frame].rows.push(row);
+            }
+        }
+        for frame in &mut frames {
+            shape(frame, visual);
+            if frame.rows.len() > MAX_POINTS {
+                return Err(located_err(
+                    visual.line,
+                    format!("the visual {:?} has {} points; a visual draws at most {MAX_POINTS}", visual.title, frame.rows.len()),
+                )
+                .with_hint("set `top`, filter it, or group by a field with fewer values"));
+            }
+        }
+        Ok(BuiltVisual {
+            kind: visual.kind,
+            title: visual.title.clone(),
+            span: visual.span,
+            dims,
+            pivot_rows: visual.pivot_rows,
+            measures: measures.iter().map(|m| m.value.label.clone()).collect(),
+            has_target: visual.target.is_some(),
+            horizontal: visual.horizontal,
+            stacked: visual.stacked,
+            donut: visual.donut,
+            subtotals: visual.subtotals,
+            controlled: control.is_some(),
+            frames,
+        })
+    }
+}
+
+/// A measure as SQL, its field checked against the dataset (numbers for sum, avg, median and
+/// percentiles).
+fn measure_expression(m: &Located<Measure>, source: &Source, dataset: &str) -> Result<String> {
+    let field = match &m.value.field {
+        None => return Ok("COUNT(*)".to_string()),
+        Some(field) => source.field(&Located { value: field.clone(), line: m.line }, dataset)?,
+    };
+    let (name, data_type) = field;
+    if m.value.agg.numeric() && !data_type.is_numeric() {
+        return Err(located_err(
+            m.line,
+            format!("{}: {name} is {}, and {:?} needs numbers", m.value.label, crate::catalog::types::glue_type(&data_type), m.value.agg),
+        )
+        .with_hint("count, count_distinct, min and max take any field; cast it in a calculated field to sum it"));
+    }
+    let f = quote(&name);
+    Ok(match m.value.agg {
+        Agg::Sum => format!("SUM({f})"),
+        Agg::Count => format!("COUNT({f})"),
+        Agg::CountDistinct => format!("COUNT(DISTINCT {f})"),
+        Agg::Avg => format!("AVG({f})"),
+        Agg::Min => format!("MIN({f})"),
+        Agg::Max => format!("MAX({f})"),
+        Agg::Median => format!("median({f})"),
+        Agg::Percentile => format!("percentile_cont({}) WITHIN GROUP (ORDER BY {f})", m.value.percentile.unwrap_or(50.0) / 100.0),
+    })
+}
+
+/// Sorts a frame and keeps its top N: by label or by the first measure (with a color
+/// dimension, x values are ranked by the sum of their series); pivots in label order with
+/// each level's total after its members.
+fn shape(frame: &mut Frame, visual: &Visual) {
+    let default = match visual.kind {
+        VisualKind::Line | VisualKind::Pivot => Sort { by: SortBy::Label, descending: false },
+        _ => Sort { by: SortBy::Value, descending: true },
+    };
+    let sort = visual.sort.unwrap_or(default);
+    if visual.kind == VisualKind::Pivot {
+        frame.rows.sort_by(|a, b| {
+            for i in 0..a.dims.len() {
+                let order = a.totals[i].cmp(&b.totals[i]).then_with(|| compare(&a.dims[i], &b.dims[i]));
+                if order != std::cmp::Ordering::Equal {
+                    return order;
+                }
+            }
+            std::cmp::Ordering::Equal
+        });
+        return;
+    }
+    let Some(first) = frame.rows.first() else { return };
+    if first.dims.is_empty() {
+        return;
+    }
+    // Rank the first dimension's values.
+    let mut scores: Vec<(Value, f64)> = Vec::new();
+    for row in &frame.rows {
+        let value = row.measures.first().and_then(Value::as_f64).unwrap_or(0.0);
+        match scores.iter_mut().find(|(k, _)| k == &row.dims[0]) {
+            Some((_, s)) => *s += value,
+            None => scores.push((row.dims[0].clone(), value)),
+        }
+    }
+    scores.sort_by(|a, b| {
+        let order = match sort.by {
+            SortBy::Label => compare(&a.0, &b.0),
+            SortBy::Value => a.1.partial_cmp(&b.1).unwrap_or(std::cmp::Ordering::Equal).then_with(|| compare(&a.0, &b.0).reverse()),
+        };
+        if sort.descending { order.reverse() } else { order }
+    });
+    if let Some(top) = visual.top {
+        scores.truncate(top);
+    }
+    let rank: Vec<Value> = scores.into_iter().map(|(k, _)| k).collect();
+    frame.rows.retain(|r| rank.contains(&r.dims[0]));
+    frame.rows.sort_by(|a, b| {
+        let ia = rank.iter().position(|k| k == &a.dims[0]);
+        let ib = rank.iter().position(|k| k == &b.dims[0]);
+        ia.cmp(&ib).then_with(|| a.dims.iter().skip(1).zip(b.dims.iter().skip(1)).map(|(x, y)| compare(x, y)).find(|o| o.is_ne()).unwrap_or(std::cmp::Ordering::Equal))
+    });
+}
+
+/// Numbers by value, text by its text, nulls last.
+fn compare(a: &Value, b: &Value) -> std::cmp::Ordering {
+    match (a, b) {
+        (Value::Null, Value::Null) => std::cmp::Ordering::Equal,
+        (Value::Null, _) => std::cmp::Ordering::Greater,
+        (_, Value::Null) => std::cmp::Ordering::Less,
+        (Value::Number(x), Value::Number(y)) => x.as_f64().partial_cmp(&y.as_f64()).unwrap_or(std::cmp::Ordering::Equal),
+        _ => label(a).cmp(&label(b)),
+    }
+}
+
+/// A value as a control or axis label.
+pub fn label(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        Value::Null => "NULL".to_string(),
+        other => other.to_string(),
+    }
+}
+
+/// A column as JSON values a chart understands: numbers (whole numbers stay whole), ISO
+/// date-times as text, text, null.
+pub fn json_values(array: &dyn Array) -> Vec<Value> {
+    let data_type = array.data_type();
+    if data_type.is_integer() {
+        if let Ok(cast) = datafusion::arrow::compute::cast(array, &DataType::Int64)
+            && let Some(ints) = cast.as_any().downcast_ref::<arrow_array::Int64Array>()
+        {
+            return ints.iter().map(|v| v.map_or(Value::Null, |i| json!(i))).collect();
+        }
+    }
+    if data_type.is_numeric()
+        && let Ok(cast) = datafusion::arrow::compute::cast(array, &DataType::Float64)
+        && let Some(floats) = cast.as_any().downcast_ref::<Float64Array>()
+    {
+        return floats.iter().map(|v| v.and_then(|f| serde_json::Number::from_f64(f).map(Value::Number)).unwrap_or(Value::Null)).collect();
+    }
+    let options = FormatOptions::new()
+        .with_timestamp_format(Some("%Y-%m-%d %H:%M:%S%.f"))
+        .with_timestamp_tz_format(Some("%Y-%m-%d %H:%M:%S%.f"));
+    match ArrayFormatter::try_new(array, &options) {
+        Ok(formatter) => (0..array.len()).map(|i| if array.is_null(i) { Value::Null } else { Value::String(formatter.value(i).to_string()) }).collect(),
+        Err(_) => vec![Value::Null; array.len()],
+    }
+}
+
+/// The rows of a batch list as JSON (tests and the kernel's text views).
+pub fn rows_of(batches: &[RecordBatch]) -> Vec<Vec<Value>> {
+    let mut rows = Vec::new();
+    for batch in batches {
+        let columns: Vec<Vec<Value>> = batch.columns().iter().map(|c| json_values(c.as_ref())).collect();
+        for r in 0..batch.num_rows() {
+            rows.push(columns.iter().map(|c| c[r].clone()).collect());
+        }
+    }
+    rows
+}

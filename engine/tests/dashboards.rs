@@ -1,0 +1,269 @@
+//! Dashboards on the engine: SPICE and direct datasets (calculated fields, refresh, capacity,
+//! schedules, reopen) and built dashboards whose every number — per control value too — is
+//! what SQL gives for the same filter.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use lakebook_engine::dashboards::build::{Built, BuiltVisual, rows_of};
+use lakebook_engine::dashboards::{CalculatedField, DatasetSpec, IngestionStatus, Mode, Source};
+use lakebook_engine::{Lakebook, S3Uri};
+use serde_json::{Value, json};
+
+const DEVICES: [&str; 3] = ["desktop", "mobile", "tablet"];
+const PAGES: [&str; 5] = ["/", "/cart", "/help", "/product", "/search"];
+const REFERRERS: [&str; 3] = ["ads", "direct", "search"];
+
+/// Clicks where every number differs by device, so a control that filters nothing shows.
+fn clicks(from: u32, to: u32) -> String {
+    (from..to)
+        .map(|i| {
+            let device = DEVICES[(i % 7 % 3) as usize];
+            let page = PAGES[(i * 7 % 11 % 5) as usize];
+            let referrer = REFERRERS[(i % 5 % 3) as usize];
+            format!(
+                "{{\"user\":\"u{}\",\"device\":\"{device}\",\"page\":\"{page}\",\"referrer\":\"{referrer}\",\"ms\":{},\"ts\":\"2026-12-0{} {:02}:00:00\"}}\n",
+                i % 13,
+                (i * 37) % 500 + 20,
+                1 + i % 3,
+                i % 24
+            )
+        })
+        .collect()
+}
+
+async fn put(lb: &Lakebook, uri: &str, data: &str) {
+    let uri = S3Uri::parse(uri).unwrap();
+    let _ = lb.lake().create_bucket(&uri.bucket);
+    lb.lake().put(&uri, Bytes::from(data.to_string())).await.unwrap();
+}
+
+async fn setup(lb: &Lakebook) {
+    put(lb, "s3://web/clicks/a.json", &clicks(0, 200)).await;
+    lb.sql()
+        .run(
+            "CREATE DATABASE web; CREATE EXTERNAL TABLE web.clicks (user string, device string, page string, referrer string, ms int, ts string) \
+             ROW FORMAT SERDE 'org.openx.data.jsonserde.JsonSerDe' LOCATION 's3://web/clicks/'",
+            "default",
+        )
+        .await
+        .unwrap();
+}
+
+async fn sql(lb: &Lakebook, query: &str) -> Vec<Vec<Value>> {
+    let result = lb.sql().run(query, "web").await.unwrap().pop().unwrap();
+    rows_of(&result.batches)
+}
+
+fn dataset(name: &str, mode: Mode) -> DatasetSpec {
+    DatasetSpec {
+        name: name.into(),
+        source: Source::Sql { sql: "SELECT * FROM clicks WHERE page <> '/help'".into(), database: "web".into() },
+        mode,
+        fields: vec![CalculatedField { name: "slow".into(), expression: "CASE WHEN ms > 300 THEN 'slow' ELSE 'fast' END".into() }],
+        refresh: None,
+    }
+}
+
+const SPEC: &str = r#"title = "Clicks"
+dataset = "clicks"
+
+[[sheet]]
+name = "Overview"
+
+[[sheet.control]]
+name = "Device"
+type = "dropdown"
+field = "device"
+
+[[sheet.visual]]
+type = "kpi"
+title = "Visitors"
+value = "count_distinct(user)"
+target = "count(*)"
+
+[[sheet.visual]]
+type = "bar"
+title = "Top pages"
+x = "page"
+y = "count(*)"
+top = 3
+
+[[sheet.visual]]
+type = "pie"
+group = "slow"
+value = "percentile(ms, 90)"
+
+[[sheet.visual]]
+type = "pivot"
+rows = "referrer"
+columns = "slow"
+values = "count_distinct(user)"
+"#;
+
+fn visual<'a>(built: &'a Built, title: &str) -> &'a BuiltVisual {
+    built.sheets[0].visuals.iter().find(|v| v.title == title).unwrap_or_else(|| panic!("no visual {title}"))
+}
+
+#[tokio::test]
+async fn datasets_take_spice_snapshots_with_calculated_fields_and_capacity() {
+    let dir = tempfile::tempdir().unwrap();
+    let lb = Lakebook::open(dir.path()).unwrap();
+    setup(&lb).await;
+    let ds = lb.dashboards().create_dataset(dataset("clicks", Mode::Spice)).await.unwrap();
+    let snapshot = ds.snapshot.clone().unwrap();
+    let expected_rows = sql(&lb, "SELECT count(*) FROM clicks WHERE page <> '/help'").await[0][0].as_i64().unwrap() as u64;
+    assert_eq!(snapshot.rows, expected_rows);
+    // QuickSight's logical size: 8 bytes per number, 8 + UTF-8 length per text value.
+    let text = sql(&lb, "SELECT sum(length(user) + length(device) + length(page) + length(referrer) + length(ts) + CASE WHEN ms > 300 THEN 4 ELSE 4 END) FROM clicks WHERE page <> '/help'").await;
+    assert_eq!(snapshot.spice_bytes, expected_rows * 7 * 8 + text[0][0].as_i64().unwrap() as u64);
+    let info = lb.dashboards().describe_dataset("clicks").await.unwrap();
+    assert_eq!(info.columns.fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>(), ["user", "device", "page", "referrer", "ms", "ts", "slow"]);
+    assert_eq!((info.spice_used, info.spice_capacity), (snapshot.spice_bytes, 10_000_000_000));
+
+    // New rows reach SPICE only by a refresh; a direct dataset sees them at once.
+    lb.dashboards().create_dataset(dataset("live", Mode::DirectQuery)).await.unwrap();
+    assert!(lb.dashboards().dataset("live").unwrap().snapshot.is_none());
+    put(&lb, "s3://web/clicks/b.json", &clicks(200, 260)).await;
+    let kpi = |built: &Built| visual(built, "n").frames[0].rows[0].measures[0].clone();
+    let one = |ds: &str| format!("dataset = \"{ds}\"\n[[sheet]]\n[[sheet.visual]]\ntype = \"kpi\"\ntitle = \"n\"\nvalue = \"count(*)\"\n");
+    let (_, spice) = lb.dashboards().create_dashboard("spice", &one("clicks"), false).await.unwrap();
+    let (_, direct) = lb.dashboards().create_dashboard("direct", &one("live"), false).await.unwrap();
+    let now_rows = sql(&lb, "SELECT count(*) FROM clicks WHERE page <> '/help'").await[0][0].clone();
+    assert_eq!(kpi(&spice), json!(expected_rows));
+    assert_eq!(kpi(&direct), now_rows);
+    let ingestion = lb.dashboards().refresh_dataset("clicks").await.unwrap();
+    assert_eq!((ingestion.status, json!(ingestion.rows)), (IngestionStatus::Completed, now_rows.clone()));
+    assert_eq!(kpi(&lb.dashboards().build("spice").await.unwrap()), now_rows);
+    let used = lb.dashboards().spice().0;
+
+    // Capacity: an ingestion that does not fit fails, names the error and keeps the old rows.
+    let err = lb.dashboards().set_spice_capacity(used - 1).unwrap_err();
+    assert_eq!(err.code(), "InvalidParameterValueException");
+    lb.dashboards().set_spice_capacity(used + 10).unwrap();
+    put(&lb, "s3://web/clicks/c.json", &clicks(260, 300)).await;
+    let failed = lb.dashboards().refresh_dataset("clicks").await.unwrap();
+    assert_eq!(failed.status, IngestionStatus::Failed);
+    assert!(failed.error.as_deref().unwrap().starts_with("INSUFFICIENT_SPICE_CAPACITY"), "{failed:?}");
+    assert_eq!(kpi(&lb.dashboards().build("spice").await.unwrap()), now_rows);
+    let err = lb.dashboards().create_dataset(DatasetSpec { name: "more".into(), ..dataset("x", Mode::Spice) }).await.unwrap_err();
+    assert!(err.to_string().contains("INSUFFICIENT_SPICE_CAPACITY"), "{err}");
+    assert!(lb.dashboards().dataset("more").unwrap().snapshot.is_none());
+
+    // Bad datasets are refused before anything is kept.
+    let mut bad = dataset("bad", Mode::Spice);
+    bad.fields[0].expression = "ms +* 2".into();
+    assert!(lb.dashboards().create_dataset(bad).await.is_err());
+    let mut bad = dataset("bad", Mode::DirectQuery);
+    bad.refresh = Some("rate(1 hour)".into());
+    assert_eq!(lb.dashboards().create_dataset(bad).await.unwrap_err().code(), "InvalidParameterValueException");
+    assert!(lb.dashboards().dataset("bad").is_err());
+    assert_eq!(lb.dashboards().create_dataset(dataset("clicks", Mode::Spice)).await.unwrap_err().code(), "ResourceExistsException");
+
+    // A reopen keeps datasets, their SPICE rows and dashboards.
+    drop(lb);
+    let lb = Lakebook::open(dir.path()).unwrap();
+    assert_eq!(kpi(&lb.dashboards().build("spice").await.unwrap()), now_rows);
+    assert_eq!(lb.dashboards().dataset("clicks").unwrap().ingestions.len(), 3);
+    let spice_files = std::fs::read_dir(dir.path().join("dashboards/spice")).unwrap().count();
+    assert_eq!(spice_files, 1, "replaced snapshots are removed");
+    lb.dashboards().delete_dataset("clicks").unwrap();
+    assert_eq!(std::fs::read_dir(dir.path().join("dashboards/spice")).unwrap().count(), 0);
+    assert_eq!(lb.dashboards().build("spice").await.unwrap_err().code(), "ResourceNotFoundException");
+}
+
+#[tokio::test]
+async fn a_scheduled_refresh_runs_on_the_engine_clock() {
+    let dir = tempfile::tempdir().unwrap();
+    let lb = Lakebook::open(dir.path()).unwrap();
+    lb.clock().set_manual(Some(lakebook_engine::clock::parse_time("2026-12-04T01:00:00Z").unwrap())).unwrap();
+    setup(&lb).await;
+    let ds = lb.dashboards().create_dataset(DatasetSpec { refresh: Some("rate(1 hour)".into()), ..dataset("clicks", Mode::Spice) }).await.unwrap();
+    assert_eq!(ds.next_refresh.unwrap().to_rfc3339(), "2026-12-04T02:00:00+00:00");
+    put(&lb, "s3://web/clicks/b.json", &clicks(200, 260)).await;
+    lb.clock().advance(Duration::from_secs(59 * 60)).unwrap();
+    assert!(lb.run_due_work().await.iter().all(|r| !r.contains("dataset")));
+    lb.clock().advance(Duration::from_secs(60)).unwrap();
+    let reports = lb.run_due_work().await;
+    assert!(reports.iter().any(|r| r.starts_with("dataset clicks refreshed into SPICE")), "{reports:?}");
+    let ds = lb.dashboards().dataset("clicks").unwrap();
+    assert_eq!(ds.ingestions.last().unwrap().request_source, "SCHEDULED");
+    assert_eq!(json!(ds.snapshot.unwrap().rows), sql(&lb, "SELECT count(*) FROM clicks WHERE page <> '/help'").await[0][0]);
+    assert_eq!(ds.next_refresh.unwrap().to_rfc3339(), "2026-12-04T03:00:00+00:00");
+}
+
+#[tokio::test]
+async fn every_number_of_a_dashboard_is_what_sql_gives_for_each_control_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let lb = Lakebook::open(dir.path()).unwrap();
+    setup(&lb).await;
+    lb.dashboards().create_dataset(dataset("clicks", Mode::Spice)).await.unwrap();
+    let (dashboard, built) = lb.dashboards().create_dashboard("overview", SPEC, false).await.unwrap();
+    assert_eq!(dashboard.version, 1);
+    let control = built.sheets[0].control.as_ref().unwrap();
+    assert_eq!((control.name.as_str(), control.values.clone()), ("Device", DEVICES.map(String::from).to_vec()));
+
+    const BASE: &str = "FROM clicks WHERE page <> '/help'";
+    let mut filters = vec![String::new()];
+    filters.extend(DEVICES.iter().map(|d| format!(" AND device = '{d}'")));
+    for (choice, filter) in filters.iter().enumerate() {
+        let kpi = &visual(&built, "Visitors").frame(choice).rows[0].measures;
+        assert_eq!(kpi, &sql(&lb, &format!("SELECT count(DISTINCT user), count(*) {BASE}{filter}")).await[0], "choice {choice}");
+
+        let bars: Vec<Vec<Value>> = visual(&built, "Top pages").frame(choice).rows.iter().map(|r| vec![r.dims[0].clone(), r.measures[0].clone()]).collect();
+        assert_eq!(bars, sql(&lb, &format!("SELECT page, count(*) AS n {BASE}{filter} GROUP BY page ORDER BY n DESC, page LIMIT 3")).await);
+
+        let pie: Vec<Vec<Value>> = visual(&built, "percentile(ms, 90) by slow").frame(choice).rows.iter().map(|r| vec![r.dims[0].clone(), r.measures[0].clone()]).collect();
+        let expected = sql(
+            &lb,
+            &format!("SELECT CASE WHEN ms > 300 THEN 'slow' ELSE 'fast' END AS s, percentile_cont(0.9) WITHIN GROUP (ORDER BY ms) AS p {BASE}{filter} GROUP BY 1 ORDER BY p DESC"),
+        )
+        .await;
+        assert_eq!(pie, expected, "choice {choice}");
+
+        // The pivot: every cell, row subtotal, column subtotal and the grand total, each a
+        // count distinct of its own rows.
+        let pivot = &visual(&built, "count_distinct(user) by referrer, slow").frame(choice).rows;
+        assert_eq!(pivot.len(), 3 * 2 + 3 + 2 + 1, "{pivot:?}");
+        for row in pivot {
+            let mut conditions = String::new();
+            if !row.totals[0] {
+                conditions.push_str(&format!(" AND referrer = '{}'", row.dims[0].as_str().unwrap()));
+            }
+            if !row.totals[1] {
+                conditions.push_str(&format!(" AND CASE WHEN ms > 300 THEN 'slow' ELSE 'fast' END = '{}'", row.dims[1].as_str().unwrap()));
+            }
+            assert_eq!(row.measures[0], sql(&lb, &format!("SELECT count(DISTINCT user) {BASE}{filter}{conditions}")).await[0][0], "{row:?}");
+        }
+        assert!(pivot.last().unwrap().totals.iter().all(|t| *t), "the grand total comes last");
+    }
+    // The control changes the numbers (the data differs by device).
+    let kpi = visual(&built, "Visitors");
+    assert_ne!(kpi.frame(1).rows[0].measures, kpi.frame(2).rows[0].measures);
+
+    // Re-creating needs --replace; a replace bumps the version.
+    assert_eq!(lb.dashboards().create_dashboard("overview", SPEC, false).await.unwrap_err().code(), "ResourceExistsException");
+    assert_eq!(lb.dashboards().create_dashboard("overview", SPEC, true).await.unwrap().0.version, 2);
+}
+
+#[tokio::test]
+async fn spec_errors_name_their_line_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let lb = Lakebook::open(dir.path()).unwrap();
+    setup(&lb).await;
+    lb.dashboards().create_dataset(dataset("clicks", Mode::DirectQuery)).await.unwrap();
+    let cases = [
+        (SPEC.replace("x = \"page\"", "x = \"pge\""), "line 21: dataset clicks has no field pge. Did you mean page?"),
+        (SPEC.replace("percentile(ms, 90)", "percentile(page, 90)"), "line 28: percentile(page, 90): page is string"),
+        (SPEC.replace("field = \"device\"", "field = \"user\""), "control Device: the field user has more than 100 values"),
+        (SPEC.replace("dataset = \"clicks\"", "dataset = \"clickz\""), "ResourceNotFoundException: line 2: dataset clickz does not exist"),
+        (SPEC.replace("type = \"pie\"", "type = \"radar\""), "line 26: unknown visual type"),
+    ];
+    put(&lb, "s3://web/clicks/many.json", &(0..150).map(|i| format!("{{\"user\":\"many{i}\",\"device\":\"desktop\",\"page\":\"/\",\"ms\":1}}\n")).collect::<String>()).await;
+    for (spec, expected) in cases {
+        let err = lb.dashboards().create_dashboard("bad", &spec, false).await.unwrap_err();
+        let text = format!("{}: {}", err.code(), err.message());
+        assert!(text.contains(expected), "{expected:?} not in {text:?}");
+    }
+    assert!(lb.dashboards().dashboards().is_empty(), "a bad spec keeps nothing");
+}

@@ -1,0 +1,603 @@
+//! A built dashboard drawn with Plotly: each sheet is one figure whose visuals sit in a grid
+//! (cartesian visuals on their own axes, pies, KPIs and tables in their own domains), and
+//! the sheet's control is a Plotly dropdown whose choices restyle every trace with the
+//! numbers the engine precomputed for that choice — so it works wherever the figure is
+//! drawn, untrusted notebooks included (no script of ours runs there).
+//!
+//! `page` is the published file: one HTML document with every sheet, plotly.js embedded
+//! gzip-compressed (unpacked by the browser's DecompressionStream), no network.
+
+use std::collections::BTreeMap;
+
+use lakebook_engine::dashboards::build::{Built, BuiltSheet, BuiltVisual, Frame, Row, label};
+use lakebook_engine::dashboards::spec::VisualKind;
+use serde_json::{Map, Value, json};
+
+use super::Bundle;
+use super::chart::{chart_id, plotly_js, plotly_js_script};
+
+/// One grid row's height in pixels.
+const ROW_HEIGHT: usize = 340;
+/// Room above the grid for the control.
+const TOP: usize = 70;
+const COLORS: [&str; 8] = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf"];
+
+/// Where a visual sits: its domain in paper coordinates.
+#[derive(Debug, Clone, Copy)]
+struct Cell {
+    x: (f64, f64),
+    y: (f64, f64),
+}
+
+/// Visuals flow left to right into `columns`, each taking `span` columns.
+fn grid(sheet: &BuiltSheet) -> (Vec<Cell>, usize) {
+    let columns = sheet.columns.max(1);
+    let mut places = Vec::new();
+    let (mut row, mut col) = (0usize, 0usize);
+    for visual in &sheet.visuals {
+        let span = visual.span.min(columns);
+        if col + span > columns {
+            row += 1;
+            col = 0;
+        }
+        places.push((row, col, span));
+        col += span;
+    }
+    let rows = row + 1;
+    let height = (rows * ROW_HEIGHT + TOP) as f64;
+    let cells = places
+        .into_iter()
+        .map(|(row, col, span)| {
+            let gap_x = 0.06;
+            let x0 = col as f64 / columns as f64;
+            let x1 = (col + span) as f64 / columns as f64;
+            // Room for the title above and the axis labels below.
+            let top = 1.0 - (TOP as f64 + (row * ROW_HEIGHT) as f64 + 34.0) / height;
+            let bottom = 1.0 - (TOP as f64 + ((row + 1) * ROW_HEIGHT) as f64 - 46.0) / height;
+            Cell { x: (x0 + if col == 0 { 0.0 } else { gap_x / 2.0 }, x1 - if col + span == columns { 0.0 } else { gap_x / 2.0 }), y: (bottom.max(0.0), top.min(1.0)) }
+        })
+        .collect();
+    (cells, rows)
+}
+
+/// A trace and how to fill its data attributes for one frame.
+struct Trace {
+    base: Value,
+    fill: Box<dyn Fn(&Frame) -> Map<String, Value>>,
+}
+
+fn column(rows: &[&Row], get: impl Fn(&Row) -> Value) -> Value {
+    Value::Array(rows.iter().map(|r| get(r)).collect())
+}
+
+/// The rows a chart draws (a pivot's totals aside).
+fn leaves(frame: &Frame) -> Vec<&Row> {
+    frame.rows.iter().filter(|r| !r.totals.iter().any(|t| *t)).collect()
+}
+
+/// The series of a colored bar or line: every color value any frame has, in first-seen order.
+fn series(visual: &BuiltVisual) -> Vec<Value> {
+    let mut names: Vec<Value> = Vec::new();
+    for frame in &visual.frames {
+        for row in &frame.rows {
+            if let Some(v) = row.dims.get(1)
+                && !names.contains(v)
+            {
+                names.push(v.clone());
+            }
+        }
+    }
+    names
+}
+
+fn traces(visual: &BuiltVisual, index: usize, cell: Cell) -> Vec<Trace> {
+    let axis = if index == 1 { String::new() } else { index.to_string() };
+    let domain = json!({"x": [cell.x.0, cell.x.1], "y": [cell.y.0, cell.y.1]});
+    let mut out = Vec::new();
+    match visual.kind {
+        VisualKind::Bar | VisualKind::Line => {
+            let colored = visual.dims.len() > 1;
+            let names: Vec<Value> = if colored { series(visual) } else { visual.measures.iter().map(|m| json!(m)).collect() };
+            for (s, name) in names.iter().enumerate() {
+                let mut base = json!({
+                    "name": label(name),
+                    "xaxis": format!("x{axis}"),
+                    "yaxis": format!("y{axis}"),
+                    "legendgroup": format!("v{index}"),
+                    "showlegend": names.len() > 1,
+                    "marker": {"color": COLORS[s % COLORS.len()]},
+                });
+                if visual.kind == VisualKind::Bar {
+                    base["type"] = json!("bar");
+                    if visual.horizontal {
+                        base["orientation"] = json!("h");
+                    }
+                    if visual.stacked {
+                        // Stacked within this visual only: one offset group, each series
+                        // starting where the previous ones end.
+                        base["offsetgroup"] = json!(format!("v{index}"));
+                    }
+                } else {
+                    base["type"] = json!("scatter");
+                    base["mode"] = json!("lines+markers");
+                }
+                let (name, horizontal, stacked) = (name.clone(), visual.horizontal, visual.stacked && visual.kind == VisualKind::Bar);
+                let names = names.clone();
+                let fill = move |frame: &Frame| {
+                    let rows = leaves(frame);
+                    let xs: Vec<Value> = {
+                        let mut xs: Vec<Value> = Vec::new();
+                        for r in &rows {
+                            if !xs.contains(&r.dims[0]) {
+                                xs.push(r.dims[0].clone());
+                            }
+                        }
+                        xs
+                    };
+                    let value_at = |x: &Value, series: usize| -> Value {
+                        rows.iter()
+                            .find(|r| &r.dims[0] == x && if colored { r.dims[1] == names[series] } else { true })
+                            .map(|r| if colored { r.measures[0].clone() } else { r.measures[series].clone() })
+                            .unwrap_or(Value::Null)
+                    };
+                    let ys: Vec<Value> = xs.iter().map(|x| value_at(x, s)).collect();
+                    let mut data = Map::new();
+                    let labels = Value::Array(xs.iter().map(|x| json!(label(x))).collect());
+                    let (kx, ky) = if horizontal { ("y", "x") } else { ("x", "y") };
+                    data.insert(kx.into(), if matches!(rows.first().map(|r| &r.dims[0]), Some(Value::String(_))) { labels } else { Value::Array(xs.clone()) });
+                    data.insert(ky.into(), Value::Array(ys));
+                    if stacked {
+                        let base: Vec<Value> = xs.iter().map(|x| json!((0..s).map(|p| value_at(x, p).as_f64().unwrap_or(0.0)).sum::<f64>())).collect();
+                        data.insert("base".into(), Value::Array(base));
+                    }
+                    let _ = &name;
+                    data
+                };
+                out.push(Trace { base, fill: Box::new(fill) });
+            }
+        }
+        VisualKind::Pie => {
+            let mut base = json!({"type": "pie", "domain": domain, "sort": false, "textinfo": "label+percent", "showlegend": false});
+            if visual.donut {
+                base["hole"] = json!(0.45);
+            }
+            let fill = |frame: &Frame| {
+                let rows = leaves(frame);
+                let mut data = Map::new();
+                data.insert("labels".into(), column(&rows, |r| json!(label(&r.dims[0]))));
+                data.insert("values".into(), column(&rows, |r| r.measures[0].clone()));
+                data
+            };
+            out.push(Trace { base, fill: Box::new(fill) });
+        }
+        VisualKind::Kpi => {
+            let has_target = visual.has_target;
+            let mut base = json!({"type": "indicator", "mode": if has_target { "number+delta" } else { "number" }, "domain": domain, "number": {"valueformat": ",.4~g"}});
+            if has_target {
+                base["delta"] = json!({"relative": false, "valueformat": ",.4~g"});
+            }
+            let fill = move |frame: &Frame| {
+                let mut data = Map::new();
+                let row = frame.rows.first();
+                data.insert("value".into(), row.map(|r| r.measures[0].clone()).unwrap_or(Value::Null));
+                if has_target {
+                    data.insert("delta.reference".into(), row.and_then(|r| r.measures.last().cloned()).unwrap_or(Value::Null));
+                }
+                data
+            };
+            out.push(Trace { base, fill: Box::new(fill) });
+        }
+        VisualKind::Table => {
+            let header: Vec<Value> = visual.dims.iter().chain(&visual.measures).map(|h| json!(format!("<b>{}</b>", super::escape(h)))).collect();
+            let base = json!({"type": "table", "domain": domain, "header": {"values": header, "fill": {"color": "#e8eef7"}, "align": "left"}, "cells": {"align": "left"}});
+            let fill = |frame: &Frame| {
+                let rows = leaves(frame);
+                let mut columns: Vec<Value> = Vec::new();
+                let width = rows.first().map(|r| r.dims.len()).unwrap_or(0);
+                for d in 0..width {
+                    columns.push(column(&rows, |r| json!(label(&r.dims[d]))));
+                }
+                let measures = rows.first().map(|r| r.measures.len()).unwrap_or(0);
+                for m in 0..measures {
+                    columns.push(column(&rows, |r| r.measures[m].clone()));
+                }
+                let mut data = Map::new();
+                data.insert("cells.values".into(), Value::Array(columns));
+                data
+            };
+            out.push(Trace { base, fill: Box::new(fill) });
+        }
+        VisualKind::Pivot => {
+            let pivot = Pivot::of(visual);
+            let base = json!({"type": "table", "domain": domain, "header": {"values": pivot.header(visual), "fill": {"color": "#e8eef7"}, "align": "left"}, "cells": {"align": "left"}});
+            let fill = move |frame: &Frame| {
+                let mut data = Map::new();
+                data.insert("cells.values".into(), pivot.cells(frame));
+                data
+            };
+            out.push(Trace { base, fill: Box::new(fill) });
+        }
+    }
+    out
+}
+
+/// A pivot table's shape: its row and column keys over every frame, so a control keeps the
+/// columns fixed and only the numbers change.
+struct Pivot {
+    rows: usize,
+    columns: Vec<Vec<Value>>,
+    measures: usize,
+    subtotals: bool,
+}
+
+impl Pivot {
+    fn of(visual: &BuiltVisual) -> Self {
+        let mut columns: Vec<Vec<Value>> = Vec::new();
+        for frame in &visual.frames {
+            for row in &frame.rows {
+                if row.totals[visual.pivot_rows..].iter().any(|t| *t) {
+                    continue;
+                }
+                let key = row.dims[visual.pivot_rows..].to_vec();
+                if !columns.contains(&key) {
+                    columns.push(key);
+                }
+            }
+        }
+        columns.sort_by_key(|k| k.iter().map(label).collect::<Vec<_>>());
+        Self { rows: visual.pivot_rows, columns, measures: visual.measures.len(), subtotals: visual.subtotals && visual.dims.len() > visual.pivot_rows }
+    }
+
+    fn header(&self, visual: &BuiltVisual) -> Value {
+        let mut header: Vec<String> = visual.dims[..self.rows].to_vec();
+        let keys: Vec<String> = self.columns.iter().map(|k| k.iter().map(label).collect::<Vec<_>>().join(" · ")).chain(self.subtotals.then(|| "Total".to_string())).collect();
+        for key in keys {
+            for m in &visual.measures {
+                header.push(if self.measures == 1 && !key.is_empty() { key.clone() } else if key.is_empty() { m.clone() } else { format!("{key} · {m}") });
+            }
+        }
+        Value::Array(header.into_iter().map(|h| json!(format!("<b>{}</b>", super::escape(&h)))).collect())
+    }
+
+    fn cells(&self, frame: &Frame) -> Value {
+        // Row keys in frame order (the engine sorts each level's total after its members).
+        let mut row_keys: Vec<(Vec<Value>, Vec<bool>)> = Vec::new();
+        let mut cells: BTreeMap<(String, String), &Row> = BTreeMap::new();
+        let key_text = |values: &[Value], totals: &[bool]| values.iter().zip(totals).map(|(v, t)| if *t { "\u{1}".to_string() } else { label(v) }).collect::<Vec<_>>().join("\u{0}");
+        for row in &frame.rows {
+            let (r, c) = (&row.dims[..self.rows], &row.dims[self.rows..]);
+            let (rt, ct) = (&row.totals[..self.rows], &row.totals[self.rows..]);
+            let row_key = (r.to_vec(), rt.to_vec());
+            if !row_keys.contains(&row_key) {
+                row_keys.push(row_key);
+            }
+            cells.insert((key_text(r, rt), key_text(c, ct)), row);
+        }
+        let mut columns: Vec<Vec<Value>> = vec![Vec::new(); self.rows];
+        let column_keys: Vec<String> = self
+            .columns
+            .iter()
+            .map(|k| key_text(k, &vec![false; k.len()]))
+            .chain(self.subtotals.then(|| key_text(&vec![Value::Null; self.columns.first().map_or(0, Vec::len)], &vec![true; self.columns.first().map_or(0, Vec::len)])))
+            .collect();
+        let mut values: Vec<Vec<Value>> = vec![Vec::new(); column_keys.len() * self.measures];
+        for (r, rt) in &row_keys {
+            for (i, (v, t)) in r.iter().zip(rt).enumerate() {
+                let first_total = rt.iter().position(|t| *t);
+                columns[i].push(json!(match (t, first_total) {
+                    (true, Some(f)) if f == i => "<b>Total</b>".to_string(),
+                    (true, _) => String::new(),
+                    (false, _) => label(v),
+                }));
+            }
+            let rk = key_text(r, rt);
+            for (c, ck) in column_keys.iter().enumerate() {
+                let row = cells.get(&(rk.clone(), ck.clone()));
+                for m in 0..self.measures {
+                    values[c * self.measures + m].push(row.map(|row| row.measures[m].clone()).unwrap_or(Value::Null));
+                }
+            }
+        }
+        Value::Array(columns.into_iter().chain(values).map(Value::Array).collect())
+    }
+}
+
+/// One sheet as a Plotly figure with its dropdown.
+pub fn figure(sheet: &BuiltSheet) -> Value {
+    let (cells, rows) = grid(sheet);
+    let mut data: Vec<Value> = Vec::new();
+    let mut fills: Vec<(usize, Box<dyn Fn(&Frame) -> Map<String, Value>>)> = Vec::new();
+    let mut layout = json!({
+        "height": rows * ROW_HEIGHT + TOP,
+        "margin": {"l": 60, "r": 30, "t": TOP, "b": 30},
+        "barmode": "group",
+        "showlegend": true,
+        "legend": {"orientation": "h", "y": 1.0, "x": 1.0, "xanchor": "right", "yanchor": "bottom"},
+        "annotations": [],
+        "template": {"layout": {"font": {"family": "Helvetica, Arial, sans-serif", "size": 12}, "paper_bgcolor": "white", "plot_bgcolor": "#f7f9fc"}},
+    });
+    for (i, (visual, cell)) in sheet.visuals.iter().zip(&cells).enumerate() {
+        let index = i + 1;
+        if matches!(visual.kind, VisualKind::Bar | VisualKind::Line) {
+            let suffix = if index == 1 { String::new() } else { index.to_string() };
+            let y_anchor = format!("y{suffix}");
+            let x_anchor = format!("x{suffix}");
+            layout[format!("xaxis{suffix}")] = json!({"domain": [cell.x.0, cell.x.1], "anchor": y_anchor, "automargin": true});
+            layout[format!("yaxis{suffix}")] = json!({"domain": [cell.y.0, cell.y.1], "anchor": x_anchor, "automargin": true});
+            if visual.horizontal {
+                layout[format!("yaxis{suffix}")]["autorange"] = json!("reversed");
+            }
+        }
+        layout["annotations"].as_array_mut().unwrap_or(&mut Vec::new()).push(json!({
+            "text": format!("<b>{}</b>", super::escape(&visual.title)),
+            "x": cell.x.0, "xanchor": "left", "xref": "paper",
+            "y": cell.y.1, "yanchor": "bottom", "yref": "paper", "yshift": 8,
+            "showarrow": false, "font": {"size": 14},
+        }));
+        for trace in traces(visual, index, *cell) {
+            let mut base = trace.base;
+            let all = (trace.fill)(visual.frame(0));
+            set_all(&mut base, &all);
+            data.push(base);
+            fills.push((i, trace.fill));
+        }
+    }
+    if let Some(control) = &sheet.control {
+        let choices: Vec<String> = std::iter::once("All".to_string()).chain(control.values.iter().cloned()).collect();
+        let buttons: Vec<Value> = choices
+            .iter()
+            .enumerate()
+            .map(|(choice, name)| {
+                // One restyle per choice: every attribute any trace fills, per trace.
+                let per_trace: Vec<Map<String, Value>> = fills.iter().map(|(v, fill)| fill(sheet.visuals[*v].frame(choice))).collect();
+                let mut keys: Vec<&String> = per_trace.iter().flat_map(|m| m.keys()).collect();
+                keys.sort();
+                keys.dedup();
+                let mut update = Map::new();
+                for key in keys {
+                    update.insert(key.clone(), Value::Array(per_trace.iter().map(|m| m.get(key).cloned().unwrap_or(Value::Null)).collect()));
+                }
+                json!({"label": name, "method": "restyle", "args": [Value::Object(update), (0..per_trace.len()).collect::<Vec<_>>()]})
+            })
+            .collect();
+        layout["updatemenus"] = json!([{
+            "type": "dropdown", "active": 0, "buttons": buttons, "showactive": true,
+            "x": 0.0, "xanchor": "left", "y": 1.0, "yanchor": "bottom", "yref": "paper", "pad": {"t": 0, "b": 0},
+        }]);
+        layout["annotations"].as_array_mut().unwrap_or(&mut Vec::new()).push(json!({
+            "text": format!("{}:", super::escape(&control.name)), "x": 0.0, "xref": "paper", "xanchor": "right",
+            "y": 1.0, "yref": "paper", "yanchor": "bottom", "yshift": 6, "xshift": -8, "showarrow": false,
+        }));
+        layout["margin"]["l"] = json!(110);
+    }
+    json!({"data": data, "layout": layout})
+}
+
+/// Sets `a.b` style keys of a restyle map on a trace.
+fn set_all(trace: &mut Value, values: &Map<String, Value>) {
+    for (key, value) in values {
+        let mut target = &mut *trace;
+        let parts: Vec<&str> = key.split('.').collect();
+        for part in &parts[..parts.len() - 1] {
+            if target.get(*part).is_none() {
+                target[*part] = json!({});
+            }
+            target = &mut target[*part];
+        }
+        target[parts[parts.len() - 1]] = value.clone();
+    }
+}
+
+/// A short text of what each visual shows for "all": the `text/plain` view.
+pub fn summary(built: &Built, sheet: &BuiltSheet) -> String {
+    let mut lines = vec![format!(
+        "dashboard {}{} — sheet {}: {} visual(s){}",
+        built.name,
+        built.title.as_deref().map(|t| format!(" ({t})")).unwrap_or_default(),
+        sheet.name,
+        sheet.visuals.len(),
+        sheet.control.as_ref().map(|c| format!(", control {} ({} values)", c.name, c.values.len())).unwrap_or_default()
+    )];
+    for visual in &sheet.visuals {
+        let frame = visual.frame(0);
+        let number = |v: &Value| match v.as_f64() {
+            Some(f) if f.fract() == 0.0 && f.abs() < 1e15 => format!("{}", f as i64),
+            Some(f) => format!("{f:.4}").trim_end_matches('0').trim_end_matches('.').to_string(),
+            None => label(v),
+        };
+        let text = match visual.kind {
+            VisualKind::Kpi => frame.rows.first().map(|r| r.measures.iter().map(number).collect::<Vec<_>>().join(" vs ")).unwrap_or_default(),
+            _ => {
+                let rows = &frame.rows;
+                let shown: Vec<String> = rows
+                    .iter()
+                    .take(8)
+                    .map(|r| {
+                        let dims: Vec<String> = r.dims.iter().zip(&r.totals).map(|(d, t)| if *t { "Total".to_string() } else { label(d) }).collect();
+                        format!("{} = {}", dims.join(" · "), r.measures.iter().map(number).collect::<Vec<_>>().join(", "))
+                    })
+                    .collect();
+                let more = if rows.len() > 8 { format!("; … {} more", rows.len() - 8) } else { String::new() };
+                format!("{}{more}", shown.join("; "))
+            }
+        };
+        lines.push(format!("  {} [{}]: {text}", visual.title, visual.kind.name()));
+    }
+    lines.join("\n")
+}
+
+/// One sheet as a notebook display: the figure, its HTML drawing and the text summary.
+pub fn sheet_bundle(built: &Built, sheet: &BuiltSheet, with_library: bool) -> Bundle {
+    let figure = figure(sheet);
+    let height = figure["layout"]["height"].as_u64().unwrap_or(400);
+    let id = chart_id(&figure);
+    let library = if with_library { plotly_js_script() } else { String::new() };
+    let json = figure.to_string().replace("</", "<\\/");
+    let html = format!(
+        "{library}<div id=\"{id}\" class=\"plotly-graph-div lakebook-dashboard\" style=\"height:{height}px; width:100%;\"></div>\n\
+         <script type=\"text/javascript\">(function () {{\n\
+         var fig = {json};\n\
+         if (window.Plotly) {{ window.Plotly.newPlot(\"{id}\", fig.data, fig.layout, {{responsive: true}}); }} else {{ document.getElementById(\"{id}\").textContent = \
+         \"plotly.js is not loaded on this page: re-run the first chart cell of the notebook.\"; }}\n\
+         }})();</script>"
+    );
+    let mut bundle = Bundle::new();
+    bundle.insert("text/plain".into(), Value::String(summary(built, sheet)));
+    bundle.insert("text/html".into(), Value::String(html));
+    bundle.insert("application/vnd.plotly.v1+json".into(), figure);
+    bundle
+}
+
+/// plotly.js gzip-compressed and base64-encoded, made once per kernel.
+fn packed_plotly() -> &'static str {
+    static PACKED: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    PACKED.get_or_init(|| {
+        use base64::Engine as _;
+        use std::io::Write as _;
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        let _ = encoder.write_all(plotly_js().as_bytes());
+        let bytes = encoder.finish().unwrap_or_default();
+        base64::engine::general_purpose::STANDARD.encode(bytes)
+    })
+}
+
+/// The published dashboard: one self-contained HTML file, every sheet, offline.
+pub fn page(built: &Built) -> String {
+    let title = built.title.clone().unwrap_or_else(|| built.name.clone());
+    let mut sheets = String::new();
+    let mut figures = Vec::new();
+    for (i, sheet) in built.sheets.iter().enumerate() {
+        let figure = figure(sheet);
+        let height = figure["layout"]["height"].as_u64().unwrap_or(400);
+        sheets.push_str(&format!(
+            "<section><h2>{}</h2><div id=\"sheet-{i}\" class=\"plotly-graph-div lakebook-dashboard\" style=\"height:{height}px; width:100%;\"></div></section>\n",
+            super::escape(&sheet.name)
+        ));
+        figures.push(figure);
+    }
+    let figures = Value::Array(figures).to_string().replace("</", "<\\/");
+    format!(
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{t}</title>\n\
+         <meta name=\"generator\" content=\"Lakebook\">\n\
+         <style>body {{ font-family: Helvetica, Arial, sans-serif; margin: 24px; color: #1b2733; }} h1 {{ font-size: 22px; }} h2 {{ font-size: 17px; border-bottom: 1px solid #dde3ea; }}</style>\n\
+         </head><body>\n<h1>{t}</h1>\n<p id=\"status\">Drawing…</p>\n{sheets}\
+         <script id=\"plotly-gz\" type=\"application/octet-stream\">{packed}</script>\n\
+         <script type=\"text/javascript\">\n\
+         var figures = {figures};\n\
+         (async function () {{\n\
+           var status = document.getElementById('status');\n\
+           try {{\n\
+             var text = atob(document.getElementById('plotly-gz').textContent.trim());\n\
+             var bytes = new Uint8Array(text.length);\n\
+             for (var i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i);\n\
+             var js = await new Response(new Blob([bytes]).stream().pipeThrough(new DecompressionStream('gzip'))).text();\n\
+             (new Function('define', 'module', 'exports', 'require', js)).call(window);\n\
+             for (var s = 0; s < figures.length; s++) {{ await window.Plotly.newPlot('sheet-' + s, figures[s].data, figures[s].layout, {{responsive: true}}); }}\n\
+             status.remove();\n\
+           }} catch (e) {{ status.textContent = 'This dashboard could not be drawn: ' + e; }}\n\
+         }})();\n\
+         </script>\n</body></html>\n",
+        t = super::escape(&title),
+        packed = packed_plotly(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use lakebook_engine::dashboards::build::{BuiltControl, BuiltVisual};
+    use lakebook_engine::dashboards::spec::ControlKind;
+
+    use super::*;
+
+    fn row(dims: &[Value], totals: &[bool], measures: &[Value]) -> Row {
+        Row { dims: dims.to_vec(), totals: totals.to_vec(), measures: measures.to_vec() }
+    }
+
+    fn visual(kind: VisualKind, dims: &[&str], measures: &[&str], frames: Vec<Frame>) -> BuiltVisual {
+        BuiltVisual {
+            kind,
+            title: format!("{kind:?}"),
+            span: 1,
+            dims: dims.iter().map(|d| d.to_string()).collect(),
+            pivot_rows: 1,
+            measures: measures.iter().map(|m| m.to_string()).collect(),
+            has_target: false,
+            horizontal: false,
+            stacked: false,
+            donut: false,
+            subtotals: true,
+            controlled: true,
+            frames,
+        }
+    }
+
+    fn sheet() -> BuiltSheet {
+        let bar = visual(
+            VisualKind::Bar,
+            &["page"],
+            &["count(*)"],
+            vec![
+                Frame { rows: vec![row(&[json!("/a")], &[false], &[json!(5)]), row(&[json!("/b")], &[false], &[json!(3)])] },
+                Frame { rows: vec![row(&[json!("/b")], &[false], &[json!(2)])] },
+            ],
+        );
+        let kpi = visual(VisualKind::Kpi, &[], &["count(*)"], vec![Frame { rows: vec![row(&[], &[], &[json!(8)])] }, Frame { rows: vec![row(&[], &[], &[json!(2)])] }]);
+        let pivot = visual(
+            VisualKind::Pivot,
+            &["device", "ref"],
+            &["n"],
+            vec![
+                Frame {
+                    rows: vec![
+                        row(&[json!("d"), json!("x")], &[false, false], &[json!(1)]),
+                        row(&[json!("d"), Value::Null], &[false, true], &[json!(1)]),
+                        row(&[Value::Null, json!("x")], &[true, false], &[json!(1)]),
+                        row(&[Value::Null, Value::Null], &[true, true], &[json!(1)]),
+                    ],
+                },
+                Frame::default(),
+            ],
+        );
+        BuiltSheet {
+            name: "S".into(),
+            columns: 2,
+            control: Some(BuiltControl { name: "Device".into(), kind: ControlKind::Dropdown, field: "device".into(), values: vec!["m".into()] }),
+            visuals: vec![bar, kpi, pivot],
+        }
+    }
+
+    #[test]
+    fn a_sheet_is_one_figure_whose_dropdown_restyles_every_trace() {
+        let fig = figure(&sheet());
+        let data = fig["data"].as_array().unwrap();
+        assert_eq!(data.len(), 3);
+        assert_eq!((data[0]["type"].as_str(), &data[0]["x"], &data[0]["y"]), (Some("bar"), &json!(["/a", "/b"]), &json!([5, 3])));
+        assert_eq!((data[1]["type"].as_str(), &data[1]["value"]), (Some("indicator"), &json!(8)));
+        assert_eq!(data[2]["cells"]["values"], json!([["d", "<b>Total</b>"], [1, 1], [1, 1]]));
+        assert_eq!(data[2]["header"]["values"], json!(["<b>device</b>", "<b>x</b>", "<b>Total</b>"]));
+        let buttons = fig["layout"]["updatemenus"][0]["buttons"].as_array().unwrap();
+        assert_eq!(buttons.iter().map(|b| b["label"].as_str().unwrap()).collect::<Vec<_>>(), ["All", "m"]);
+        let m = &buttons[1]["args"][0];
+        assert_eq!(m["x"], json!([["/b"], null, null]));
+        assert_eq!(m["y"], json!([[2], null, null]));
+        assert_eq!(m["value"], json!([null, 2, null]));
+        assert_eq!(m["cells.values"][2], json!([[], [], []]));
+        assert_eq!(buttons[1]["args"][1], json!([0, 1, 2]));
+        // The bar's axes sit in the first cell, the KPI and the pivot in their own domains.
+        assert!(fig["layout"]["xaxis"]["domain"][1].as_f64().unwrap() < 0.5);
+        assert!(data[1]["domain"]["x"][0].as_f64().unwrap() > 0.5);
+    }
+
+    #[test]
+    fn the_published_page_carries_plotly_compressed_and_the_figures() {
+        let built = Built { name: "d".into(), title: Some("Sales <2026>".into()), sheets: vec![sheet()] };
+        let html = page(&built);
+        assert!(html.contains("<title>Sales &lt;2026&gt;</title>"));
+        assert!(html.contains("DecompressionStream('gzip')") && html.contains("\"updatemenus\""));
+        assert!(html.len() < 2_000_000, "plotly.js rides compressed: {} bytes", html.len());
+        assert!(!html.contains("http://") && !html.contains("https://cdn"), "nothing is fetched");
+        let text = summary(&built, &built.sheets[0]);
+        assert!(text.contains("Bar [bar]: /a = 5; /b = 3"), "{text}");
+        assert!(text.contains("Kpi [kpi]: 8"), "{text}");
+    }
+}

@@ -1,0 +1,271 @@
+"""`%dashboard` through the kernel: datasets (SPICE with calculated fields, direct), a
+dashboard whose every visual type draws and whose dropdown control gives, for each value,
+the numbers SQL gives for the same filter — checked in the figure the kernel sends and in
+the published HTML file opened in headless Chromium from file:// with the network cut —
+spec errors that name their line, SPICE capacity, and a restart that keeps everything.
+
+Screenshots of the published dashboard go to tests/artifacts/dashboard/."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from kernel_harness import REPO, Kernel, put_object, table_rows
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = REPO / "tests" / "artifacts" / "dashboard"
+PLOTLY_MIME = "application/vnd.plotly.v1+json"
+DEVICES = ["desktop", "mobile", "tablet"]
+PAGES = ["/", "/cart", "/help", "/product", "/search"]
+REFERRERS = ["ads", "direct", "search"]
+
+pytestmark = pytest.mark.timeout(300)
+
+
+def clicks(first: int, last: int) -> str:
+    out = []
+    for i in range(first, last):
+        device = DEVICES[i % 7 % 3]
+        page = PAGES[i * 7 % 11 % 5]
+        referrer = REFERRERS[i % 5 % 3]
+        out.append(
+            json.dumps({"user": f"u{i % 13}", "device": device, "page": page, "referrer": referrer, "ms": (i * 37) % 500 + 20, "hour": i % 24})
+        )
+    return "\n".join(out) + "\n"
+
+
+SPEC = """%%dashboard create overview
+title = "Clickstream"
+dataset = "clicks"
+
+[[sheet]]
+name = "Overview"
+columns = 3
+
+[[sheet.control]]
+name = "Device"
+type = "dropdown"
+field = "device"
+
+[[sheet.visual]]
+type = "kpi"
+title = "Visitors"
+value = "count_distinct(user)"
+target = "count(*)"
+
+[[sheet.visual]]
+type = "bar"
+title = "Top pages"
+x = "page"
+y = "count(*)"
+top = 3
+
+[[sheet.visual]]
+type = "line"
+title = "Load time by hour"
+x = "hour"
+y = ["avg(ms)", "percentile(ms, 90)"]
+
+[[sheet.visual]]
+type = "pie"
+title = "Speed"
+group = "speed"
+value = "count(*)"
+donut = true
+
+[[sheet.visual]]
+type = "table"
+title = "Referrers"
+group = "referrer"
+values = ["count(*)", "count_distinct(user)"]
+
+[[sheet.visual]]
+type = "pivot"
+title = "Users by referrer and speed"
+rows = "referrer"
+columns = "speed"
+values = "count_distinct(user)"
+"""
+
+
+def setup(kernel: Kernel) -> None:
+    put_object(kernel.home, "web/clicks/a.json", clicks(0, 240))
+    kernel.ok(
+        "%%sql\nCREATE DATABASE web;\n"
+        "CREATE EXTERNAL TABLE web.clicks (user string, device string, page string, referrer string, ms int, hour int) "
+        "ROW FORMAT SERDE 'org.openx.data.jsonserde.JsonSerDe' LOCATION 's3://web/clicks/'"
+    )
+    ex = kernel.ok(
+        "%%dashboard dataset create clicks --database web --field \"speed=CASE WHEN ms > 300 THEN 'slow' ELSE 'fast' END\"\n"
+        "SELECT * FROM clicks WHERE page <> '/help'"
+    )
+    assert re.search(r"Created dataset clicks \(SPICE\): 1\d\d rows in SPICE \(\d", ex.stream()), ex.describe()
+
+
+def sql_value(kernel: Kernel, query: str) -> list[list[str]]:
+    return table_rows(kernel.ok(f"%sql {query}").result["text/plain"])
+
+
+def number(text: str) -> float:
+    return float(text.replace(",", ""))
+
+
+def test_a_dashboard_draws_every_visual_and_its_control_gives_sqls_numbers(kernel: Kernel) -> None:
+    setup(kernel)
+    info = kernel.ok("%dashboard dataset describe clicks").result["text/plain"]
+    assert re.search(r"mode\s+┆ SPICE", info) and re.search(r"field speed\s+┆ string = CASE WHEN ms > 300", info), info
+    assert re.search(r"spice_free\s+┆ 10\.0 GB of 10\.0 GB", info) and re.search(r"ingestion-1\s+┆ FULL_REFRESH COMPLETED", info), info
+    rows = int(sql_value(kernel, "SELECT count(*) FROM web.clicks WHERE page <> '/help'")[0][0])
+    assert re.search(rf"rows\s+┆ {rows}\b", info), info
+
+    ex = kernel.ok(SPEC)
+    bundle = ex.result
+    figure = bundle[PLOTLY_MIME]
+    types = [t["type"] for t in figure["data"]]
+    assert types == ["indicator", "bar", "scatter", "scatter", "pie", "table", "table"], types
+    text = bundle["text/plain"]
+    assert "control Device (3 values)" in text, text
+    assert "plotly.js, embedded for offline use" in bundle["text/html"], "the first drawing carries plotly.js"
+
+    base = "FROM web.clicks WHERE page <> '/help'"
+    buttons = figure["layout"]["updatemenus"][0]["buttons"]
+    assert [b["label"] for b in buttons] == ["All", *DEVICES]
+    for choice, label in enumerate(["All", *DEVICES]):
+        where = "" if label == "All" else f" AND device = '{label}'"
+        update = buttons[choice]["args"][0]
+        visitors, total = sql_value(kernel, f"SELECT count(DISTINCT user), count(*) {base}{where}")[0]
+        assert update["value"][0] == int(visitors) and update["delta.reference"][0] == int(total), (label, update["value"])
+        top = sql_value(kernel, f"SELECT page, count(*) AS n {base}{where} GROUP BY page ORDER BY n DESC, page LIMIT 3")
+        assert update["x"][1] == [p for p, _ in top] and update["y"][1] == [int(n) for _, n in top], label
+        p90 = sql_value(kernel, f"SELECT hour, percentile_cont(0.9) WITHIN GROUP (ORDER BY ms) {base}{where} GROUP BY hour ORDER BY hour")
+        assert update["x"][3] == [int(h) for h, _ in p90] and update["y"][3] == pytest.approx([number(v) for _, v in p90]), label
+        pivot = update["cells.values"][6]
+        slow_users = sql_value(kernel, f"SELECT referrer, count(DISTINCT user) {base}{where} AND ms > 300 GROUP BY referrer ORDER BY referrer")
+        assert pivot[0][:-1] == [r for r, _ in slow_users] and pivot[2][:-1] == [int(n) for _, n in slow_users], (label, pivot)
+        grand = sql_value(kernel, f"SELECT count(DISTINCT user) {base}{where}")[0][0]
+        assert pivot[0][-1] == "<b>Total</b>" and pivot[-1][-1] == int(grand), pivot
+    assert buttons[1]["args"][0]["delta.reference"][0] != buttons[2]["args"][0]["delta.reference"][0], "the control changes the numbers"
+
+    # A second drawing does not carry plotly.js again.
+    again = kernel.ok("%dashboard show overview").result
+    assert "plotly.js, embedded" not in again["text/html"] and again[PLOTLY_MIME]["data"] == figure["data"]
+
+    # Spec errors name their line; nothing is kept.
+    err = kernel.failing(SPEC.replace("overview", "broken").replace('x = "page"', 'x = "pgae"'), "InvalidParameterValueException")
+    assert "line 23: dataset clicks has no field pgae. Did you mean page?" in err.error["evalue"], err.describe()
+    err = kernel.failing(SPEC.replace("overview", "broken").replace('type = "pie"', 'type = "radar"'), "InvalidParameterValueException")
+    assert err.error["evalue"].startswith("line 34: unknown visual type"), err.describe()
+    kernel.failing("%dashboard show broken", "ResourceNotFoundException")
+    kernel.failing(SPEC, "ResourceExistsException")
+    assert "already exists; kept" in kernel.ok(SPEC.replace("create overview", "create overview --if-not-exists")).stream()
+
+
+def test_publish_writes_one_offline_file_that_draws_and_filters_in_chromium(kernel: Kernel, tmp_path: Path) -> None:
+    setup(kernel)
+    kernel.ok(SPEC)
+    kernel.failing("%dashboard publish overview s3://reports/overview.html", "NoSuchBucket")
+    kernel.ok("%lake mb s3://reports")
+    out = kernel.ok("%dashboard publish overview s3://reports/overview.html").stream()
+    size = re.search(r"Published dashboard overview to s3://reports/overview.html: ([\d.]+) (MB|KB)", out)
+    assert size and (float(size.group(1)) < 2.0 or size.group(2) == "KB"), out
+    published = kernel.home / "lake" / "reports" / "overview.html"
+    local = tmp_path / "out" / "overview.html"
+    kernel.ok(f"%dashboard publish overview {local}")
+    assert local.read_bytes() == published.read_bytes()
+    base = "FROM web.clicks WHERE page <> '/help'"
+    expected = {
+        label: sql_value(kernel, f"SELECT count(DISTINCT user) {base}{'' if label == 'All' else f' AND device = {chr(39)}{label}{chr(39)}'}")[0][0]
+        for label in ["All", "mobile"]
+    }
+
+    from playwright.sync_api import sync_playwright
+
+    if not CHROMIUM.is_file():  # fail, never skip
+        raise RuntimeError(f"{CHROMIUM} not found: run install/setup.sh")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True)
+        try:
+            context = browser.new_context(viewport={"width": 1400, "height": 1000})
+            requests: list[str] = []
+
+            def refuse(route) -> None:
+                if not route.request.url.startswith("file://"):
+                    requests.append(route.request.url)
+                    route.abort()
+                else:
+                    route.continue_()
+
+            context.route("**/*", refuse)
+            page = context.new_page()
+            errors: list[str] = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.goto(local.as_uri())
+            page.wait_for_selector("#status", state="detached", timeout=60_000)
+            # Every visual type drew.
+            assert page.locator(".indicatorlayer .number").count() == 1
+            assert page.locator(".barlayer .point").count() == 3
+            assert page.locator(".scatterlayer .trace").count() == 2
+            assert page.locator(".pielayer .slice").count() == 2
+            assert page.locator(".table").count() == 2
+            kpi = page.locator(".indicatorlayer .number").text_content() or ""
+            assert number(kpi) == number(expected["All"]), kpi
+            page.screenshot(path=str(ARTIFACTS / "published-all.png"), full_page=True)
+            # Choose "mobile" in the dropdown: the KPI shows SQL's count for mobile.
+            page.locator(".updatemenu-header-group").first.click()
+            page.locator(".updatemenu-item-text", has_text="mobile").first.click()
+            page.wait_for_function(
+                "(v) => document.querySelector('.indicatorlayer .number').textContent.replace(/,/g, '') == v",
+                arg=expected["mobile"],
+                timeout=10_000,
+            )
+            traces = page.evaluate("document.getElementById('sheet-0').data.map(t => t.value ?? null)")
+            assert traces[0] == int(expected["mobile"]), traces
+            page.screenshot(path=str(ARTIFACTS / "published-mobile.png"), full_page=True)
+            assert not requests, f"the page asked the network for {requests}"
+            assert not errors, errors
+        finally:
+            browser.close()
+
+
+def test_spice_capacity_direct_datasets_and_a_restart(kernel: Kernel, start_kernel) -> None:
+    setup(kernel)
+    kernel.ok("%dashboard dataset create live --database web --mode direct --sql \"SELECT * FROM clicks\"")
+    spec = 'dataset = "DS"\n[[sheet]]\n[[sheet.visual]]\ntype = "kpi"\ntitle = "n"\nvalue = "count(*)"\n'
+    kernel.ok("%%dashboard create spice\n" + spec.replace("DS", "clicks"))
+    kernel.ok("%%dashboard create direct\n" + spec.replace("DS", "live"))
+    put_object(kernel.home, "web/clicks/b.json", clicks(240, 300))
+
+    def kpi(name: str) -> int:
+        return kernel.ok(f"%dashboard show {name}").result[PLOTLY_MIME]["data"][0]["value"]
+
+    total = int(sql_value(kernel, "SELECT count(*) FROM web.clicks")[0][0])
+    kept = int(sql_value(kernel, "SELECT count(*) FROM web.clicks WHERE page <> '/help'")[0][0])
+    assert kpi("direct") == total, "a direct dataset reads its source at every build"
+    assert kpi("spice") < kept, "SPICE keeps the rows of its last ingestion"
+    assert re.search(rf"Refreshed dataset clicks \(ingestion-2\): {kept} rows", kernel.ok("%dashboard dataset refresh clicks").stream())
+    assert kpi("spice") == kept
+
+    used = kernel.ok("%dashboard capacity").result["text/plain"]
+    assert re.match(r"SPICE: [\d.]+ KB used of 10\.0 GB", used), used
+    kernel.failing("%dashboard capacity 1KB", "InvalidParameterValueException")
+    kernel.ok("%dashboard capacity 30KB")
+    put_object(kernel.home, "web/clicks/c.json", clicks(300, 900))
+    err = kernel.failing("%dashboard dataset refresh clicks", "LimitExceededException")
+    assert "INSUFFICIENT_SPICE_CAPACITY" in err.error["evalue"], err.describe()
+    assert kpi("spice") == kept, "a failed ingestion keeps the rows already in SPICE"
+    kernel.failing('%dashboard dataset create d2 --database web --mode direct --sql "SELECT 1" --refresh "rate(1 hour)"', "InvalidParameterValueException")
+    kernel.failing("%dashboard dataset create bad --database web --sql \"SELECT nope FROM clicks\"", "COLUMN_NOT_FOUND")
+
+    kernel.stop()
+    again = start_kernel()
+    listing = again.ok("%dashboard dataset list").result["text/plain"]
+    assert [r[:2] for r in table_rows(listing)] == [["clicks", "SPICE"], ["live", "DIRECT_QUERY"]], listing
+    assert again.ok("%dashboard show spice").result[PLOTLY_MIME]["data"][0]["value"] == kept
+    assert [r[0] for r in table_rows(again.ok("%dashboard list").result["text/plain"])] == ["direct", "spice"]
+    again.ok("%dashboard delete direct")
+    again.failing("%dashboard show direct", "ResourceNotFoundException")
