@@ -355,8 +355,11 @@ impl Lake {
         let bucket_dir = self.root.join(&uri.bucket);
         let mut dir = bucket_dir.join(&uri.key);
         while dir.pop() && dir != bucket_dir && dir.starts_with(&bucket_dir) {
-            if fs::remove_dir(&dir).is_err() {
-                break;
+            match fs::remove_dir(&dir) {
+                Ok(()) => {}
+                // Gone already (the folder a caller just removed): its parents may be empty now.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(_) => break,
             }
         }
     }
