@@ -88,6 +88,80 @@ title = "Users by referrer and speed"
 rows = "referrer"
 columns = "speed"
 values = "count_distinct(user)"
+
+[[sheet]]
+name = "More"
+columns = 4
+
+[[sheet.control]]
+name = "Device"
+type = "dropdown"
+field = "device"
+
+[[sheet.visual]]
+type = "bar"
+title = "Stacked"
+x = "referrer"
+y = "count(*)"
+color = "speed"
+mode = "stacked"
+orientation = "horizontal"
+
+[[sheet.visual]]
+type = "area"
+x = "hour"
+y = "count(*)"
+
+[[sheet.visual]]
+type = "combo"
+x = "referrer"
+y = "count(*)"
+lines = "avg(ms)"
+
+[[sheet.visual]]
+type = "scatter"
+group = "page"
+x = "avg(ms)"
+y = "count(*)"
+size = "count_distinct(user)"
+
+[[sheet.visual]]
+type = "heatmap"
+title = "Hour by referrer"
+rows = "referrer"
+columns = "hour"
+value = "count(*)"
+span = 2
+
+[[sheet.visual]]
+type = "treemap"
+group = ["referrer", "page"]
+value = "count(*)"
+
+[[sheet.visual]]
+type = "histogram"
+x = "ms"
+bins = 10
+
+[[sheet.visual]]
+type = "box"
+group = "speed"
+value = "ms"
+
+[[sheet.visual]]
+type = "gauge"
+value = "avg(ms)"
+target = "max(ms)"
+
+[[sheet.visual]]
+type = "funnel"
+group = "page"
+value = "count_distinct(user)"
+
+[[sheet.visual]]
+type = "waterfall"
+group = "referrer"
+value = "count(*)"
 """
 
 
@@ -122,8 +196,14 @@ def test_a_dashboard_draws_every_visual_and_its_control_gives_sqls_numbers(kerne
     assert re.search(rf"rows\s+┆ {rows}\b", info), info
 
     ex = kernel.ok(SPEC)
-    bundle = ex.result
+    first = ex.of_type("display_data")
+    assert len(first) == 1, ex.describe()
+    bundle = first[0]["content"]["data"]
     figure = bundle[PLOTLY_MIME]
+    more = ex.result[PLOTLY_MIME]
+    assert [t["type"] for t in more["data"]] == [
+        "bar", "bar", "scatter", "bar", "scatter", "scatter", "heatmap", "treemap", "bar", "box", "indicator", "funnel", "waterfall"
+    ], [t["type"] for t in more["data"]]
     types = [t["type"] for t in figure["data"]]
     assert types == ["indicator", "bar", "scatter", "scatter", "pie", "table", "table"], types
     text = bundle["text/plain"]
@@ -150,7 +230,7 @@ def test_a_dashboard_draws_every_visual_and_its_control_gives_sqls_numbers(kerne
     assert buttons[1]["args"][0]["delta.reference"][0] != buttons[2]["args"][0]["delta.reference"][0], "the control changes the numbers"
 
     # A second drawing does not carry plotly.js again.
-    again = kernel.ok("%dashboard show overview").result
+    again = kernel.ok("%dashboard show overview").of_type("display_data")[0]["content"]["data"]
     assert "plotly.js, embedded" not in again["text/html"] and again[PLOTLY_MIME]["data"] == figure["data"]
 
     # Spec errors name their line; nothing is kept.
@@ -171,6 +251,7 @@ def test_publish_writes_one_offline_file_that_draws_and_filters_in_chromium(kern
     out = kernel.ok("%dashboard publish overview s3://reports/overview.html").stream()
     size = re.search(r"Published dashboard overview to s3://reports/overview.html: ([\d.]+) (MB|KB)", out)
     assert size and (float(size.group(1)) < 2.0 or size.group(2) == "KB"), out
+    assert "(2 sheet(s)" in out, out
     published = kernel.home / "lake" / "reports" / "overview.html"
     local = tmp_path / "out" / "overview.html"
     kernel.ok(f"%dashboard publish overview {local}")
@@ -207,17 +288,32 @@ def test_publish_writes_one_offline_file_that_draws_and_filters_in_chromium(kern
             page.goto(local.as_uri())
             page.wait_for_selector("#status", state="detached", timeout=60_000)
             # Every visual type drew.
-            assert page.locator(".indicatorlayer .number").count() == 1
-            assert page.locator(".barlayer .point").count() == 3
-            assert page.locator(".scatterlayer .trace").count() == 2
-            assert page.locator(".pielayer .slice").count() == 2
-            assert page.locator(".table").count() == 2
-            kpi = page.locator(".indicatorlayer .number").text_content() or ""
+            one, two = page.locator("#sheet-0"), page.locator("#sheet-1")
+            assert one.locator(".indicatorlayer .number").count() == 1
+            assert one.locator(".barlayer .point").count() == 3
+            assert one.locator(".scatterlayer .trace").count() == 2
+            assert one.locator(".pielayer .slice").count() == 2
+            assert one.locator(".table").count() == 2
+            # The second sheet: every other visual type has marks on the page.
+            for name, selector, least in [
+                ("stacked and histogram bars, combo bars", ".barlayer .point", 6 + 3 + 5),
+                ("area, combo line, scatter", ".scatterlayer .trace", 3),
+                ("area fill", ".scatterlayer .fills path", 1),
+                ("scatter points", ".scatterlayer .points .point", 4 + 3),
+                ("heat map", ".heatmaplayer image, .imagelayer image, g.hm image", 1),
+                ("tree map", ".treemaplayer .slice", 3 + 4),
+                ("box", ".boxlayer .trace path", 2),
+                ("gauge", ".indicatorlayer .angular", 1),
+                ("funnel", ".funnellayer .point", 4),
+                ("waterfall", ".waterfalllayer .point", 4),
+            ]:
+                assert two.locator(selector).count() >= least, (name, selector, two.locator(selector).count())
+            kpi = one.locator(".indicatorlayer .number").text_content() or ""
             assert number(kpi) == number(expected["All"]), kpi
             page.screenshot(path=str(ARTIFACTS / "published-all.png"), full_page=True)
             # Choose "mobile" in the dropdown: the KPI shows SQL's count for mobile.
-            page.locator(".updatemenu-header-group").first.click()
-            page.locator(".updatemenu-item-text", has_text="mobile").first.click()
+            one.locator(".updatemenu-header-group").first.click()
+            one.locator(".updatemenu-item-text", has_text="mobile").first.click()
             page.wait_for_function(
                 "(v) => document.querySelector('.indicatorlayer .number').textContent.replace(/,/g, '') == v",
                 arg=expected["mobile"],

@@ -144,6 +144,13 @@ def check_tour(nb: NotebookNode) -> None:
     assert stream(nb, "analytics-drain") == "per_minute: READY (16 row(s) emitted in all)\n", stream(nb, "analytics-drain")
     assert "part-per_minute-" in result(nb, "analytics-drain"), result(nb, "analytics-drain")
 
+    # the small dashboard: its KPI for "all" is SQL's distinct users over the table
+    assert re.match(r"Created dataset tour-clicks \(SPICE\): 2400 rows in SPICE", stream(nb, "dashboard-dataset")), stream(nb, "dashboard-dataset")
+    figure = result(nb, "dashboard", PLOTLY_MIME)
+    assert [t["type"] for t in figure["data"]] == ["indicator", "bar", "pie"], figure["data"]
+    assert [b["label"] for b in figure["layout"]["updatemenus"][0]["buttons"]] == ["All", "desktop", "mobile", "tablet"]
+    assert sum(figure["data"][1]["y"]) == 2400 and 0 < figure["data"][0]["value"] <= 500, figure["data"]
+
     info = cell(nb, "info").outputs
     assert any(o.output_type == "execute_result" and "text/html" in o.data for o in info), info
     assert error(nb, "nosuchkey").ename == "NoSuchKey"
@@ -546,7 +553,36 @@ def check_glue(nb: NotebookNode) -> None:
     assert error(nb, "bad-graph").ename == "InvalidInputException" and "nowhere" in error(nb, "bad-graph").evalue
 
 
+def check_dashboard(nb: NotebookNode) -> None:
+    assert re.match(r"Created dataset clicks \(SPICE\): 2400 rows in SPICE \([\d.]+ KB\)", stream(nb, "dataset")), stream(nb, "dataset")
+    describe = result(nb, "describe")
+    assert re.search(r"field weekday\s+┆ string = to_char", describe) and re.search(r"rows\s+┆ 2400", describe), describe
+    figure = result(nb, "dashboard", PLOTLY_MIME)
+    types = [t["type"] for t in figure["data"]]
+    assert types == ["indicator", "indicator", "indicator", "scatter", "scatter", "pie", "bar", "heatmap", "table"], types
+    buttons = figure["layout"]["updatemenus"][0]["buttons"]
+    assert [b["label"] for b in buttons] == ["All", "direct", "email", "facebook", "google"], buttons
+    google = table_rows(result(nb, "check"))[0][0]
+    assert buttons[4]["args"][0]["value"][0] == int(google), (buttons[4]["args"][0]["value"], google)
+    assert figure["data"][3]["x"] == [f"2026-03-0{d}" for d in range(1, 8)], figure["data"][3]
+    weekdays = figure["data"][7]["y"]
+    assert weekdays == ["1 Mon", "2 Tue", "3 Wed", "4 Thu", "5 Fri", "6 Sat", "7 Sun"], weekdays
+    assert sum(sum(v or 0 for v in row) for row in figure["data"][7]["z"]) == 2400
+    published = stream(nb, "publish")
+    size = re.search(r"Published dashboard clickstream to s3://lake/reports/clickstream\.html: ([\d.]+) MB \(1 sheet\(s\)", published)
+    assert size and float(size.group(1)) < 2.0, published
+    assert "reports/clickstream.html" in result(nb, "publish"), result(nb, "publish")
+    # SPICE keeps the first ingestion's rows until the refresh
+    before = result(nb, "before", PLOTLY_MIME)["data"]
+    after = result(nb, "after", PLOTLY_MIME)["data"]
+    assert sum(before[6]["x"]) < sum(after[6]["x"]) and sum(sum(v or 0 for v in r) for r in after[7]["z"]) == 3000, (before[6], after[6])
+    assert "Refreshed dataset clicks (ingestion-2): 3000 rows" in stream(nb, "after"), stream(nb, "after")
+    bad = error(nb, "bad-field")
+    assert bad.ename == "InvalidParameterValueException" and "line 6: dataset clicks has no field browser" in bad.evalue, bad
+
+
 CHECKS: dict[str, Callable[[NotebookNode], None]] = {
+    "10-dashboard.ipynb": check_dashboard,
     "09-glue-etl.ipynb": check_glue,
     "06-rust.ipynb": check_rust,
     "08-analytics.ipynb": check_analytics,

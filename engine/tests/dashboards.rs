@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use lakebook_engine::dashboards::build::{Built, BuiltVisual, rows_of};
+use lakebook_engine::dashboards::build::{Built, BuiltVisual, rows_of, settle};
 use lakebook_engine::dashboards::{CalculatedField, DatasetSpec, IngestionStatus, Mode, Source};
 use lakebook_engine::{Lakebook, S3Uri};
 use serde_json::{Value, json};
@@ -50,9 +50,10 @@ async fn setup(lb: &Lakebook) {
         .unwrap();
 }
 
+/// The query's rows, numbers settled as a dashboard shows them (12 significant digits).
 async fn sql(lb: &Lakebook, query: &str) -> Vec<Vec<Value>> {
     let result = lb.sql().run(query, "web").await.unwrap().pop().unwrap();
-    rows_of(&result.batches)
+    rows_of(&result.batches).into_iter().map(|row| row.iter().map(settle).collect()).collect()
 }
 
 fn dataset(name: &str, mode: Mode) -> DatasetSpec {
@@ -266,4 +267,133 @@ async fn spec_errors_name_their_line_and_field() {
         assert!(text.contains(expected), "{expected:?} not in {text:?}");
     }
     assert!(lb.dashboards().dashboards().is_empty(), "a bad spec keeps nothing");
+}
+
+const MORE: &str = r#"dataset = "clicks"
+[[sheet]]
+[[sheet.control]]
+type = "dropdown"
+field = "device"
+
+[[sheet.visual]]
+type = "histogram"
+x = "ms"
+bins = 5
+
+[[sheet.visual]]
+type = "box"
+group = "referrer"
+value = "ms"
+
+[[sheet.visual]]
+type = "heatmap"
+rows = "referrer"
+columns = "slow"
+value = "count(*)"
+
+[[sheet.visual]]
+type = "combo"
+x = "referrer"
+y = "count(*)"
+lines = "avg(ms)"
+
+[[sheet.visual]]
+type = "scatter"
+group = "page"
+x = "avg(ms)"
+y = "count(*)"
+size = "count_distinct(user)"
+
+[[sheet.visual]]
+type = "treemap"
+group = ["referrer", "page"]
+value = "count(*)"
+
+[[sheet.visual]]
+type = "funnel"
+group = "page"
+value = "count_distinct(user)"
+
+[[sheet.visual]]
+type = "waterfall"
+group = "referrer"
+value = "sum(ms)"
+
+[[sheet.visual]]
+type = "gauge"
+value = "avg(ms)"
+target = "max(ms)"
+
+[[sheet.visual]]
+type = "area"
+title = "Area"
+x = "referrer"
+y = "count(*)"
+color = "slow"
+mode = "stacked"
+"#;
+
+#[tokio::test]
+async fn the_other_visual_types_get_sqls_numbers_per_control_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let lb = Lakebook::open(dir.path()).unwrap();
+    setup(&lb).await;
+    lb.dashboards().create_dataset(dataset("clicks", Mode::DirectQuery)).await.unwrap();
+    let (_, built) = lb.dashboards().create_dashboard("more", MORE, false).await.unwrap();
+    const BASE: &str = "FROM clicks WHERE page <> '/help'";
+    let rows = |v: &BuiltVisual, choice: usize| -> Vec<Vec<Value>> { v.frame(choice).rows.iter().map(|r| r.dims.iter().chain(&r.measures).cloned().collect()).collect() };
+    let (lo, hi) = {
+        let r = sql(&lb, &format!("SELECT CAST(min(ms) AS DOUBLE), CAST(max(ms) AS DOUBLE) {BASE}")).await;
+        (r[0][0].as_f64().unwrap(), r[0][1].as_f64().unwrap())
+    };
+    let width = (hi - lo) / 5.0;
+    for (choice, filter) in std::iter::once(String::new()).chain(DEVICES.iter().map(|d| format!(" AND device = '{d}'"))).enumerate() {
+        // Histogram: five bins over the whole range; a choice changes counts, not edges.
+        let histogram = visual(&built, "distribution of ms");
+        assert_eq!(histogram.bin_width, Some(width));
+        let expected = sql(
+            &lb,
+            &format!("SELECT {lo:?} + LEAST(CAST(FLOOR((CAST(ms AS DOUBLE) - {lo:?}) / {width:?}) AS BIGINT), 4) * {width:?} AS b, count(ms) {BASE}{filter} GROUP BY 1 ORDER BY 1"),
+        )
+        .await;
+        assert_eq!(rows(histogram, choice).len(), expected.len());
+        for (got, want) in rows(histogram, choice).iter().zip(&expected) {
+            assert!((got[0].as_f64().unwrap() - want[0].as_f64().unwrap()).abs() < 1e-9 && got[1] == want[1], "{got:?} {want:?}");
+        }
+        // Box: the five numbers of each group.
+        let expected = sql(
+            &lb,
+            &format!(
+                "SELECT referrer, min(ms), percentile_cont(0.25) WITHIN GROUP (ORDER BY ms), median(ms), percentile_cont(0.75) WITHIN GROUP (ORDER BY ms), max(ms) {BASE}{filter} GROUP BY referrer ORDER BY referrer"
+            ),
+        )
+        .await;
+        assert_eq!(rows(visual(&built, "ms by referrer"), choice), expected, "box {choice}");
+        let cells = sql(&lb, &format!("SELECT referrer, CASE WHEN ms > 300 THEN 'slow' ELSE 'fast' END AS s, count(*) {BASE}{filter} GROUP BY 1, 2 ORDER BY 1, 2")).await;
+        assert_eq!(rows(visual(&built, "count(*) by referrer, slow"), choice), cells, "heatmap {choice}");
+        let combo = sql(&lb, &format!("SELECT referrer, count(*), avg(ms) {BASE}{filter} GROUP BY referrer ORDER BY referrer")).await;
+        assert_eq!(rows(visual(&built, "count(*), avg(ms) by referrer"), choice), combo);
+        let scatter = sql(&lb, &format!("SELECT page, avg(ms) AS a, count(*), count(DISTINCT user) {BASE}{filter} GROUP BY page ORDER BY a DESC, page")).await;
+        assert_eq!(rows(visual(&built, "avg(ms), count(*), count_distinct(user) by page"), choice), scatter);
+        let funnel = sql(&lb, &format!("SELECT page, count(DISTINCT user) AS n {BASE}{filter} GROUP BY page ORDER BY n DESC, page")).await;
+        assert_eq!(rows(visual(&built, "count_distinct(user) by page"), choice), funnel);
+        let waterfall = sql(&lb, &format!("SELECT referrer, sum(ms) {BASE}{filter} GROUP BY referrer ORDER BY referrer")).await;
+        assert_eq!(rows(visual(&built, "sum(ms) by referrer"), choice), waterfall);
+        let gauge = sql(&lb, &format!("SELECT avg(ms), max(ms) {BASE}{filter}")).await;
+        assert_eq!(rows(visual(&built, "avg(ms)"), choice), gauge);
+        let treemap = rows(visual(&built, "count(*) by referrer, page"), choice);
+        let total: i64 = treemap.iter().map(|r| r[2].as_i64().unwrap()).sum();
+        assert_eq!(json!(total), sql(&lb, &format!("SELECT count(*) {BASE}{filter}")).await[0][0]);
+    }
+    let combo = visual(&built, "count(*), avg(ms) by referrer");
+    assert_eq!((combo.line_measures, combo.measures.len()), (1, 2));
+    // A histogram of text, a box of a measure, and keys of another visual type are refused.
+    for (from, to, expected) in [
+        ("x = \"ms\"\nbins = 5", "x = \"page\"", "line 9: a histogram bins numbers, and page is string"),
+        ("value = \"ms\"", "value = \"avg(ms)\"", "line 15: a box visual's `value` is a numeric field"),
+        ("lines = \"avg(ms)\"", "lines = \"avg(ms)\"\ndonut = true", "line 28: a combo visual has no `donut`"),
+    ] {
+        let err = lb.dashboards().create_dashboard("bad", &MORE.replacen(from, to, 1), false).await.unwrap_err();
+        assert!(err.message().contains(expected), "{expected:?} not in {:?}", err.message());
+    }
 }

@@ -61,6 +61,10 @@ pub struct BuiltVisual {
     pub subtotals: bool,
     /// Whether the sheet's control filters it (its dataset has the control's field).
     pub controlled: bool,
+    /// A combo's last measures, drawn as lines on a second axis.
+    pub line_measures: usize,
+    /// A histogram's bin width (its rows' first dimension is each bin's start).
+    pub bin_width: Option<f64>,
     /// The numbers for "all", then per control value (only "all" when not controlled).
     pub frames: Vec<Frame>,
 }
@@ -203,6 +207,30 @@ impl Dashboards {
         for d in &visual.dims {
             dims.push(source.field(d, dataset)?.0);
         }
+        let mut dim_exprs: Vec<String> = dims.iter().map(|d| quote(d)).collect();
+        let where_clause = if filters.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", filters.iter().map(|f| format!("({f})")).collect::<Vec<_>>().join(" AND "))
+        };
+        // A histogram's bins span the field's range over every control value, so a choice
+        // changes the bars' heights and never their edges.
+        let mut bins = None;
+        if let Some((field, count)) = &visual.histogram {
+            let (name, data_type) = source.field(field, dataset)?;
+            if !data_type.is_numeric() {
+                return Err(located_err(field.line, format!("a histogram bins numbers, and {name} is {}", crate::catalog::types::glue_type(&data_type))));
+            }
+            let f = quote(&name);
+            let range_sql = format!("SELECT CAST(MIN({f}) AS DOUBLE) AS lo, CAST(MAX({f}) AS DOUBLE) AS hi FROM {}{where_clause}", source.from);
+            let (_, batches) = self.sql.collect_over(&range_sql, &source.database, source.tables.clone()).await.map_err(|e| at_line(e, visual.line))?;
+            let row = rows_of(&batches).into_iter().next().unwrap_or_default();
+            let (lo, hi) = (row.first().and_then(Value::as_f64).unwrap_or(0.0), row.get(1).and_then(Value::as_f64).unwrap_or(0.0));
+            let width = if hi > lo { (hi - lo) / *count as f64 } else { 1.0 };
+            dims.push("bin".to_string());
+            dim_exprs.push(format!("LEAST(CAST(FLOOR((CAST({f} AS DOUBLE) - ({lo:?})) / ({width:?})) AS BIGINT), {})", count - 1));
+            bins = Some((lo, width));
+        }
         let mut measures: Vec<&Located<Measure>> = visual.measures.iter().collect();
         measures.extend(visual.target.iter());
         let mut measure_sql = Vec::new();
@@ -223,25 +251,22 @@ impl Dashboards {
         } else {
             vec![(0..dims.len()).collect()]
         };
-        let mut select: Vec<String> = dims.iter().enumerate().map(|(i, d)| format!("{} AS d{i}", quote(d))).collect();
+        let mut select: Vec<String> = dim_exprs.iter().enumerate().map(|(i, d)| format!("{d} AS d{i}")).collect();
         if let Some((field, _)) = control {
             select.push(format!("{} AS c", quote(field)));
         }
         let grouped = sets.len() > 1 || control.is_some();
         if grouped {
-            select.extend(dims.iter().enumerate().map(|(i, d)| format!("GROUPING({}) AS g{i}", quote(d))));
+            select.extend(dim_exprs.iter().enumerate().map(|(i, d)| format!("GROUPING({d}) AS g{i}")));
             if let Some((field, _)) = control {
                 select.push(format!("GROUPING({}) AS gc", quote(field)));
             }
         }
         select.extend(measure_sql.iter().enumerate().map(|(i, m)| format!("{m} AS m{i}")));
-        let mut sql = format!("SELECT {} FROM {}", select.join(", "), source.from);
-        if !filters.is_empty() {
-            let predicates: Vec<String> = filters.iter().map(|f| format!("({f})")).collect();
-            sql.push_str(&format!(" WHERE {}", predicates.join(" AND ")));
-        }
+        let sql = format!("SELECT {} FROM {}{where_clause}", select.join(", "), source.from);
+        let mut sql = sql;
         let set_text = |set: &[usize], with_control: bool| -> String {
-            let mut names: Vec<String> = set.iter().map(|&i| quote(&dims[i])).collect();
+            let mut names: Vec<String> = set.iter().map(|&i| dim_exprs[i].clone()).collect();
             if with_control && let Some((field, _)) = control {
                 names.push(quote(field));
             }
@@ -257,7 +282,7 @@ impl Dashboards {
             }
             sql.push_str(&format!(" GROUP BY GROUPING SETS ({})", all.join(", ")));
         } else if !dims.is_empty() {
-            sql.push_str(&format!(" GROUP BY {}", dims.iter().map(|d| quote(d)).collect::<Vec<_>>().join(", ")));
+            sql.push_str(&format!(" GROUP BY {}", dim_exprs.join(", ")));
         }
         let (_, batches) = self.sql.collect_over(&sql, &source.database, source.tables.clone()).await.map_err(|e| at_line(e, visual.line))?;
 
@@ -270,7 +295,8 @@ impl Dashboards {
             let flags: Vec<Vec<Value>> = (0..dims.len()).map(|i| column(&format!("g{i}")).unwrap_or_default()).collect();
             let control_values = column("c");
             let control_flags = column("gc");
-            let measure_values: Vec<Vec<Value>> = (0..measures.len()).map(|i| column(&format!("m{i}")).unwrap_or_default()).collect();
+            let measure_values: Vec<Vec<Value>> =
+                (0..measures.len()).map(|i| column(&format!("m{i}")).unwrap_or_default().iter().map(settle).collect()).collect();
             for r in 0..batch.num_rows() {
                 let flag = |values: &[Value]| values.get(r).and_then(Value::as_f64).is_some_and(|v| v != 0.0);
                 let frame = match (&control_values, &control_flags) {
@@ -288,6 +314,15 @@ impl Dashboards {
                     measures: measure_values.iter().map(|v| v[r].clone()).collect(),
                 };
                 frames[frame].rows.push(row);
+            }
+        }
+        if let Some((lo, width)) = bins {
+            for frame in &mut frames {
+                frame.rows.retain(|r| !r.dims[0].is_null());
+                for row in &mut frame.rows {
+                    let i = row.dims[0].as_f64().unwrap_or(0.0);
+                    row.dims[0] = serde_json::Number::from_f64(lo + i * width).map(Value::Number).unwrap_or(Value::Null);
+                }
             }
         }
         for frame in &mut frames {
@@ -313,6 +348,8 @@ impl Dashboards {
             donut: visual.donut,
             subtotals: visual.subtotals,
             controlled: control.is_some(),
+            line_measures: visual.line_measures,
+            bin_width: bins.map(|(_, width)| width),
             frames,
         })
     }
@@ -351,7 +388,14 @@ fn measure_expression(m: &Located<Measure>, source: &Source, dataset: &str) -> R
 /// each level's total after its members.
 fn shape(frame: &mut Frame, visual: &Visual) {
     let default = match visual.kind {
-        VisualKind::Line | VisualKind::Pivot => Sort { by: SortBy::Label, descending: false },
+        VisualKind::Line
+        | VisualKind::Area
+        | VisualKind::Combo
+        | VisualKind::Pivot
+        | VisualKind::Heatmap
+        | VisualKind::Histogram
+        | VisualKind::Box
+        | VisualKind::Waterfall => Sort { by: SortBy::Label, descending: false },
         _ => Sort { by: SortBy::Value, descending: true },
     };
     let sort = visual.sort.unwrap_or(default);
@@ -407,6 +451,20 @@ fn compare(a: &Value, b: &Value) -> std::cmp::Ordering {
         (_, Value::Null) => std::cmp::Ordering::Less,
         (Value::Number(x), Value::Number(y)) => x.as_f64().partial_cmp(&y.as_f64()).unwrap_or(std::cmp::Ordering::Equal),
         _ => label(a).cmp(&label(b)),
+    }
+}
+
+/// A measure as shown: fractional numbers to 12 significant digits. A sum of doubles over
+/// parallel partitions differs in its last bits from run to run (addition is not
+/// associative); 12 digits keep every figure a dashboard shows and make a rerun identical.
+pub fn settle(value: &Value) -> Value {
+    match value {
+        Value::Number(n) if n.is_f64() => {
+            let f = n.as_f64().unwrap_or(0.0);
+            let rounded: f64 = format!("{f:.11e}").parse().unwrap_or(f);
+            serde_json::Number::from_f64(rounded).map(Value::Number).unwrap_or(Value::Null)
+        }
+        other => other.clone(),
     }
 }
 

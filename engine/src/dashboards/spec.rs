@@ -110,6 +110,9 @@ struct RawVisual {
     donut: Option<Spanned<bool>>,
     sort: Option<Spanned<String>>,
     top: Option<Spanned<i64>>,
+    lines: Option<Spanned<OneOrMany>>,
+    size: Option<Spanned<String>>,
+    bins: Option<Spanned<i64>>,
 }
 
 /// A parsed, checked spec (field names are checked against the datasets when it is built).
@@ -155,20 +158,40 @@ pub struct Control {
 pub enum VisualKind {
     Bar,
     Line,
+    Area,
+    Combo,
+    Scatter,
     Pie,
+    Heatmap,
+    Treemap,
+    Histogram,
+    Box,
     Kpi,
+    Gauge,
     Table,
     Pivot,
+    Funnel,
+    Waterfall,
 }
 
 impl VisualKind {
-    pub const ALL: [(&'static str, VisualKind); 6] = [
+    pub const ALL: [(&'static str, VisualKind); 16] = [
         ("bar", VisualKind::Bar),
         ("line", VisualKind::Line),
+        ("area", VisualKind::Area),
+        ("combo", VisualKind::Combo),
+        ("scatter", VisualKind::Scatter),
         ("pie", VisualKind::Pie),
+        ("heatmap", VisualKind::Heatmap),
+        ("treemap", VisualKind::Treemap),
+        ("histogram", VisualKind::Histogram),
+        ("box", VisualKind::Box),
         ("kpi", VisualKind::Kpi),
+        ("gauge", VisualKind::Gauge),
         ("table", VisualKind::Table),
         ("pivot", VisualKind::Pivot),
+        ("funnel", VisualKind::Funnel),
+        ("waterfall", VisualKind::Waterfall),
     ];
 
     pub fn name(self) -> &'static str {
@@ -180,10 +203,20 @@ impl VisualKind {
         match self {
             VisualKind::Bar => &["x", "y", "color", "orientation", "mode", "sort", "top"],
             VisualKind::Line => &["x", "y", "color", "sort", "top"],
+            VisualKind::Area => &["x", "y", "color", "mode", "sort", "top"],
+            VisualKind::Combo => &["x", "y", "lines", "sort", "top"],
+            VisualKind::Scatter => &["group", "x", "y", "size", "top", "sort"],
             VisualKind::Pie => &["group", "value", "donut", "sort", "top"],
+            VisualKind::Heatmap => &["rows", "columns", "value"],
+            VisualKind::Treemap => &["group", "value", "sort", "top"],
+            VisualKind::Histogram => &["x", "bins"],
+            VisualKind::Box => &["group", "value"],
             VisualKind::Kpi => &["value", "target"],
+            VisualKind::Gauge => &["value", "target"],
             VisualKind::Table => &["group", "values", "sort", "top"],
             VisualKind::Pivot => &["rows", "columns", "values", "subtotals"],
+            VisualKind::Funnel => &["group", "value", "sort", "top"],
+            VisualKind::Waterfall => &["group", "value", "sort", "top"],
         }
     }
 }
@@ -279,6 +312,11 @@ fn field_name(text: &str) -> Option<String> {
     ((first.is_alphabetic() || first == '_') && chars.all(|c| c.is_alphanumeric() || c == '_')).then(|| text.to_string())
 }
 
+/// A field name as a measure's argument: bare when it is an identifier, else double-quoted.
+fn quoted(name: &str) -> String {
+    if field_name(name).as_deref() == Some(name) && !name.starts_with('"') { name.to_string() } else { format!("\"{name}\"") }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SortBy {
@@ -312,6 +350,10 @@ pub struct Visual {
     pub donut: bool,
     pub sort: Option<Sort>,
     pub top: Option<usize>,
+    /// A combo's last measures, drawn as lines on a second axis.
+    pub line_measures: usize,
+    /// A histogram's numeric field and its number of bins.
+    pub histogram: Option<(Located<String>, usize)>,
     pub line: usize,
 }
 
@@ -404,7 +446,10 @@ fn visual_of(text: &str, visual: Spanned<RawVisual>, dataset_for: &dyn Fn(&Optio
         spec_err(text, v.kind.span().start, format!("unknown visual type {:?}; the visual types are: {}", v.kind.get_ref(), names.join(", ")))
     })?;
     // Keys that belong to other kinds of visual are a mistake worth naming.
-    let given: [(&str, Option<usize>); 15] = [
+    let given: [(&str, Option<usize>); 18] = [
+        ("lines", v.lines.as_ref().map(|s| s.span().start)),
+        ("size", v.size.as_ref().map(|s| s.span().start)),
+        ("bins", v.bins.as_ref().map(|s| s.span().start)),
         ("x", v.x.as_ref().map(|s| s.span().start)),
         ("y", v.y.as_ref().map(|s| s.span().start)),
         ("color", v.color.as_ref().map(|s| s.span().start)),
@@ -452,8 +497,10 @@ fn visual_of(text: &str, visual: Spanned<RawVisual>, dataset_for: &dyn Fn(&Optio
     let mut dims = Vec::new();
     let mut pivot_rows = 0;
     let mut measures = Vec::new();
+    let mut line_measures = 0;
+    let mut histogram = None;
     match kind {
-        VisualKind::Bar | VisualKind::Line => {
+        VisualKind::Bar | VisualKind::Line | VisualKind::Area | VisualKind::Combo => {
             dims.push(dim(v.x.as_ref().ok_or_else(|| need("x"))?)?);
             if let Some(color) = &v.color {
                 dims.push(dim(color)?);
@@ -465,15 +512,76 @@ fn visual_of(text: &str, visual: Spanned<RawVisual>, dataset_for: &dyn Fn(&Optio
             if v.color.is_some() && measures.len() > 1 {
                 return Err(spec_err(text, at, "with `color` a visual plots one measure in `y` (one series per color value)"));
             }
+            if kind == VisualKind::Combo {
+                let lines = measures_of(&v.lines)?;
+                if lines.is_empty() {
+                    return Err(need("lines"));
+                }
+                line_measures = lines.len();
+                measures.extend(lines);
+            }
         }
-        VisualKind::Pie => {
+        VisualKind::Scatter => {
             dims = dims_of(&v.group)?;
             if dims.len() != 1 {
-                return Err(spec_err(text, at, "a pie visual needs one field in `group`"));
+                return Err(spec_err(text, at, "a scatter visual needs one field in `group` (a point per value)"));
+            }
+            measures.push(measure(v.x.as_ref().ok_or_else(|| need("x"))?)?);
+            let y = match &v.y {
+                Some(y) => items(text, y)?,
+                None => Vec::new(),
+            };
+            measures.push(measure(y.first().ok_or_else(|| need("y"))?)?);
+            if let Some(size) = &v.size {
+                measures.push(measure(size)?);
+            }
+        }
+        VisualKind::Pie | VisualKind::Funnel | VisualKind::Waterfall => {
+            dims = dims_of(&v.group)?;
+            if dims.len() != 1 {
+                return Err(spec_err(text, at, format!("a {} visual needs one field in `group`", kind.name())));
             }
             measures.push(measure(v.value.as_ref().ok_or_else(|| need("value"))?)?);
         }
-        VisualKind::Kpi => measures.push(measure(v.value.as_ref().ok_or_else(|| need("value"))?)?),
+        VisualKind::Treemap => {
+            dims = dims_of(&v.group)?;
+            if !(1..=2).contains(&dims.len()) {
+                return Err(spec_err(text, at, "a treemap visual groups by one field, or two (parent, child)"));
+            }
+            measures.push(measure(v.value.as_ref().ok_or_else(|| need("value"))?)?);
+        }
+        VisualKind::Heatmap => {
+            dims = dims_of(&v.rows)?;
+            dims.extend(dims_of(&v.columns)?);
+            if dims.len() != 2 {
+                return Err(spec_err(text, at, "a heatmap visual needs one field in `rows` and one in `columns`"));
+            }
+            pivot_rows = 1;
+            measures.push(measure(v.value.as_ref().ok_or_else(|| need("value"))?)?);
+        }
+        VisualKind::Histogram => {
+            let field = dim(v.x.as_ref().ok_or_else(|| need("x"))?)?;
+            let bins = match &v.bins {
+                Some(b) if !(1..=200).contains(b.get_ref()) => return Err(spec_err(text, b.span().start, "bins is between 1 and 200")),
+                Some(b) => *b.get_ref() as usize,
+                None => 20,
+            };
+            measures.push(Located { value: Measure::parse(&format!("count({})", quoted(&field.value))).map_err(|e| spec_err(text, at, e))?, line: field.line });
+            histogram = Some((field, bins));
+        }
+        VisualKind::Box => {
+            dims = dims_of(&v.group)?;
+            if dims.len() > 1 {
+                return Err(spec_err(text, at, "a box visual groups by at most one field"));
+            }
+            let value = v.value.as_ref().ok_or_else(|| need("value"))?;
+            let field = dim(value).map_err(|_| spec_err(text, value.span().start, "a box visual's `value` is a numeric field (its five numbers are computed)"))?;
+            let f = quoted(&field.value);
+            for m in [format!("min({f})"), format!("percentile({f}, 25)"), format!("median({f})"), format!("percentile({f}, 75)"), format!("max({f})")] {
+                measures.push(Located { value: Measure::parse(&m).map_err(|e| spec_err(text, at, e))?, line: field.line });
+            }
+        }
+        VisualKind::Kpi | VisualKind::Gauge => measures.push(measure(v.value.as_ref().ok_or_else(|| need("value"))?)?),
         VisualKind::Table => {
             dims = dims_of(&v.group)?;
             measures = measures_of(&v.values)?;
@@ -545,7 +653,12 @@ fn visual_of(text: &str, visual: Spanned<RawVisual>, dataset_for: &dyn Fn(&Optio
     };
     Ok(Visual {
         kind,
-        title: v.title.map(Spanned::into_inner).unwrap_or_else(|| default_title(kind, &dims, &measures)),
+        title: v.title.map(Spanned::into_inner).unwrap_or_else(|| match (kind, &histogram, v.value.as_ref()) {
+            (VisualKind::Histogram, Some((field, _)), _) => format!("distribution of {}", field.value),
+            (VisualKind::Box, _, Some(value)) if dims.is_empty() => value.get_ref().clone(),
+            (VisualKind::Box, _, Some(value)) => format!("{} by {}", value.get_ref(), dims[0].value),
+            _ => default_title(kind, &dims, &measures),
+        }),
         dataset: dataset_for(&v.dataset, at)?,
         filter: v.filter.as_ref().map(|f| Located { value: f.get_ref().clone(), line: line_of(text, f.span().start) }),
         span,
@@ -559,6 +672,8 @@ fn visual_of(text: &str, visual: Spanned<RawVisual>, dataset_for: &dyn Fn(&Optio
         donut: v.donut.map(Spanned::into_inner).unwrap_or(false),
         sort,
         top,
+        line_measures,
+        histogram,
         line,
     })
 }

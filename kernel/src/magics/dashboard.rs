@@ -184,14 +184,21 @@ pub async fn run(args: DashboardArgs, mut ctx: Ctx<'_>) -> Result<Option<Bundle>
 /// The engine numbers a spec's lines from its first; in the cell the magic's line comes
 /// first, so `line 22` of the spec is the cell's line 23 (what JupyterLab's gutter shows).
 fn in_cell_lines(err: lakebook_engine::Error) -> CellError {
-    let mut cell = CellError::from(err);
-    if let Some(rest) = cell.evalue.strip_prefix("line ")
-        && let Some((n, message)) = rest.split_once(':')
-        && let Ok(n) = n.parse::<usize>()
-    {
-        cell.evalue = format!("line {}:{message}", n + 1);
+    let message = err.message();
+    let shifted = message
+        .strip_prefix("line ")
+        .and_then(|rest| rest.split_once(':'))
+        .and_then(|(n, rest)| n.parse::<usize>().ok().map(|n| format!("line {}:{rest}", n + 1)));
+    match shifted {
+        Some(message) => {
+            let cell = CellError::new(err.code(), message);
+            match err.hint() {
+                Some(hint) => cell.with_detail(hint),
+                None => cell,
+            }
+        }
+        None => CellError::from(err),
     }
-    cell
 }
 
 /// Every sheet of a built dashboard: all but the last displayed, the last the cell's value.

@@ -70,6 +70,19 @@ fn column(rows: &[&Row], get: impl Fn(&Row) -> Value) -> Value {
     Value::Array(rows.iter().map(|r| get(r)).collect())
 }
 
+/// Axis values: text labels for text, numbers as they are (a numeric axis).
+fn axis_values(values: &[Value]) -> Value {
+    if values.iter().all(|v| v.is_number() || v.is_null()) { Value::Array(values.to_vec()) } else { Value::Array(values.iter().map(|v| json!(label(v))).collect()) }
+}
+
+/// Numbers by value, anything else by its label.
+fn compare_values(a: &Value, b: &Value) -> std::cmp::Ordering {
+    match (a.as_f64(), b.as_f64()) {
+        (Some(x), Some(y)) => x.partial_cmp(&y).unwrap_or(std::cmp::Ordering::Equal),
+        _ => label(a).cmp(&label(b)),
+    }
+}
+
 /// The rows a chart draws (a pivot's totals aside).
 fn leaves(frame: &Frame) -> Vec<&Row> {
     frame.rows.iter().filter(|r| !r.totals.iter().any(|t| *t)).collect()
@@ -95,9 +108,10 @@ fn traces(visual: &BuiltVisual, index: usize, cell: Cell) -> Vec<Trace> {
     let domain = json!({"x": [cell.x.0, cell.x.1], "y": [cell.y.0, cell.y.1]});
     let mut out = Vec::new();
     match visual.kind {
-        VisualKind::Bar | VisualKind::Line => {
+        VisualKind::Bar | VisualKind::Line | VisualKind::Area | VisualKind::Combo => {
             let colored = visual.dims.len() > 1;
             let names: Vec<Value> = if colored { series(visual) } else { visual.measures.iter().map(|m| json!(m)).collect() };
+            let bars = names.len() - if visual.kind == VisualKind::Combo { visual.line_measures } else { 0 };
             for (s, name) in names.iter().enumerate() {
                 let mut base = json!({
                     "name": label(name),
@@ -107,7 +121,8 @@ fn traces(visual: &BuiltVisual, index: usize, cell: Cell) -> Vec<Trace> {
                     "showlegend": names.len() > 1,
                     "marker": {"color": COLORS[s % COLORS.len()]},
                 });
-                if visual.kind == VisualKind::Bar {
+                let as_bar = visual.kind == VisualKind::Bar || (visual.kind == VisualKind::Combo && s < bars);
+                if as_bar {
                     base["type"] = json!("bar");
                     if visual.horizontal {
                         base["orientation"] = json!("h");
@@ -120,20 +135,29 @@ fn traces(visual: &BuiltVisual, index: usize, cell: Cell) -> Vec<Trace> {
                 } else {
                     base["type"] = json!("scatter");
                     base["mode"] = json!("lines+markers");
+                    if visual.kind == VisualKind::Combo {
+                        // A combo's lines read against their own axis on the right.
+                        base["yaxis"] = json!(format!("y{}", 100 + index));
+                    }
+                    if visual.kind == VisualKind::Area {
+                        base["mode"] = json!("lines");
+                        if visual.stacked {
+                            base["stackgroup"] = json!(format!("v{index}"));
+                        } else {
+                            base["fill"] = json!("tozeroy");
+                        }
+                    }
                 }
-                let (name, horizontal, stacked) = (name.clone(), visual.horizontal, visual.stacked && visual.kind == VisualKind::Bar);
+                let (horizontal, stacked) = (visual.horizontal, visual.stacked && visual.kind == VisualKind::Bar);
                 let names = names.clone();
                 let fill = move |frame: &Frame| {
                     let rows = leaves(frame);
-                    let xs: Vec<Value> = {
-                        let mut xs: Vec<Value> = Vec::new();
-                        for r in &rows {
-                            if !xs.contains(&r.dims[0]) {
-                                xs.push(r.dims[0].clone());
-                            }
+                    let mut xs: Vec<Value> = Vec::new();
+                    for r in &rows {
+                        if !xs.contains(&r.dims[0]) {
+                            xs.push(r.dims[0].clone());
                         }
-                        xs
-                    };
+                    }
                     let value_at = |x: &Value, series: usize| -> Value {
                         rows.iter()
                             .find(|r| &r.dims[0] == x && if colored { r.dims[1] == names[series] } else { true })
@@ -142,19 +166,171 @@ fn traces(visual: &BuiltVisual, index: usize, cell: Cell) -> Vec<Trace> {
                     };
                     let ys: Vec<Value> = xs.iter().map(|x| value_at(x, s)).collect();
                     let mut data = Map::new();
-                    let labels = Value::Array(xs.iter().map(|x| json!(label(x))).collect());
                     let (kx, ky) = if horizontal { ("y", "x") } else { ("x", "y") };
-                    data.insert(kx.into(), if matches!(rows.first().map(|r| &r.dims[0]), Some(Value::String(_))) { labels } else { Value::Array(xs.clone()) });
+                    data.insert(kx.into(), axis_values(&xs));
                     data.insert(ky.into(), Value::Array(ys));
                     if stacked {
                         let base: Vec<Value> = xs.iter().map(|x| json!((0..s).map(|p| value_at(x, p).as_f64().unwrap_or(0.0)).sum::<f64>())).collect();
                         data.insert("base".into(), Value::Array(base));
                     }
-                    let _ = &name;
                     data
                 };
                 out.push(Trace { base, fill: Box::new(fill) });
             }
+        }
+        VisualKind::Scatter => {
+            let sized = visual.measures.len() > 2;
+            let base = json!({"type": "scatter", "mode": "markers+text", "textposition": "top center", "xaxis": format!("x{axis}"), "yaxis": format!("y{axis}"),
+                "showlegend": false, "marker": {"color": COLORS[0], "opacity": 0.8}});
+            // Marker areas scaled so the largest is 40 px across, the same scale for every choice.
+            let largest = visual.frames.iter().flat_map(|f| &f.rows).filter_map(|r| r.measures.get(2).and_then(Value::as_f64)).fold(0.0f64, f64::max);
+            let fill = move |frame: &Frame| {
+                let rows = leaves(frame);
+                let mut data = Map::new();
+                data.insert("x".into(), column(&rows, |r| r.measures[0].clone()));
+                data.insert("y".into(), column(&rows, |r| r.measures[1].clone()));
+                data.insert("text".into(), column(&rows, |r| json!(label(&r.dims[0]))));
+                if sized {
+                    let size = |r: &Row| json!(if largest > 0.0 { 6.0 + 34.0 * (r.measures[2].as_f64().unwrap_or(0.0).max(0.0) / largest).sqrt() } else { 10.0 });
+                    data.insert("marker.size".into(), column(&rows, size));
+                }
+                data
+            };
+            out.push(Trace { base, fill: Box::new(fill) });
+        }
+        VisualKind::Heatmap => {
+            let base = json!({"type": "heatmap", "xaxis": format!("x{axis}"), "yaxis": format!("y{axis}"), "colorscale": "Blues", "showscale": false, "hoverongaps": false});
+            let fill = |frame: &Frame| {
+                let rows = leaves(frame);
+                let (mut ys, mut xs): (Vec<Value>, Vec<Value>) = (Vec::new(), Vec::new());
+                for r in &rows {
+                    if !ys.contains(&r.dims[0]) {
+                        ys.push(r.dims[0].clone());
+                    }
+                    if !xs.contains(&r.dims[1]) {
+                        xs.push(r.dims[1].clone());
+                    }
+                }
+                xs.sort_by(compare_values);
+                let z: Vec<Value> = ys
+                    .iter()
+                    .map(|y| Value::Array(xs.iter().map(|x| rows.iter().find(|r| &r.dims[0] == y && &r.dims[1] == x).map(|r| r.measures[0].clone()).unwrap_or(Value::Null)).collect()))
+                    .collect();
+                let mut data = Map::new();
+                data.insert("x".into(), axis_values(&xs));
+                data.insert("y".into(), axis_values(&ys));
+                data.insert("z".into(), Value::Array(z));
+                data
+            };
+            out.push(Trace { base, fill: Box::new(fill) });
+        }
+        VisualKind::Histogram => {
+            let width = visual.bin_width.unwrap_or(1.0);
+            let base = json!({"type": "bar", "xaxis": format!("x{axis}"), "yaxis": format!("y{axis}"), "showlegend": false, "width": width, "marker": {"color": COLORS[0], "line": {"color": "white", "width": 1}}});
+            let fill = move |frame: &Frame| {
+                let rows = leaves(frame);
+                let mut data = Map::new();
+                data.insert("x".into(), column(&rows, |r| json!(r.dims[0].as_f64().unwrap_or(0.0) + width / 2.0)));
+                data.insert("y".into(), column(&rows, |r| r.measures[0].clone()));
+                data
+            };
+            out.push(Trace { base, fill: Box::new(fill) });
+        }
+        VisualKind::Box => {
+            let grouped = !visual.dims.is_empty();
+            let base = json!({"type": "box", "xaxis": format!("x{axis}"), "yaxis": format!("y{axis}"), "showlegend": false, "marker": {"color": COLORS[0]}, "name": visual.title});
+            let fill = move |frame: &Frame| {
+                let rows = leaves(frame);
+                let mut data = Map::new();
+                data.insert("x".into(), column(&rows, |r| if grouped { json!(label(&r.dims[0])) } else { json!("all") }));
+                for (m, key) in ["lowerfence", "q1", "median", "q3", "upperfence"].iter().enumerate() {
+                    data.insert((*key).into(), column(&rows, |r| r.measures[m].clone()));
+                }
+                data
+            };
+            out.push(Trace { base, fill: Box::new(fill) });
+        }
+        VisualKind::Funnel => {
+            let base = json!({"type": "funnel", "xaxis": format!("x{axis}"), "yaxis": format!("y{axis}"), "showlegend": false, "textinfo": "value+percent initial", "marker": {"color": COLORS[0]}});
+            let fill = |frame: &Frame| {
+                let rows = leaves(frame);
+                let mut data = Map::new();
+                data.insert("y".into(), column(&rows, |r| json!(label(&r.dims[0]))));
+                data.insert("x".into(), column(&rows, |r| r.measures[0].clone()));
+                data
+            };
+            out.push(Trace { base, fill: Box::new(fill) });
+        }
+        VisualKind::Waterfall => {
+            let base = json!({"type": "waterfall", "xaxis": format!("x{axis}"), "yaxis": format!("y{axis}"), "showlegend": false, "connector": {"line": {"color": "#8a99a8"}}});
+            let fill = |frame: &Frame| {
+                let rows = leaves(frame);
+                let mut x: Vec<Value> = rows.iter().map(|r| json!(label(&r.dims[0]))).collect();
+                let mut y: Vec<Value> = rows.iter().map(|r| r.measures[0].clone()).collect();
+                let mut measure: Vec<Value> = vec![json!("relative"); rows.len()];
+                x.push(json!("Total"));
+                y.push(json!(0));
+                measure.push(json!("total"));
+                let mut data = Map::new();
+                data.insert("x".into(), Value::Array(x));
+                data.insert("y".into(), Value::Array(y));
+                data.insert("measure".into(), Value::Array(measure));
+                data
+            };
+            out.push(Trace { base, fill: Box::new(fill) });
+        }
+        VisualKind::Treemap => {
+            let nested = visual.dims.len() > 1;
+            let base = json!({"type": "treemap", "domain": domain, "textinfo": "label+value", "branchvalues": "remainder"});
+            let fill = move |frame: &Frame| {
+                let rows = leaves(frame);
+                let (mut ids, mut labels, mut parents, mut values) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+                if nested {
+                    let mut seen: Vec<String> = Vec::new();
+                    for r in &rows {
+                        let parent = label(&r.dims[0]);
+                        if !seen.contains(&parent) {
+                            seen.push(parent.clone());
+                            ids.push(json!(parent));
+                            labels.push(json!(parent));
+                            parents.push(json!(""));
+                            values.push(json!(0));
+                        }
+                    }
+                }
+                for r in &rows {
+                    let (name, parent) = if nested { (label(&r.dims[1]), label(&r.dims[0])) } else { (label(&r.dims[0]), String::new()) };
+                    ids.push(json!(if nested { format!("{parent}/{name}") } else { name.clone() }));
+                    labels.push(json!(name));
+                    parents.push(json!(parent));
+                    values.push(r.measures[0].clone());
+                }
+                let mut data = Map::new();
+                data.insert("ids".into(), Value::Array(ids));
+                data.insert("labels".into(), Value::Array(labels));
+                data.insert("parents".into(), Value::Array(parents));
+                data.insert("values".into(), Value::Array(values));
+                data
+            };
+            out.push(Trace { base, fill: Box::new(fill) });
+        }
+        VisualKind::Gauge => {
+            let has_target = visual.has_target;
+            // Without a target the dial ends at the value over everything ("All").
+            let all = visual.frames[0].rows.first().and_then(|r| r.measures[0].as_f64()).unwrap_or(0.0);
+            let base = json!({"type": "indicator", "mode": "gauge+number", "domain": domain, "number": {"valueformat": ",.4~g"},
+                "gauge": {"bar": {"color": COLORS[0]}, "axis": {"range": [0, if all > 0.0 { all } else { 1.0 }]}}});
+            let fill = move |frame: &Frame| {
+                let mut data = Map::new();
+                let row = frame.rows.first();
+                data.insert("value".into(), row.map(|r| r.measures[0].clone()).unwrap_or(Value::Null));
+                if has_target {
+                    let target = row.and_then(|r| r.measures.last()).and_then(Value::as_f64).unwrap_or(0.0);
+                    data.insert("gauge.axis.range".into(), json!([0, if target > 0.0 { target } else { 1.0 }]));
+                }
+                data
+            };
+            out.push(Trace { base, fill: Box::new(fill) });
         }
         VisualKind::Pie => {
             let mut base = json!({"type": "pie", "domain": domain, "sort": false, "textinfo": "label+percent", "showlegend": false});
@@ -302,6 +478,11 @@ impl Pivot {
     }
 }
 
+/// Whether a visual is drawn on x/y axes (the others sit in a domain of their own).
+fn cartesian(kind: VisualKind) -> bool {
+    !matches!(kind, VisualKind::Pie | VisualKind::Kpi | VisualKind::Gauge | VisualKind::Table | VisualKind::Pivot | VisualKind::Treemap)
+}
+
 /// One sheet as a Plotly figure with its dropdown.
 pub fn figure(sheet: &BuiltSheet) -> Value {
     let (cells, rows) = grid(sheet);
@@ -318,14 +499,21 @@ pub fn figure(sheet: &BuiltSheet) -> Value {
     });
     for (i, (visual, cell)) in sheet.visuals.iter().zip(&cells).enumerate() {
         let index = i + 1;
-        if matches!(visual.kind, VisualKind::Bar | VisualKind::Line) {
+        if cartesian(visual.kind) {
             let suffix = if index == 1 { String::new() } else { index.to_string() };
             let y_anchor = format!("y{suffix}");
             let x_anchor = format!("x{suffix}");
             layout[format!("xaxis{suffix}")] = json!({"domain": [cell.x.0, cell.x.1], "anchor": y_anchor, "automargin": true});
             layout[format!("yaxis{suffix}")] = json!({"domain": [cell.y.0, cell.y.1], "anchor": x_anchor, "automargin": true});
-            if visual.horizontal {
+            if visual.horizontal || visual.kind == VisualKind::Funnel {
                 layout[format!("yaxis{suffix}")]["autorange"] = json!("reversed");
+            }
+            if visual.kind == VisualKind::Heatmap {
+                layout[format!("yaxis{suffix}")]["type"] = json!("category");
+                layout[format!("xaxis{suffix}")]["type"] = json!("category");
+            }
+            if visual.kind == VisualKind::Combo {
+                layout[format!("yaxis{}", 100 + index)] = json!({"overlaying": format!("y{suffix}"), "side": "right", "anchor": x_anchor, "showgrid": false, "automargin": true});
             }
         }
         layout["annotations"].as_array_mut().unwrap_or(&mut Vec::new()).push(json!({
@@ -527,6 +715,8 @@ mod tests {
             donut: false,
             subtotals: true,
             controlled: true,
+            line_measures: 0,
+            bin_width: None,
             frames,
         }
     }
