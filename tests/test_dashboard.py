@@ -196,18 +196,19 @@ def test_a_dashboard_draws_every_visual_and_its_control_gives_sqls_numbers(kerne
     assert re.search(rf"rows\s+┆ {rows}\b", info), info
 
     ex = kernel.ok(SPEC)
-    first = ex.of_type("display_data")
-    assert len(first) == 1, ex.describe()
-    bundle = first[0]["content"]["data"]
+    shown = ex.of_type("display_data")
+    assert len(shown) == 2 and not ex.of_type("execute_result"), ex.describe()
+    assert all(m["content"]["transient"]["display_id"] for m in shown), "each sheet can be redrawn in place"
+    bundle = shown[0]["content"]["data"]
     figure = bundle[PLOTLY_MIME]
-    more = ex.result[PLOTLY_MIME]
+    more = shown[1]["content"]["data"][PLOTLY_MIME]
     assert [t["type"] for t in more["data"]] == [
         "bar", "bar", "scatter", "bar", "scatter", "scatter", "heatmap", "treemap", "bar", "box", "indicator", "funnel", "waterfall"
     ], [t["type"] for t in more["data"]]
     types = [t["type"] for t in figure["data"]]
     assert types == ["indicator", "bar", "scatter", "scatter", "pie", "table", "table"], types
     text = bundle["text/plain"]
-    assert "control Device (3 values)" in text, text
+    assert "control Device (dropdown, 3 values)" in text, text
     assert "plotly.js, embedded for offline use" in bundle["text/html"], "the first drawing carries plotly.js"
 
     base = "FROM web.clicks WHERE page <> '/help'"
@@ -311,9 +312,8 @@ def test_publish_writes_one_offline_file_that_draws_and_filters_in_chromium(kern
             kpi = one.locator(".indicatorlayer .number").text_content() or ""
             assert number(kpi) == number(expected["All"]), kpi
             page.screenshot(path=str(ARTIFACTS / "published-all.png"), full_page=True)
-            # Choose "mobile" in the dropdown: the KPI shows SQL's count for mobile.
-            one.locator(".updatemenu-header-group").first.click()
-            one.locator(".updatemenu-item-text", has_text="mobile").first.click()
+            # Choose "mobile" in the page's dropdown: the KPI shows SQL's count for mobile.
+            page.select_option("#controls-0 select[aria-label='Device']", label="mobile")
             page.wait_for_function(
                 "(v) => document.querySelector('.indicatorlayer .number').textContent.replace(/,/g, '') == v",
                 arg=expected["mobile"],
@@ -337,13 +337,19 @@ def test_spice_capacity_direct_datasets_and_a_restart(kernel: Kernel, start_kern
     put_object(kernel.home, "web/clicks/b.json", clicks(240, 300))
 
     def kpi(name: str) -> int:
-        return kernel.ok(f"%dashboard show {name}").result[PLOTLY_MIME]["data"][0]["value"]
+        return kernel.ok(f"%dashboard show {name}").of_type("display_data")[0]["content"]["data"][PLOTLY_MIME]["data"][0]["value"]
 
     total = int(sql_value(kernel, "SELECT count(*) FROM web.clicks")[0][0])
     kept = int(sql_value(kernel, "SELECT count(*) FROM web.clicks WHERE page <> '/help'")[0][0])
     assert kpi("direct") == total, "a direct dataset reads its source at every build"
     assert kpi("spice") < kept, "SPICE keeps the rows of its last ingestion"
-    assert re.search(rf"Refreshed dataset clicks \(ingestion-2\): {kept} rows", kernel.ok("%dashboard dataset refresh clicks").stream())
+    ex = kernel.ok("%dashboard dataset refresh clicks")
+    assert re.search(rf"Refreshed dataset clicks \(ingestion-2\): {kept} rows", ex.stream()), ex.describe()
+    # Every display of the SPICE dashboard shown so far (create, show) is redrawn in place;
+    # the direct one, whose data did not change through a refresh, is left alone.
+    assert "Redrew dashboard spice in place (2 display(s))." in ex.stream(), ex.describe()
+    updates = ex.of_type("update_display_data")
+    assert len(updates) == 2 and all(u["content"]["data"][PLOTLY_MIME]["data"][0]["value"] == kept for u in updates), ex.describe()
     assert kpi("spice") == kept
 
     used = kernel.ok("%dashboard capacity").result["text/plain"]
@@ -361,7 +367,113 @@ def test_spice_capacity_direct_datasets_and_a_restart(kernel: Kernel, start_kern
     again = start_kernel()
     listing = again.ok("%dashboard dataset list").result["text/plain"]
     assert [r[:2] for r in table_rows(listing)] == [["clicks", "SPICE"], ["live", "DIRECT_QUERY"]], listing
-    assert again.ok("%dashboard show spice").result[PLOTLY_MIME]["data"][0]["value"] == kept
+    assert again.ok("%dashboard show spice").of_type("display_data")[0]["content"]["data"][PLOTLY_MIME]["data"][0]["value"] == kept
     assert [r[0] for r in table_rows(again.ok("%dashboard list").result["text/plain"])] == ["direct", "spice"]
     again.ok("%dashboard delete direct")
     again.failing("%dashboard show direct", "ResourceNotFoundException")
+
+
+CONTROLS = """%%dashboard create controls
+dataset = "days"
+
+[[sheet]]
+name = "Controls"
+
+[[sheet.control]]
+name = "Day"
+type = "date_range"
+field = "day"
+
+[[sheet.control]]
+name = "Referrer"
+type = "multi_select"
+field = "referrer"
+
+[[sheet.control]]
+name = "From hour"
+type = "slider"
+field = "hour"
+op = ">="
+
+[[sheet.visual]]
+type = "kpi"
+title = "Visitors"
+value = "count_distinct(user)"
+target = "count(*)"
+
+[[sheet.visual]]
+type = "bar"
+x = "page"
+y = "count(*)"
+"""
+
+DAY = "CASE hour % 3 WHEN 0 THEN '2026-03-01' WHEN 1 THEN '2026-03-02' ELSE '2026-03-03' END"
+
+
+def test_controls_combine_in_the_published_page_and_a_scheduled_refresh_redraws_in_place(kernel: Kernel, tmp_path: Path) -> None:
+    setup(kernel)
+    kernel.ok("%clock manual --at 2026-03-04T00:00:00Z")
+    kernel.ok(f'%dashboard dataset create days --database web --table clicks --field "day={DAY}" --refresh "rate(1 hour)"')
+    ex = kernel.ok(CONTROLS)
+    shown = ex.of_type("display_data")
+    figure = shown[0]["content"]["data"][PLOTLY_MIME]
+    display_id = shown[0]["content"]["transient"]["display_id"]
+    # Inline, the first control (a date range) is Plotly's slider of start days; the others
+    # stay at All and say so.
+    steps = figure["layout"]["sliders"][0]["steps"]
+    assert [s["label"] for s in steps] == ["All", "2026-03-02 – 2026-03-03", "2026-03-03 – 2026-03-03"], steps
+    later = sql_value(kernel, f"SELECT count(DISTINCT user) FROM web.clicks WHERE {DAY} >= '2026-03-02'")[0][0]
+    assert steps[1]["args"][0]["value"][0] == int(later), (steps[1]["args"][0], later)
+    assert "Referrer, From hour at All here" in json.dumps(figure["layout"]["annotations"]), figure["layout"]["annotations"]
+
+    # More rows land; the dataset's hourly refresh runs when the clock reaches it, and the
+    # dashboard shown above is redrawn in place with them.
+    before = figure["data"][0]["delta"]["reference"]
+    assert before == 240, figure["data"][0]
+    put_object(kernel.home, "web/clicks/b.json", clicks(240, 400))
+    assert not kernel.ok("%clock advance 30m").of_type("update_display_data"), "nothing is redrawn before the refresh"
+    ex = kernel.ok("%clock advance 30m")
+    updates = ex.of_type("update_display_data")
+    assert [u["content"]["transient"]["display_id"] for u in updates] == [display_id], ex.describe()
+    kpi = updates[0]["content"]["data"][PLOTLY_MIME]["data"][0]
+    now = int(sql_value(kernel, "SELECT count(DISTINCT user) FROM web.clicks")[0][0])
+    assert (kpi["value"], kpi["delta"]["reference"]) == (now, 400), kpi
+    assert "Redrew dashboard controls in place (1 display(s))." in ex.stream(), ex.describe()
+
+    local = tmp_path / "controls.html"
+    kernel.ok(f"%dashboard publish controls {local}")
+    where = f"{DAY} BETWEEN '2026-03-02' AND '2026-03-03' AND referrer IN ('direct', 'search') AND hour >= 12"
+    expected = sql_value(kernel, f"SELECT count(DISTINCT user) FROM web.clicks WHERE {where}")[0][0]
+    pages = sql_value(kernel, f"SELECT page, count(*) AS n FROM web.clicks WHERE {where} GROUP BY page ORDER BY n DESC, page")
+
+    from playwright.sync_api import sync_playwright
+
+    if not CHROMIUM.is_file():  # fail, never skip
+        raise RuntimeError(f"{CHROMIUM} not found: run install/setup.sh")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True)
+        try:
+            context = browser.new_context(viewport={"width": 1200, "height": 900})
+            context.route("**/*", lambda route: route.continue_() if route.request.url.startswith("file://") else route.abort())
+            page = context.new_page()
+            errors: list[str] = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(local.as_uri())
+            page.wait_for_selector("#status", state="detached", timeout=60_000)
+            assert number(page.locator(".indicatorlayer .number").text_content() or "") == now
+            page.select_option("select[aria-label='Day from']", label="2026-03-02")
+            page.locator("[data-control='Referrer'] input[value='0']").uncheck()
+            page.evaluate(
+                "() => { const r = document.querySelector(\"[data-control='From hour'] input\"); r.value = 13; r.dispatchEvent(new Event('input')); }"
+            )
+            assert page.locator("[data-control='From hour'] output").text_content() == "≥ 12"
+            page.wait_for_function(
+                "(v) => document.querySelector('.indicatorlayer .number').textContent.replace(/,/g, '') == v", arg=expected, timeout=10_000
+            )
+            bars = page.evaluate("() => { const t = document.getElementById('sheet-0').data[1]; return [t.x, t.y]; }")
+            assert bars == [[p for p, _ in pages], [int(n) for _, n in pages]], (bars, pages)
+            page.screenshot(path=str(ARTIFACTS / "published-controls.png"), full_page=True)
+            assert not errors, errors
+        finally:
+            browser.close()

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use lakebook_engine::dashboards::build::{Built, BuiltVisual, rows_of, settle};
+use lakebook_engine::dashboards::build::{Built, BuiltControl, BuiltVisual, rows_of, settle};
 use lakebook_engine::dashboards::{CalculatedField, DatasetSpec, IngestionStatus, Mode, Source};
 use lakebook_engine::{Lakebook, S3Uri};
 use serde_json::{Value, json};
@@ -201,20 +201,20 @@ async fn every_number_of_a_dashboard_is_what_sql_gives_for_each_control_value() 
     lb.dashboards().create_dataset(dataset("clicks", Mode::Spice)).await.unwrap();
     let (dashboard, built) = lb.dashboards().create_dashboard("overview", SPEC, false).await.unwrap();
     assert_eq!(dashboard.version, 1);
-    let control = built.sheets[0].control.as_ref().unwrap();
+    let control = &built.sheets[0].controls[0];
     assert_eq!((control.name.as_str(), control.values.clone()), ("Device", DEVICES.map(String::from).to_vec()));
 
     const BASE: &str = "FROM clicks WHERE page <> '/help'";
     let mut filters = vec![String::new()];
     filters.extend(DEVICES.iter().map(|d| format!(" AND device = '{d}'")));
     for (choice, filter) in filters.iter().enumerate() {
-        let kpi = &visual(&built, "Visitors").frame(choice).rows[0].measures;
+        let kpi = &visual(&built, "Visitors").frame(&[choice]).rows[0].measures;
         assert_eq!(kpi, &sql(&lb, &format!("SELECT count(DISTINCT user), count(*) {BASE}{filter}")).await[0], "choice {choice}");
 
-        let bars: Vec<Vec<Value>> = visual(&built, "Top pages").frame(choice).rows.iter().map(|r| vec![r.dims[0].clone(), r.measures[0].clone()]).collect();
+        let bars: Vec<Vec<Value>> = visual(&built, "Top pages").frame(&[choice]).rows.iter().map(|r| vec![r.dims[0].clone(), r.measures[0].clone()]).collect();
         assert_eq!(bars, sql(&lb, &format!("SELECT page, count(*) AS n {BASE}{filter} GROUP BY page ORDER BY n DESC, page LIMIT 3")).await);
 
-        let pie: Vec<Vec<Value>> = visual(&built, "percentile(ms, 90) by slow").frame(choice).rows.iter().map(|r| vec![r.dims[0].clone(), r.measures[0].clone()]).collect();
+        let pie: Vec<Vec<Value>> = visual(&built, "percentile(ms, 90) by slow").frame(&[choice]).rows.iter().map(|r| vec![r.dims[0].clone(), r.measures[0].clone()]).collect();
         let expected = sql(
             &lb,
             &format!("SELECT CASE WHEN ms > 300 THEN 'slow' ELSE 'fast' END AS s, percentile_cont(0.9) WITHIN GROUP (ORDER BY ms) AS p {BASE}{filter} GROUP BY 1 ORDER BY p DESC"),
@@ -224,7 +224,7 @@ async fn every_number_of_a_dashboard_is_what_sql_gives_for_each_control_value() 
 
         // The pivot: every cell, row subtotal, column subtotal and the grand total, each a
         // count distinct of its own rows.
-        let pivot = &visual(&built, "count_distinct(user) by referrer, slow").frame(choice).rows;
+        let pivot = &visual(&built, "count_distinct(user) by referrer, slow").frame(&[choice]).rows;
         assert_eq!(pivot.len(), 3 * 2 + 3 + 2 + 1, "{pivot:?}");
         for row in pivot {
             let mut conditions = String::new();
@@ -240,7 +240,7 @@ async fn every_number_of_a_dashboard_is_what_sql_gives_for_each_control_value() 
     }
     // The control changes the numbers (the data differs by device).
     let kpi = visual(&built, "Visitors");
-    assert_ne!(kpi.frame(1).rows[0].measures, kpi.frame(2).rows[0].measures);
+    assert_ne!(kpi.frame(&[1]).rows[0].measures, kpi.frame(&[2]).rows[0].measures);
 
     // Re-creating needs --replace; a replace bumps the version.
     assert_eq!(lb.dashboards().create_dashboard("overview", SPEC, false).await.unwrap_err().code(), "ResourceExistsException");
@@ -341,7 +341,7 @@ async fn the_other_visual_types_get_sqls_numbers_per_control_value() {
     lb.dashboards().create_dataset(dataset("clicks", Mode::DirectQuery)).await.unwrap();
     let (_, built) = lb.dashboards().create_dashboard("more", MORE, false).await.unwrap();
     const BASE: &str = "FROM clicks WHERE page <> '/help'";
-    let rows = |v: &BuiltVisual, choice: usize| -> Vec<Vec<Value>> { v.frame(choice).rows.iter().map(|r| r.dims.iter().chain(&r.measures).cloned().collect()).collect() };
+    let rows = |v: &BuiltVisual, choice: usize| -> Vec<Vec<Value>> { v.frame(&[choice]).rows.iter().map(|r| r.dims.iter().chain(&r.measures).cloned().collect()).collect() };
     let (lo, hi) = {
         let r = sql(&lb, &format!("SELECT CAST(min(ms) AS DOUBLE), CAST(max(ms) AS DOUBLE) {BASE}")).await;
         (r[0][0].as_f64().unwrap(), r[0][1].as_f64().unwrap())
@@ -394,6 +394,106 @@ async fn the_other_visual_types_get_sqls_numbers_per_control_value() {
         ("lines = \"avg(ms)\"", "lines = \"avg(ms)\"\ndonut = true", "line 28: a combo visual has no `donut`"),
     ] {
         let err = lb.dashboards().create_dashboard("bad", &MORE.replacen(from, to, 1), false).await.unwrap_err();
+        assert!(err.message().contains(expected), "{expected:?} not in {:?}", err.message());
+    }
+}
+
+const CONTROLS: &str = r#"dataset = "clicks"
+[[sheet]]
+[[sheet.control]]
+name = "Day"
+type = "date_range"
+field = "ts"
+
+[[sheet.control]]
+name = "Referrers"
+type = "multi_select"
+field = "referrer"
+
+[[sheet.control]]
+name = "Pages up to"
+type = "slider"
+field = "page"
+
+[[sheet.visual]]
+type = "kpi"
+title = "Visitors"
+value = "count_distinct(user)"
+target = "count(*)"
+
+[[sheet.visual]]
+type = "bar"
+title = "Median by page"
+x = "page"
+y = "median(ms)"
+"#;
+
+/// The SQL condition a control's choice stands for.
+fn condition(control: &BuiltControl, choice: usize, column: &str) -> String {
+    if choice == 0 {
+        return String::new();
+    }
+    let members: Vec<String> = control.choices[choice].iter().map(|&i| format!("'{}'", control.values[i])).collect();
+    format!(" AND {column} IN ({})", members.join(", "))
+}
+
+#[tokio::test]
+async fn every_combination_of_date_range_multi_select_and_slider_is_what_sql_gives() {
+    let dir = tempfile::tempdir().unwrap();
+    let lb = Lakebook::open(dir.path()).unwrap();
+    setup(&lb).await;
+    lb.dashboards().create_dataset(dataset("clicks", Mode::Spice)).await.unwrap();
+    let (_, built) = lb.dashboards().create_dashboard("controls", CONTROLS, false).await.unwrap();
+    let controls = &built.sheets[0].controls;
+    let days = &controls[0];
+    assert_eq!(days.values, ["2026-12-01", "2026-12-02", "2026-12-03"]);
+    assert_eq!(days.choices.len(), 6, "all, and every other from–to range: {:?}", days.choices);
+    assert_eq!(days.choice_of(&[1, 2]), Some(4));
+    let referrers = &controls[1];
+    assert_eq!((referrers.values.clone(), referrers.choices.len()), (REFERRERS.map(String::from).to_vec(), 7));
+    let pages = &controls[2];
+    assert_eq!(pages.values, ["/", "/cart", "/product", "/search"]);
+    assert_eq!(pages.choices[2], [0, 1], "a slider at /cart keeps the pages up to /cart");
+
+    const BASE: &str = "FROM clicks WHERE page <> '/help'";
+    let (kpi, bar) = (&built.sheets[0].visuals[0], &built.sheets[0].visuals[1]);
+    assert_eq!((kpi.radix.clone(), kpi.frames.len()), (vec![6, 7, 5], 210));
+    let mut differing = std::collections::BTreeSet::new();
+    for d in 0..6 {
+        for r in 0..7 {
+            for p in 0..5 {
+                let filter = format!(
+                    "{}{}{}",
+                    condition(days, d, "substr(ts, 1, 10)"),
+                    condition(referrers, r, "referrer"),
+                    condition(pages, p, "page")
+                );
+                // A choice no row has still shows its counts (zero).
+                let measures = &kpi.frame(&[d, r, p]).rows[0].measures;
+                let expected = sql(&lb, &format!("SELECT count(DISTINCT user), count(*) {BASE}{filter}")).await;
+                assert_eq!(measures, &expected[0], "({d}, {r}, {p}){filter}");
+                differing.insert(format!("{measures:?}"));
+                if (d + r + p) % 4 == 0 {
+                    let bars: Vec<Vec<Value>> = bar.frame(&[d, r, p]).rows.iter().map(|row| vec![row.dims[0].clone(), row.measures[0].clone()]).collect();
+                    let expected = sql(&lb, &format!("SELECT page, median(ms) AS m {BASE}{filter} GROUP BY page ORDER BY m DESC, page")).await;
+                    assert_eq!(bars, expected, "({d}, {r}, {p}){filter}");
+                }
+            }
+        }
+    }
+    assert!(differing.len() > 50, "the controls change the numbers: {} distinct KPIs", differing.len());
+
+    // Controls that cannot be precomputed say so, on their line.
+    let cases = [
+        (CONTROLS.replace("field = \"ts\"", "field = \"ms\""), "line 6: control Day: a date range needs dates, and ms is int"),
+        (CONTROLS.replace("field = \"referrer\"", "field = \"user\""), "line 8: control Referrers: the field user has more than 8 values"),
+        (
+            CONTROLS.replace("[[sheet.visual]]\ntype = \"kpi\"", "[[sheet.control]]\ntype = \"dropdown\"\nfield = \"user\"\n\n[[sheet.visual]]\ntype = \"kpi\""),
+            "line 18: the sheet's controls make 2940 combinations of choices with control user",
+        ),
+    ];
+    for (spec, expected) in cases {
+        let err = lb.dashboards().create_dashboard("bad", &spec, false).await.unwrap_err();
         assert!(err.message().contains(expected), "{expected:?} not in {:?}", err.message());
     }
 }

@@ -85,29 +85,39 @@ impl ShellWorker {
     }
 
     pub async fn run(mut self, mut requests: mpsc::UnboundedReceiver<Incoming>) {
-        while let Some(request) = requests.recv().await {
-            let stop = self.handle(&request).await;
-            if stop {
-                // stop_on_error: abort the executes already queued behind the failed one.
-                while let Ok(queued) = requests.try_recv() {
-                    if queued.msg_type == "execute_request" {
-                        self.core.status(&queued, "busy");
-                        let content = json!({ "status": "aborted", "execution_count": self.execution_count });
-                        self.core.reply(&self.core.shell, &queued, content).await;
-                        self.core.status(&queued, "idle");
-                    } else {
-                        self.handle(&queued).await;
-                    }
+        let mut next = None;
+        loop {
+            let request = match next.take() {
+                Some(request) => request,
+                None => match requests.recv().await {
+                    Some(request) => request,
+                    None => break,
+                },
+            };
+            let Some(failed_at) = self.handle(&request).await else { continue };
+            // stop_on_error: abort the executes queued behind the failed one — those sent
+            // before its reply went out; one sent after (the client saw the error) runs.
+            while let Ok(queued) = requests.try_recv() {
+                if queued.msg_type != "execute_request" {
+                    self.handle(&queued).await;
+                } else if queued.received <= failed_at {
+                    self.core.status(&queued, "busy");
+                    let content = json!({ "status": "aborted", "execution_count": self.execution_count });
+                    self.core.reply(&self.core.shell, &queued, content).await;
+                    self.core.status(&queued, "idle");
+                } else {
+                    next = Some(queued);
+                    break;
                 }
             }
         }
     }
 
-    /// Handles one request; true when it was a failed execute with `stop_on_error`.
-    async fn handle(&mut self, request: &Incoming) -> bool {
+    /// Handles one request; for a failed execute with `stop_on_error`, when its reply was sent.
+    async fn handle(&mut self, request: &Incoming) -> Option<std::time::Instant> {
         let core = self.core.clone();
         core.status(request, "busy");
-        let mut stop = false;
+        let mut stop = None;
         let shell = &core.shell;
         match request.msg_type.as_str() {
             "kernel_info_request" => core.reply(shell, request, kernel_info()).await,
@@ -168,13 +178,13 @@ impl ShellWorker {
         stop
     }
 
-    async fn execute(&mut self, request: &Incoming) -> bool {
+    async fn execute(&mut self, request: &Incoming) -> Option<std::time::Instant> {
         let core = self.core.clone();
         let r = match parse::<ExecuteRequest>(request) {
             Ok(r) => r,
             Err(e) => {
                 core.reply(&core.shell, request, e).await;
-                return false;
+                return None;
             }
         };
         let silent = r.silent;
@@ -211,7 +221,7 @@ impl ShellWorker {
                     "status": "ok", "execution_count": count, "payload": payload, "user_expressions": user_expressions,
                 });
                 core.reply(&core.shell, request, content).await;
-                false
+                None
             }
             Err(error) => {
                 if !silent {
@@ -223,8 +233,9 @@ impl ShellWorker {
                     "status": "error", "execution_count": count, "ename": error.ename, "evalue": error.evalue,
                     "traceback": error.traceback, "payload": [], "user_expressions": user_expressions,
                 });
+                let failed_at = std::time::Instant::now();
                 core.reply(&core.shell, request, content).await;
-                r.stop_on_error
+                r.stop_on_error.then_some(failed_at)
             }
         }
     }

@@ -93,6 +93,16 @@ impl Output {
         self.emit(OutputEvent::Display { data, display_id: None });
     }
 
+    /// A display that later cells can redraw in place (`update_display` with the same id).
+    pub fn display_as(&self, data: Bundle, display_id: &str) {
+        self.emit(OutputEvent::Display { data, display_id: Some(display_id.to_string()) });
+    }
+
+    /// Redraws every display shown with `display_id`, wherever it is in the notebook.
+    pub fn update_display(&self, data: Bundle, display_id: &str) {
+        self.emit(OutputEvent::Update { data, display_id: display_id.to_string() });
+    }
+
     /// Starts a progress display that is updated in place.
     pub fn progress(&self, data: Bundle) -> Progress {
         let before = self.emitted();

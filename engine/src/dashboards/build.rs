@@ -1,7 +1,10 @@
 //! Building a dashboard: one aggregate query per visual over its dataset, its numbers for
-//! every value of the sheet's control precomputed with GROUPING SETS (the control's field
-//! grouped in, and out for "all"), so count distinct and percentiles stay exact wherever the
-//! page shows them. Pivot subtotals are more grouping sets of the same query.
+//! every choice of the sheet's controls precomputed, so count distinct and percentiles stay
+//! exact wherever the page shows them. Each control's choices are sets of its field's values
+//! ("all", one value, a ticked set, the values up to a slider's, a range of periods), written
+//! as a membership table (choice, value); the visual's query joins its rows to every
+//! control's memberships and groups by the choices too, so one scan yields every frame. Pivot
+//! subtotals are grouping sets of the same query.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -13,7 +16,7 @@ use datafusion::catalog::TableProvider;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::spec::{self, Agg, ControlKind, Located, Measure, Sort, SortBy, Spec, Visual, VisualKind};
+use super::spec::{self, Agg, Control, ControlKind, Granularity, Located, Measure, SliderOp, Sort, SortBy, Spec, Visual, VisualKind};
 use super::{Dashboards, Mode, dataset_query};
 use crate::error::{Error, Result};
 use crate::service_err;
@@ -32,7 +35,7 @@ pub struct Built {
 pub struct BuiltSheet {
     pub name: String,
     pub columns: usize,
-    pub control: Option<BuiltControl>,
+    pub controls: Vec<BuiltControl>,
     pub visuals: Vec<BuiltVisual>,
 }
 
@@ -41,8 +44,23 @@ pub struct BuiltControl {
     pub name: String,
     pub kind: ControlKind,
     pub field: String,
-    /// The values to choose from; a visual's `frames[0]` is "all", `frames[i + 1]` is `values[i]`.
+    pub op: SliderOp,
+    pub granularity: Granularity,
+    /// The values to choose from, in order (a date range's periods); null is "NULL" in a
+    /// dropdown or multi-select, and only in "all" for a slider or date range.
     pub values: Vec<String>,
+    /// Each choice's members, as indices into `values`; choice 0 is "all".
+    pub choices: Vec<Vec<usize>>,
+}
+
+impl BuiltControl {
+    /// The choice whose members are exactly `members` (sorted); none or all of them is "all".
+    pub fn choice_of(&self, members: &[usize]) -> Option<usize> {
+        if members.is_empty() || members.len() == self.values.len() {
+            return Some(0);
+        }
+        self.choices.iter().position(|c| c == members)
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -59,20 +77,34 @@ pub struct BuiltVisual {
     pub stacked: bool,
     pub donut: bool,
     pub subtotals: bool,
-    /// Whether the sheet's control filters it (its dataset has the control's field).
-    pub controlled: bool,
+    /// The sheet's controls that filter it (those over its dataset), by index.
+    pub controls: Vec<usize>,
+    /// How many choices each of those controls has: `frames` is indexed by the choices in
+    /// mixed radix, the first control's choice varying fastest.
+    pub radix: Vec<usize>,
     /// A combo's last measures, drawn as lines on a second axis.
     pub line_measures: usize,
     /// A histogram's bin width (its rows' first dimension is each bin's start).
     pub bin_width: Option<f64>,
-    /// The numbers for "all", then per control value (only "all" when not controlled).
+    /// The numbers for every combination of its controls' choices; `frames[0]` is "all".
     pub frames: Vec<Frame>,
 }
 
 impl BuiltVisual {
-    /// The frame shown for control choice `choice` (0 = all).
-    pub fn frame(&self, choice: usize) -> &Frame {
-        if self.controlled { self.frames.get(choice).unwrap_or(&self.frames[0]) } else { &self.frames[0] }
+    /// Which frame shows the sheet's controls at `choices` (one per sheet control; a missing
+    /// one is "all").
+    pub fn frame_index(&self, choices: &[usize]) -> usize {
+        let (mut index, mut stride) = (0, 1);
+        for (&control, &radix) in self.controls.iter().zip(&self.radix) {
+            index += choices.get(control).copied().unwrap_or(0).min(radix - 1) * stride;
+            stride *= radix;
+        }
+        index
+    }
+
+    /// The frame shown for the sheet's controls at `choices`.
+    pub fn frame(&self, choices: &[usize]) -> &Frame {
+        self.frames.get(self.frame_index(choices)).unwrap_or(&self.frames[0])
     }
 }
 
@@ -103,6 +135,24 @@ fn at_line(err: Error, line: usize) -> Error {
     match err {
         Error::Service { code, message, hint } => Error::Service { code, message: format!("line {line}: {message}"), hint },
         other => other,
+    }
+}
+
+/// A control's choices as a table of (`__choice`, `__value`) rows, joined to a visual's rows
+/// on `key` (the field, or its period for a date range).
+struct Membership {
+    key: String,
+    table: Arc<datafusion::datasource::MemTable>,
+}
+
+/// A date range's period as people write it: 2026-03-01, 2026-03, 2026 Q1, 2026.
+fn period_label(start: &str, granularity: Granularity) -> String {
+    let month: u32 = start.get(5..7).and_then(|m| m.parse().ok()).unwrap_or(1);
+    match granularity {
+        Granularity::Day | Granularity::Week => start.chars().take(10).collect(),
+        Granularity::Month => start.chars().take(7).collect(),
+        Granularity::Quarter => format!("{} Q{}", start.chars().take(4).collect::<String>(), (month - 1) / 3 + 1),
+        Granularity::Year => start.chars().take(4).collect(),
     }
 }
 
@@ -155,53 +205,134 @@ impl Dashboards {
         let mut cache = BTreeMap::new();
         let mut sheets = Vec::new();
         for sheet in &spec.sheets {
-            let control = match &sheet.control {
-                None => None,
-                Some(control) => {
-                    let source = self.source(&control.dataset, &mut cache).await?;
-                    let (field, _) = source.field(&control.field, &control.dataset.value)?;
-                    let filter = sheet.filter.as_ref().map(|f| format!(" WHERE ({})", f.value)).unwrap_or_default();
-                    let sql = format!(
-                        "SELECT DISTINCT {f} AS v FROM {from}{filter} ORDER BY v NULLS LAST LIMIT {}",
-                        spec::MAX_CONTROL_VALUES + 1,
-                        f = quote(&field),
-                        from = source.from
-                    );
-                    let (_, batches) = self.sql.collect_over(&sql, &source.database, source.tables.clone()).await.map_err(|e| at_line(e, control.line))?;
-                    let values: Vec<String> = batches.iter().flat_map(|b| json_values(b.column(0).as_ref())).map(|v| label(&v)).collect();
-                    if values.len() > spec::MAX_CONTROL_VALUES {
-                        return Err(located_err(
-                            control.line,
-                            format!(
-                                "control {}: the field {field} has more than {} values; a control's values are precomputed, so a control holds at most {}",
-                                control.name,
-                                spec::MAX_CONTROL_VALUES,
-                                spec::MAX_CONTROL_VALUES
-                            ),
-                        )
-                        .with_hint("filter the sheet (filter = \"…\") or control a field with fewer values"));
-                    }
-                    Some((control, field, BuiltControl { name: control.name.clone(), kind: control.kind, field: String::new(), values }))
+            let mut controls: Vec<(&Control, BuiltControl, Membership)> = Vec::new();
+            let mut combinations = 1usize;
+            for control in &sheet.controls {
+                let source = self.source(&control.dataset, &mut cache).await?;
+                let (built, membership) = self.build_control(control, &source, sheet.filter.as_ref()).await?;
+                combinations = combinations.saturating_mul(built.choices.len());
+                if combinations > spec::MAX_CHOICES {
+                    return Err(located_err(
+                        control.line,
+                        format!(
+                            "the sheet's controls make {combinations} combinations of choices with control {}; every combination is precomputed, and a sheet's controls make at most {}",
+                            control.name,
+                            spec::MAX_CHOICES
+                        ),
+                    )
+                    .with_hint("use fewer controls, a coarser granularity, or a field with fewer values"));
                 }
-            };
+                controls.push((control, built, membership));
+            }
             let mut visuals = Vec::new();
             for visual in &sheet.visuals {
                 let source = self.source(&visual.dataset, &mut cache).await?;
-                let controlled = control.as_ref().and_then(|(c, field, built)| (c.dataset.value == visual.dataset.value).then_some((field.as_str(), built.values.as_slice())));
+                let applying: Vec<(usize, &Membership, usize)> = controls
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, (c, _, _))| c.dataset.value == visual.dataset.value)
+                    .map(|(i, (_, built, membership))| (i, membership, built.choices.len()))
+                    .collect();
                 let filters: Vec<&str> = sheet.filter.iter().chain(&visual.filter).map(|f| f.value.as_str()).collect();
-                visuals.push(self.build_visual(visual, &source, controlled, &filters).await?);
+                visuals.push(self.build_visual(visual, &source, &applying, &filters).await?);
             }
-            sheets.push(BuiltSheet {
-                name: sheet.name.clone(),
-                columns: sheet.columns,
-                control: control.map(|(_, field, built)| BuiltControl { field, ..built }),
-                visuals,
-            });
+            sheets.push(BuiltSheet { name: sheet.name.clone(), columns: sheet.columns, controls: controls.into_iter().map(|(_, built, _)| built).collect(), visuals });
         }
         Ok(Built { name: name.to_string(), title: spec.title.clone(), sheets })
     }
 
-    async fn build_visual(&self, visual: &Visual, source: &Source, control: Option<(&str, &[String])>, filters: &[&str]) -> Result<BuiltVisual> {
+    /// A control's values and choices, and its membership table.
+    async fn build_control(&self, control: &Control, source: &Source, filter: Option<&Located<String>>) -> Result<(BuiltControl, Membership)> {
+        let (field, data_type) = source.field(&control.field, &control.dataset.value)?;
+        let key = match control.kind {
+            ControlKind::DateRange => {
+                if !(data_type.is_temporal() || matches!(data_type, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)) {
+                    return Err(located_err(
+                        control.field.line,
+                        format!("control {}: a date range needs dates, and {field} is {}", control.name, crate::catalog::types::glue_type(&data_type)),
+                    ));
+                }
+                format!("date_trunc('{}', CAST({} AS TIMESTAMP))", control.granularity.name(), quote(&field))
+            }
+            _ => quote(&field),
+        };
+        let cap = match control.kind {
+            ControlKind::Dropdown | ControlKind::Slider => spec::MAX_CONTROL_VALUES,
+            ControlKind::MultiSelect => spec::MAX_MULTI_SELECT_VALUES,
+            ControlKind::DateRange => spec::MAX_DATE_RANGE_PERIODS,
+        };
+        let filter = filter.map(|f| format!(" WHERE ({})", f.value)).unwrap_or_default();
+        let sql = format!("SELECT DISTINCT {key} AS v FROM {}{filter} ORDER BY v NULLS LAST LIMIT {}", source.from, cap + 2);
+        let (_, batches) = self.sql.collect_over(&sql, &source.database, source.tables.clone()).await.map_err(|e| at_line(e, control.line))?;
+        let raw = if batches.is_empty() {
+            arrow_array::new_empty_array(&data_type)
+        } else {
+            let columns: Vec<&dyn Array> = batches.iter().map(|b| b.column(0).as_ref()).collect();
+            datafusion::arrow::compute::concat(&columns).map_err(|e| service_err!(InternalFailure, "{e}"))?
+        };
+        // A slider or date range orders its values; a row with none is only in "all".
+        let ordered = matches!(control.kind, ControlKind::Slider | ControlKind::DateRange);
+        let count = if ordered { raw.len() - raw.null_count() } else { raw.len() };
+        if count > cap {
+            let what = if control.kind == ControlKind::DateRange { format!("more than {cap} {}s", control.granularity.name()) } else { format!("more than {cap} values") };
+            return Err(located_err(
+                control.line,
+                format!("control {}: the field {field} has {what}; a {}'s choices are precomputed, so it holds at most {cap}", control.name, control.kind.name()),
+            )
+            .with_hint("filter the sheet (filter = \"…\"), control a field with fewer values, or (a date range) a coarser granularity"));
+        }
+        let labels: Vec<Value> = json_values(raw.as_ref());
+        let values: Vec<String> = labels
+            .iter()
+            .take(count)
+            .map(|v| if control.kind == ControlKind::DateRange { period_label(&label(v), control.granularity) } else { label(v) })
+            .collect();
+        let n = values.len();
+        let mut choices: Vec<Vec<usize>> = vec![(0..n).collect()];
+        match control.kind {
+            ControlKind::Dropdown => choices.extend((0..n).map(|i| vec![i])),
+            ControlKind::MultiSelect => {
+                for mask in 1..(1usize << n).saturating_sub(1) {
+                    choices.push((0..n).filter(|i| mask & (1 << i) != 0).collect());
+                }
+            }
+            ControlKind::Slider => choices.extend((0..n).map(|i| match control.op {
+                SliderOp::AtMost => (0..=i).collect(),
+                SliderOp::AtLeast => (i..n).collect(),
+                SliderOp::Equal => vec![i],
+            })),
+            ControlKind::DateRange => {
+                for from in 0..n {
+                    for to in from..n {
+                        if (from, to) != (0, n - 1) {
+                            choices.push((from..=to).collect());
+                        }
+                    }
+                }
+            }
+        }
+        // The membership table: "all" holds every value the field has, null included.
+        let mut choice_ids: Vec<i64> = Vec::new();
+        let mut members: Vec<u32> = Vec::new();
+        for (c, choice) in choices.iter().enumerate() {
+            let rows: Vec<usize> = if c == 0 { (0..raw.len()).collect() } else { choice.clone() };
+            for r in rows {
+                choice_ids.push(c as i64);
+                members.push(r as u32);
+            }
+        }
+        let taken = datafusion::arrow::compute::take(raw.as_ref(), &arrow_array::UInt32Array::from(members), None).map_err(|e| service_err!(InternalFailure, "{e}"))?;
+        let schema = Arc::new(arrow_schema::Schema::new(vec![
+            arrow_schema::Field::new("__choice", DataType::Int64, false),
+            arrow_schema::Field::new("__value", raw.data_type().clone(), true),
+        ]));
+        let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(arrow_array::Int64Array::from(choice_ids)), taken]).map_err(|e| service_err!(InternalFailure, "{e}"))?;
+        let table = datafusion::datasource::MemTable::try_new(schema, vec![vec![batch]]).map_err(|e| service_err!(InternalFailure, "{e}"))?;
+        let built = BuiltControl { name: control.name.clone(), kind: control.kind, field, op: control.op, granularity: control.granularity, values, choices };
+        Ok((built, Membership { key, table: Arc::new(table) }))
+    }
+
+    async fn build_visual(&self, visual: &Visual, source: &Source, controls: &[(usize, &Membership, usize)], filters: &[&str]) -> Result<BuiltVisual> {
         let dataset = visual.dataset.value.as_str();
         let mut dims = Vec::new();
         for d in &visual.dims {
@@ -251,61 +382,57 @@ impl Dashboards {
         } else {
             vec![(0..dims.len()).collect()]
         };
-        let mut select: Vec<String> = dim_exprs.iter().enumerate().map(|(i, d)| format!("{d} AS d{i}")).collect();
-        if let Some((field, _)) = control {
-            select.push(format!("{} AS c", quote(field)));
-        }
-        let grouped = sets.len() > 1 || control.is_some();
+        let mut select: Vec<String> = controls.iter().enumerate().map(|(k, _)| format!("m{k}.\"__choice\" AS c{k}")).collect();
+        select.extend(dim_exprs.iter().enumerate().map(|(i, d)| format!("{d} AS d{i}")));
+        let grouped = sets.len() > 1;
         if grouped {
             select.extend(dim_exprs.iter().enumerate().map(|(i, d)| format!("GROUPING({d}) AS g{i}")));
-            if let Some((field, _)) = control {
-                select.push(format!("GROUPING({}) AS gc", quote(field)));
-            }
         }
         select.extend(measure_sql.iter().enumerate().map(|(i, m)| format!("{m} AS m{i}")));
-        let sql = format!("SELECT {} FROM {}{where_clause}", select.join(", "), source.from);
-        let mut sql = sql;
-        let set_text = |set: &[usize], with_control: bool| -> String {
-            let mut names: Vec<String> = set.iter().map(|&i| dim_exprs[i].clone()).collect();
-            if with_control && let Some((field, _)) = control {
-                names.push(quote(field));
-            }
-            format!("({})", names.join(", "))
+        let mut tables = source.tables.clone();
+        let mut from = if controls.is_empty() {
+            format!("{}{where_clause}", source.from)
+        } else {
+            format!("(SELECT * FROM {}{where_clause}) AS ds", source.from)
         };
-        if grouped {
-            let mut all = Vec::new();
-            for set in &sets {
-                all.push(set_text(set, true));
-                if control.is_some() {
-                    all.push(set_text(set, false));
-                }
-            }
-            sql.push_str(&format!(" GROUP BY GROUPING SETS ({})", all.join(", ")));
-        } else if !dims.is_empty() {
-            sql.push_str(&format!(" GROUP BY {}", dim_exprs.join(", ")));
+        for (k, (control, membership, _)) in controls.iter().enumerate() {
+            let name = format!("lb_control_{control}");
+            from.push_str(&format!(
+                " JOIN {}.{}.{} AS m{k} ON {} IS NOT DISTINCT FROM m{k}.\"__value\"",
+                crate::query::RUN_CATALOG,
+                crate::query::RUN_SCHEMA,
+                quote(&name),
+                membership.key
+            ));
+            tables.insert(name, membership.table.clone() as Arc<dyn TableProvider>);
         }
-        let (_, batches) = self.sql.collect_over(&sql, &source.database, source.tables.clone()).await.map_err(|e| at_line(e, visual.line))?;
+        let mut sql = format!("SELECT {} FROM {from}", select.join(", "));
+        let choice_columns: Vec<String> = (0..controls.len()).map(|k| format!("m{k}.\"__choice\"")).collect();
+        if grouped {
+            let all: Vec<String> =
+                sets.iter().map(|set| format!("({})", choice_columns.iter().cloned().chain(set.iter().map(|&i| dim_exprs[i].clone())).collect::<Vec<_>>().join(", "))).collect();
+            sql.push_str(&format!(" GROUP BY GROUPING SETS ({})", all.join(", ")));
+        } else if !dims.is_empty() || !controls.is_empty() {
+            sql.push_str(&format!(" GROUP BY {}", choice_columns.iter().chain(&dim_exprs).cloned().collect::<Vec<_>>().join(", ")));
+        }
+        let (_, batches) = self.sql.collect_over(&sql, &source.database, tables).await.map_err(|e| at_line(e, visual.line))?;
 
-        let choices = control.map(|(_, values)| values.len()).unwrap_or(0);
-        let mut frames = vec![Frame::default(); choices + 1];
-        let index: BTreeMap<&str, usize> = control.map(|(_, values)| values.iter().enumerate().map(|(i, v)| (v.as_str(), i + 1)).collect()).unwrap_or_default();
+        let radix: Vec<usize> = controls.iter().map(|(_, _, n)| *n).collect();
+        let mut frames = vec![Frame::default(); radix.iter().product()];
         for batch in &batches {
             let column = |name: &str| batch.column_by_name(name).map(|c| json_values(c.as_ref()));
+            let choice_values: Vec<Vec<Value>> = (0..controls.len()).map(|k| column(&format!("c{k}")).unwrap_or_default()).collect();
             let dim_values: Vec<Vec<Value>> = (0..dims.len()).map(|i| column(&format!("d{i}")).unwrap_or_default()).collect();
             let flags: Vec<Vec<Value>> = (0..dims.len()).map(|i| column(&format!("g{i}")).unwrap_or_default()).collect();
-            let control_values = column("c");
-            let control_flags = column("gc");
             let measure_values: Vec<Vec<Value>> =
                 (0..measures.len()).map(|i| column(&format!("m{i}")).unwrap_or_default().iter().map(settle).collect()).collect();
             for r in 0..batch.num_rows() {
                 let flag = |values: &[Value]| values.get(r).and_then(Value::as_f64).is_some_and(|v| v != 0.0);
-                let frame = match (&control_values, &control_flags) {
-                    (Some(values), Some(flags)) if !flag(flags) => match index.get(label(&values[r]).as_str()) {
-                        Some(&i) => i,
-                        None => continue,
-                    },
-                    _ => 0,
-                };
+                let (mut frame, mut stride) = (0usize, 1usize);
+                for (values, n) in choice_values.iter().zip(&radix) {
+                    frame += values.get(r).and_then(Value::as_u64).unwrap_or(0) as usize * stride;
+                    stride *= n;
+                }
                 let totals: Vec<bool> = flags.iter().map(|f| flag(f)).collect();
                 let totals = if totals.len() == dims.len() { totals } else { vec![false; dims.len()] };
                 let row = Row {
@@ -313,7 +440,16 @@ impl Dashboards {
                     totals,
                     measures: measure_values.iter().map(|v| v[r].clone()).collect(),
                 };
-                frames[frame].rows.push(row);
+                if let Some(frame) = frames.get_mut(frame) {
+                    frame.rows.push(row);
+                }
+            }
+        }
+        // A KPI or gauge over a choice no row has: its counts are zero, the rest empty.
+        if dims.is_empty() {
+            for frame in frames.iter_mut().filter(|f| f.rows.is_empty()) {
+                let measures = measures.iter().map(|m| if matches!(m.value.agg, Agg::Count | Agg::CountDistinct) { json!(0) } else { Value::Null }).collect();
+                frame.rows.push(Row { dims: Vec::new(), totals: Vec::new(), measures });
             }
         }
         if let Some((lo, width)) = bins {
@@ -347,7 +483,8 @@ impl Dashboards {
             stacked: visual.stacked,
             donut: visual.donut,
             subtotals: visual.subtotals,
-            controlled: control.is_some(),
+            controls: controls.iter().map(|(i, _, _)| *i).collect(),
+            radix,
             line_measures: visual.line_measures,
             bin_width: bins.map(|(_, width)| width),
             frames,

@@ -131,12 +131,7 @@ impl Dashboards {
     pub fn dataset(&self, name: &str) -> Result<Dataset> {
         let state = self.lock();
         state.datasets.get(name).cloned().ok_or_else(|| {
-            let names: Vec<&str> = state.datasets.keys().map(String::as_str).collect();
-            let err = service_err!(ResourceNotFoundException, "dataset {name} does not exist");
-            match crate::error::closest(name, &names) {
-                Some(c) => err.with_hint(format!("did you mean {c}?")),
-                None => err.with_hint("create it with %dashboard dataset create NAME --sql \"SELECT …\""),
-            }
+            not_found("dataset", name, state.datasets.keys(), Some("create it with %dashboard dataset create NAME --sql \"SELECT …\""))
         })
     }
 
@@ -372,14 +367,7 @@ impl Dashboards {
 
     pub fn dashboard(&self, name: &str) -> Result<Dashboard> {
         let state = self.lock();
-        state.dashboards.get(name).cloned().ok_or_else(|| {
-            let names: Vec<&str> = state.dashboards.keys().map(String::as_str).collect();
-            let err = service_err!(ResourceNotFoundException, "dashboard {name} does not exist");
-            match crate::error::closest(name, &names) {
-                Some(c) => err.with_hint(format!("did you mean {c}?")),
-                None => err,
-            }
-        })
+        state.dashboards.get(name).cloned().ok_or_else(|| not_found("dashboard", name, state.dashboards.keys(), None))
     }
 
     /// ≙ CreateDashboard (or UpdateDashboard with `replace`): the spec is parsed and built
@@ -431,6 +419,20 @@ impl Dashboards {
             }
         }
         Ok(latest)
+    }
+}
+
+/// ResourceNotFoundException for `what` `name`, suggesting the closest existing name, or
+/// else `otherwise` when given.
+fn not_found<'a>(what: &str, name: &str, names: impl Iterator<Item = &'a String>, otherwise: Option<&str>) -> crate::error::Error {
+    let names: Vec<&str> = names.map(String::as_str).collect();
+    let err = service_err!(ResourceNotFoundException, "{what} {name} does not exist");
+    match crate::error::closest(name, &names) {
+        Some(c) => err.with_hint(format!("did you mean {c}?")),
+        None => match otherwise {
+            Some(hint) => err.with_hint(hint),
+            None => err,
+        },
     }
 }
 

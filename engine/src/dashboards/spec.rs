@@ -9,10 +9,12 @@
 //! columns = 2                      # the grid's columns (default 2)
 //! filter = "device <> 'bot'"       # a SQL predicate on the sheet's rows (optional)
 //!
-//! [[sheet.control]]                # at most one per sheet for now
+//! [[sheet.control]]                # controls re-filter every visual over their dataset
 //! name = "Device"
-//! type = "dropdown"
+//! type = "dropdown"                # dropdown, multi_select, slider, date_range
 //! field = "device"
+//! # slider:     op = "<=" (default), ">=" or "=": the rows the chosen value keeps
+//! # date_range: granularity = "day" (default), "week", "month", "quarter" or "year"
 //!
 //! [[sheet.visual]]
 //! type = "bar"                     # bar, line, pie, kpi, table, pivot
@@ -34,9 +36,15 @@ use toml::Spanned;
 use crate::error::Result;
 use crate::service_err;
 
-/// How many values one control may have: each is precomputed (so count distinct and
-/// percentiles stay exact in the browser), so the published page grows with them.
+/// How many values a dropdown or slider may have: every choice is precomputed (so count
+/// distinct and percentiles stay exact in the browser), so the published page grows with them.
 pub const MAX_CONTROL_VALUES: usize = 100;
+/// How many values a multi-select may have: each of its 2^n − 1 selections is precomputed.
+pub const MAX_MULTI_SELECT_VALUES: usize = 8;
+/// How many periods a date range may span: each of its n(n+1)/2 ranges is precomputed.
+pub const MAX_DATE_RANGE_PERIODS: usize = 62;
+/// How many combinations of choices a sheet's controls may make together.
+pub const MAX_CHOICES: usize = 2_000;
 /// How many visuals one sheet may hold.
 pub const MAX_VISUALS: usize = 30;
 
@@ -70,6 +78,8 @@ struct RawControl {
     kind: Spanned<String>,
     field: Spanned<String>,
     dataset: Option<Spanned<String>>,
+    op: Option<Spanned<String>>,
+    granularity: Option<Spanned<String>>,
 }
 
 /// One name or a list of them (`y = "count(*)"` or `y = ["sum(a)", "avg(b)"]`): kept as a
@@ -127,7 +137,7 @@ pub struct Sheet {
     pub name: String,
     pub columns: usize,
     pub filter: Option<Located<String>>,
-    pub control: Option<Control>,
+    pub controls: Vec<Control>,
     pub visuals: Vec<Visual>,
 }
 
@@ -141,13 +151,67 @@ pub struct Located<T> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ControlKind {
+    /// One value, or all.
     Dropdown,
+    /// Any set of values (all when none or every one is ticked).
+    MultiSelect,
+    /// One value of an ordered field, keeping the rows `op` it.
+    Slider,
+    /// A contiguous range of periods of a date field.
+    DateRange,
+}
+
+impl ControlKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            ControlKind::Dropdown => "dropdown",
+            ControlKind::MultiSelect => "multi_select",
+            ControlKind::Slider => "slider",
+            ControlKind::DateRange => "date_range",
+        }
+    }
+}
+
+/// Which rows a slider's value keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum SliderOp {
+    #[serde(rename = "<=")]
+    AtMost,
+    #[serde(rename = ">=")]
+    AtLeast,
+    #[serde(rename = "=")]
+    Equal,
+}
+
+/// A date range's period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Granularity {
+    Day,
+    Week,
+    Month,
+    Quarter,
+    Year,
+}
+
+impl Granularity {
+    pub fn name(self) -> &'static str {
+        match self {
+            Granularity::Day => "day",
+            Granularity::Week => "week",
+            Granularity::Month => "month",
+            Granularity::Quarter => "quarter",
+            Granularity::Year => "year",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Control {
     pub name: String,
     pub kind: ControlKind,
+    pub op: SliderOp,
+    pub granularity: Granularity,
     pub field: Located<String>,
     pub dataset: Located<String>,
     pub line: usize,
@@ -396,31 +460,65 @@ pub fn parse(text: &str) -> Result<Spec> {
             })
         };
         let filter = sheet.filter.as_ref().map(located);
-        if sheet.control.len() > 1 {
-            return Err(spec_err(text, sheet.control[1].span().start, format!("sheet {name:?} has {} controls; a sheet holds one control for now", sheet.control.len())));
-        }
-        let control = match sheet.control.into_iter().next() {
-            None => None,
-            Some(control) => {
-                let at = control.span().start;
-                let control = control.into_inner();
-                let kind = match control.kind.get_ref().as_str() {
-                    "dropdown" => ControlKind::Dropdown,
-                    other => return Err(spec_err(text, control.kind.span().start, format!("unknown control type {other:?}; the control types are: dropdown"))),
-                };
-                let field = located(&control.field);
-                if field_name(&field.value).is_none() {
-                    return Err(spec_err(text, control.field.span().start, format!("{:?} is not a field name", field.value)));
+        let mut controls: Vec<Control> = Vec::new();
+        for control in sheet.control {
+            let at = control.span().start;
+            let control = control.into_inner();
+            let kind = match control.kind.get_ref().as_str() {
+                "dropdown" => ControlKind::Dropdown,
+                "multi_select" => ControlKind::MultiSelect,
+                "slider" => ControlKind::Slider,
+                "date_range" => ControlKind::DateRange,
+                other => {
+                    return Err(spec_err(
+                        text,
+                        control.kind.span().start,
+                        format!("unknown control type {other:?}; the control types are: dropdown, multi_select, slider, date_range"),
+                    ));
                 }
-                Some(Control {
-                    name: control.name.map(Spanned::into_inner).unwrap_or_else(|| field.value.clone()),
-                    kind,
-                    dataset: dataset_for(&control.dataset, at)?,
-                    field: Located { value: field_name(&field.value).unwrap_or_default(), line: field.line },
-                    line: line_of(text, at),
-                })
+            };
+            let field = located(&control.field);
+            if field_name(&field.value).is_none() {
+                return Err(spec_err(text, control.field.span().start, format!("{:?} is not a field name", field.value)));
             }
-        };
+            let op = match &control.op {
+                None => SliderOp::AtMost,
+                Some(op) if kind != ControlKind::Slider => return Err(spec_err(text, op.span().start, format!("a {} control has no `op` (a slider has)", kind.name()))),
+                Some(op) => match op.get_ref().trim() {
+                    "<=" => SliderOp::AtMost,
+                    ">=" => SliderOp::AtLeast,
+                    "=" => SliderOp::Equal,
+                    other => return Err(spec_err(text, op.span().start, format!("a slider's op is \"<=\", \">=\" or \"=\", not {other:?}"))),
+                },
+            };
+            let granularity = match &control.granularity {
+                None => Granularity::Day,
+                Some(g) if kind != ControlKind::DateRange => {
+                    return Err(spec_err(text, g.span().start, format!("a {} control has no `granularity` (a date_range has)", kind.name())));
+                }
+                Some(g) => match g.get_ref().trim().to_ascii_lowercase().as_str() {
+                    "day" => Granularity::Day,
+                    "week" => Granularity::Week,
+                    "month" => Granularity::Month,
+                    "quarter" => Granularity::Quarter,
+                    "year" => Granularity::Year,
+                    other => return Err(spec_err(text, g.span().start, format!("a date range's granularity is day, week, month, quarter or year, not {other:?}"))),
+                },
+            };
+            let control_name = control.name.map(Spanned::into_inner).unwrap_or_else(|| field.value.clone());
+            if controls.iter().any(|c| c.name == control_name) {
+                return Err(spec_err(text, at, format!("sheet {name:?} has two controls named {control_name:?}")));
+            }
+            controls.push(Control {
+                name: control_name,
+                kind,
+                op,
+                granularity,
+                dataset: dataset_for(&control.dataset, at)?,
+                field: Located { value: field_name(&field.value).unwrap_or_default(), line: field.line },
+                line: line_of(text, at),
+            });
+        }
         if sheet.visual.is_empty() {
             return Err(spec_err(text, sheet_start, format!("sheet {name:?} has no [[sheet.visual]]")));
         }
@@ -431,7 +529,7 @@ pub fn parse(text: &str) -> Result<Spec> {
         for visual in sheet.visual {
             visuals.push(visual_of(text, visual, &dataset_for)?);
         }
-        sheets.push(Sheet { name, columns, filter, control, visuals });
+        sheets.push(Sheet { name, columns, filter, controls, visuals });
     }
     Ok(Spec { title: raw.title.map(Spanned::into_inner), sheets })
 }
@@ -728,8 +826,9 @@ values = ["sum(amount)", "percentile(amount, 90)"]
         assert_eq!(spec.title.as_deref(), Some("Clicks"));
         let sheet = &spec.sheets[0];
         assert_eq!(sheet.columns, 2);
-        let control = sheet.control.as_ref().unwrap();
+        let control = &sheet.controls[0];
         assert_eq!((control.name.as_str(), control.field.line, control.dataset.value.as_str()), ("device", 9, "clicks"));
+        assert_eq!((control.kind, control.op, control.granularity), (ControlKind::Dropdown, SliderOp::AtMost, Granularity::Day));
         assert_eq!(sheet.visuals.len(), 3);
         let bar = &sheet.visuals[1];
         assert_eq!((bar.kind, bar.horizontal, bar.top, bar.line), (VisualKind::Bar, true, Some(5), 15));
@@ -749,7 +848,11 @@ values = ["sum(amount)", "percentile(amount, 90)"]
             (GOOD.replace("count_distinct(user_id)", "mode(user_id)"), "line 13: \"mode(user_id)\": unknown aggregation"),
             (GOOD.replace("top = 5", "top = 5\ncolour = \"x\""), "line 21: unknown field `colour`"),
             (GOOD.replace("value = \"count_distinct(user_id)\"", "value = \"count_distinct(user_id)\"\nx = \"page\""), "line 14: a kpi visual has no `x`"),
-            (GOOD.replace("type = \"dropdown\"", "type = \"slider\""), "line 8: unknown control type \"slider\""),
+            (GOOD.replace("type = \"dropdown\"", "type = \"knob\""), "line 8: unknown control type \"knob\""),
+            (GOOD.replace("field = \"device\"", "field = \"device\"\nop = \"<\""), "line 10: a dropdown control has no `op`"),
+            (GOOD.replace("type = \"dropdown\"", "type = \"slider\"").replace("field = \"device\"", "field = \"device\"\nop = \"<\""), "line 10: a slider's op is"),
+            (GOOD.replace("type = \"dropdown\"", "type = \"date_range\"").replace("field = \"device\"", "field = \"day\"\ngranularity = \"fortnight\""), "line 10: a date range's granularity"),
+            (GOOD.replace("[[sheet.visual]]\ntype = \"kpi\"", "[[sheet.control]]\ntype = \"slider\"\nfield = \"device\"\n\n[[sheet.visual]]\ntype = \"kpi\""), "line 11: sheet \"Overview\" has two controls named \"device\""),
             (GOOD.replace("percentile(amount, 90)", "percentile(amount)"), "line 27: \"percentile(amount)\": percentile takes"),
             (GOOD.replace("dataset = \"clicks\"\n", ""), "line 6: which dataset?"),
             (GOOD.replace("rows = [\"device\"]", "rows = [\"referrer\"]"), "used twice"),
@@ -761,6 +864,28 @@ values = ["sum(amount)", "percentile(amount, 90)"]
             assert!(err.contains(expected), "{expected:?} not in {err:?}");
             assert!(err.starts_with("InvalidParameterValueException"), "{err}");
         }
+    }
+
+    #[test]
+    fn a_sheet_holds_several_controls_of_every_kind() {
+        let text = GOOD.replace(
+            "[[sheet.visual]]\ntype = \"kpi\"",
+            "[[sheet.control]]\nname = \"When\"\ntype = \"date_range\"\nfield = \"day\"\ngranularity = \"Month\"\n\n\
+             [[sheet.control]]\ntype = \"slider\"\nfield = \"hour\"\nop = \">=\"\n\n\
+             [[sheet.control]]\ntype = \"multi_select\"\nfield = \"referrer\"\n\n[[sheet.visual]]\ntype = \"kpi\"",
+        );
+        let spec = parse(&text).unwrap();
+        let controls: Vec<(&str, ControlKind, SliderOp, Granularity, usize)> =
+            spec.sheets[0].controls.iter().map(|c| (c.name.as_str(), c.kind, c.op, c.granularity, c.line)).collect();
+        assert_eq!(
+            controls,
+            [
+                ("device", ControlKind::Dropdown, SliderOp::AtMost, Granularity::Day, 7),
+                ("When", ControlKind::DateRange, SliderOp::AtMost, Granularity::Month, 11),
+                ("hour", ControlKind::Slider, SliderOp::AtLeast, Granularity::Day, 17),
+                ("referrer", ControlKind::MultiSelect, SliderOp::AtMost, Granularity::Day, 22),
+            ]
+        );
     }
 
     #[test]

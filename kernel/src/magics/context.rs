@@ -132,6 +132,8 @@ pub struct State {
     pub display_max_rows: usize,
     /// `%set sql.progress_after 1s`: a query running longer shows a live progress display.
     pub sql_progress_after: std::time::Duration,
+    /// Dashboards shown in this kernel, redrawn in place when their data or spec changes.
+    pub shown_dashboards: Vec<super::dashboard::Shown>,
 }
 
 impl Default for State {
@@ -145,6 +147,7 @@ impl Default for State {
             variables: BTreeMap::new(),
             display_max_rows: crate::render::TableOptions::default().max_rows,
             sql_progress_after: std::time::Duration::from_secs(1),
+            shown_dashboards: Vec::new(),
         }
     }
 }

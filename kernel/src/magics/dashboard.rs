@@ -1,21 +1,25 @@
 //! `%dashboard`: QuickSight-style datasets (SPICE or direct query, calculated fields,
-//! refreshes, the SPICE pool) and dashboards of sheets, visuals and a control, drawn inline
-//! with Plotly and published as one offline HTML file.
+//! refreshes, the SPICE pool) and dashboards of sheets, visuals and controls, drawn inline
+//! with Plotly (redrawn in place when their data changes) and published as one offline HTML
+//! file.
 
 use std::sync::Arc;
 
 use arrow_array::{ArrayRef, UInt64Array};
 use clap::{CommandFactory, Parser, Subcommand};
 use lakebook_engine::S3Uri;
+use chrono::{DateTime, Utc};
+use lakebook_engine::dashboards::build::Built;
 use lakebook_engine::dashboards::{CalculatedField, Dashboards, DatasetSpec, Mode, Source};
 
 use super::{Body, Ctx, Form, MagicSpec, Units, parse_size};
 use crate::error::CellError;
+use crate::output::Output;
 use crate::render::{self, Bundle, Footer, TableOptions, batch, dashboard, strings, times};
 
 pub const SPEC: MagicSpec = MagicSpec {
     name: "dashboard",
-    summary: "QuickSight-style dashboards: datasets (SPICE or direct), sheets of visuals with a control, published as one offline HTML file",
+    summary: "QuickSight-style dashboards: datasets (SPICE or direct), sheets of visuals with controls, redrawn in place, published as one offline HTML file",
     form: Form::LineAndCell,
     command: DashboardArgs::command,
     // ${NAME} is expanded in a spec (`%%dashboard create`) and a dataset's SQL body.
@@ -25,15 +29,18 @@ pub const SPEC: MagicSpec = MagicSpec {
 
 #[derive(Debug, Parser)]
 #[command(
-    about = "QuickSight-style dashboards: datasets (SPICE or direct), sheets of visuals with a control, published as one offline HTML file",
+    about = "QuickSight-style dashboards: datasets (SPICE or direct), sheets of visuals with controls, redrawn in place, published as one offline HTML file",
     after_help = "A dataset is a SELECT (--sql, or the cell body of %%dashboard dataset create NAME) or a catalog table (--table),\n\
                   plus calculated fields (--field name=SQL expression). SPICE datasets are ingested on creation, on refresh and on\n\
                   their --refresh schedule (rate(…) or cron(…) on the engine clock); direct datasets are queried at every build.\n\
                   %%dashboard create NAME takes the spec as TOML: title, dataset, [[sheet]] (name, columns, filter),\n\
-                  [[sheet.control]] (type = \"dropdown\", field) and [[sheet.visual]] (type = bar|line|pie|kpi|table|pivot; x, y,\n\
-                  color, group, value, values, target, rows, columns, subtotals, orientation, mode, donut, sort, top, span, filter).\n\
+                  [[sheet.control]] (type = dropdown|multi_select|slider|date_range, field; a slider's op = \"<=\"|\">=\"|\"=\", a date\n\
+                  range's granularity = day|week|month|quarter|year) and [[sheet.visual]] (type = bar|line|area|combo|pie|scatter|\n\
+                  heatmap|treemap|histogram|box|kpi|gauge|table|pivot|funnel|waterfall; x, y, color, group, value, values, target,\n\
+                  rows, columns, subtotals, orientation, mode, donut, sort, top, lines, size, bins, span, filter).\n\
                   Measures are agg(field): sum, count, count_distinct, avg, min, max, median, percentile(field, P); count(*) counts rows.\n\
-                  Every value of the control is aggregated in the engine, so the dropdown re-filters with exact numbers and no server."
+                  Every choice of every control is aggregated in the engine, so controls re-filter with exact numbers and no server.\n\
+                  Shown dashboards are redrawn in place when a later cell refreshes their SPICE datasets or replaces their spec."
 )]
 pub struct DashboardArgs {
     #[command(subcommand)]
@@ -122,11 +129,13 @@ pub async fn run(args: DashboardArgs, mut ctx: Ctx<'_>) -> Result<Option<Bundle>
             } else {
                 dashboards.create_dashboard(&name, spec, replace).await.map_err(in_cell_lines)?.1
             };
-            Ok(Some(show(&built, &mut ctx)))
+            show(dashboards, &built, &mut ctx)?;
+            Ok(None)
         }
         Verb::Show { name } => {
             let built = dashboards.build(&name).await?;
-            Ok(Some(show(&built, &mut ctx)))
+            show(dashboards, &built, &mut ctx)?;
+            Ok(None)
         }
         Verb::Publish { name, destination } => {
             let built = dashboards.build(&name).await?;
@@ -201,22 +210,69 @@ fn in_cell_lines(err: lakebook_engine::Error) -> CellError {
     }
 }
 
-/// Every sheet of a built dashboard: all but the last displayed, the last the cell's value.
-fn show(built: &lakebook_engine::dashboards::build::Built, ctx: &mut Ctx<'_>) -> Bundle {
-    let mut bundles: Vec<Bundle> = built
-        .sheets
-        .iter()
-        .map(|sheet| {
-            let bundle = dashboard::sheet_bundle(built, sheet, !ctx.state.plotly_loaded);
-            ctx.state.plotly_loaded = true;
-            bundle
-        })
-        .collect();
-    let last = bundles.pop().unwrap_or_default();
-    for bundle in bundles {
-        ctx.out.display(bundle);
+/// A dashboard shown in this kernel: one display per sheet, and the spec and data version it
+/// shows, so a later change redraws it in place.
+pub struct Shown {
+    name: String,
+    displays: Vec<String>,
+    version: u32,
+    data: Option<DateTime<Utc>>,
+}
+
+/// Every sheet of a built dashboard as a display that later cells redraw in place.
+fn show(dashboards: &Dashboards, built: &Built, ctx: &mut Ctx<'_>) -> Result<(), CellError> {
+    let dashboard = dashboards.dashboard(&built.name)?;
+    let data = dashboards.data_version(&built.name)?;
+    let mut displays = Vec::new();
+    for sheet in &built.sheets {
+        let bundle = dashboard::sheet_bundle(built, sheet, !ctx.state.plotly_loaded);
+        ctx.state.plotly_loaded = true;
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        ctx.out.display_as(bundle, &id);
+        displays.push(id);
     }
-    last
+    ctx.state.shown_dashboards.push(Shown { name: built.name.clone(), displays, version: dashboard.version, data });
+    Ok(())
+}
+
+/// After every cell: each dashboard shown in this kernel whose spec was replaced or whose
+/// SPICE datasets were refreshed (by the cell, or by a schedule the clock reached) is built
+/// again and every display of it redrawn in place — in JupyterLab, Notebook 7, VS Code and a
+/// batch run alike (`update_display_data`).
+pub async fn redraw_shown(workspace: &super::Workspace, state: &mut super::State, out: &Output) {
+    let Some(engine) = workspace.opened() else { return };
+    let dashboards = engine.dashboards();
+    state.shown_dashboards.retain(|shown| dashboards.dashboard(&shown.name).is_ok());
+    let mut names: Vec<String> = state.shown_dashboards.iter().map(|s| s.name.clone()).collect();
+    names.dedup();
+    names.sort();
+    names.dedup();
+    for name in names {
+        let (Ok(dashboard), Ok(data)) = (dashboards.dashboard(&name), dashboards.data_version(&name)) else { continue };
+        let stale: Vec<&mut Shown> = state.shown_dashboards.iter_mut().filter(|s| s.name == name && (s.version != dashboard.version || s.data != data)).collect();
+        if stale.is_empty() {
+            continue;
+        }
+        match dashboards.build(&name).await {
+            Ok(built) => {
+                let mut redrawn = 0;
+                for shown in stale {
+                    for (sheet, id) in built.sheets.iter().zip(&shown.displays) {
+                        out.update_display(dashboard::sheet_bundle(&built, sheet, false), id);
+                        redrawn += 1;
+                    }
+                    (shown.version, shown.data) = (dashboard.version, data);
+                }
+                out.stdout(&format!("Redrew dashboard {name} in place ({redrawn} display(s)).\n"));
+            }
+            Err(e) => {
+                for shown in stale {
+                    (shown.version, shown.data) = (dashboard.version, data);
+                }
+                out.stderr(&format!("warning: dashboard {name} could not be redrawn: {e}\n"));
+            }
+        }
+    }
 }
 
 async fn dataset(dashboards: &Dashboards, verb: DatasetVerb, body: Option<&str>, ctx: &mut Ctx<'_>) -> Result<Option<Bundle>, CellError> {

@@ -1,16 +1,19 @@
 //! A built dashboard drawn with Plotly: each sheet is one figure whose visuals sit in a grid
-//! (cartesian visuals on their own axes, pies, KPIs and tables in their own domains), and
-//! the sheet's control is a Plotly dropdown whose choices restyle every trace with the
-//! numbers the engine precomputed for that choice — so it works wherever the figure is
-//! drawn, untrusted notebooks included (no script of ours runs there).
+//! (cartesian visuals on their own axes, pies, KPIs and tables in their own domains). Inline,
+//! the sheet's first control is Plotly's own dropdown or slider whose choices restyle every
+//! trace with the numbers the engine precomputed for that choice — so it works wherever the
+//! figure is drawn, untrusted notebooks included (no script of ours runs there); Plotly's
+//! menus cannot combine, so the other controls stay at "all" inline.
 //!
 //! `page` is the published file: one HTML document with every sheet, plotly.js embedded
-//! gzip-compressed (unpacked by the browser's DecompressionStream), no network.
+//! gzip-compressed (unpacked by the browser's DecompressionStream), no network, and HTML
+//! controls (select, check boxes, range, from/to) that combine: each visual's frame for the
+//! chosen combination is restyled in.
 
 use std::collections::BTreeMap;
 
-use lakebook_engine::dashboards::build::{Built, BuiltSheet, BuiltVisual, Frame, Row, label};
-use lakebook_engine::dashboards::spec::VisualKind;
+use lakebook_engine::dashboards::build::{Built, BuiltControl, BuiltSheet, BuiltVisual, Frame, Row, label};
+use lakebook_engine::dashboards::spec::{ControlKind, SliderOp, VisualKind};
 use serde_json::{Map, Value, json};
 
 use super::Bundle;
@@ -483,8 +486,17 @@ fn cartesian(kind: VisualKind) -> bool {
     !matches!(kind, VisualKind::Pie | VisualKind::Kpi | VisualKind::Gauge | VisualKind::Table | VisualKind::Pivot | VisualKind::Treemap)
 }
 
-/// One sheet as a Plotly figure with its dropdown.
-pub fn figure(sheet: &BuiltSheet) -> Value {
+/// Fills one trace's data attributes from a frame of its visual.
+type Fill = Box<dyn Fn(&Frame) -> Map<String, Value>>;
+
+/// A sheet's figure at "all", and how to fill each trace (by visual) for any frame.
+struct Drawn {
+    figure: Value,
+    fills: Vec<(usize, Fill)>,
+}
+
+/// A sheet's figure with every control at "all" and no menus.
+fn draw(sheet: &BuiltSheet) -> Drawn {
     let (cells, rows) = grid(sheet);
     let mut data: Vec<Value> = Vec::new();
     let mut fills: Vec<(usize, Box<dyn Fn(&Frame) -> Map<String, Value>>)> = Vec::new();
@@ -524,30 +536,82 @@ pub fn figure(sheet: &BuiltSheet) -> Value {
         }));
         for trace in traces(visual, index, *cell) {
             let mut base = trace.base;
-            let all = (trace.fill)(visual.frame(0));
+            let all = (trace.fill)(&visual.frames[0]);
             set_all(&mut base, &all);
             data.push(base);
             fills.push((i, trace.fill));
         }
     }
-    if let Some(control) = &sheet.control {
-        let choices: Vec<String> = std::iter::once("All".to_string()).chain(control.values.iter().cloned()).collect();
-        let buttons: Vec<Value> = choices
-            .iter()
-            .enumerate()
-            .map(|(choice, name)| {
-                // One restyle per choice: every attribute any trace fills, per trace.
-                let per_trace: Vec<Map<String, Value>> = fills.iter().map(|(v, fill)| fill(sheet.visuals[*v].frame(choice))).collect();
-                let mut keys: Vec<&String> = per_trace.iter().flat_map(|m| m.keys()).collect();
-                keys.sort();
-                keys.dedup();
-                let mut update = Map::new();
-                for key in keys {
-                    update.insert(key.clone(), Value::Array(per_trace.iter().map(|m| m.get(key).cloned().unwrap_or(Value::Null)).collect()));
-                }
-                json!({"label": name, "method": "restyle", "args": [Value::Object(update), (0..per_trace.len()).collect::<Vec<_>>()]})
-            })
-            .collect();
+    Drawn { figure: json!({"data": data, "layout": layout}), fills }
+}
+
+/// The restyle that shows the sheet's controls at `choices`: every attribute any trace
+/// fills, per trace.
+fn restyle(sheet: &BuiltSheet, fills: &[(usize, Fill)], choices: &[usize]) -> Value {
+    let per_trace: Vec<Map<String, Value>> = fills.iter().map(|(v, fill)| fill(sheet.visuals[*v].frame(choices))).collect();
+    json!([Value::Object(merged(&per_trace)), (0..per_trace.len()).collect::<Vec<_>>()])
+}
+
+/// Per-trace attribute maps as one restyle update: each attribute any trace has, as a list
+/// over the traces (null where a trace lacks it).
+fn merged(per_trace: &[Map<String, Value>]) -> Map<String, Value> {
+    let mut keys: Vec<&String> = per_trace.iter().flat_map(|m| m.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    let mut update = Map::new();
+    for key in keys {
+        update.insert(key.clone(), Value::Array(per_trace.iter().map(|m| m.get(key).cloned().unwrap_or(Value::Null)).collect()));
+    }
+    update
+}
+
+/// What a control offers inline, as (label, choice): every value alone for a dropdown or
+/// multi-select, each value for a slider, each start for a date range (ending at the last
+/// period); "All" first.
+fn inline_choices(control: &BuiltControl) -> Vec<(String, usize)> {
+    let n = control.values.len();
+    let mut out = vec![("All".to_string(), 0)];
+    match control.kind {
+        // A dropdown's choice i + 1 is value i, even when it is the only one.
+        ControlKind::Dropdown => out.extend(control.values.iter().enumerate().map(|(i, v)| (v.clone(), i + 1))),
+        ControlKind::MultiSelect => {
+            out.extend(control.values.iter().enumerate().filter_map(|(i, v)| control.choice_of(&[i]).map(|c| (v.clone(), c))));
+        }
+        ControlKind::Slider => {
+            let op = match control.op {
+                SliderOp::AtMost => "≤ ",
+                SliderOp::AtLeast => "≥ ",
+                SliderOp::Equal => "",
+            };
+            out.extend(control.values.iter().enumerate().map(|(i, v)| (format!("{op}{v}"), i + 1)));
+        }
+        ControlKind::DateRange => {
+            out.extend((1..n).filter_map(|from| control.choice_of(&(from..n).collect::<Vec<_>>()).map(|c| (format!("{} – {}", control.values[from], control.values[n - 1]), c))));
+        }
+    }
+    out
+}
+
+/// One sheet as a Plotly figure; its first control is a Plotly dropdown (a slider for a
+/// slider or date range).
+pub fn figure(sheet: &BuiltSheet) -> Value {
+    let Drawn { mut figure, fills } = draw(sheet);
+    let Some(control) = sheet.controls.first() else { return figure };
+    let layout = &mut figure["layout"];
+    let choices = inline_choices(control);
+    let at = |choice: usize| -> Vec<usize> { std::iter::once(choice).chain(std::iter::repeat_n(0, sheet.controls.len() - 1)).collect() };
+    let slider = matches!(control.kind, ControlKind::Slider | ControlKind::DateRange);
+    if slider {
+        let steps: Vec<Value> = choices.iter().map(|(name, choice)| json!({"label": name, "method": "restyle", "args": restyle(sheet, &fills, &at(*choice))})).collect();
+        let prefix = if control.kind == ControlKind::DateRange { format!("{}: from ", control.name) } else { format!("{}: ", control.name) };
+        layout["sliders"] = json!([{
+            "active": 0, "steps": steps, "currentvalue": {"prefix": prefix, "font": {"size": 13}},
+            "x": 0.0, "xanchor": "left", "len": 0.5, "y": 1.0, "yanchor": "bottom", "yref": "paper", "pad": {"t": 0, "b": 10},
+        }]);
+        layout["margin"]["t"] = json!(TOP + 60);
+        layout["height"] = json!(layout["height"].as_u64().unwrap_or(0) + 60);
+    } else {
+        let buttons: Vec<Value> = choices.iter().map(|(name, choice)| json!({"label": name, "method": "restyle", "args": restyle(sheet, &fills, &at(*choice))})).collect();
         layout["updatemenus"] = json!([{
             "type": "dropdown", "active": 0, "buttons": buttons, "showactive": true,
             "x": 0.0, "xanchor": "left", "y": 1.0, "yanchor": "bottom", "yref": "paper", "pad": {"t": 0, "b": 0},
@@ -558,7 +622,41 @@ pub fn figure(sheet: &BuiltSheet) -> Value {
         }));
         layout["margin"]["l"] = json!(110);
     }
-    json!({"data": data, "layout": layout})
+    if sheet.controls.len() > 1 {
+        let others: Vec<&str> = sheet.controls[1..].iter().map(|c| c.name.as_str()).collect();
+        layout["annotations"].as_array_mut().unwrap_or(&mut Vec::new()).push(json!({
+            "text": format!("<i>{} at All here; the published page combines every control</i>", super::escape(&others.join(", "))),
+            "x": 1.0, "xref": "paper", "xanchor": "right", "y": 1.0, "yref": "paper", "yanchor": "bottom", "yshift": 30,
+            "showarrow": false, "font": {"size": 11, "color": "#5b6b7b"},
+        }));
+    }
+    figure
+}
+
+/// A sheet as the published page's script draws it: the figure without menus, its
+/// controls, and per visual its traces and their data in every frame.
+fn page_sheet(sheet: &BuiltSheet) -> Value {
+    let Drawn { figure, fills } = draw(sheet);
+    let visuals: Vec<Value> = sheet
+        .visuals
+        .iter()
+        .enumerate()
+        .map(|(v, visual)| {
+            let traces: Vec<usize> = fills.iter().enumerate().filter(|(_, (owner, _))| *owner == v).map(|(t, _)| t).collect();
+            let frames: Vec<Value> = if visual.controls.is_empty() {
+                Vec::new()
+            } else {
+                visual.frames.iter().map(|frame| Value::Array(traces.iter().map(|&t| Value::Object((fills[t].1)(frame))).collect())).collect()
+            };
+            json!({"controls": visual.controls, "radix": visual.radix, "traces": traces, "frames": frames})
+        })
+        .collect();
+    let controls: Vec<Value> = sheet
+        .controls
+        .iter()
+        .map(|c| json!({"name": c.name, "kind": c.kind.name(), "op": c.op, "values": c.values, "choices": c.choices}))
+        .collect();
+    json!({"figure": figure, "controls": controls, "visuals": visuals})
 }
 
 /// Sets `a.b` style keys of a restyle map on a trace.
@@ -576,6 +674,22 @@ fn set_all(trace: &mut Value, values: &Map<String, Value>) {
     }
 }
 
+/// The sheet's controls for the summary line: `, controls Referrer (dropdown, 4 values), …`.
+fn controls_text(sheet: &BuiltSheet) -> String {
+    if sheet.controls.is_empty() {
+        return String::new();
+    }
+    let each: Vec<String> = sheet
+        .controls
+        .iter()
+        .map(|c| {
+            let unit = if c.kind == ControlKind::DateRange { format!("{}s", c.granularity.name()) } else { "values".to_string() };
+            format!("{} ({}, {} {unit})", c.name, c.kind.name(), c.values.len())
+        })
+        .collect();
+    format!(", control{} {}", if each.len() > 1 { "s" } else { "" }, each.join(", "))
+}
+
 /// A short text of what each visual shows for "all": the `text/plain` view.
 pub fn summary(built: &Built, sheet: &BuiltSheet) -> String {
     let mut lines = vec![format!(
@@ -584,10 +698,10 @@ pub fn summary(built: &Built, sheet: &BuiltSheet) -> String {
         built.title.as_deref().map(|t| format!(" ({t})")).unwrap_or_default(),
         sheet.name,
         sheet.visuals.len(),
-        sheet.control.as_ref().map(|c| format!(", control {} ({} values)", c.name, c.values.len())).unwrap_or_default()
+        controls_text(sheet)
     )];
     for visual in &sheet.visuals {
-        let frame = visual.frame(0);
+        let frame = &visual.frames[0];
         let number = |v: &Value| match v.as_f64() {
             Some(f) if f.fract() == 0.0 && f.abs() < 1e15 => format!("{}", f as i64),
             Some(f) => format!("{f:.4}").trim_end_matches('0').trim_end_matches('.').to_string(),
@@ -636,18 +750,112 @@ pub fn sheet_bundle(built: &Built, sheet: &BuiltSheet, with_library: bool) -> Bu
     bundle
 }
 
-/// plotly.js gzip-compressed and base64-encoded, made once per kernel.
+/// Text gzip-compressed and base64-encoded, for a page to unpack with DecompressionStream.
+fn pack(text: &str, level: flate2::Compression) -> String {
+    use base64::Engine as _;
+    use std::io::Write as _;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), level);
+    let _ = encoder.write_all(text.as_bytes());
+    base64::engine::general_purpose::STANDARD.encode(encoder.finish().unwrap_or_default())
+}
+
+/// plotly.js packed, made once per kernel.
 fn packed_plotly() -> &'static str {
     static PACKED: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    PACKED.get_or_init(|| {
-        use base64::Engine as _;
-        use std::io::Write as _;
-        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
-        let _ = encoder.write_all(plotly_js().as_bytes());
-        let bytes = encoder.finish().unwrap_or_default();
-        base64::engine::general_purpose::STANDARD.encode(bytes)
-    })
+    PACKED.get_or_init(|| pack(&plotly_js(), flate2::Compression::best()))
 }
+
+/// The published page's controls: each sheet's controls as HTML elements whose state picks
+/// a choice per control; each visual shows the frame of its controls' choices.
+const CONTROLS_JS: &str = r#"
+function controls(s, sheet) {
+  if (!sheet.controls.length) return;
+  var box = document.getElementById('controls-' + s);
+  var state = sheet.controls.map(function () { return 0; });
+  var redraw = function () {
+    var traces = [], maps = [];
+    sheet.visuals.forEach(function (v) {
+      if (!v.controls.length) return;
+      var index = 0, stride = 1;
+      v.controls.forEach(function (c, k) { index += Math.min(state[c], v.radix[k] - 1) * stride; stride *= v.radix[k]; });
+      var frame = v.frames[index] || v.frames[0];
+      v.traces.forEach(function (t, j) { traces.push(t); maps.push(frame[j]); });
+    });
+    if (!traces.length) return;
+    var keys = {};
+    maps.forEach(function (m) { Object.keys(m).forEach(function (k) { keys[k] = true; }); });
+    var update = {};
+    Object.keys(keys).forEach(function (k) { update[k] = maps.map(function (m) { return k in m ? m[k] : null; }); });
+    window.Plotly.restyle('sheet-' + s, update, traces);
+  };
+  var make = function (tag, attrs, text) {
+    var e = document.createElement(tag);
+    Object.keys(attrs || {}).forEach(function (a) { e.setAttribute(a, attrs[a]); });
+    if (text !== undefined) e.textContent = text;
+    return e;
+  };
+  sheet.controls.forEach(function (c, k) {
+    var byMembers = {};
+    c.choices.forEach(function (members, i) { if (!(members.join(',') in byMembers)) byMembers[members.join(',')] = i; });
+    var pick = function (members) {
+      state[k] = (members.length === 0 || members.length === c.values.length) ? 0 : (byMembers[members.join(',')] || 0);
+      redraw();
+    };
+    var wrap = make('div', {'class': 'control', 'data-control': c.name, 'data-kind': c.kind});
+    wrap.appendChild(make('b', {}, c.name + ':'));
+    var options = function (select, labels) { labels.forEach(function (l, i) { select.appendChild(make('option', {value: String(i)}, l)); }); };
+    if (c.kind === 'dropdown') {
+      var select = make('select', {'aria-label': c.name});
+      options(select, ['All'].concat(c.values));
+      select.onchange = function () { state[k] = select.selectedIndex; redraw(); };
+      wrap.appendChild(select);
+    } else if (c.kind === 'multi_select') {
+      var boxes = make('span', {'class': 'boxes'});
+      var ticks = c.values.map(function (v, i) {
+        var label = make('label', {});
+        var tick = make('input', {type: 'checkbox', value: String(i)});
+        tick.checked = true;
+        tick.onchange = function () { pick(ticks.filter(function (t) { return t.checked; }).map(function (t) { return +t.value; })); };
+        label.appendChild(tick);
+        label.appendChild(document.createTextNode(' ' + v));
+        boxes.appendChild(label);
+        return tick;
+      });
+      wrap.appendChild(boxes);
+    } else if (c.kind === 'slider') {
+      var range = make('input', {type: 'range', min: '0', max: String(c.values.length), step: '1', value: '0', 'aria-label': c.name});
+      var shown = make('output', {}, 'All');
+      var op = c.op === '=' ? '' : c.op === '<=' ? '≤ ' : '≥ ';
+      range.oninput = function () {
+        var i = +range.value;
+        shown.textContent = i === 0 ? 'All' : op + c.values[i - 1];
+        state[k] = i;
+        redraw();
+      };
+      wrap.appendChild(range);
+      wrap.appendChild(shown);
+    } else if (c.kind === 'date_range') {
+      var from = make('select', {'aria-label': c.name + ' from'}), to = make('select', {'aria-label': c.name + ' to'});
+      options(from, c.values);
+      options(to, c.values);
+      to.selectedIndex = c.values.length - 1;
+      var change = function () {
+        var a = Math.min(from.selectedIndex, to.selectedIndex), b = Math.max(from.selectedIndex, to.selectedIndex);
+        var members = [];
+        for (var i = a; i <= b; i++) members.push(i);
+        pick(members);
+      };
+      from.onchange = change;
+      to.onchange = change;
+      wrap.appendChild(make('span', {}, 'from'));
+      wrap.appendChild(from);
+      wrap.appendChild(make('span', {}, 'to'));
+      wrap.appendChild(to);
+    }
+    box.appendChild(wrap);
+  });
+}
+"#;
 
 /// The published dashboard: one self-contained HTML file, every sheet, offline.
 pub fn page(built: &Built) -> String {
@@ -655,38 +863,50 @@ pub fn page(built: &Built) -> String {
     let mut sheets = String::new();
     let mut figures = Vec::new();
     for (i, sheet) in built.sheets.iter().enumerate() {
-        let figure = figure(sheet);
-        let height = figure["layout"]["height"].as_u64().unwrap_or(400);
+        let drawn = page_sheet(sheet);
+        let height = drawn["figure"]["layout"]["height"].as_u64().unwrap_or(400);
         sheets.push_str(&format!(
-            "<section><h2>{}</h2><div id=\"sheet-{i}\" class=\"plotly-graph-div lakebook-dashboard\" style=\"height:{height}px; width:100%;\"></div></section>\n",
+            "<section><h2>{}</h2><div id=\"controls-{i}\" class=\"controls\"></div><div id=\"sheet-{i}\" class=\"plotly-graph-div lakebook-dashboard\" style=\"height:{height}px; width:100%;\"></div></section>\n",
             super::escape(&sheet.name)
         ));
-        figures.push(figure);
+        figures.push(drawn);
     }
-    let figures = Value::Array(figures).to_string().replace("</", "<\\/");
+    // The figures and every frame of their controls ride packed too: repeated labels and
+    // numbers compress several times over.
+    let figures = pack(&Value::Array(figures).to_string(), flate2::Compression::default());
     format!(
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{t}</title>\n\
          <meta name=\"generator\" content=\"Lakebook\">\n\
-         <style>body {{ font-family: Helvetica, Arial, sans-serif; margin: 24px; color: #1b2733; }} h1 {{ font-size: 22px; }} h2 {{ font-size: 17px; border-bottom: 1px solid #dde3ea; }}</style>\n\
+         <style>body {{ font-family: Helvetica, Arial, sans-serif; margin: 24px; color: #1b2733; }} h1 {{ font-size: 22px; }} h2 {{ font-size: 17px; border-bottom: 1px solid #dde3ea; }} \
+         .controls {{ display: flex; flex-wrap: wrap; gap: 18px; align-items: flex-start; margin: 8px 0; font-size: 14px; }} \
+         .control {{ display: flex; gap: 6px; align-items: center; }} .control .boxes {{ display: flex; flex-wrap: wrap; gap: 8px; }}</style>\n\
          </head><body>\n<h1>{t}</h1>\n<p id=\"status\">Drawing…</p>\n{sheets}\
          <script id=\"plotly-gz\" type=\"application/octet-stream\">{packed}</script>\n\
+         <script id=\"figures-gz\" type=\"application/octet-stream\">{figures}</script>\n\
          <script type=\"text/javascript\">\n\
-         var figures = {figures};\n\
+         {script}\n\
+         async function unpack(id) {{\n\
+           var text = atob(document.getElementById(id).textContent.trim());\n\
+           var bytes = new Uint8Array(text.length);\n\
+           for (var i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i);\n\
+           return await new Response(new Blob([bytes]).stream().pipeThrough(new DecompressionStream('gzip'))).text();\n\
+         }}\n\
          (async function () {{\n\
            var status = document.getElementById('status');\n\
            try {{\n\
-             var text = atob(document.getElementById('plotly-gz').textContent.trim());\n\
-             var bytes = new Uint8Array(text.length);\n\
-             for (var i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i);\n\
-             var js = await new Response(new Blob([bytes]).stream().pipeThrough(new DecompressionStream('gzip'))).text();\n\
-             (new Function('define', 'module', 'exports', 'require', js)).call(window);\n\
-             for (var s = 0; s < figures.length; s++) {{ await window.Plotly.newPlot('sheet-' + s, figures[s].data, figures[s].layout, {{responsive: true}}); }}\n\
+             (new Function('define', 'module', 'exports', 'require', await unpack('plotly-gz'))).call(window);\n\
+             var figures = JSON.parse(await unpack('figures-gz'));\n\
+             for (var s = 0; s < figures.length; s++) {{\n\
+               await window.Plotly.newPlot('sheet-' + s, figures[s].figure.data, figures[s].figure.layout, {{responsive: true}});\n\
+               controls(s, figures[s]);\n\
+             }}\n\
              status.remove();\n\
            }} catch (e) {{ status.textContent = 'This dashboard could not be drawn: ' + e; }}\n\
          }})();\n\
          </script>\n</body></html>\n",
         t = super::escape(&title),
         packed = packed_plotly(),
+        script = CONTROLS_JS,
     )
 }
 
@@ -714,10 +934,37 @@ mod tests {
             stacked: false,
             donut: false,
             subtotals: true,
-            controlled: true,
+            controls: vec![0],
+            radix: vec![2],
             line_measures: 0,
             bin_width: None,
             frames,
+        }
+    }
+
+    fn control(kind: ControlKind, name: &str, values: &[&str]) -> BuiltControl {
+        let n = values.len();
+        let mut choices: Vec<Vec<usize>> = vec![(0..n).collect()];
+        match kind {
+            ControlKind::DateRange => {
+                for from in 0..n {
+                    for to in from..n {
+                        if (from, to) != (0, n - 1) {
+                            choices.push((from..=to).collect());
+                        }
+                    }
+                }
+            }
+            _ => choices.extend((0..n).map(|i| vec![i])),
+        }
+        BuiltControl {
+            name: name.into(),
+            kind,
+            field: name.to_lowercase(),
+            op: SliderOp::AtMost,
+            granularity: lakebook_engine::dashboards::spec::Granularity::Day,
+            values: values.iter().map(|v| v.to_string()).collect(),
+            choices,
         }
     }
 
@@ -751,7 +998,7 @@ mod tests {
         BuiltSheet {
             name: "S".into(),
             columns: 2,
-            control: Some(BuiltControl { name: "Device".into(), kind: ControlKind::Dropdown, field: "device".into(), values: vec!["m".into()] }),
+            controls: vec![control(ControlKind::Dropdown, "Device", &["m"])],
             visuals: vec![bar, kpi, pivot],
         }
     }
@@ -779,11 +1026,48 @@ mod tests {
     }
 
     #[test]
+    fn a_date_range_is_a_slider_inline_and_other_controls_stay_at_all() {
+        let mut sheet = sheet();
+        // Three days and a device dropdown: the bar's frames are indexed day-range first.
+        let days = control(ControlKind::DateRange, "Day", &["2026-03-01", "2026-03-02", "2026-03-03"]);
+        assert_eq!(days.choices.len(), 6);
+        assert_eq!(days.choice_of(&[1, 2]), Some(4));
+        assert_eq!(days.choice_of(&[0, 1, 2]), Some(0));
+        sheet.controls.insert(0, days);
+        let frames: Vec<Frame> = (0..12).map(|i| Frame { rows: vec![row(&[json!("/a")], &[false], &[json!(i)])] }).collect();
+        sheet.visuals = vec![BuiltVisual { controls: vec![0, 1], radix: vec![6, 2], ..visual(VisualKind::Bar, &["page"], &["n"], frames) }];
+        assert_eq!(sheet.visuals[0].frame_index(&[4, 1]), 10);
+        let fig = figure(&sheet);
+        assert!(fig["layout"].get("updatemenus").is_none());
+        let steps = fig["layout"]["sliders"][0]["steps"].as_array().unwrap();
+        let labels: Vec<&str> = steps.iter().map(|s| s["label"].as_str().unwrap()).collect();
+        assert_eq!(labels, ["All", "2026-03-02 – 2026-03-03", "2026-03-03 – 2026-03-03"]);
+        // "from the 2nd" is choice 4 with the device at All: frame 4.
+        assert_eq!(steps[1]["args"][0]["y"], json!([[4]]));
+        let notes = fig["layout"]["annotations"].to_string();
+        assert!(notes.contains("Device at All here; the published page combines every control"), "{notes}");
+        let built = Built { name: "d".into(), title: None, sheets: vec![sheet] };
+        let text = summary(&built, &built.sheets[0]);
+        assert!(text.contains("1 visual(s), controls Day (date_range, 3 days), Device (dropdown, 1 values)"), "{text}");
+    }
+
+    #[test]
     fn the_published_page_carries_plotly_compressed_and_the_figures() {
         let built = Built { name: "d".into(), title: Some("Sales <2026>".into()), sheets: vec![sheet()] };
         let html = page(&built);
         assert!(html.contains("<title>Sales &lt;2026&gt;</title>"));
-        assert!(html.contains("DecompressionStream('gzip')") && html.contains("\"updatemenus\""));
+        assert!(html.contains("DecompressionStream('gzip')") && html.contains("function controls(s, sheet)"));
+        assert!(!html.contains("\"updatemenus\""), "the page draws its own controls");
+        let packed = html.split("<script id=\"figures-gz\" type=\"application/octet-stream\">").nth(1).and_then(|rest| rest.split("</script>").next()).unwrap();
+        let figures = {
+            use base64::Engine as _;
+            use std::io::Read as _;
+            let bytes = base64::engine::general_purpose::STANDARD.decode(packed).unwrap();
+            let mut text = String::new();
+            flate2::read::GzDecoder::new(&bytes[..]).read_to_string(&mut text).unwrap();
+            text
+        };
+        assert!(figures.contains("\"choices\":[[0],[0]]") && figures.contains("\"frames\":[[{\"x\":[\"/a\",\"/b\"]"), "the page carries every frame: {figures}");
         assert!(html.len() < 2_000_000, "plotly.js rides compressed: {} bytes", html.len());
         assert!(!html.contains("http://") && !html.contains("https://cdn"), "nothing is fetched");
         let text = summary(&built, &built.sheets[0]);

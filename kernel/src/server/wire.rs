@@ -113,6 +113,9 @@ pub struct Incoming {
     pub msg_type: String,
     pub metadata: Value,
     pub content: Value,
+    /// When the kernel read it off the socket: a failed execute aborts only the executes
+    /// that arrived before its reply went out.
+    pub received: std::time::Instant,
 }
 
 impl Incoming {
@@ -157,6 +160,7 @@ pub fn decode(
         msg_type,
         metadata: json("metadata", &rest[3])?,
         content: json("content", &rest[4])?,
+        received: std::time::Instant::now(),
     })
 }
 

@@ -45,6 +45,10 @@ impl Session {
 
     pub async fn execute(&mut self, code: &str, out: &Output) -> Result<Outcome, CellError> {
         let outcome = self.execute_cell(code, out).await;
+        // Dashboards shown earlier whose data this cell (or the schedules it reached) changed.
+        if !self.state.shown_dashboards.is_empty() {
+            magics::dashboard::redraw_shown(&self.workspace, &mut self.state, out).await;
+        }
         // Counters the services batch in memory are on disk at every cell boundary, so a
         // kernel that is shut down (or killed) between cells loses none of them.
         if let Some(engine) = self.workspace.opened()
