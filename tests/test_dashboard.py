@@ -333,7 +333,8 @@ def test_spice_capacity_direct_datasets_and_a_restart(kernel: Kernel, start_kern
     kernel.ok("%dashboard dataset create live --database web --mode direct --sql \"SELECT * FROM clicks\"")
     spec = 'dataset = "DS"\n[[sheet]]\n[[sheet.visual]]\ntype = "kpi"\ntitle = "n"\nvalue = "count(*)"\n'
     kernel.ok("%%dashboard create spice\n" + spec.replace("DS", "clicks"))
-    kernel.ok("%%dashboard create direct\n" + spec.replace("DS", "live"))
+    created = kernel.ok("%%dashboard create direct\n" + spec.replace("DS", "live")).of_type("display_data")[0]
+    assert not kernel.ok("%sql SELECT 1").of_type("update_display_data"), "nothing changed, nothing is redrawn"
     put_object(kernel.home, "web/clicks/b.json", clicks(240, 300))
 
     def kpi(name: str) -> int:
@@ -342,6 +343,16 @@ def test_spice_capacity_direct_datasets_and_a_restart(kernel: Kernel, start_kern
     total = int(sql_value(kernel, "SELECT count(*) FROM web.clicks")[0][0])
     kept = int(sql_value(kernel, "SELECT count(*) FROM web.clicks WHERE page <> '/help'")[0][0])
     assert kpi("direct") == total, "a direct dataset reads its source at every build"
+    # New files under the direct dataset's table: the next cell redraws its dashboard in place.
+    ex = kernel.ok("%sql SELECT 2")
+    assert not ex.of_type("update_display_data"), "the cell that showed it redrew the earlier display already"
+    put_object(kernel.home, "web/clicks/b2.json", clicks(300, 310))
+    ex = kernel.ok("%sql SELECT 3")
+    updates = [u for u in ex.of_type("update_display_data") if u["content"]["transient"]["display_id"] == created["content"]["transient"]["display_id"]]
+    assert len(updates) == 1 and updates[0]["content"]["data"][PLOTLY_MIME]["data"][0]["value"] == total + 10, ex.describe()
+    assert "Redrew dashboard direct in place (2 display(s))." in ex.stream(), ex.describe()
+    total += 10
+    kept = int(sql_value(kernel, "SELECT count(*) FROM web.clicks WHERE page <> '/help'")[0][0])
     assert kpi("spice") < kept, "SPICE keeps the rows of its last ingestion"
     ex = kernel.ok("%dashboard dataset refresh clicks")
     assert re.search(rf"Refreshed dataset clicks \(ingestion-2\): {kept} rows", ex.stream()), ex.describe()
@@ -477,3 +488,36 @@ def test_controls_combine_in_the_published_page_and_a_scheduled_refresh_redraws_
             assert not errors, errors
         finally:
             browser.close()
+
+
+def test_a_dashboard_over_a_continuous_applications_sink_redraws_as_its_windows_close(kernel: Kernel) -> None:
+    from test_analytics import APP
+
+    kernel.ok("%clock manual --at 2026-01-01T10:00:00Z")
+    kernel.ok("%stream create clicks --shards 1")
+    kernel.ok("%lake mb s3://lake")
+    kernel.ok("%sql CREATE DATABASE web")
+    kernel.ok("%sql CREATE EXTERNAL TABLE web.views (page string, window_start timestamp, views bigint) STORED AS JSONFILE LOCATION 's3://lake/views/'")
+    kernel.ok(APP)
+    kernel.ok("%dashboard dataset create views --database web --table views --mode direct")
+    shown = kernel.ok('%%dashboard create live\ndataset = "views"\n[[sheet]]\n[[sheet.visual]]\ntype = "kpi"\nvalue = "sum(views)"\n')
+    display = shown.of_type("display_data")[0]
+    assert display["content"]["data"][PLOTLY_MIME]["data"][0]["value"] is None, "no window has closed"
+    display_id = display["content"]["transient"]["display_id"]
+
+    def redrawn(ex) -> list[int]:
+        return [
+            u["content"]["data"][PLOTLY_MIME]["data"][0]["value"]
+            for u in ex.of_type("update_display_data")
+            if u["content"]["transient"]["display_id"] == display_id
+        ]
+
+    records = "\n".join(
+        f'{{"page":"{page}","ts":"2026-01-01 {ts}"}}' for page, ts in [("home", "10:00:05"), ("cart", "10:00:50"), ("home", "10:00:30"), ("home", "10:01:07")]
+    )
+    kernel.ok("%%stream put clicks --partition-key k\n" + records)
+    # The first minute closes when the application starts: its rows land in the sink, and
+    # the dashboard over it is redrawn in place by that cell.
+    assert redrawn(kernel.ok("%analytics start per_minute")) == [3]
+    assert redrawn(kernel.ok("%clock advance 1s")) == [], "nothing new in the sink, nothing redrawn"
+    assert redrawn(kernel.ok("%analytics stop per_minute --drain")) == [4]

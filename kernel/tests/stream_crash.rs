@@ -68,10 +68,14 @@ fn sigkill_never_loses_an_acknowledged_record_nor_leaves_a_corrupt_one() {
             let acks = acks.clone();
             let stdout = child.stdout.take().unwrap();
             std::thread::spawn(move || {
-                for ack in BufReader::new(stdout).lines() {
-                    let Ok(ack) = ack else { break };
-                    let (shard, sequence) = ack.split_once('\t').expect("SHARD\\tSEQUENCE");
+                let mut stdout = BufReader::new(stdout);
+                let mut ack = String::new();
+                // An acknowledgement is a whole line: the kill can cut the last one short, and a
+                // client never saw that one end.
+                while matches!(stdout.read_line(&mut ack), Ok(n) if n > 0) && ack.ends_with('\n') {
+                    let (shard, sequence) = ack.trim_end().split_once('\t').expect("SHARD\\tSEQUENCE");
                     acks.lock().unwrap().push((shard.to_string(), sequence.to_string()));
+                    ack.clear();
                 }
             })
         };

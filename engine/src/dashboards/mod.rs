@@ -405,20 +405,32 @@ impl Dashboards {
         })
     }
 
-    /// When the SPICE rows a dashboard reads last changed (its datasets' latest ingestion),
-    /// so a view can redraw only when they do.
-    pub fn data_version(&self, name: &str) -> Result<Option<DateTime<Utc>>> {
+    /// A number that changes when the data a dashboard shows does: each SPICE dataset's
+    /// current ingestion, each direct dataset's source files (see
+    /// [`SqlEngine::source_fingerprint`]), and the datasets' definitions; so a view can
+    /// redraw only when it would look different.
+    pub async fn data_version(&self, name: &str) -> Result<u64> {
+        use std::hash::{Hash, Hasher};
         let spec = spec::parse(&self.dashboard(name)?.spec)?;
-        let state = self.lock();
-        let mut latest = None;
-        for sheet in &spec.sheets {
-            for visual in &sheet.visuals {
-                if let Some(s) = state.datasets.get(&visual.dataset.value).and_then(|d| d.snapshot.as_ref()) {
-                    latest = latest.max(Some(s.ingested));
+        let mut names: Vec<&str> = spec.sheets.iter().flat_map(|s| s.controls.iter().map(|c| c.dataset.value.as_str()).chain(s.visuals.iter().map(|v| v.dataset.value.as_str()))).collect();
+        names.sort_unstable();
+        names.dedup();
+        let mut hasher = std::hash::DefaultHasher::new();
+        for name in names {
+            let Ok(dataset) = self.dataset(name) else { continue };
+            (name, dataset_query(&dataset)).hash(&mut hasher);
+            match (&dataset.mode, &dataset.snapshot) {
+                (Mode::Spice, Some(snapshot)) => (snapshot.file.as_str(), snapshot.ingested).hash(&mut hasher),
+                (Mode::Spice, None) => {}
+                (Mode::DirectQuery, _) => {
+                    // A source that no longer plans shows its error at the next build.
+                    if let Ok(fingerprint) = self.sql.source_fingerprint(&dataset_query(&dataset), dataset.source.database()).await {
+                        fingerprint.hash(&mut hasher);
+                    }
                 }
             }
         }
-        Ok(latest)
+        Ok(hasher.finish())
     }
 }
 

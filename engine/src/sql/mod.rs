@@ -272,6 +272,48 @@ impl SqlEngine {
         self.query_schema(sql, database, Some(Arc::new(Bookmarks::with_frames(tables)))).await
     }
 
+    /// What the files a query reads look like now, as one number: every catalog table it
+    /// names (its definition's update time, and each object under its location and its
+    /// partitions' — key, size, modification time), hashed. A dashboard over a direct
+    /// dataset redraws when the number changes (an application appending to its sink, new
+    /// files, a crawl).
+    pub async fn source_fingerprint(&self, sql: &str, database: &str) -> Result<u64> {
+        use datafusion::common::tree_node::TreeNodeRecursion;
+        use std::hash::{Hash, Hasher};
+        let ctx = self.context_for(database, None)?;
+        let fail = |e: DataFusionError| self.suggest_table(sql_error(e, sql));
+        let df = ctx.sql(sql).await.map_err(fail)?;
+        let mut tables = std::collections::BTreeSet::new();
+        df.logical_plan()
+            .apply_with_subqueries(|node| {
+                if let datafusion::logical_expr::LogicalPlan::TableScan(scan) = node {
+                    let name = &scan.table_name;
+                    if name.catalog().is_none_or(|c| c == CATALOG_NAME) {
+                        tables.insert((name.schema().unwrap_or(database).to_string(), name.table().to_string()));
+                    }
+                }
+                Ok(TreeNodeRecursion::Continue)
+            })
+            .map_err(fail)?;
+        let mut hasher = std::hash::DefaultHasher::new();
+        for (db, name) in tables {
+            let Ok(table) = self.catalog.table(&db, &name) else { continue };
+            (&db, &name, table.updated).hash(&mut hasher);
+            let root = table.definition.location.clone();
+            let mut locations = vec![root.clone()];
+            locations.extend(table.partitions.values().map(|p| p.location.clone()).filter(|l| !l.starts_with(&root)));
+            for location in locations {
+                let Ok(uri) = S3Uri::parse(&location) else { continue };
+                if let Ok(listing) = self.lake.list(&uri, true).await {
+                    for object in listing.objects {
+                        (object.key, object.size, object.last_modified).hash(&mut hasher);
+                    }
+                }
+            }
+        }
+        Ok(hasher.finish())
+    }
+
     async fn run_with(&self, sql: &str, database: &str, workgroup: &str, mut watch: Option<&mut Watch<'_>>, bookmarks: Option<Arc<Bookmarks>>) -> Result<Vec<QueryResult>> {
         let workgroup = self.workgroups.get(workgroup)?;
         // sqlparser directly rather than DataFusion's DFParser: Athena's DDL (ROW FORMAT,

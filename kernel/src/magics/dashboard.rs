@@ -8,7 +8,6 @@ use std::sync::Arc;
 use arrow_array::{ArrayRef, UInt64Array};
 use clap::{CommandFactory, Parser, Subcommand};
 use lakebook_engine::S3Uri;
-use chrono::{DateTime, Utc};
 use lakebook_engine::dashboards::build::Built;
 use lakebook_engine::dashboards::{CalculatedField, Dashboards, DatasetSpec, Mode, Source};
 
@@ -40,7 +39,8 @@ pub const SPEC: MagicSpec = MagicSpec {
                   rows, columns, subtotals, orientation, mode, donut, sort, top, lines, size, bins, span, filter).\n\
                   Measures are agg(field): sum, count, count_distinct, avg, min, max, median, percentile(field, P); count(*) counts rows.\n\
                   Every choice of every control is aggregated in the engine, so controls re-filter with exact numbers and no server.\n\
-                  Shown dashboards are redrawn in place when a later cell refreshes their SPICE datasets or replaces their spec."
+                  Shown dashboards are redrawn in place when a later cell changes their data (a SPICE refresh, new files under a\n\
+                  direct dataset's tables) or replaces their spec."
 )]
 pub struct DashboardArgs {
     #[command(subcommand)]
@@ -129,12 +129,12 @@ pub async fn run(args: DashboardArgs, mut ctx: Ctx<'_>) -> Result<Option<Bundle>
             } else {
                 dashboards.create_dashboard(&name, spec, replace).await.map_err(in_cell_lines)?.1
             };
-            show(dashboards, &built, &mut ctx)?;
+            show(dashboards, &built, &mut ctx).await?;
             Ok(None)
         }
         Verb::Show { name } => {
             let built = dashboards.build(&name).await?;
-            show(dashboards, &built, &mut ctx)?;
+            show(dashboards, &built, &mut ctx).await?;
             Ok(None)
         }
         Verb::Publish { name, destination } => {
@@ -216,13 +216,13 @@ pub struct Shown {
     name: String,
     displays: Vec<String>,
     version: u32,
-    data: Option<DateTime<Utc>>,
+    data: u64,
 }
 
 /// Every sheet of a built dashboard as a display that later cells redraw in place.
-fn show(dashboards: &Dashboards, built: &Built, ctx: &mut Ctx<'_>) -> Result<(), CellError> {
+async fn show(dashboards: &Dashboards, built: &Built, ctx: &mut Ctx<'_>) -> Result<(), CellError> {
     let dashboard = dashboards.dashboard(&built.name)?;
-    let data = dashboards.data_version(&built.name)?;
+    let data = dashboards.data_version(&built.name).await?;
     let mut displays = Vec::new();
     for sheet in &built.sheets {
         let bundle = dashboard::sheet_bundle(built, sheet, !ctx.state.plotly_loaded);
@@ -236,9 +236,10 @@ fn show(dashboards: &Dashboards, built: &Built, ctx: &mut Ctx<'_>) -> Result<(),
 }
 
 /// After every cell: each dashboard shown in this kernel whose spec was replaced or whose
-/// SPICE datasets were refreshed (by the cell, or by a schedule the clock reached) is built
-/// again and every display of it redrawn in place — in JupyterLab, Notebook 7, VS Code and a
-/// batch run alike (`update_display_data`).
+/// data changed — a SPICE dataset refreshed (by the cell, or by a schedule the clock
+/// reached), new or changed files under a direct dataset's tables (an application's sink, a
+/// delivery) — is built again and every display of it redrawn in place, in JupyterLab,
+/// Notebook 7, VS Code and a batch run alike (`update_display_data`).
 pub async fn redraw_shown(workspace: &super::Workspace, state: &mut super::State, out: &Output) {
     let Some(engine) = workspace.opened() else { return };
     let dashboards = engine.dashboards();
@@ -248,7 +249,7 @@ pub async fn redraw_shown(workspace: &super::Workspace, state: &mut super::State
     names.sort();
     names.dedup();
     for name in names {
-        let (Ok(dashboard), Ok(data)) = (dashboards.dashboard(&name), dashboards.data_version(&name)) else { continue };
+        let (Ok(dashboard), Ok(data)) = (dashboards.dashboard(&name), dashboards.data_version(&name).await) else { continue };
         let stale: Vec<&mut Shown> = state.shown_dashboards.iter_mut().filter(|s| s.name == name && (s.version != dashboard.version || s.data != data)).collect();
         if stale.is_empty() {
             continue;
