@@ -204,3 +204,28 @@ async fn camel_case_json_keys_and_parquet_columns_are_read_by_their_lower_case_n
     // The table's own names are the ones results carry.
     assert_eq!(json.schema.field(0).name(), "userid");
 }
+
+#[tokio::test]
+async fn a_json_string_column_takes_numbers_and_booleans_as_their_text() {
+    // Athena's JSON SerDes read a number in a `string` column as its text; so does the lake.
+    let dir = tempfile::tempdir().unwrap();
+    let lb = Lakebook::open(dir.path().join("ws")).unwrap();
+    put(&lb, "s3://shop/orders/day=1/a.json", "{\"id\":1,\"amount\":25.5,\"paid\":true}\n{\"id\":2,\"amount\":\"12.00\",\"paid\":\"no\"}\n").await;
+    put(&lb, "s3://shop/orders/day=2/b.json", "{\"id\":3,\"amount\":7,\"paid\":false}\n{\"id\":4}\n").await;
+    lb.sql()
+        .run(
+            "CREATE DATABASE shop; CREATE EXTERNAL TABLE shop.orders (id int, amount string, paid string) PARTITIONED BY (day string) \
+             ROW FORMAT SERDE 'org.openx.data.jsonserde.JsonSerDe' LOCATION 's3://shop/orders/'; MSCK REPAIR TABLE shop.orders",
+            "default",
+        )
+        .await
+        .unwrap();
+    let rows = lb.sql().run("SELECT id, amount, paid, day FROM orders ORDER BY id", "shop").await.unwrap().pop().unwrap();
+    let text = arrow_cast::pretty::pretty_format_batches(&rows.batches).unwrap().to_string();
+    for line in ["| 1  | 25.5   | true  | 1   |", "| 2  | 12.00  | no    | 1   |", "| 3  | 7      | false | 2   |", "| 4  |        |       | 2   |"] {
+        assert!(text.contains(line), "{line} not in\n{text}");
+    }
+    let total = lb.sql().run("SELECT sum(CAST(amount AS DOUBLE)) FROM orders WHERE day = '1'", "shop").await.unwrap().pop().unwrap();
+    let total = total.batches[0].column(0).as_any().downcast_ref::<Float64Array>().unwrap().value(0);
+    assert_eq!(total, 37.5);
+}

@@ -4,6 +4,7 @@
 //! (`clock_fn.rs`), the Hive DDL Athena and Spectrum share (`hive.rs`), bytes-scanned metrics, and DataFusion's errors named as Athena names them.
 
 pub mod clock_fn;
+mod json;
 pub(crate) mod hive;
 mod provider;
 mod spelling;

@@ -438,7 +438,12 @@ impl TableProvider for CatalogTable {
         } else {
             Statistics::new_unknown(&self.schema)
         };
-        let config = FileScanConfigBuilder::new(url, format.file_source(table_schema))
+        // JSON lines through our own source: a `string` column takes numbers as text.
+        let source = match self.table.definition.format {
+            Format::Json => Arc::new(super::json::LenientJsonSource::new(table_schema)) as Arc<dyn datafusion::datasource::physical_plan::FileSource>,
+            _ => format.file_source(table_schema),
+        };
+        let config = FileScanConfigBuilder::new(url, source)
             .with_file_groups(file_groups)
             .with_statistics(statistics)
             .with_projection_indices(projection.cloned())?
