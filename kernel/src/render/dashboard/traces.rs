@@ -37,6 +37,18 @@ fn leaves(frame: &Frame) -> Vec<&Row> {
     frame.rows.iter().filter(|r| !r.totals.iter().any(|t| *t)).collect()
 }
 
+/// A fill of one label per row (its first dimension) under `labels` and its first measure
+/// under `values`: a pie's slices, a funnel's stages.
+fn labelled(labels: &'static str, values: &'static str) -> Box<dyn Fn(&Frame) -> Map<String, Value>> {
+    Box::new(move |frame: &Frame| {
+        let rows = leaves(frame);
+        let mut data = Map::new();
+        data.insert(labels.into(), column(&rows, |r| json!(label(&r.dims[0]))));
+        data.insert(values.into(), column(&rows, |r| r.measures[0].clone()));
+        data
+    })
+}
+
 /// The series of a colored bar or line: every color value any frame has, in first-seen order.
 fn series(visual: &BuiltVisual) -> Vec<Value> {
     let mut names: Vec<Value> = Vec::new();
@@ -201,14 +213,7 @@ pub(super) fn traces(visual: &BuiltVisual, index: usize, cell: Cell) -> Vec<Trac
         }
         VisualKind::Funnel => {
             let base = json!({"type": "funnel", "xaxis": format!("x{axis}"), "yaxis": format!("y{axis}"), "showlegend": false, "textinfo": "value+percent initial", "marker": {"color": COLORS[0]}});
-            let fill = |frame: &Frame| {
-                let rows = leaves(frame);
-                let mut data = Map::new();
-                data.insert("y".into(), column(&rows, |r| json!(label(&r.dims[0]))));
-                data.insert("x".into(), column(&rows, |r| r.measures[0].clone()));
-                data
-            };
-            out.push(Trace { base, fill: Box::new(fill) });
+            out.push(Trace { base, fill: labelled("y", "x") });
         }
         VisualKind::Waterfall => {
             let base = json!({"type": "waterfall", "xaxis": format!("x{axis}"), "yaxis": format!("y{axis}"), "showlegend": false, "connector": {"line": {"color": "#8a99a8"}}});
@@ -286,14 +291,7 @@ pub(super) fn traces(visual: &BuiltVisual, index: usize, cell: Cell) -> Vec<Trac
             if visual.donut {
                 base["hole"] = json!(0.45);
             }
-            let fill = |frame: &Frame| {
-                let rows = leaves(frame);
-                let mut data = Map::new();
-                data.insert("labels".into(), column(&rows, |r| json!(label(&r.dims[0]))));
-                data.insert("values".into(), column(&rows, |r| r.measures[0].clone()));
-                data
-            };
-            out.push(Trace { base, fill: Box::new(fill) });
+            out.push(Trace { base, fill: labelled("labels", "values") });
         }
         VisualKind::Kpi => {
             let has_target = visual.has_target;
