@@ -94,12 +94,7 @@ impl BuiltVisual {
     /// Which frame shows the sheet's controls at `choices` (one per sheet control; a missing
     /// one is "all").
     pub fn frame_index(&self, choices: &[usize]) -> usize {
-        let (mut index, mut stride) = (0, 1);
-        for (&control, &radix) in self.controls.iter().zip(&self.radix) {
-            index += choices.get(control).copied().unwrap_or(0).min(radix - 1) * stride;
-            stride *= radix;
-        }
-        index
+        mixed_radix(self.controls.iter().map(|&control| choices.get(control).copied().unwrap_or(0)), &self.radix)
     }
 
     /// The frame shown for the sheet's controls at `choices`.
@@ -136,6 +131,17 @@ fn at_line(err: Error, line: usize) -> Error {
         Error::Service { code, message, hint } => Error::Service { code, message: format!("line {line}: {message}"), hint },
         other => other,
     }
+}
+
+/// The frame of one choice per control: the first control's choice varies fastest; a choice
+/// past its control's count is its last.
+fn mixed_radix(choices: impl Iterator<Item = usize>, radix: &[usize]) -> usize {
+    let (mut index, mut stride) = (0, 1);
+    for (choice, &n) in choices.zip(radix) {
+        index += choice.min(n.saturating_sub(1)) * stride;
+        stride *= n;
+    }
+    index
 }
 
 /// A control's choices as a table of (`__choice`, `__value`) rows, joined to a visual's rows
@@ -428,11 +434,7 @@ impl Dashboards {
                 (0..measures.len()).map(|i| column(&format!("m{i}")).unwrap_or_default().iter().map(settle).collect()).collect();
             for r in 0..batch.num_rows() {
                 let flag = |values: &[Value]| values.get(r).and_then(Value::as_f64).is_some_and(|v| v != 0.0);
-                let (mut frame, mut stride) = (0usize, 1usize);
-                for (values, n) in choice_values.iter().zip(&radix) {
-                    frame += values.get(r).and_then(Value::as_u64).unwrap_or(0) as usize * stride;
-                    stride *= n;
-                }
+                let frame = mixed_radix(choice_values.iter().map(|values| values.get(r).and_then(Value::as_u64).unwrap_or(0) as usize), &radix);
                 let totals: Vec<bool> = flags.iter().map(|f| flag(f)).collect();
                 let totals = if totals.len() == dims.len() { totals } else { vec![false; dims.len()] };
                 let row = Row {

@@ -245,7 +245,6 @@ pub async fn redraw_shown(workspace: &super::Workspace, state: &mut super::State
     let dashboards = engine.dashboards();
     state.shown_dashboards.retain(|shown| dashboards.dashboard(&shown.name).is_ok());
     let mut names: Vec<String> = state.shown_dashboards.iter().map(|s| s.name.clone()).collect();
-    names.dedup();
     names.sort();
     names.dedup();
     for name in names {
