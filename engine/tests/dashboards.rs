@@ -497,3 +497,82 @@ async fn every_combination_of_date_range_multi_select_and_slider_is_what_sql_giv
         assert!(err.message().contains(expected), "{expected:?} not in {:?}", err.message());
     }
 }
+
+/// Sums, counts, averages and extremes come from a cube (one grouped scan shared by the
+/// sheet's visuals): decimals average to four more places, truncated, as SQL's AVG does, and
+/// null amounts count as SQL counts them.
+#[tokio::test]
+async fn a_cube_gives_sqls_sums_averages_and_extremes_of_decimals_and_nulls() {
+    let dir = tempfile::tempdir().unwrap();
+    let lb = Lakebook::open(dir.path()).unwrap();
+    setup(&lb).await;
+    lb.sql()
+        .run(
+            "CREATE TABLE web.orders AS SELECT device, referrer, CASE WHEN ms % 7 = 0 THEN NULL ELSE CAST(ms / 3.0 AS DECIMAL(12, 2)) END AS amount, ms FROM web.clicks",
+            "default",
+        )
+        .await
+        .unwrap();
+    let spec = DatasetSpec { source: Source::Sql { sql: "SELECT * FROM orders".into(), database: "web".into() }, fields: vec![], ..dataset("orders", Mode::DirectQuery) };
+    lb.dashboards().create_dataset(spec).await.unwrap();
+    let dashboard = r#"dataset = "orders"
+[[sheet]]
+name = "Orders"
+[[sheet.control]]
+name = "Device"
+type = "dropdown"
+field = "device"
+[[sheet.visual]]
+type = "kpi"
+title = "Amounts"
+value = "avg(amount)"
+[[sheet.visual]]
+type = "table"
+title = "By referrer"
+group = "referrer"
+values = ["sum(amount)", "avg(amount)", "min(amount)", "max(amount)", "count(amount)", "count(*)", "avg(ms)"]
+"#;
+    let (_, built) = lb.dashboards().create_dashboard("orders", dashboard, false).await.unwrap();
+    let mut filters = vec![String::new()];
+    filters.extend(DEVICES.iter().map(|d| format!(" WHERE device = '{d}'")));
+    for (choice, filter) in filters.iter().enumerate() {
+        let kpi = &visual(&built, "Amounts").frame(&[choice]).rows[0].measures;
+        assert_eq!(kpi, &sql(&lb, &format!("SELECT avg(amount) FROM orders{filter}")).await[0], "choice {choice}");
+        let table: Vec<Vec<Value>> = visual(&built, "By referrer").frame(&[choice]).rows.iter().map(|r| [r.dims.clone(), r.measures.clone()].concat()).collect();
+        let expected = sql(
+            &lb,
+            &format!("SELECT referrer, sum(amount) AS s, avg(amount), min(amount), max(amount), count(amount), count(*), avg(ms) FROM orders{filter} GROUP BY referrer ORDER BY s DESC, referrer"),
+        )
+        .await;
+        assert_eq!(table, expected, "choice {choice}");
+    }
+    // An average of two-place decimals has six places, as SQL's: not a double's seventeen.
+    let avg = visual(&built, "Amounts").frame(&[0]).rows[0].measures[0].as_f64().unwrap();
+    assert_eq!(avg, (avg * 1e6).round() / 1e6);
+}
+
+/// A direct dashboard over a stream: its data version moves when records arrive (and only
+/// then), and its next build counts them.
+#[tokio::test]
+async fn a_direct_dashboard_over_a_stream_follows_its_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let lb = Lakebook::open(dir.path()).unwrap();
+    lb.streams().create("taps", Some(1), None).unwrap();
+    let put_taps = |from: u32, to: u32| {
+        for line in clicks(from, to).lines() {
+            lb.streams().put_record("taps", "k", Bytes::from(line.to_string()), None).unwrap();
+        }
+    };
+    put_taps(0, 30);
+    let spec = DatasetSpec { source: Source::Sql { sql: "SELECT device, ms FROM streams.taps".into(), database: "default".into() }, fields: vec![], ..dataset("taps", Mode::DirectQuery) };
+    lb.dashboards().create_dataset(spec).await.unwrap();
+    let dashboard = "dataset = \"taps\"\n[[sheet]]\nname = \"Taps\"\n[[sheet.visual]]\ntype = \"kpi\"\ntitle = \"Taps\"\nvalue = \"count(*)\"\n";
+    lb.dashboards().create_dashboard("taps", dashboard, false).await.unwrap();
+    let count = |built: &Built| visual(built, "Taps").frame(&[]).rows[0].measures[0].clone();
+    let before = lb.dashboards().data_version("taps").await.unwrap();
+    assert_eq!(count(&lb.dashboards().build("taps").await.unwrap()), json!(30));
+    assert_eq!(lb.dashboards().data_version("taps").await.unwrap(), before);
+    put_taps(30, 42);
+    assert_ne!(lb.dashboards().data_version("taps").await.unwrap(), before);
+    assert_eq!(count(&lb.dashboards().build("taps").await.unwrap()), json!(42));
+}

@@ -67,6 +67,9 @@ pub struct Dashboards {
     state: Mutex<State>,
     /// SPICE rows loaded into memory, by file name.
     loaded: Mutex<BTreeMap<String, Arc<dyn TableProvider>>>,
+    /// Each dashboard's last build, with the spec version and data version it was built at:
+    /// showing or publishing it again with neither changed reuses its numbers.
+    built: Mutex<BTreeMap<String, (u32, u64, build::Built)>>,
 }
 
 use model::State;
@@ -91,7 +94,7 @@ impl Dashboards {
         let path = dir.join("dashboards.json");
         let state: State = read_json(&path)?.unwrap_or_default();
         let spice_dir = dir.join("spice");
-        let service = Self { path, spice_dir, clock, sql, state: Mutex::new(state), loaded: Mutex::default() };
+        let service = Self { path, spice_dir, clock, sql, state: Mutex::new(state), loaded: Mutex::default(), built: Mutex::default() };
         service.remove_unnamed_snapshots();
         Ok(service)
     }
@@ -378,6 +381,8 @@ impl Dashboards {
             return Err(service_err!(ResourceExistsException, "dashboard {name} already exists").with_hint("use --replace to update it"));
         }
         let spec = spec::parse(spec_text)?;
+        // The data version before the build: data landing during it shows at the next one.
+        let data = self.data_version_of(&spec).await;
         let built = self.build_spec(name, &spec).await?;
         let now = self.clock.now();
         let dashboard = self.commit(|state| {
@@ -386,14 +391,34 @@ impl Dashboards {
             state.dashboards.insert(name.to_string(), dashboard.clone());
             Ok(dashboard)
         })?;
+        self.keep(name, dashboard.version, data, &built);
         Ok((dashboard, built))
     }
 
-    /// The dashboard's numbers now: direct datasets are queried again, SPICE ones read.
+    /// The dashboard's numbers now: direct datasets are queried again and SPICE ones read,
+    /// unless neither the spec nor any dataset's data changed since the last build.
     pub async fn build(&self, name: &str) -> Result<build::Built> {
         let dashboard = self.dashboard(name)?;
         let spec = spec::parse(&dashboard.spec)?;
-        self.build_spec(name, &spec).await
+        let data = self.data_version_of(&spec).await;
+        if let Some((version, at, built)) = self.built.lock().unwrap_or_else(|p| p.into_inner()).get(name)
+            && data.1
+            && (*version, *at) == (dashboard.version, data.0)
+        {
+            return Ok(built.clone());
+        }
+        let built = self.build_spec(name, &spec).await?;
+        self.keep(name, dashboard.version, data, &built);
+        Ok(built)
+    }
+
+    fn keep(&self, name: &str, version: u32, (data, complete): (u64, bool), built: &build::Built) {
+        let mut kept = self.built.lock().unwrap_or_else(|p| p.into_inner());
+        if complete {
+            kept.insert(name.to_string(), (version, data, built.clone()));
+        } else {
+            kept.remove(name);
+        }
     }
 
     /// ≙ DeleteDashboard.
@@ -402,7 +427,9 @@ impl Dashboards {
         self.commit(|state| {
             state.dashboards.remove(name);
             Ok(())
-        })
+        })?;
+        self.built.lock().unwrap_or_else(|p| p.into_inner()).remove(name);
+        Ok(())
     }
 
     /// A number that changes when the data a dashboard shows does: each SPICE dataset's
@@ -410,27 +437,35 @@ impl Dashboards {
     /// [`SqlEngine::source_fingerprint`]), and the datasets' definitions; so a view can
     /// redraw only when it would look different.
     pub async fn data_version(&self, name: &str) -> Result<u64> {
-        use std::hash::{Hash, Hasher};
         let spec = spec::parse(&self.dashboard(name)?.spec)?;
+        Ok(self.data_version_of(&spec).await.0)
+    }
+
+    /// The data version, and whether every direct dataset's source could be read (only then
+    /// is a build kept for reuse).
+    async fn data_version_of(&self, spec: &spec::Spec) -> (u64, bool) {
+        use std::hash::{Hash, Hasher};
         let mut names: Vec<&str> = spec.sheets.iter().flat_map(|s| s.controls.iter().map(|c| c.dataset.value.as_str()).chain(s.visuals.iter().map(|v| v.dataset.value.as_str()))).collect();
         names.sort_unstable();
         names.dedup();
         let mut hasher = std::hash::DefaultHasher::new();
+        let mut complete = true;
         for name in names {
             let Ok(dataset) = self.dataset(name) else { continue };
-            (name, dataset_query(&dataset)).hash(&mut hasher);
+            (name, dataset_query(&dataset), dataset.mode.to_string()).hash(&mut hasher);
             match (&dataset.mode, &dataset.snapshot) {
                 (Mode::Spice, Some(snapshot)) => (snapshot.file.as_str(), snapshot.ingested).hash(&mut hasher),
                 (Mode::Spice, None) => {}
                 (Mode::DirectQuery, _) => {
                     // A source that no longer plans shows its error at the next build.
-                    if let Ok(fingerprint) = self.sql.source_fingerprint(&dataset_query(&dataset), dataset.source.database()).await {
-                        fingerprint.hash(&mut hasher);
+                    match self.sql.source_fingerprint(&dataset_query(&dataset), dataset.source.database()).await {
+                        Ok(fingerprint) => fingerprint.hash(&mut hasher),
+                        Err(_) => complete = false,
                     }
                 }
             }
         }
-        Ok(hasher.finish())
+        (hasher.finish(), complete)
     }
 }
 

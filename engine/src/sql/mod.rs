@@ -272,9 +272,10 @@ impl SqlEngine {
         self.query_schema(sql, database, Some(Arc::new(Bookmarks::with_frames(tables)))).await
     }
 
-    /// What the files a query reads look like now, as one number: every catalog table it
+    /// What the data a query reads looks like now, as one number: every catalog table it
     /// names (its definition's update time, and each object under its location and its
-    /// partitions' — key, size, modification time), hashed. A dashboard over a direct
+    /// partitions' — key, size, modification time) and every stream (its records' sequence
+    /// numbers), hashed. A dashboard over a direct
     /// dataset redraws when the number changes (an application appending to its sink, new
     /// files, a crawl).
     pub async fn source_fingerprint(&self, sql: &str, database: &str) -> Result<u64> {
@@ -297,6 +298,16 @@ impl SqlEngine {
             .map_err(fail)?;
         let mut hasher = std::hash::DefaultHasher::new();
         for (db, name) in tables {
+            if db == crate::query::streams::SCHEMA {
+                // A stream's table is its records: every one's shard and sequence number.
+                if let Ok(records) = self.streams.read(&name, &crate::streams::ReadFrom::TrimHorizon) {
+                    (&db, &name).hash(&mut hasher);
+                    for (shard, record) in &records {
+                        (shard, &record.sequence_number).hash(&mut hasher);
+                    }
+                }
+                continue;
+            }
             let Ok(table) = self.catalog.table(&db, &name) else { continue };
             (&db, &name, table.updated).hash(&mut hasher);
             let root = table.definition.location.clone();

@@ -1,10 +1,11 @@
-//! Building a dashboard: one aggregate query per visual over its dataset, its numbers for
-//! every choice of the sheet's controls precomputed, so count distinct and percentiles stay
-//! exact wherever the page shows them. Each control's choices are sets of its field's values
-//! ("all", one value, a ticked set, the values up to a slider's, a range of periods), written
-//! as a membership table (choice, value); the visual's query joins its rows to every
-//! control's memberships and groups by the choices too, so one scan yields every frame. Pivot
-//! subtotals are grouping sets of the same query.
+//! Building a dashboard: every visual's numbers for every choice of its sheet's controls,
+//! precomputed in the engine so count distinct and percentiles stay exact wherever the page
+//! shows them. Each control's choices are sets of its field's values ("all", one value, a
+//! ticked set, the values up to a slider's, a range of periods), written as a membership table
+//! (choice, value); [`visual`] reads each visual's numbers through a shared cube, by value, or
+//! through those memberships. Pivot subtotals are grouping sets of the same query.
+
+mod visual;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -16,7 +17,7 @@ use datafusion::catalog::TableProvider;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::spec::{self, Agg, Control, ControlKind, Granularity, Located, Measure, SliderOp, Sort, SortBy, Spec, Visual, VisualKind};
+use super::spec::{self, Control, ControlKind, Granularity, Located, SliderOp, Sort, SortBy, Spec, Visual, VisualKind};
 use super::{Dashboards, Mode, dataset_query};
 use crate::error::{Error, Result};
 use crate::service_err;
@@ -149,6 +150,9 @@ fn mixed_radix(choices: impl Iterator<Item = usize>, radix: &[usize]) -> usize {
 struct Membership {
     key: String,
     table: Arc<datafusion::datasource::MemTable>,
+    /// A dropdown's or `=` slider's choices, one value each: the choice of each value, keyed
+    /// by the value as JSON text.
+    by_value: Option<std::collections::HashMap<String, usize>>,
 }
 
 /// A date range's period as people write it: 2026-03-01, 2026-03, 2026 Q1, 2026.
@@ -230,17 +234,35 @@ impl Dashboards {
                 }
                 controls.push((control, built, membership));
             }
-            let mut visuals = Vec::new();
+            let mut plans = Vec::new();
             for visual in &sheet.visuals {
                 let source = self.source(&visual.dataset, &mut cache).await?;
-                let applying: Vec<(usize, &Membership, usize)> = controls
+                plans.push(self.plan_visual(visual, source, sheet.filter.as_ref()).await?);
+            }
+            let applying = |dataset: &str| -> Vec<visual::Applying> {
+                controls
                     .iter()
                     .enumerate()
-                    .filter(|(_, (c, _, _))| c.dataset.value == visual.dataset.value)
-                    .map(|(i, (_, built, membership))| (i, membership, built.choices.len()))
-                    .collect();
-                let filters: Vec<&str> = sheet.filter.iter().chain(&visual.filter).map(|f| f.value.as_str()).collect();
-                visuals.push(self.build_visual(visual, &source, &applying, &filters).await?);
+                    .filter(|(_, (c, _, _))| c.dataset.value == dataset)
+                    .map(|(index, (_, built, membership))| visual::Applying { index, membership, choices: built.choices.len() })
+                    .collect()
+            };
+            // One cube per dataset and filter serves every visual over them it can.
+            let mut groups: BTreeMap<(&str, &[String]), Vec<usize>> = BTreeMap::new();
+            for (i, plan) in plans.iter().enumerate().filter(|(_, p)| p.decomposable()) {
+                groups.entry((plan.visual.dataset.value.as_str(), plan.filters.as_slice())).or_default().push(i);
+            }
+            let mut cubes: Vec<Option<Arc<visual::Cube>>> = (0..plans.len()).map(|_| None).collect();
+            for (g, ((dataset, _), members)) in groups.iter().enumerate() {
+                let group: Vec<&visual::Plan> = members.iter().map(|&i| &plans[i]).collect();
+                let cube = Arc::new(self.cube(&format!("lb_cube_{g}"), &group, &applying(dataset)).await?);
+                for &i in members {
+                    cubes[i] = Some(cube.clone());
+                }
+            }
+            let mut visuals = Vec::new();
+            for (plan, cube) in plans.iter().zip(&cubes) {
+                visuals.push(self.run_visual(plan, &applying(&plan.visual.dataset.value), cube.as_deref()).await?);
             }
             sheets.push(BuiltSheet { name: sheet.name.clone(), columns: sheet.columns, controls: controls.into_iter().map(|(_, built, _)| built).collect(), visuals });
         }
@@ -335,191 +357,10 @@ impl Dashboards {
         let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(arrow_array::Int64Array::from(choice_ids)), taken]).map_err(|e| service_err!(InternalFailure, "{e}"))?;
         let table = datafusion::datasource::MemTable::try_new(schema, vec![vec![batch]]).map_err(|e| service_err!(InternalFailure, "{e}"))?;
         let built = BuiltControl { name: control.name.clone(), kind: control.kind, field, op: control.op, granularity: control.granularity, values, choices };
-        Ok((built, Membership { key, table: Arc::new(table) }))
+        let by_value = (control.kind == ControlKind::Dropdown || (control.kind == ControlKind::Slider && control.op == SliderOp::Equal))
+            .then(|| labels.iter().take(n).enumerate().map(|(i, v)| (v.to_string(), i + 1)).collect());
+        Ok((built, Membership { key, table: Arc::new(table), by_value }))
     }
-
-    async fn build_visual(&self, visual: &Visual, source: &Source, controls: &[(usize, &Membership, usize)], filters: &[&str]) -> Result<BuiltVisual> {
-        let dataset = visual.dataset.value.as_str();
-        let mut dims = Vec::new();
-        for d in &visual.dims {
-            dims.push(source.field(d, dataset)?.0);
-        }
-        let mut dim_exprs: Vec<String> = dims.iter().map(|d| quote(d)).collect();
-        let where_clause = if filters.is_empty() {
-            String::new()
-        } else {
-            format!(" WHERE {}", filters.iter().map(|f| format!("({f})")).collect::<Vec<_>>().join(" AND "))
-        };
-        // A histogram's bins span the field's range over every control value, so a choice
-        // changes the bars' heights and never their edges.
-        let mut bins = None;
-        if let Some((field, count)) = &visual.histogram {
-            let (name, data_type) = source.field(field, dataset)?;
-            if !data_type.is_numeric() {
-                return Err(located_err(field.line, format!("a histogram bins numbers, and {name} is {}", crate::catalog::types::glue_type(&data_type))));
-            }
-            let f = quote(&name);
-            let range_sql = format!("SELECT CAST(MIN({f}) AS DOUBLE) AS lo, CAST(MAX({f}) AS DOUBLE) AS hi FROM {}{where_clause}", source.from);
-            let (_, batches) = self.sql.collect_over(&range_sql, &source.database, source.tables.clone()).await.map_err(|e| at_line(e, visual.line))?;
-            let row = rows_of(&batches).into_iter().next().unwrap_or_default();
-            let (lo, hi) = (row.first().and_then(Value::as_f64).unwrap_or(0.0), row.get(1).and_then(Value::as_f64).unwrap_or(0.0));
-            let width = if hi > lo { (hi - lo) / *count as f64 } else { 1.0 };
-            dims.push("bin".to_string());
-            dim_exprs.push(format!("LEAST(CAST(FLOOR((CAST({f} AS DOUBLE) - ({lo:?})) / ({width:?})) AS BIGINT), {})", count - 1));
-            bins = Some((lo, width));
-        }
-        let mut measures: Vec<&Located<Measure>> = visual.measures.iter().collect();
-        measures.extend(visual.target.iter());
-        let mut measure_sql = Vec::new();
-        for m in &measures {
-            measure_sql.push(measure_expression(m, source, dataset)?);
-        }
-        // The grouping sets: every dimension, or for a pivot with subtotals each prefix of
-        // its rows crossed with each prefix of its columns; each with and without the control.
-        let sets: Vec<Vec<usize>> = if visual.kind == VisualKind::Pivot && visual.subtotals {
-            let (rows, columns) = (visual.pivot_rows, dims.len() - visual.pivot_rows);
-            let mut sets = Vec::new();
-            for r in (0..=rows).rev() {
-                for c in (0..=columns).rev() {
-                    sets.push((0..r).chain(rows..rows + c).collect());
-                }
-            }
-            sets
-        } else {
-            vec![(0..dims.len()).collect()]
-        };
-        let mut select: Vec<String> = controls.iter().enumerate().map(|(k, _)| format!("m{k}.\"__choice\" AS c{k}")).collect();
-        select.extend(dim_exprs.iter().enumerate().map(|(i, d)| format!("{d} AS d{i}")));
-        let grouped = sets.len() > 1;
-        if grouped {
-            select.extend(dim_exprs.iter().enumerate().map(|(i, d)| format!("GROUPING({d}) AS g{i}")));
-        }
-        select.extend(measure_sql.iter().enumerate().map(|(i, m)| format!("{m} AS m{i}")));
-        let mut tables = source.tables.clone();
-        let mut from = if controls.is_empty() {
-            format!("{}{where_clause}", source.from)
-        } else {
-            format!("(SELECT * FROM {}{where_clause}) AS ds", source.from)
-        };
-        for (k, (control, membership, _)) in controls.iter().enumerate() {
-            let name = format!("lb_control_{control}");
-            from.push_str(&format!(
-                " JOIN {}.{}.{} AS m{k} ON {} IS NOT DISTINCT FROM m{k}.\"__value\"",
-                crate::query::RUN_CATALOG,
-                crate::query::RUN_SCHEMA,
-                quote(&name),
-                membership.key
-            ));
-            tables.insert(name, membership.table.clone() as Arc<dyn TableProvider>);
-        }
-        let mut sql = format!("SELECT {} FROM {from}", select.join(", "));
-        let choice_columns: Vec<String> = (0..controls.len()).map(|k| format!("m{k}.\"__choice\"")).collect();
-        if grouped {
-            let all: Vec<String> =
-                sets.iter().map(|set| format!("({})", choice_columns.iter().cloned().chain(set.iter().map(|&i| dim_exprs[i].clone())).collect::<Vec<_>>().join(", "))).collect();
-            sql.push_str(&format!(" GROUP BY GROUPING SETS ({})", all.join(", ")));
-        } else if !dims.is_empty() || !controls.is_empty() {
-            sql.push_str(&format!(" GROUP BY {}", choice_columns.iter().chain(&dim_exprs).cloned().collect::<Vec<_>>().join(", ")));
-        }
-        let (_, batches) = self.sql.collect_over(&sql, &source.database, tables).await.map_err(|e| at_line(e, visual.line))?;
-
-        let radix: Vec<usize> = controls.iter().map(|(_, _, n)| *n).collect();
-        let mut frames = vec![Frame::default(); radix.iter().product()];
-        for batch in &batches {
-            let column = |name: &str| batch.column_by_name(name).map(|c| json_values(c.as_ref()));
-            let choice_values: Vec<Vec<Value>> = (0..controls.len()).map(|k| column(&format!("c{k}")).unwrap_or_default()).collect();
-            let dim_values: Vec<Vec<Value>> = (0..dims.len()).map(|i| column(&format!("d{i}")).unwrap_or_default()).collect();
-            let flags: Vec<Vec<Value>> = (0..dims.len()).map(|i| column(&format!("g{i}")).unwrap_or_default()).collect();
-            let measure_values: Vec<Vec<Value>> =
-                (0..measures.len()).map(|i| column(&format!("m{i}")).unwrap_or_default().iter().map(settle).collect()).collect();
-            for r in 0..batch.num_rows() {
-                let flag = |values: &[Value]| values.get(r).and_then(Value::as_f64).is_some_and(|v| v != 0.0);
-                let frame = mixed_radix(choice_values.iter().map(|values| values.get(r).and_then(Value::as_u64).unwrap_or(0) as usize), &radix);
-                let totals: Vec<bool> = flags.iter().map(|f| flag(f)).collect();
-                let totals = if totals.len() == dims.len() { totals } else { vec![false; dims.len()] };
-                let row = Row {
-                    dims: dim_values.iter().zip(&totals).map(|(v, &total)| if total { Value::Null } else { v[r].clone() }).collect(),
-                    totals,
-                    measures: measure_values.iter().map(|v| v[r].clone()).collect(),
-                };
-                if let Some(frame) = frames.get_mut(frame) {
-                    frame.rows.push(row);
-                }
-            }
-        }
-        // A KPI or gauge over a choice no row has: its counts are zero, the rest empty.
-        if dims.is_empty() {
-            for frame in frames.iter_mut().filter(|f| f.rows.is_empty()) {
-                let measures = measures.iter().map(|m| if matches!(m.value.agg, Agg::Count | Agg::CountDistinct) { json!(0) } else { Value::Null }).collect();
-                frame.rows.push(Row { dims: Vec::new(), totals: Vec::new(), measures });
-            }
-        }
-        if let Some((lo, width)) = bins {
-            for frame in &mut frames {
-                frame.rows.retain(|r| !r.dims[0].is_null());
-                for row in &mut frame.rows {
-                    let i = row.dims[0].as_f64().unwrap_or(0.0);
-                    row.dims[0] = serde_json::Number::from_f64(lo + i * width).map(Value::Number).unwrap_or(Value::Null);
-                }
-            }
-        }
-        for frame in &mut frames {
-            shape(frame, visual);
-            if frame.rows.len() > MAX_POINTS {
-                return Err(located_err(
-                    visual.line,
-                    format!("the visual {:?} has {} points; a visual draws at most {MAX_POINTS}", visual.title, frame.rows.len()),
-                )
-                .with_hint("set `top`, filter it, or group by a field with fewer values"));
-            }
-        }
-        Ok(BuiltVisual {
-            kind: visual.kind,
-            title: visual.title.clone(),
-            span: visual.span,
-            dims,
-            pivot_rows: visual.pivot_rows,
-            measures: measures.iter().map(|m| m.value.label.clone()).collect(),
-            has_target: visual.target.is_some(),
-            horizontal: visual.horizontal,
-            stacked: visual.stacked,
-            donut: visual.donut,
-            subtotals: visual.subtotals,
-            controls: controls.iter().map(|(i, _, _)| *i).collect(),
-            radix,
-            line_measures: visual.line_measures,
-            bin_width: bins.map(|(_, width)| width),
-            frames,
-        })
-    }
-}
-
-/// A measure as SQL, its field checked against the dataset (numbers for sum, avg, median and
-/// percentiles).
-fn measure_expression(m: &Located<Measure>, source: &Source, dataset: &str) -> Result<String> {
-    let field = match &m.value.field {
-        None => return Ok("COUNT(*)".to_string()),
-        Some(field) => source.field(&Located { value: field.clone(), line: m.line }, dataset)?,
-    };
-    let (name, data_type) = field;
-    if m.value.agg.numeric() && !data_type.is_numeric() {
-        return Err(located_err(
-            m.line,
-            format!("{}: {name} is {}, and {:?} needs numbers", m.value.label, crate::catalog::types::glue_type(&data_type), m.value.agg),
-        )
-        .with_hint("count, count_distinct, min and max take any field; cast it in a calculated field to sum it"));
-    }
-    let f = quote(&name);
-    Ok(match m.value.agg {
-        Agg::Sum => format!("SUM({f})"),
-        Agg::Count => format!("COUNT({f})"),
-        Agg::CountDistinct => format!("COUNT(DISTINCT {f})"),
-        Agg::Avg => format!("AVG({f})"),
-        Agg::Min => format!("MIN({f})"),
-        Agg::Max => format!("MAX({f})"),
-        Agg::Median => format!("median({f})"),
-        Agg::Percentile => format!("percentile_cont({}) WITHIN GROUP (ORDER BY {f})", m.value.percentile.unwrap_or(50.0) / 100.0),
-    })
 }
 
 /// Sorts a frame and keeps its top N: by label or by the first measure (with a color
