@@ -10,8 +10,8 @@ is aggregated 8 times: each mode and all), built in the same run by:
 1. Lakebook, through the kernel (`jupyter_client`, kernelspec 'lakebook'): a direct-query
    dataset over the catalog table, then `%%dashboard create` (every aggregate, the figure)
    and `%dashboard publish` to a local file, timed together from the client.
-2. The peer: DuckDB (2 threads) runs the same aggregates — one GROUPING SETS query per visual,
-   as Lakebook does — and plotly.py builds the same figure (subplots, the same traces, a
+2. The peer: DuckDB (2 threads) runs the same aggregates — one GROUPING SETS query per visual
+   (the control's field in and out) — and plotly.py builds the same figure (subplots, the same traces, a
    dropdown restyling them) and writes it with `write_html(include_plotlyjs=True)`.
 
 Printed: each side's median time, the ratio (target: Lakebook faster, < 1.0×), each page's

@@ -426,6 +426,12 @@ type = "bar"
 title = "Median by page"
 x = "page"
 y = "median(ms)"
+
+[[sheet.visual]]
+type = "table"
+title = "Distinct times"
+group = "device"
+values = ["count_distinct(ms)", "avg(ms)"]
 "#;
 
 /// The SQL condition a control's choice stands for.
@@ -456,7 +462,7 @@ async fn every_combination_of_date_range_multi_select_and_slider_is_what_sql_giv
     assert_eq!(pages.choices[2], [0, 1], "a slider at /cart keeps the pages up to /cart");
 
     const BASE: &str = "FROM clicks WHERE page <> '/help'";
-    let (kpi, bar) = (&built.sheets[0].visuals[0], &built.sheets[0].visuals[1]);
+    let (kpi, bar, table) = (&built.sheets[0].visuals[0], &built.sheets[0].visuals[1], &built.sheets[0].visuals[2]);
     assert_eq!((kpi.radix.clone(), kpi.frames.len()), (vec![6, 7, 5], 210));
     let mut differing = std::collections::BTreeSet::new();
     for d in 0..6 {
@@ -477,6 +483,12 @@ async fn every_combination_of_date_range_multi_select_and_slider_is_what_sql_giv
                     let bars: Vec<Vec<Value>> = bar.frame(&[d, r, p]).rows.iter().map(|row| vec![row.dims[0].clone(), row.measures[0].clone()]).collect();
                     let expected = sql(&lb, &format!("SELECT page, median(ms) AS m {BASE}{filter} GROUP BY page ORDER BY m DESC, page")).await;
                     assert_eq!(bars, expected, "({d}, {r}, {p}){filter}");
+                }
+                // Count distinct of an integer: sets of values from the shared cube, unioned.
+                if (d + r + p) % 3 == 0 {
+                    let rows: Vec<Vec<Value>> = table.frame(&[d, r, p]).rows.iter().map(|row| [row.dims.clone(), row.measures.clone()].concat()).collect();
+                    let expected = sql(&lb, &format!("SELECT device, count(DISTINCT ms) AS n, avg(ms) {BASE}{filter} GROUP BY device ORDER BY n DESC, device")).await;
+                    assert_eq!(rows, expected, "({d}, {r}, {p}){filter}");
                 }
             }
         }

@@ -8,6 +8,7 @@ mod json;
 pub(crate) mod hive;
 mod provider;
 mod spelling;
+pub mod distinct_set;
 pub mod streams;
 
 use datafusion::error::DataFusionError;

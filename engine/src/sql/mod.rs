@@ -254,6 +254,10 @@ impl SqlEngine {
     /// catalog tables; not recorded as a query execution and no result file is written.
     pub async fn collect_bookmarked(&self, sql: &str, database: &str, watch: Option<&mut Watch<'_>>, bookmarks: Arc<Bookmarks>) -> Result<(SchemaRef, Vec<RecordBatch>)> {
         let ctx = self.context_for(database, Some(bookmarks))?;
+        self.collect_in(&ctx, sql, watch).await
+    }
+
+    async fn collect_in(&self, ctx: &SessionContext, sql: &str, watch: Option<&mut Watch<'_>>) -> Result<(SchemaRef, Vec<RecordBatch>)> {
         let fail = |e: DataFusionError| self.suggest_table(sql_error(e, sql));
         let df = ctx.sql(sql).await.map_err(fail)?;
         let plan = df.create_physical_plan().await.map_err(fail)?;
@@ -262,9 +266,12 @@ impl SqlEngine {
     }
 
     /// Runs one query with `tables` visible as `lakebook_run.frames."<name>"` (a dashboard's
-    /// SPICE rows); not recorded as a query execution and no result file is written.
+    /// SPICE rows, its cubes) and the engine's own aggregates ([`crate::query::distinct_set`]); not
+    /// recorded as a query execution and no result file is written.
     pub async fn collect_over(&self, sql: &str, database: &str, tables: BTreeMap<String, Arc<dyn TableProvider>>) -> Result<(SchemaRef, Vec<RecordBatch>)> {
-        self.collect_bookmarked(sql, database, None, Arc::new(Bookmarks::with_frames(tables))).await
+        let ctx = self.context_for(database, Some(Arc::new(Bookmarks::with_frames(tables))))?;
+        crate::query::distinct_set::register(&ctx);
+        self.collect_in(&ctx, sql, None).await
     }
 
     /// The columns [`collect_over`](Self::collect_over) would return, planned but not run.

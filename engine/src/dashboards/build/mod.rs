@@ -290,14 +290,18 @@ impl Dashboards {
             ControlKind::DateRange => spec::MAX_DATE_RANGE_PERIODS,
         };
         let filter = filter.map(|f| format!(" WHERE ({})", f.value)).unwrap_or_default();
-        let sql = format!("SELECT DISTINCT {key} AS v FROM {}{filter} ORDER BY v NULLS LAST LIMIT {}", source.from, cap + 2);
-        let (_, batches) = self.sql.collect_over(&sql, &source.database, source.tables.clone()).await.map_err(|e| at_line(e, control.line))?;
-        let raw = if batches.is_empty() {
-            arrow_array::new_empty_array(&data_type)
+        // Any cap + 2 values tell whether there are too many; sorted here, not by the query: a
+        // top-N over the distinct values would filter every row it scans.
+        let sql = format!("SELECT {key} AS v FROM {}{filter} GROUP BY {key} LIMIT {}", source.from, cap + 2);
+        let (schema, batches) = self.sql.collect_over(&sql, &source.database, source.tables.clone()).await.map_err(|e| at_line(e, control.line))?;
+        let columns: Vec<&dyn Array> = batches.iter().map(|b| b.column(0).as_ref()).collect();
+        let raw = if columns.is_empty() {
+            arrow_array::new_empty_array(schema.field(0).data_type())
         } else {
-            let columns: Vec<&dyn Array> = batches.iter().map(|b| b.column(0).as_ref()).collect();
             datafusion::arrow::compute::concat(&columns).map_err(|e| service_err!(InternalFailure, "{e}"))?
         };
+        let order = arrow_schema::SortOptions { descending: false, nulls_first: false };
+        let raw = datafusion::arrow::compute::sort(raw.as_ref(), Some(order)).map_err(|e| service_err!(InternalFailure, "{e}"))?;
         // A slider or date range orders its values; a row with none is only in "all".
         let ordered = matches!(control.kind, ControlKind::Slider | ControlKind::DateRange);
         let count = if ordered { raw.len() - raw.null_count() } else { raw.len() };

@@ -1,13 +1,14 @@
 //! One visual's numbers for every choice of its sheet's controls, found the cheapest of three
 //! ways that stays exact:
 //!
-//! - **Through a cube** (sum, count, avg, min, max): one query per sheet, dataset and filter
-//!   groups the source by every control's key and every dimension its visuals draw, with each
-//!   measure's partial aggregates (a sum and a count for an average). Each visual then
+//! - **Through a cube** (sum, count, avg, min, max, and count distinct of integers, dates and
+//!   times): one query per sheet, dataset and filter groups the source by every control's key
+//!   and every dimension its visuals draw, with each measure's partial aggregates (a sum and a
+//!   count for an average, the set of values for a count distinct). Each visual then
 //!   aggregates the cube, joined to the controls' memberships. One scan of the source serves
 //!   every such visual on the sheet; the cube has at most as many rows as the source and in
 //!   practice a few thousand.
-//! - **By value** (count distinct, median, percentiles under at most three dropdowns or `=`
+//! - **By value** (other count distincts, median, percentiles under at most three dropdowns or `=`
 //!   sliders): each choice is one value or "all", so one grouped query per set of those
 //!   controls left at "all" gives every frame, with no join.
 //! - **Through memberships** (the rest): the visual's rows joined to each control's membership
@@ -26,6 +27,7 @@ use super::{BuiltVisual, Frame, MAX_POINTS, Membership, Row, Source, at_line, js
 use crate::dashboards::Dashboards;
 use crate::dashboards::spec::{Agg, Located, Measure, Visual, VisualKind};
 use crate::error::Result;
+use crate::query::distinct_set;
 use crate::service_err;
 
 /// At most this many controls are read "by value" (one query per subset of them at "all").
@@ -49,6 +51,8 @@ pub(super) struct Plan<'a> {
     pub measures: Vec<&'a Located<Measure>>,
     /// Each measure's field as SQL; none for count(*).
     pub fields: Vec<Option<String>>,
+    /// Whether each measure's field can go into a distinct set (for a count distinct).
+    pub settable: Vec<bool>,
     /// The grouping sets, as indices into `dims`: every dimension, or a pivot's subtotals.
     pub sets: Vec<Vec<usize>>,
     /// The sheet's filter and the visual's, as SQL.
@@ -58,7 +62,11 @@ pub(super) struct Plan<'a> {
 impl Plan<'_> {
     /// Whether every measure can be aggregated from partial aggregates (a cube).
     pub fn decomposable(&self) -> bool {
-        self.measures.iter().all(|m| matches!(m.value.agg, Agg::Sum | Agg::Count | Agg::Avg | Agg::Min | Agg::Max))
+        self.measures.iter().zip(&self.settable).all(|(m, &settable)| match m.value.agg {
+            Agg::Sum | Agg::Count | Agg::Avg | Agg::Min | Agg::Max => true,
+            Agg::CountDistinct => settable,
+            Agg::Median | Agg::Percentile => false,
+        })
     }
 
     fn where_clause(&self) -> String {
@@ -78,7 +86,8 @@ impl Plan<'_> {
             Agg::Min => vec![format!("MIN({f})")],
             Agg::Max => vec![format!("MAX({f})")],
             Agg::Avg => vec![format!("SUM({f})"), format!("COUNT({f})")],
-            Agg::CountDistinct | Agg::Median | Agg::Percentile => Vec::new(),
+            Agg::CountDistinct => vec![format!("{}({f})", distinct_set::SET)],
+            Agg::Median | Agg::Percentile => Vec::new(),
         }
     }
 
@@ -203,7 +212,7 @@ fn aggregate(m: &Measure, f: Option<&str>) -> String {
 
 /// A measure's field as SQL, checked against the dataset (numbers for sum, avg, median and
 /// percentiles); none for count(*).
-fn measure_field(m: &Located<Measure>, source: &Source, dataset: &str) -> Result<Option<String>> {
+fn measure_field(m: &Located<Measure>, source: &Source, dataset: &str) -> Result<Option<(String, DataType)>> {
     let Some(field) = &m.value.field else { return Ok(None) };
     let (name, data_type) = source.field(&Located { value: field.clone(), line: m.line }, dataset)?;
     if m.value.agg.numeric() && !data_type.is_numeric() {
@@ -213,7 +222,7 @@ fn measure_field(m: &Located<Measure>, source: &Source, dataset: &str) -> Result
         )
         .with_hint("count, count_distinct, min and max take any field; cast it in a calculated field to sum it"));
     }
-    Ok(Some(quote(&name)))
+    Ok(Some((quote(&name), data_type)))
 }
 
 /// A sheet's visuals' shared aggregate over one dataset and filter: grouped by every control's
@@ -239,9 +248,11 @@ impl Dashboards {
         let dim_exprs = dims.iter().map(|d| quote(d)).collect();
         let mut measures: Vec<&Located<Measure>> = visual.measures.iter().collect();
         measures.extend(visual.target.iter());
-        let mut fields = Vec::new();
+        let (mut fields, mut settable) = (Vec::new(), Vec::new());
         for m in &measures {
-            fields.push(measure_field(m, &source, dataset)?);
+            let field = measure_field(m, &source, dataset)?;
+            settable.push(field.as_ref().is_some_and(|(_, t)| distinct_set::supports(t)));
+            fields.push(field.map(|(f, _)| f));
         }
         // The grouping sets: every dimension, or for a pivot with subtotals each prefix of
         // its rows crossed with each prefix of its columns.
@@ -258,7 +269,7 @@ impl Dashboards {
             vec![(0..dims.len()).collect()]
         };
         let filters = sheet_filter.iter().copied().chain(&visual.filter).map(|f| f.value.clone()).collect();
-        let mut plan = Plan { visual, source, dims, dim_exprs, bins: None, measures, fields, sets, filters };
+        let mut plan = Plan { visual, source, dims, dim_exprs, bins: None, measures, fields, settable, sets, filters };
         // A histogram's bins span the field's range over every control value, so a choice
         // changes the bars' heights and never their edges.
         if let Some((field, count)) = &visual.histogram {
@@ -353,6 +364,7 @@ impl Dashboards {
                             let combine = match plan.measures[i].value.agg {
                                 Agg::Min => "MIN",
                                 Agg::Max => "MAX",
+                                Agg::CountDistinct => distinct_set::COUNT,
                                 _ => "SUM",
                             };
                             (format!("{combine}({})", part(&parts[0])), parts.get(1).map(|c| format!("SUM({})", part(c))))
