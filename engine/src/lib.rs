@@ -49,7 +49,7 @@ pub use clock::{Clock, ClockMode};
 pub use due::{GenerateReport, GenerateSpec};
 pub use error::{Error, Result};
 pub use lake::{Lake, S3Uri};
-pub use util::{Unexpanded, expand_vars, human_bytes, serde_name};
+pub use util::{Unexpanded, Units, expand_vars, human_bytes, parse_size, serde_name};
 pub use workspace::Workspace;
 
 /// The environment variable naming the workspace directory.

@@ -6,6 +6,34 @@ pub fn serde_name<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_value(value).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
 }
 
+/// How a size's units count: SI as the AWS consoles show scan limits (`10MB` = 10⁶ × 10), or
+/// binary as Hadoop's block and split sizes (`128MB` = 2²⁷). `KiB`, `MiB`, `GiB` and `TiB`
+/// are binary either way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Units {
+    Si,
+    Binary,
+}
+
+/// `10MB`, `1.5 GB`, `500KB`, `2GiB`, `10000000` → bytes.
+pub fn parse_size(text: &str, units: Units) -> std::result::Result<u64, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number.parse().map_err(|_| format!("{text:?} is not a size: write e.g. 10MB or 1GB"))?;
+    let unit = unit.trim().to_ascii_uppercase();
+    let k = if units == Units::Binary || unit.ends_with("IB") { 1024.0 } else { 1e3 };
+    let scale = match unit.as_str() {
+        "" | "B" => 1.0,
+        "K" | "KB" | "KIB" => k,
+        "M" | "MB" | "MIB" => k * k,
+        "G" | "GB" | "GIB" => k * k * k,
+        "T" | "TB" | "TIB" => k * k * k * k,
+        other => return Err(format!("unknown size unit {other:?} in {text:?}: use B, KB, MB, GB or TB")),
+    };
+    Ok((number * scale).round() as u64)
+}
+
 /// Sizes as people read them, in SI units as the AWS consoles show them: `1.2 MB`.
 pub fn human_bytes(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["KB", "MB", "GB", "TB", "PB"];

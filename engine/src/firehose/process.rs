@@ -54,7 +54,7 @@ async fn run_transform(sql: &str, batch: &[(i64, Bytes)]) -> std::result::Result
         ],
     )
     .map_err(|e| e.to_string())?;
-    let ctx = SessionContext::new();
+    let ctx = SessionContext::new_with_config_rt(datafusion::prelude::SessionConfig::new(), crate::query::memory::runtime());
     ctx.register_batch("records", input).map_err(|e| e.to_string())?;
     let trimmed = sql.trim().trim_end_matches(';');
     let is_query = trimmed.get(..6).is_some_and(|w| w.eq_ignore_ascii_case("select")) || trimmed.get(..4).is_some_and(|w| w.eq_ignore_ascii_case("with"));

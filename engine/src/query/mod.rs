@@ -9,6 +9,7 @@ pub(crate) mod hive;
 mod provider;
 mod spelling;
 pub mod distinct_set;
+pub mod memory;
 pub mod streams;
 
 use datafusion::error::DataFusionError;
@@ -177,6 +178,16 @@ pub fn sql_error(error: DataFusionError, sql: &str) -> Error {
         ("TABLE_NOT_FOUND", None)
     } else if lower.contains("no field named") || lower.starts_with("schema error") {
         ("COLUMN_NOT_FOUND", None)
+    } else if matches!(error.find_root(), DataFusionError::ResourcesExhausted(_)) {
+        let (size, source) = memory::limit();
+        (
+            "EXCEEDED_LOCAL_MEMORY_LIMIT",
+            Some(format!(
+                "the query needed more than the {} memory pool ({source}) and this part of it cannot spill to disk; set {} larger before starting the kernel, or aggregate or filter earlier",
+                crate::human_bytes(size as u64),
+                memory::VARIABLE
+            )),
+        )
     } else if lower.contains("not implemented") || lower.contains("not supported") || lower.contains("unsupported") {
         ("NOT_SUPPORTED", None)
     } else {

@@ -78,7 +78,7 @@ impl Redshift {
             // One partition per slice, as the cluster's slices each scan their own data.
             .with_target_partitions(c.slices() as usize)
             .with_collect_statistics(true);
-        let ctx = SessionContext::new_with_config(config);
+        let ctx = SessionContext::new_with_config_rt(config, crate::query::memory::runtime());
         ctx.register_udf(crate::query::clock_fn::now_udf(self.clock.clone()));
         ctx.register_udf(last_query_udf(c.last_query.saturating_sub(1)));
         let catalog = MemoryCatalogProvider::new();

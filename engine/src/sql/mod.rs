@@ -193,7 +193,7 @@ impl SqlEngine {
             // The Glue catalog is registered below; a default in-memory one would shadow it.
             .with_create_default_catalog_and_schema(false)
             .with_information_schema(true);
-        let ctx = SessionContext::new_with_config(config);
+        let ctx = SessionContext::new_with_config_rt(config, crate::query::memory::runtime());
         ctx.register_udf(clock_fn::now_udf(clock.clone()));
         // Athena (Trino) writes DATE('1992-02-01') as well as DATE '1992-02-01'.
         ctx.register_udf(datafusion::functions::datetime::to_date().as_ref().clone().with_aliases(["date"]));
@@ -203,7 +203,9 @@ impl SqlEngine {
             Arc::new(GlueCatalogProvider { catalog: catalog.clone(), lake: lake.clone(), temp_views: temp_views.clone(), streams: streams.clone(), bookmarks: None }),
         );
         let workgroups = Workgroups::open(workspace)?;
-        Ok(Self { ctx, catalog, lake, clock, temp_views, streams, path, executions: Mutex::new(executions), workgroups })
+        let engine = Self { ctx, catalog, lake, clock, temp_views, streams, path, executions: Mutex::new(executions), workgroups };
+        engine.recover_writes()?;
+        Ok(engine)
     }
 
     /// The Data Catalog as DataFusion sees it (databases as schemas, `streams` too), for

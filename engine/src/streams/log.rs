@@ -164,6 +164,7 @@ fn decode(bytes: &[u8], at: usize) -> Option<(StoredRecord, usize)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prop_assert_eq;
 
     fn record(sequence: u64, data: &str) -> StoredRecord {
         StoredRecord { sequence, arrival_ms: sequence as i64 * 10, partition_key: format!("k{sequence}"), data: Bytes::from(data.to_string()) }
@@ -204,6 +205,57 @@ mod tests {
         bytes[last] ^= 0xff;
         std::fs::write(&path, &bytes).unwrap();
         assert_eq!(ShardLog::open(&path, 1).unwrap().records, vec![record(1, "one")]);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 256, failure_persistence: None, ..Default::default() })]
+
+        /// A log cut anywhere or with any bit flipped opens to the records wholly before the
+        /// damage (a stream's shard and a delivery stream's buffer alike), and takes appends
+        /// after it.
+        #[test]
+        fn a_truncated_or_bit_flipped_log_opens_to_its_intact_prefix(
+            datas in proptest::collection::vec("[ -~]{0,40}", 1..12),
+            cut in proptest::prelude::any::<proptest::sample::Index>(),
+            flip in proptest::option::of((proptest::prelude::any::<proptest::sample::Index>(), 0u8..8)),
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("shard.log");
+            let written: Vec<StoredRecord> = datas.iter().enumerate().map(|(i, d)| record(i as u64 + 1, d)).collect();
+            let mut ends = Vec::new();
+            let mut bytes = Vec::new();
+            for r in &written {
+                encode(r, &mut bytes);
+                ends.push(bytes.len());
+            }
+            let mut log = ShardLog::open(&path, 1).unwrap();
+            log.append(written.clone()).unwrap();
+            drop(log);
+            prop_assert_eq!(std::fs::read(&path).unwrap(), bytes.clone());
+            // The damage: a flipped bit, or else a cut.
+            let damaged_at = match flip {
+                Some((at, bit)) => {
+                    let at = at.index(bytes.len());
+                    bytes[at] ^= 1 << bit;
+                    at
+                }
+                None => {
+                    let at = cut.index(bytes.len() + 1);
+                    bytes.truncate(at);
+                    at
+                }
+            };
+            std::fs::write(&path, &bytes).unwrap();
+            let intact = ends.iter().take_while(|&&end| end <= damaged_at).count();
+            let mut log = ShardLog::open(&path, 1).unwrap();
+            prop_assert_eq!(&log.records, &written[..intact].to_vec());
+            let next = intact as u64 + 1;
+            prop_assert_eq!(log.next_sequence(), next);
+            log.append(vec![record(next, "after")]).unwrap();
+            let reopened = ShardLog::open(&path, 1).unwrap();
+            prop_assert_eq!(reopened.records.len(), intact + 1);
+            prop_assert_eq!(&reopened.records[intact], &record(next, "after"));
+        }
     }
 
     #[test]

@@ -378,31 +378,9 @@ mod tests {
     }
 }
 
-/// How a size's units count: SI as the AWS consoles show scan limits (`10MB` = 10⁶ × 10), or
-/// binary as Hadoop's block and split sizes (`128MB` = 2²⁷).
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Units {
-    Si,
-    Binary,
-}
+pub(crate) use lakebook_engine::Units;
 
 /// `10MB`, `1.5 GB`, `500KB`, `10000000` → bytes.
 pub(crate) fn parse_size(text: &str, units: Units) -> Result<u64, CellError> {
-    let text = text.trim();
-    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: f64 = number.parse().map_err(|_| CellError::usage(format!("{text:?} is not a size: write e.g. 10MB or 1GB")))?;
-    let k = match units {
-        Units::Si => 1e3,
-        Units::Binary => 1024.0,
-    };
-    let scale = match unit.trim().to_ascii_uppercase().as_str() {
-        "" | "B" => 1.0,
-        "K" | "KB" | "KIB" => k,
-        "M" | "MB" | "MIB" => k * k,
-        "G" | "GB" | "GIB" => k * k * k,
-        "T" | "TB" | "TIB" => k * k * k * k,
-        other => return Err(CellError::usage(format!("unknown size unit {other:?} in {text:?}: use B, KB, MB, GB or TB"))),
-    };
-    Ok((number * scale).round() as u64)
+    lakebook_engine::parse_size(text, units).map_err(CellError::usage)
 }

@@ -53,6 +53,10 @@ pub async fn run(args: WorkspaceArgs, mut ctx: Ctx<'_>) -> Result<Option<Bundle>
                 ("held by", format!("process {}", std::process::id())),
                 ("clock", s.clock),
                 ("on disk", render::human_bytes(s.disk_bytes)),
+                ("query memory", {
+                    let (limit, source) = lakebook_engine::query::memory::limit();
+                    format!("{} in use of a {} pool ({source})", render::human_bytes(lakebook_engine::query::memory::in_use() as u64), render::human_bytes(limit as u64))
+                }),
                 ("lake", format!("{} bucket(s), {} object(s), {}", s.buckets, s.objects, render::human_bytes(s.object_bytes))),
                 ("catalog", format!("{} database(s), {} table(s), {} crawler(s)", s.databases, s.tables, s.crawlers)),
                 ("sql", format!("{} query execution(s)", s.query_executions)),

@@ -27,6 +27,7 @@ use crate::lake::S3Uri;
 use crate::{internal_err, service_err};
 
 mod definition;
+mod journal;
 mod run;
 mod write;
 

@@ -192,11 +192,7 @@ impl crate::sql::SqlEngine {
             bucketing,
         };
         let table = crate::catalog::new_table(&db, &name, definition.clone(), self.clock.now(), None);
-        let written = self.write_rows(&table, &batch, execution_id).await?;
-        self.catalog.create_table(&db, &name, definition)?;
-        if keys > 0 {
-            self.catalog.add_partitions(&db, &name, written.partitions.clone())?;
-        }
+        let written = self.write_whole(&table, &batch, execution_id, Some(definition)).await?;
         let line = format!(
             "table {db}.{name} created: {} row(s) in {} file(s) under {location}",
             batch.num_rows(),
@@ -260,10 +256,7 @@ impl crate::sql::SqlEngine {
         let mut target: Vec<Column> = table.definition.columns.clone();
         target.extend(table.definition.partition_keys.iter().map(|k| Column::new(&k.name, "string")));
         let conformed = conform(&ordered, &write_schema(&target)?)?;
-        let written = self.write_rows(&table, &conformed, execution_id).await?;
-        if !table.definition.partition_keys.is_empty() {
-            self.catalog.add_partitions(&db, &name, written.partitions.clone())?;
-        }
+        let written = self.write_whole(&table, &conformed, execution_id, None).await?;
         let line = format!("{} row(s) inserted into {db}.{name} in {} new file(s)", conformed.num_rows(), written.files);
         let mut done = self::output(messages(vec![line]), output.bytes_scanned);
         done.rows_written = conformed.num_rows() as u64;
@@ -286,6 +279,33 @@ impl crate::sql::SqlEngine {
             self.catalog.add_partitions(db, name, written.partitions)?;
         }
         Ok(conformed.num_rows())
+    }
+
+    /// Writes rows as [`write_rows`](Self::write_rows) does, whole or not at all: staged,
+    /// noted, then moved in and registered (the table created from `create`, for a CTAS; the
+    /// new partitions added) as one noted commit that a killed kernel's successor finishes.
+    async fn write_whole(&self, table: &Table, batch: &RecordBatch, execution_id: &str, create: Option<TableDefinition>) -> Result<Written> {
+        let root = table.definition.location.clone();
+        let mut locations = vec![root.clone()];
+        locations.extend(table.partitions.values().map(|p| p.location.clone()).filter(|l| !l.starts_with(&root)));
+        locations.dedup();
+        self.note_staging(execution_id, locations.clone())?;
+        let written = match self.write_rows_staged(table, batch, execution_id, Some(execution_id)).await {
+            Ok(written) => written,
+            Err(e) => {
+                let _ = self.abandon_noted(execution_id, &locations);
+                return Err(e);
+            }
+        };
+        let write = StagedWrite {
+            rows: batch.num_rows() as u64,
+            moves: written.moves.clone(),
+            table: Some((table.database.clone(), table.name.clone())),
+            create,
+            partitions: written.partitions.clone(),
+        };
+        self.commit_noted(execution_id, write)?;
+        Ok(written)
     }
 
     /// Writes rows (data columns, then partition values) as one new file per partition.

@@ -1,0 +1,388 @@
+//! The crash matrix: for each service's durable state change a child process — this test
+//! binary run again with `LAKEBOOK_CRASH_CHILD=<case>` — performs it in a loop on one
+//! workspace, printing `ack N` once change N has returned; the parent SIGKILLs it at a random
+//! moment, 20 times per case, then reopens the workspace (the dead child's lock is released
+//! with it: nothing to repair) and checks that the state is what N or N + 1 changes make:
+//! every acknowledged change there, none twice, nothing torn, and the interrupted change can be
+//! made again. `cargo test --test crash_matrix -- CASE` runs one case; the kill-time seed is
+//! printed, and `LAKEBOOK_CRASH_SEED` replays it.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use lakebook_engine::dashboards::build::rows_of;
+use lakebook_engine::dashboards::{DatasetSpec, Mode, Source};
+use lakebook_engine::firehose::{Config, Trigger};
+use lakebook_engine::{Lakebook, S3Uri};
+use serde_json::Value;
+
+const TRIALS: usize = 20;
+const CHILD: &str = "LAKEBOOK_CRASH_CHILD";
+
+type Check = fn(&Lakebook, u64) -> Result<(), String>;
+
+/// (name, set the workspace up, change N, check after `acked` changes)
+struct Case {
+    name: &'static str,
+    setup: fn(&Lakebook),
+    change: fn(&Lakebook, u64) -> Result<(), String>,
+    check: Check,
+}
+
+const CASES: [Case; 6] = [
+    Case { name: "catalog", setup: setup_lake, change: catalog_change, check: catalog_check },
+    Case { name: "insert", setup: insert_setup, change: insert_change, check: insert_check },
+    Case { name: "ctas", setup: setup_lake, change: ctas_change, check: ctas_check },
+    Case { name: "firehose", setup: firehose_setup, change: firehose_change, check: firehose_check },
+    Case { name: "redshift", setup: redshift_setup, change: redshift_change, check: redshift_check },
+    Case { name: "spice", setup: spice_setup, change: spice_change, check: spice_check },
+];
+
+fn block<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime").block_on(f)
+}
+
+fn sql(lb: &Lakebook, text: &str) -> Result<Vec<Vec<Value>>, String> {
+    let mut results = block(lb.sql().run(text, "web")).map_err(|e| format!("{text}: {e}"))?;
+    Ok(results.pop().map(|r| rows_of(&r.batches)).unwrap_or_default())
+}
+
+fn setup_lake(lb: &Lakebook) {
+    lb.lake().create_bucket("lake").expect("bucket");
+    block(lb.sql().run("CREATE DATABASE web", "default")).expect("database");
+}
+
+// Catalog commit: a table definition per change.
+fn catalog_change(lb: &Lakebook, n: u64) -> Result<(), String> {
+    sql(lb, &format!("CREATE EXTERNAL TABLE web.t{n} (a int, b string) STORED AS PARQUET LOCATION 's3://lake/t{n}/'")).map(drop)
+}
+
+fn catalog_check(lb: &Lakebook, acked: u64) -> Result<(), String> {
+    let tables = lb.catalog().tables("web").map_err(|e| e.to_string())?;
+    let names: Vec<String> = tables.iter().map(|t| t.name.clone()).collect();
+    let expected = |count: u64| (0..count).map(|n| format!("t{n}")).collect::<std::collections::BTreeSet<_>>();
+    let present: std::collections::BTreeSet<String> = names.into_iter().collect();
+    if present != expected(acked) && present != expected(acked + 1) {
+        return Err(format!("{acked} acknowledged, tables {present:?}"));
+    }
+    for t in &tables {
+        if t.definition.columns.len() != 2 {
+            return Err(format!("table {} torn: {:?}", t.name, t.definition.columns));
+        }
+    }
+    // The interrupted change, made again.
+    if present.len() as u64 == acked {
+        catalog_change(lb, acked)?;
+    }
+    Ok(())
+}
+
+// Athena INSERT INTO: 50 rows per change, as files added to the table.
+fn insert_setup(lb: &Lakebook) {
+    setup_lake(lb);
+    sql(lb, "CREATE TABLE web.events WITH (format = 'PARQUET', external_location = 's3://lake/events/') AS SELECT 0 AS batch, value AS v FROM generate_series(1, 50)").expect("ctas");
+}
+
+fn insert_change(lb: &Lakebook, n: u64) -> Result<(), String> {
+    sql(lb, &format!("INSERT INTO web.events SELECT {} AS batch, value AS v FROM generate_series(1, 50)", n + 1)).map(drop)
+}
+
+fn insert_check(lb: &Lakebook, acked: u64) -> Result<(), String> {
+    let rows = sql(lb, "SELECT batch, count(*) FROM web.events GROUP BY batch ORDER BY batch")?;
+    let counts: BTreeMap<u64, u64> = rows.iter().map(|r| (r[0].as_u64().unwrap_or(u64::MAX), r[1].as_u64().unwrap_or(0))).collect();
+    let whole = |upto: u64| (0..=upto).map(|b| (b, 50)).collect::<BTreeMap<_, _>>();
+    if counts != whole(acked) && counts != whole(acked + 1) {
+        return Err(format!("{acked} acknowledged, rows per batch {counts:?}"));
+    }
+    if counts == whole(acked) {
+        insert_change(lb, acked)?;
+    }
+    Ok(())
+}
+
+// Athena CTAS: a new table and its files per change.
+fn ctas_change(lb: &Lakebook, n: u64) -> Result<(), String> {
+    sql(lb, &format!("CREATE TABLE web.c{n} WITH (external_location = 's3://lake/c{n}/') AS SELECT {n} AS n, value FROM generate_series(1, 100)")).map(drop)
+}
+
+fn ctas_check(lb: &Lakebook, acked: u64) -> Result<(), String> {
+    let tables = lb.catalog().tables("web").map_err(|e| e.to_string())?.len() as u64;
+    if tables != acked && tables != acked + 1 {
+        return Err(format!("{acked} acknowledged, {tables} tables"));
+    }
+    for n in 0..tables {
+        let rows = sql(lb, &format!("SELECT count(*), min(n), max(n) FROM web.c{n}"))?;
+        if rows != vec![vec![Value::from(100), Value::from(n), Value::from(n)]] {
+            return Err(format!("table c{n} of {acked} acknowledged: {rows:?}"));
+        }
+    }
+    // A CTAS the kill cut short is run again as the user would: its location is clean.
+    if tables == acked {
+        ctas_change(lb, acked)?;
+    }
+    Ok(())
+}
+
+// Firehose: puts acknowledged into the durable buffer, deliveries to the lake.
+fn firehose_setup(lb: &Lakebook) {
+    lb.lake().create_bucket("dest").expect("bucket");
+    let config = Config { bucket: "dest".into(), prefix: "fh/".into(), buffer_mb: Some(1), buffer_interval_s: Some(60), ..Config::default() };
+    lb.firehose().create("fh", config).expect("delivery stream");
+}
+
+fn firehose_change(lb: &Lakebook, n: u64) -> Result<(), String> {
+    let put = block(lb.firehose().put("fh", vec![Bytes::from(format!("{{\"n\":{n}}}\n"))])).map_err(|e| e.to_string())?;
+    if !put.results.iter().all(Result::is_ok) {
+        return Err(format!("put {n}: {:?}", put.results));
+    }
+    if n % 7 == 6 {
+        block(lb.firehose().deliver("fh", Trigger::Force)).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+fn firehose_check(lb: &Lakebook, acked: u64) -> Result<(), String> {
+    block(lb.firehose().deliver("fh", Trigger::Force)).map_err(|e| e.to_string())?;
+    let mut seen: BTreeMap<u64, u64> = BTreeMap::new();
+    let listing = block(lb.lake().list(&S3Uri::parse("s3://dest/").expect("uri"), true)).map_err(|e| e.to_string())?;
+    for object in listing.objects {
+        let body = block(lb.lake().get(&S3Uri { bucket: "dest".into(), key: object.key.clone() })).map_err(|e| e.to_string())?;
+        for line in body.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+            let record: Value = serde_json::from_slice(line).map_err(|e| format!("{}: torn record {:?}: {e}", object.key, String::from_utf8_lossy(line)))?;
+            *seen.entry(record["n"].as_u64().unwrap_or(u64::MAX)).or_default() += 1;
+        }
+    }
+    let twice: Vec<&u64> = seen.iter().filter(|(_, c)| **c > 1).map(|(n, _)| n).collect();
+    let missing: Vec<u64> = (0..acked).filter(|n| !seen.contains_key(n)).collect();
+    let unknown: Vec<&u64> = seen.keys().filter(|n| **n > acked).collect();
+    if !twice.is_empty() || !missing.is_empty() || !unknown.is_empty() {
+        return Err(format!("{acked} acknowledged: delivered twice {twice:?}, missing {missing:?}, never sent {unknown:?}"));
+    }
+    Ok(())
+}
+
+// Redshift: INSERT, UPDATE, DELETE and COPY commits on a cluster table.
+fn redshift_setup(lb: &Lakebook) {
+    lb.lake().create_bucket("lake").expect("bucket");
+    lb.redshift().create_cluster("wh", 2, 1).expect("cluster");
+    block(lb.redshift().run("wh", "CREATE TABLE t (id bigint, v bigint) DISTKEY(id)")).expect("table");
+}
+
+/// Change `n` applied to the model of the table.
+fn redshift_model(changes: u64) -> BTreeMap<i64, i64> {
+    let mut table = BTreeMap::new();
+    for n in 0..changes as i64 {
+        match n % 5 {
+            2 => {
+                if let Some(v) = table.get_mut(&(n - 1)) {
+                    *v += 1000;
+                }
+            }
+            3 => {
+                table.remove(&(n - 2));
+            }
+            4 => {
+                table.insert(100_000 + n, n);
+            }
+            _ => {
+                table.insert(n, n);
+            }
+        }
+    }
+    table
+}
+
+fn redshift_change(lb: &Lakebook, n: u64) -> Result<(), String> {
+    let n = n as i64;
+    let statement = match n % 5 {
+        2 => format!("UPDATE t SET v = v + 1000 WHERE id = {}", n - 1),
+        3 => format!("DELETE FROM t WHERE id = {}", n - 2),
+        4 => {
+            let uri = S3Uri::parse(&format!("s3://lake/copy/{n}.csv")).expect("uri");
+            block(lb.lake().put(&uri, Bytes::from(format!("{},{n}\n", 100_000 + n)))).map_err(|e| e.to_string())?;
+            format!("COPY t FROM 's3://lake/copy/{n}.csv' CSV")
+        }
+        _ => format!("INSERT INTO t VALUES ({n}, {n})"),
+    };
+    block(lb.redshift().run("wh", &statement)).map(drop).map_err(|e| format!("{statement}: {e}"))
+}
+
+fn redshift_check(lb: &Lakebook, acked: u64) -> Result<(), String> {
+    let outcome = block(lb.redshift().run("wh", "SELECT id, v FROM t ORDER BY id")).map_err(|e| e.to_string())?.pop().ok_or("no result")?;
+    let table: BTreeMap<i64, i64> = rows_of(&outcome.batches).iter().map(|r| (r[0].as_i64().unwrap_or(-1), r[1].as_i64().unwrap_or(-1))).collect();
+    if table != redshift_model(acked) && table != redshift_model(acked + 1) {
+        return Err(format!("{acked} acknowledged: {table:?}, expected {:?} or one more change", redshift_model(acked)));
+    }
+    let changes = if table == redshift_model(acked) { acked } else { acked + 1 };
+    redshift_change(lb, changes)
+}
+
+// SPICE: a dataset's snapshot replaced by each refresh.
+fn spice_setup(lb: &Lakebook) {
+    setup_lake(lb);
+    let rows: String = (0..300).map(|i| format!("{{\"id\":{i},\"page\":\"/p{}\"}}\n", i % 7)).collect();
+    block(lb.lake().put(&S3Uri::parse("s3://lake/clicks/a.json").expect("uri"), Bytes::from(rows))).expect("object");
+    sql(lb, "CREATE EXTERNAL TABLE web.clicks (id int, page string) ROW FORMAT SERDE 'org.openx.data.jsonserde.JsonSerDe' LOCATION 's3://lake/clicks/'").expect("table");
+    let spec = DatasetSpec { name: "clicks".into(), source: Source::Sql { sql: "SELECT * FROM clicks".into(), database: "web".into() }, mode: Mode::Spice, fields: vec![], refresh: None };
+    block(lb.dashboards().create_dataset(spec)).expect("dataset");
+}
+
+fn spice_change(lb: &Lakebook, _n: u64) -> Result<(), String> {
+    block(lb.dashboards().refresh_dataset("clicks")).map(drop).map_err(|e| e.to_string())
+}
+
+fn spice_check(lb: &Lakebook, acked: u64) -> Result<(), String> {
+    let dataset = lb.dashboards().dataset("clicks").map_err(|e| e.to_string())?;
+    let snapshot = dataset.snapshot.ok_or("no snapshot")?;
+    // The creation's ingestion, then one per refresh (the latest 20 are kept).
+    let last = dataset.ingestions.last().ok_or("no ingestion")?;
+    let number: u64 = last.id.trim_start_matches("ingestion-").parse().map_err(|_| format!("ingestion id {}", last.id))?;
+    if snapshot.rows != 300 || (number != acked + 1 && number != acked + 2) {
+        return Err(format!("{acked} acknowledged: {} rows, last ingestion {}", snapshot.rows, last.id));
+    }
+    let spice = lb.home().join("dashboards").join("spice");
+    let files: Vec<String> = std::fs::read_dir(&spice).map_err(|e| e.to_string())?.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    if files != [snapshot.file.clone()] {
+        return Err(format!("SPICE files {files:?}, the state names {}", snapshot.file));
+    }
+    let dashboard = "dataset = \"clicks\"\n[[sheet]]\nname = \"S\"\n[[sheet.visual]]\ntype = \"kpi\"\ntitle = \"Clicks\"\nvalue = \"count(*)\"\n";
+    let (_, built) = block(lb.dashboards().create_dashboard("check", dashboard, true)).map_err(|e| e.to_string())?;
+    let count = built.sheets[0].visuals[0].frames[0].rows[0].measures[0].clone();
+    if count != Value::from(300) {
+        return Err(format!("the snapshot reads {count} rows"));
+    }
+    spice_change(lb, acked)
+}
+
+/// The child: opens the workspace and makes the case's changes until it is killed.
+fn child(case: &str, home: &Path) {
+    let case = CASES.iter().find(|c| c.name == case).unwrap_or_else(|| panic!("no case {case}"));
+    let lb = Lakebook::open(home).expect("open the workspace");
+    let mut stdout = std::io::stdout();
+    for n in 0.. {
+        (case.change)(&lb, n).unwrap_or_else(|e| panic!("change {n}: {e}"));
+        writeln!(stdout, "ack {n}").and_then(|()| stdout.flush()).expect("stdout");
+    }
+}
+
+/// xorshift64*: kill times, reproducible from the printed seed.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % n
+    }
+}
+
+fn trial(case: &Case, rng: &mut Rng) -> Result<u64, String> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let home = dir.path().join("ws");
+    {
+        let lb = Lakebook::open(&home).map_err(|e| e.to_string())?;
+        (case.setup)(&lb);
+    }
+    let mut child = Command::new(std::env::current_exe().map_err(|e| e.to_string())?)
+        .env(CHILD, case.name)
+        .env("LAKEBOOK_HOME", &home)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let acks = Arc::new(Mutex::new(0u64));
+    let reader = {
+        let acks = acks.clone();
+        let stdout = child.stdout.take().ok_or("no stdout")?;
+        std::thread::spawn(move || {
+            let mut stdout = BufReader::new(stdout);
+            let mut line = String::new();
+            // Only a whole line is an acknowledgement: the kill can cut the last one short.
+            while matches!(stdout.read_line(&mut line), Ok(n) if n > 0) && line.ends_with('\n') {
+                if let Some(n) = line.trim().strip_prefix("ack ").and_then(|n| n.parse::<u64>().ok()) {
+                    *acks.lock().unwrap_or_else(|p| p.into_inner()) = n + 1;
+                }
+                line.clear();
+            }
+        })
+    };
+    // Kill after the first acknowledgement, somewhere in the next 0-400 ms of changes.
+    let started = Instant::now();
+    while *acks.lock().unwrap_or_else(|p| p.into_inner()) == 0 {
+        if let Ok(Some(status)) = child.try_wait() {
+            let mut err = String::new();
+            if let Some(mut stderr) = child.stderr.take() {
+                let _ = std::io::Read::read_to_string(&mut stderr, &mut err);
+            }
+            return Err(format!("the child exited {status} before any change: {err}"));
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            return Err("no change acknowledged in 60 s".into());
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    std::thread::sleep(Duration::from_millis(rng.below(400)));
+    child.kill().map_err(|e| e.to_string())?;
+    let status = child.wait().map_err(|e| e.to_string())?;
+    let _ = reader.join();
+    let acked = *acks.lock().unwrap_or_else(|p| p.into_inner());
+    if status.code().is_some() {
+        let mut err = String::new();
+        if let Some(mut stderr) = child.stderr.take() {
+            let _ = std::io::Read::read_to_string(&mut stderr, &mut err);
+        }
+        return Err(format!("the child failed on its own ({status}) after {acked} changes: {err}"));
+    }
+    let lb = Lakebook::open(&home).map_err(|e| format!("reopening after the kill: {e}"))?;
+    (case.check)(&lb, acked)?;
+    Ok(acked)
+}
+
+fn main() {
+    if let Ok(case) = std::env::var(CHILD) {
+        let home = std::env::var("LAKEBOOK_HOME").expect("LAKEBOOK_HOME");
+        child(&case, Path::new(&home));
+        return;
+    }
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "--list") {
+        return;
+    }
+    let filters: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
+    let seed = std::env::var("LAKEBOOK_CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64) | 1);
+    println!("crash matrix: kill-time seed {seed} (LAKEBOOK_CRASH_SEED)");
+    let mut rng = Rng(seed);
+    let mut failures = Vec::new();
+    for case in &CASES {
+        let name = format!("crash_matrix::{}", case.name);
+        if !filters.is_empty() && !filters.iter().any(|f| name.contains(f.as_str())) {
+            continue;
+        }
+        let started = Instant::now();
+        let mut acked = Vec::new();
+        for t in 0..TRIALS {
+            match trial(case, &mut rng) {
+                Ok(n) => acked.push(n),
+                Err(e) => failures.push(format!("{}, trial {t}: {e}", case.name)),
+            }
+        }
+        println!("test {name} ... {} trials, killed after {:?} changes, {:.1} s", acked.len(), acked, started.elapsed().as_secs_f64());
+    }
+    if !failures.is_empty() {
+        for f in &failures {
+            eprintln!("FAILED {f}");
+        }
+        std::process::exit(1);
+    }
+    println!("test result: ok");
+}
