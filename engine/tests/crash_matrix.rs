@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
+use lakebook_engine::catalog::CrawlerConfig;
 use lakebook_engine::dashboards::build::rows_of;
 use lakebook_engine::dashboards::{DatasetSpec, Mode, Source};
 use lakebook_engine::firehose::{Config, Trigger};
@@ -34,8 +35,10 @@ struct Case {
     check: Check,
 }
 
-const CASES: [Case; 6] = [
+const CASES: [Case; 8] = [
     Case { name: "catalog", setup: setup_lake, change: catalog_change, check: catalog_check },
+    Case { name: "crawler", setup: crawler_setup, change: crawler_change, check: crawler_check },
+    Case { name: "msck", setup: msck_setup, change: msck_change, check: msck_check },
     Case { name: "insert", setup: insert_setup, change: insert_change, check: insert_check },
     Case { name: "ctas", setup: setup_lake, change: ctas_change, check: ctas_check },
     Case { name: "firehose", setup: firehose_setup, change: firehose_change, check: firehose_check },
@@ -78,6 +81,74 @@ fn catalog_check(lb: &Lakebook, acked: u64) -> Result<(), String> {
     // The interrupted change, made again.
     if present.len() as u64 == acked {
         catalog_change(lb, acked)?;
+    }
+    Ok(())
+}
+
+// A crawler run: each change adds a partition folder and crawls it into the catalog.
+fn crawler_setup(lb: &Lakebook) {
+    setup_lake(lb);
+    put_rows(lb, "s3://lake/logs/day=0/a.json", 0).expect("object");
+    lb.catalog().upsert_crawler(CrawlerConfig::new("logs", "s3://lake/logs/", "web")).expect("crawler");
+    block(lb.catalog().run_crawler(lb.lake(), "logs", &mut |_, _| {})).expect("first crawl");
+}
+
+fn put_rows(lb: &Lakebook, uri: &str, n: u64) -> Result<(), String> {
+    let rows: String = (0..10).map(|i| format!("{{\"n\":{n},\"i\":{i}}}\n")).collect();
+    block(lb.lake().put(&S3Uri::parse(uri).map_err(|e| e.to_string())?, Bytes::from(rows))).map(drop).map_err(|e| e.to_string())
+}
+
+fn crawler_change(lb: &Lakebook, n: u64) -> Result<(), String> {
+    put_rows(lb, &format!("s3://lake/logs/day={}/a.json", n + 1), n + 1)?;
+    block(lb.catalog().run_crawler(lb.lake(), "logs", &mut |_, _| {})).map(drop).map_err(|e| e.to_string())
+}
+
+/// The partitions a table has and the rows a query sees, checked against `files` folders of
+/// 10 rows (partitions `0..`): `registered` of them, no more, each whole.
+fn partitions_check(lb: &Lakebook, table: &str, column: &str, acked: u64, per: u64) -> Result<u64, String> {
+    let registered = lb.catalog().table("web", table).map_err(|e| e.to_string())?.partitions.len() as u64;
+    if registered != acked && registered != acked + 1 {
+        return Err(format!("{acked} acknowledged, {registered} partitions"));
+    }
+    let rows = sql(lb, &format!("SELECT count(*), count(DISTINCT {column}) FROM web.{table}"))?;
+    if rows != vec![vec![Value::from(per * registered), Value::from(registered)]] {
+        return Err(format!("{acked} acknowledged, {registered} partitions: {rows:?}"));
+    }
+    Ok(registered)
+}
+
+fn crawler_check(lb: &Lakebook, acked: u64) -> Result<(), String> {
+    // The setup's partition, then one per change.
+    partitions_check(lb, "logs", "day", acked + 1, 10)?;
+    // The interrupted change's folder may be there uncrawled: the next run finds it.
+    block(lb.catalog().run_crawler(lb.lake(), "logs", &mut |_, _| {})).map_err(|e| e.to_string())?;
+    let listing = block(lb.lake().list(&S3Uri::parse("s3://lake/logs/").map_err(|e| e.to_string())?, true)).map_err(|e| e.to_string())?;
+    let partitions = lb.catalog().table("web", "logs").map_err(|e| e.to_string())?.partitions.len();
+    if partitions != listing.objects.len() {
+        return Err(format!("{} folders, {partitions} partitions after crawling again", listing.objects.len()));
+    }
+    Ok(())
+}
+
+// MSCK REPAIR TABLE: each change adds a partition folder and repairs the table.
+fn msck_setup(lb: &Lakebook) {
+    setup_lake(lb);
+    sql(lb, "CREATE EXTERNAL TABLE web.ev (name string, n int) PARTITIONED BY (dt string) ROW FORMAT DELIMITED FIELDS TERMINATED BY '|' STORED AS TEXTFILE LOCATION 's3://lake/ev/'").expect("table");
+}
+
+fn msck_change(lb: &Lakebook, n: u64) -> Result<(), String> {
+    let rows: String = (0..5).map(|i| format!("x{i}|{n}\n")).collect();
+    block(lb.lake().put(&S3Uri::parse(&format!("s3://lake/ev/dt={n}/a.txt")).map_err(|e| e.to_string())?, Bytes::from(rows))).map_err(|e| e.to_string())?;
+    sql(lb, "MSCK REPAIR TABLE web.ev").map(drop)
+}
+
+fn msck_check(lb: &Lakebook, acked: u64) -> Result<(), String> {
+    let registered = partitions_check(lb, "ev", "dt", acked, 5)?;
+    sql(lb, "MSCK REPAIR TABLE web.ev")?;
+    let listing = block(lb.lake().list(&S3Uri::parse("s3://lake/ev/").map_err(|e| e.to_string())?, true)).map_err(|e| e.to_string())?;
+    let partitions = lb.catalog().table("web", "ev").map_err(|e| e.to_string())?.partitions.len();
+    if partitions != listing.objects.len() || (partitions as u64) < registered {
+        return Err(format!("{} folders, {partitions} partitions after repairing again", listing.objects.len()));
     }
     Ok(())
 }
