@@ -26,19 +26,8 @@ from pathlib import Path
 
 from jupyter_client.manager import KernelManager
 
-
-def run_cell(client, code: str, timeout: float = 600) -> tuple[bool, str]:
-    msg_id = client.execute(code)
-    ok, text = True, ""
-    while True:
-        msg = client.get_iopub_msg(timeout=timeout)
-        if msg["parent_header"].get("msg_id") != msg_id:
-            continue
-        kind, content = msg["msg_type"], msg["content"]
-        if kind == "error":
-            ok, text = False, f"{content['ename']}: {content['evalue']}"
-        if kind == "status" and content["execution_state"] == "idle":
-            return ok, text
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from dashboard import run_cell  # noqa: E402
 
 
 def sample(pid: int) -> tuple[int, int]:
@@ -75,9 +64,10 @@ def main() -> int:
             stop.wait(10)
 
     def cell(code: str) -> None:
-        ok, text = run_cell(client, code)
-        if not ok:
-            errors.append(f"{code.splitlines()[0]}: {text}")
+        try:
+            run_cell(client, code)
+        except RuntimeError as e:
+            errors.append(str(e))
             print(f"  error: {errors[-1]}", flush=True)
 
     try:
