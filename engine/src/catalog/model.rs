@@ -178,6 +178,18 @@ pub struct Table {
 }
 
 impl Table {
+    /// Where its files are: its location, then each partition's that lies outside it.
+    pub fn locations(&self) -> Vec<String> {
+        let root = &self.definition.location;
+        let mut locations = vec![root.clone()];
+        for location in self.partitions.values().map(|p| &p.location).filter(|l| !l.starts_with(root.as_str())) {
+            if !locations.contains(location) {
+                locations.push(location.clone());
+            }
+        }
+        locations
+    }
+
     pub fn version(&self) -> u32 {
         self.versions.last().map_or(1, |v| v.version)
     }

@@ -412,6 +412,12 @@ impl Dashboards {
         Ok(built)
     }
 
+    /// The data version the dashboard's kept build was made at (taken before it ran, so data
+    /// that landed during the build still counts as a change).
+    pub fn built_data_version(&self, name: &str) -> Option<u64> {
+        self.built.lock().unwrap_or_else(|p| p.into_inner()).get(name).map(|(_, data, _)| *data)
+    }
+
     fn keep(&self, name: &str, version: u32, (data, complete): (u64, bool), built: &build::Built) {
         let mut kept = self.built.lock().unwrap_or_else(|p| p.into_inner());
         if complete {

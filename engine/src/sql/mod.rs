@@ -283,8 +283,8 @@ impl SqlEngine {
 
     /// What the data a query reads looks like now, as one number: every catalog table it
     /// names (its definition's update time, and each object under its location and its
-    /// partitions' — key, size, modification time) and every stream (its records' sequence
-    /// numbers), hashed. A dashboard over a direct
+    /// partitions' — key, size, modification time) and every stream (each shard's record
+    /// count and first and last sequence number), hashed. A dashboard over a direct
     /// dataset redraws when the number changes (an application appending to its sink, new
     /// files, a crawl).
     pub async fn source_fingerprint(&self, sql: &str, database: &str) -> Result<u64> {
@@ -308,21 +308,18 @@ impl SqlEngine {
         let mut hasher = std::hash::DefaultHasher::new();
         for (db, name) in tables {
             if db == crate::query::streams::SCHEMA {
-                // A stream's table is its records: every one's shard and sequence number.
-                if let Ok(records) = self.streams.read(&name, &crate::streams::ReadFrom::TrimHorizon) {
+                // A stream's table is its records: each shard's count and first and last.
+                if let Ok(shards) = self.streams.shard_stats(&name) {
                     (&db, &name).hash(&mut hasher);
-                    for (shard, record) in &records {
-                        (shard, &record.sequence_number).hash(&mut hasher);
+                    for s in &shards {
+                        (&s.shard_id, s.records, &s.first_sequence, &s.last_sequence).hash(&mut hasher);
                     }
                 }
                 continue;
             }
             let Ok(table) = self.catalog.table(&db, &name) else { continue };
             (&db, &name, table.updated).hash(&mut hasher);
-            let root = table.definition.location.clone();
-            let mut locations = vec![root.clone()];
-            locations.extend(table.partitions.values().map(|p| p.location.clone()).filter(|l| !l.starts_with(&root)));
-            for location in locations {
+            for location in table.locations() {
                 let Ok(uri) = S3Uri::parse(&location) else { continue };
                 if let Ok(listing) = self.lake.list(&uri, true).await {
                     for object in listing.objects {

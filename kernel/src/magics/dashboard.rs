@@ -222,7 +222,10 @@ pub struct Shown {
 /// Every sheet of a built dashboard as a display that later cells redraw in place.
 async fn show(dashboards: &Dashboards, built: &Built, ctx: &mut Ctx<'_>) -> Result<(), CellError> {
     let dashboard = dashboards.dashboard(&built.name)?;
-    let data = dashboards.data_version(&built.name).await?;
+    let data = match dashboards.built_data_version(&built.name) {
+        Some(data) => data,
+        None => dashboards.data_version(&built.name).await?,
+    };
     let mut displays = Vec::new();
     for sheet in &built.sheets {
         let bundle = dashboard::sheet_bundle(built, sheet, !ctx.state.plotly_loaded);

@@ -199,7 +199,7 @@ impl Dashboards {
         let (from, tables) = match self.spice_table(&dataset).map_err(|e| at_line(e, name.line))? {
             Some(table) => {
                 let key = format!("spice_{}", dataset.name.replace('-', "_"));
-                let from = format!("{}.{}.{}", crate::query::RUN_CATALOG, crate::query::RUN_SCHEMA, quote(&key));
+                let from = visual::run_table(&key);
                 (from, BTreeMap::from([(key, table)]))
             }
             None => (format!("({}) AS ds", dataset_query(&dataset)), BTreeMap::new()),

@@ -234,7 +234,8 @@ pub(super) struct Cube {
     parts: HashMap<String, String>,
 }
 
-fn run_table(name: &str) -> String {
+/// A table of the query's own (`lakebook_run.frames."<name>"`).
+pub(super) fn run_table(name: &str) -> String {
     format!("{}.{}.{}", crate::query::RUN_CATALOG, crate::query::RUN_SCHEMA, quote(name))
 }
 

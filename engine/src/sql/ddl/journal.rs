@@ -39,10 +39,8 @@ impl crate::sql::SqlEngine {
     /// Decides a staged write (its note becomes the commit), carries it out, forgets it.
     pub(super) fn commit_noted(&self, execution: &str, write: StagedWrite) -> Result<()> {
         let path = self.note_path(execution);
-        let note = Note::Commit { write };
-        write_json(&path, &note)?;
-        let Note::Commit { write } = &note else { return Ok(()) };
-        self.commit_target(write)?;
+        write_json(&path, &Note::Commit { write: write.clone() })?;
+        self.commit_target(&write)?;
         std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))
     }
 

@@ -285,10 +285,7 @@ impl crate::sql::SqlEngine {
     /// noted, then moved in and registered (the table created from `create`, for a CTAS; the
     /// new partitions added) as one noted commit that a killed kernel's successor finishes.
     async fn write_whole(&self, table: &Table, batch: &RecordBatch, execution_id: &str, create: Option<TableDefinition>) -> Result<Written> {
-        let root = table.definition.location.clone();
-        let mut locations = vec![root.clone()];
-        locations.extend(table.partitions.values().map(|p| p.location.clone()).filter(|l| !l.starts_with(&root)));
-        locations.dedup();
+        let locations = table.locations();
         self.note_staging(execution_id, locations.clone())?;
         let written = match self.write_rows_staged(table, batch, execution_id, Some(execution_id)).await {
             Ok(written) => written,
