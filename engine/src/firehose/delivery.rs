@@ -34,7 +34,7 @@ impl Firehose {
                 return Ok(Vec::new());
             }
             let mut groups: BTreeMap<GroupKey, Vec<StoredRecord>> = due.into_iter().map(|k| (k.clone(), Vec::new())).collect();
-            for record in &state.buffers[name].records {
+            for record in state.buffers[name].records()?.iter() {
                 if let Some(group) = groups.get_mut(&group_key(record)) {
                     group.push(record.clone());
                 }
@@ -104,7 +104,7 @@ impl Firehose {
         done.sort_unstable();
         if let Some(log) = state.buffers.get_mut(name) {
             log.retain(|r| done.binary_search(&r.sequence).is_err())?;
-            let fills = fills_of(&log.records);
+            let fills = fills_of(&log.records()?);
             state.fills.insert(name.to_string(), fills);
         }
         Ok(delivered)

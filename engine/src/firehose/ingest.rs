@@ -152,10 +152,10 @@ impl Firehose {
                 .streams
                 .values()
                 .filter_map(|s| match &s.source {
-                    Source::Stream { stream } => Some((s.name.clone(), stream.clone(), source_positions(s, state.buffers.get(&s.name)))),
+                    Source::Stream { stream } => Some(source_positions(s, state.buffers.get(&s.name)).map(|p| (s.name.clone(), stream.clone(), p))),
                     Source::DirectPut => None,
                 })
-                .collect()
+                .collect::<Result<_>>()?
         };
         let mut pulled = 0;
         for (name, source, positions) in sources {

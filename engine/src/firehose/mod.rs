@@ -42,7 +42,7 @@ use crate::redshift::Redshift;
 use crate::service_err;
 use crate::streams::Streams;
 use crate::streams::leases::InitialPosition;
-use crate::streams::log::{ShardLog, StoredRecord};
+use crate::streams::log::{Payloads, ShardLog, StoredRecord};
 use crate::workspace::{Workspace, read_json, write_json};
 pub use keys::Prefix;
 pub use process::{Compression, Outcome, PartitionKey};
@@ -364,8 +364,8 @@ impl Firehose {
         let all: BTreeMap<String, DeliveryStream> = read_json(&dir.join("delivery.json"))?.unwrap_or_default();
         let (mut buffers, mut fills) = (BTreeMap::new(), BTreeMap::new());
         for (name, stream) in &all {
-            let log = ShardLog::open(&dir.join(format!("{name}.buffer")), stream.buffer_next.max(1))?;
-            fills.insert(name.clone(), fills_of(&log.records));
+            let log = ShardLog::open(&dir.join(format!("{name}.buffer")), stream.buffer_next.max(1), Payloads::InMemory)?;
+            fills.insert(name.clone(), fills_of(&log.records()?));
             buffers.insert(name.clone(), log);
         }
         let state = State { streams: all, buffers, fills, dirty: false, saved_at: std::time::Instant::now() };
@@ -487,7 +487,7 @@ impl Firehose {
             redshift,
             pending_copies: Vec::new(),
         };
-        let log = ShardLog::open(&self.dir.join(format!("{name}.buffer")), 1)?;
+        let log = ShardLog::open(&self.dir.join(format!("{name}.buffer")), 1, Payloads::InMemory)?;
         state.buffers.insert(name.to_string(), log);
         state.fills.insert(name.to_string(), BTreeMap::new());
         state.streams.insert(name.to_string(), stream.clone());
@@ -538,7 +538,7 @@ impl Firehose {
     pub fn delete(&self, name: &str) -> Result<u64> {
         let mut state = self.lock();
         get(&state, name)?;
-        let dropped = state.buffers.remove(name).map_or(0, |b| b.records.len() as u64);
+        let dropped = state.buffers.remove(name).map_or(0, |b| b.len() as u64);
         state.fills.remove(name);
         state.streams.remove(name);
         self.save(&mut state)?;
@@ -604,9 +604,10 @@ fn get<'a>(state: &'a State, name: &str) -> Result<&'a DeliveryStream> {
 }
 
 /// Per source shard, the newest sequence number delivered or buffered.
-fn source_positions(stream: &DeliveryStream, buffer: Option<&ShardLog>) -> BTreeMap<String, String> {
+fn source_positions(stream: &DeliveryStream, buffer: Option<&ShardLog>) -> Result<BTreeMap<String, String>> {
     let mut positions = stream.source_delivered.clone();
-    for record in buffer.map_or(&[][..], |b| &b.records[..]) {
+    let records = buffer.map(ShardLog::records).transpose()?;
+    for record in records.iter().flat_map(|r| r.iter()) {
         if let Some((shard, sequence)) = meta_of(record).src.as_deref().and_then(|s| s.split_once('/')) {
             let entry = positions.entry(shard.to_string()).or_default();
             if sequence > entry.as_str() {
@@ -614,7 +615,7 @@ fn source_positions(stream: &DeliveryStream, buffer: Option<&ShardLog>) -> BTree
             }
         }
     }
-    positions
+    Ok(positions)
 }
 
 /// `<base>manifests/yyyy/MM/dd/HH/<file>`, the hour of the batch's oldest record.

@@ -127,7 +127,7 @@ impl Streams {
             if description.limits {
                 state.meters.charge_read(name, &shard.shard_id, &reader, read.bytes, now);
             }
-            let records = &log.records[read.range];
+            let records = log.read(read.range)?;
             if let Some(last) = records.last() {
                 lease.checkpoint = sequence_string(shard.number(), last.sequence);
             }

@@ -7,8 +7,11 @@
 //! incomplete or corrupt one, and the file is truncated there: a crash mid-append loses only
 //! what was never acknowledged.
 
+use std::borrow::Cow;
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{BufReader, Read, Seek, SeekFrom, Write};
+use std::ops::Range;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
@@ -24,12 +27,42 @@ pub struct StoredRecord {
     pub data: Bytes,
 }
 
+/// What the log keeps in memory of each record: enough to seek, meter and expire it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Entry {
+    pub sequence: u64,
+    pub arrival_ms: i64,
+    /// Where its frame starts in the file.
+    offset: u64,
+    /// The frame's length, header included.
+    frame: u32,
+}
+
+impl Entry {
+    /// Its metered size: data and partition key bytes.
+    pub fn size(&self) -> u64 {
+        u64::from(self.frame) - (HEADER + FIXED) as u64
+    }
+}
+
+/// Where a log's payloads live between reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Payloads {
+    /// Read back from the file (a stream's shard: a day of records need not fit in memory).
+    OnDisk,
+    /// Kept in memory as well (a delivery stream's buffer: bounded by its hints, read whole
+    /// at every delivery).
+    InMemory,
+}
+
 #[derive(Debug)]
 pub struct ShardLog {
     path: PathBuf,
     file: File,
     /// Every record still in the log, oldest first.
-    pub records: Vec<StoredRecord>,
+    index: Vec<Entry>,
+    /// The records themselves, when the log keeps them in memory.
+    cache: Option<Vec<StoredRecord>>,
     /// Bytes of the file that hold complete frames.
     len: u64,
     /// The sequence number the next record gets.
@@ -46,24 +79,30 @@ fn io(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
 impl ShardLog {
     /// Opens (or creates) the log, dropping a torn or corrupt tail. Numbering continues at
     /// `next_at_least` when every earlier record has expired.
-    pub fn open(path: &Path, next_at_least: u64) -> Result<Self> {
+    pub fn open(path: &Path, next_at_least: u64, payloads: Payloads) -> Result<Self> {
         let mut file = OpenOptions::new().read(true).append(true).create(true).open(path).map_err(io(path))?;
-        let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes).map_err(io(path))?;
-        let mut records = Vec::new();
-        let mut at = 0usize;
-        while let Some((record, next)) = decode(&bytes, at) {
-            records.push(record);
-            at = next;
+        let size = file.metadata().map_err(io(path))?.len();
+        let mut index = Vec::new();
+        let mut cache = (payloads == Payloads::InMemory).then(Vec::new);
+        let mut reader = BufReader::with_capacity(1 << 20, &file);
+        let mut at = 0u64;
+        let mut frame = Vec::new();
+        while let Some(record) = read_frame(&mut reader, &mut frame, size - at) {
+            index.push(Entry { sequence: record.sequence, arrival_ms: record.arrival_ms, offset: at, frame: frame.len() as u32 });
+            at += frame.len() as u64;
+            if let Some(cache) = &mut cache {
+                cache.push(record);
+            }
         }
-        if at < bytes.len() {
-            tracing::warn!("{}: dropping {} byte(s) of an unacknowledged, torn write", path.display(), bytes.len() - at);
-            file.set_len(at as u64).map_err(io(path))?;
+        drop(reader);
+        if at < size {
+            tracing::warn!("{}: dropping {} byte(s) of an unacknowledged, torn write", path.display(), size - at);
+            file.set_len(at).map_err(io(path))?;
             file.sync_all().map_err(io(path))?;
         }
         file.seek(SeekFrom::End(0)).map_err(io(path))?;
-        let next = records.last().map_or(1, |r: &StoredRecord| r.sequence + 1).max(next_at_least);
-        Ok(Self { path: path.to_path_buf(), file, records, len: at as u64, next })
+        let next = index.last().map_or(1, |e| e.sequence + 1).max(next_at_least);
+        Ok(Self { path: path.to_path_buf(), file, index, cache, len: at, next })
     }
 
     /// The sequence number the next record gets.
@@ -71,11 +110,61 @@ impl ShardLog {
         self.next
     }
 
-    /// Appends records durably; they are in `records` once this returns Ok.
+    /// What is kept of every record, oldest first (positions here are what `read` takes).
+    pub fn entries(&self) -> &[Entry] {
+        &self.index
+    }
+
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    /// The records at positions `range` (one read of the file when they are not in memory).
+    pub fn read(&self, range: Range<usize>) -> Result<Vec<StoredRecord>> {
+        if let Some(cache) = &self.cache {
+            return Ok(cache[range].to_vec());
+        }
+        let entries = &self.index[range];
+        let (Some(first), Some(last)) = (entries.first(), entries.last()) else { return Ok(Vec::new()) };
+        let bytes = self.read_bytes(first.offset, last.offset + u64::from(last.frame))?;
+        let mut out = Vec::with_capacity(entries.len());
+        for entry in entries {
+            let at = (entry.offset - first.offset) as usize;
+            let payload = bytes.slice(at + HEADER..at + entry.frame as usize);
+            match decode_payload(payload) {
+                Some(record) if record.sequence == entry.sequence => out.push(record),
+                _ => return Err(crate::internal_err!("{}: the frame of record {} changed on disk", self.path.display(), entry.sequence)),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every record in the log (borrowed when they are in memory).
+    pub fn records(&self) -> Result<Cow<'_, [StoredRecord]>> {
+        match &self.cache {
+            Some(cache) => Ok(Cow::Borrowed(cache)),
+            None => self.read(0..self.index.len()).map(Cow::Owned),
+        }
+    }
+
+    fn read_bytes(&self, from: u64, to: u64) -> Result<Bytes> {
+        let mut buffer = vec![0; (to - from) as usize];
+        self.file.read_exact_at(&mut buffer, from).map_err(io(&self.path))?;
+        Ok(Bytes::from(buffer))
+    }
+
+    /// Appends records durably; they are in the log once this returns Ok.
     pub fn append(&mut self, batch: Vec<StoredRecord>) -> Result<()> {
         let mut buffer = Vec::with_capacity(batch.iter().map(|r| HEADER + FIXED + r.partition_key.len() + r.data.len()).sum());
+        let mut entries = Vec::with_capacity(batch.len());
         for record in &batch {
+            let at = buffer.len();
             encode(record, &mut buffer);
+            entries.push(Entry { sequence: record.sequence, arrival_ms: record.arrival_ms, offset: self.len + at as u64, frame: (buffer.len() - at) as u32 });
         }
         let written = self.file.write_all(&buffer).and_then(|()| self.file.sync_data());
         if let Err(e) = written {
@@ -88,43 +177,50 @@ impl ShardLog {
         if let Some(last) = batch.last() {
             self.next = last.sequence + 1;
         }
-        self.records.extend(batch);
+        self.index.extend(entries);
+        if let Some(cache) = &mut self.cache {
+            cache.extend(batch);
+        }
         Ok(())
     }
 
     /// Keeps only the records `keep` accepts, rewriting the file atomically (numbering
     /// continues where it was).
-    pub fn retain(&mut self, keep: impl Fn(&StoredRecord) -> bool) -> Result<()> {
-        let before = self.records.len();
-        self.records.retain(|r| keep(r));
-        if self.records.len() == before {
-            return Ok(());
-        }
-        let mut buffer = Vec::new();
-        for record in &self.records {
-            encode(record, &mut buffer);
-        }
-        crate::workspace::atomic_write(&self.path, &buffer)?;
-        self.file = OpenOptions::new().read(true).append(true).open(&self.path).map_err(io(&self.path))?;
-        self.len = buffer.len() as u64;
-        Ok(())
+    pub fn retain(&mut self, keep: impl Fn(&Entry) -> bool) -> Result<usize> {
+        let kept: Vec<bool> = self.index.iter().map(&keep).collect();
+        self.rewrite(&kept)
     }
 
     /// Drops records older than `cutoff_ms` (retention), rewriting the file atomically.
     pub fn trim_before(&mut self, cutoff_ms: i64) -> Result<usize> {
-        let keep_from = self.records.iter().position(|r| r.arrival_ms >= cutoff_ms).unwrap_or(self.records.len());
-        if keep_from == 0 {
+        let keep_from = self.index.iter().position(|e| e.arrival_ms >= cutoff_ms).unwrap_or(self.index.len());
+        let kept: Vec<bool> = (0..self.index.len()).map(|i| i >= keep_from).collect();
+        self.rewrite(&kept)
+    }
+
+    /// Rewrites the file with the frames `kept` marks (copied as they are), then swaps it in.
+    fn rewrite(&mut self, kept: &[bool]) -> Result<usize> {
+        let dropped = kept.iter().filter(|k| !**k).count();
+        if dropped == 0 {
             return Ok(0);
         }
+        let bytes = self.read_bytes(0, self.len)?;
         let mut buffer = Vec::new();
-        for record in &self.records[keep_from..] {
-            encode(record, &mut buffer);
+        let mut index = Vec::with_capacity(self.index.len() - dropped);
+        for (entry, _) in self.index.iter().zip(kept).filter(|(_, k)| **k) {
+            let from = entry.offset as usize;
+            index.push(Entry { offset: buffer.len() as u64, ..*entry });
+            buffer.extend_from_slice(&bytes[from..from + entry.frame as usize]);
         }
         crate::workspace::atomic_write(&self.path, &buffer)?;
         self.file = OpenOptions::new().read(true).append(true).open(&self.path).map_err(io(&self.path))?;
         self.len = buffer.len() as u64;
-        self.records.drain(..keep_from);
-        Ok(keep_from)
+        self.index = index;
+        if let Some(cache) = &mut self.cache {
+            let mut keep = kept.iter();
+            cache.retain(|_| keep.next().copied().unwrap_or(true));
+        }
+        Ok(dropped)
     }
 }
 
@@ -143,22 +239,35 @@ fn encode(record: &StoredRecord, out: &mut Vec<u8>) {
     out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
 }
 
-/// The frame at `at`, and where the next one starts; None at a torn or corrupt frame.
-fn decode(bytes: &[u8], at: usize) -> Option<(StoredRecord, usize)> {
-    let header = bytes.get(at..at + HEADER)?;
+/// The next frame of `reader` (at most `left` bytes remain), its bytes left in `frame`;
+/// None at the end, or at a torn or corrupt frame.
+fn read_frame(reader: &mut impl Read, frame: &mut Vec<u8>, left: u64) -> Option<StoredRecord> {
+    let mut header = [0u8; HEADER];
+    reader.read_exact(&mut header).ok()?;
     let len = u32::from_le_bytes(header[..4].try_into().ok()?) as usize;
     let crc = u32::from_le_bytes(header[4..].try_into().ok()?);
-    let payload = bytes.get(at + HEADER..at + HEADER + len)?;
-    if len < FIXED || crc32fast::hash(payload) != crc {
+    if len < FIXED || (HEADER + len) as u64 > left {
         return None;
     }
-    let sequence = u64::from_le_bytes(payload[..8].try_into().ok()?);
-    let arrival_ms = i64::from_le_bytes(payload[8..16].try_into().ok()?);
-    let key_len = u16::from_le_bytes(payload[16..18].try_into().ok()?) as usize;
+    frame.clear();
+    frame.extend_from_slice(&header);
+    frame.resize(HEADER + len, 0);
+    reader.read_exact(&mut frame[HEADER..]).ok()?;
+    if crc32fast::hash(&frame[HEADER..]) != crc {
+        return None;
+    }
+    decode_payload(Bytes::copy_from_slice(&frame[HEADER..]))
+}
+
+/// A frame's payload as a record (its data a slice of `payload`, not a copy).
+fn decode_payload(payload: Bytes) -> Option<StoredRecord> {
+    let sequence = u64::from_le_bytes(payload.get(..8)?.try_into().ok()?);
+    let arrival_ms = i64::from_le_bytes(payload.get(8..16)?.try_into().ok()?);
+    let key_len = u16::from_le_bytes(payload.get(16..18)?.try_into().ok()?) as usize;
     let key = payload.get(FIXED..FIXED + key_len)?;
     let partition_key = String::from_utf8(key.to_vec()).ok()?;
-    let data = Bytes::copy_from_slice(&payload[FIXED + key_len..]);
-    Some((StoredRecord { sequence, arrival_ms, partition_key, data }, at + HEADER + len))
+    let data = payload.slice(FIXED + key_len..);
+    Some(StoredRecord { sequence, arrival_ms, partition_key, data })
 }
 
 #[cfg(test)]
@@ -174,7 +283,7 @@ mod tests {
     fn records_survive_reopening_and_a_torn_tail_is_dropped() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("shard.log");
-        let mut log = ShardLog::open(&path, 1).unwrap();
+        let mut log = ShardLog::open(&path, 1, Payloads::OnDisk).unwrap();
         log.append(vec![record(1, "one"), record(2, "two")]).unwrap();
         log.append(vec![record(3, "three")]).unwrap();
         drop(log);
@@ -185,26 +294,26 @@ mod tests {
         encode(&record(4, "four"), &mut extra);
         torn.extend_from_slice(&extra[..extra.len() / 2]);
         std::fs::write(&path, &torn).unwrap();
-        let mut log = ShardLog::open(&path, 1).unwrap();
-        assert_eq!(log.records, vec![record(1, "one"), record(2, "two"), record(3, "three")]);
+        let mut log = ShardLog::open(&path, 1, Payloads::OnDisk).unwrap();
+        assert_eq!(*log.records().unwrap(), vec![record(1, "one"), record(2, "two"), record(3, "three")]);
         assert_eq!(std::fs::read(&path).unwrap(), full, "the torn frame is cut off");
         assert_eq!(log.next_sequence(), 4);
         log.append(vec![record(4, "four")]).unwrap();
-        assert_eq!(ShardLog::open(&path, 1).unwrap().records.len(), 4);
+        assert_eq!(ShardLog::open(&path, 1, Payloads::OnDisk).unwrap().len(), 4);
     }
 
     #[test]
     fn a_corrupt_frame_ends_the_log() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("shard.log");
-        let mut log = ShardLog::open(&path, 1).unwrap();
+        let mut log = ShardLog::open(&path, 1, Payloads::OnDisk).unwrap();
         log.append(vec![record(1, "one"), record(2, "two")]).unwrap();
         drop(log);
         let mut bytes = std::fs::read(&path).unwrap();
         let last = bytes.len() - 1;
         bytes[last] ^= 0xff;
         std::fs::write(&path, &bytes).unwrap();
-        assert_eq!(ShardLog::open(&path, 1).unwrap().records, vec![record(1, "one")]);
+        assert_eq!(ShardLog::open(&path, 1, Payloads::OnDisk).unwrap().records().unwrap().to_vec(), vec![record(1, "one")]);
     }
 
     proptest::proptest! {
@@ -228,7 +337,7 @@ mod tests {
                 encode(r, &mut bytes);
                 ends.push(bytes.len());
             }
-            let mut log = ShardLog::open(&path, 1).unwrap();
+            let mut log = ShardLog::open(&path, 1, Payloads::OnDisk).unwrap();
             log.append(written.clone()).unwrap();
             drop(log);
             prop_assert_eq!(std::fs::read(&path).unwrap(), bytes.clone());
@@ -247,14 +356,14 @@ mod tests {
             };
             std::fs::write(&path, &bytes).unwrap();
             let intact = ends.iter().take_while(|&&end| end <= damaged_at).count();
-            let mut log = ShardLog::open(&path, 1).unwrap();
-            prop_assert_eq!(&log.records, &written[..intact].to_vec());
+            let mut log = ShardLog::open(&path, 1, Payloads::OnDisk).unwrap();
+            prop_assert_eq!(log.records().unwrap().to_vec(), written[..intact].to_vec());
             let next = intact as u64 + 1;
             prop_assert_eq!(log.next_sequence(), next);
             log.append(vec![record(next, "after")]).unwrap();
-            let reopened = ShardLog::open(&path, 1).unwrap();
-            prop_assert_eq!(reopened.records.len(), intact + 1);
-            prop_assert_eq!(&reopened.records[intact], &record(next, "after"));
+            let reopened = ShardLog::open(&path, 1, Payloads::OnDisk).unwrap();
+            prop_assert_eq!(reopened.len(), intact + 1);
+            prop_assert_eq!(&reopened.read(intact..intact + 1).unwrap()[0], &record(next, "after"));
         }
     }
 
@@ -262,11 +371,32 @@ mod tests {
     fn retention_trims_old_records() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("shard.log");
-        let mut log = ShardLog::open(&path, 1).unwrap();
+        let mut log = ShardLog::open(&path, 1, Payloads::OnDisk).unwrap();
         log.append((1..=5).map(|i| record(i, "x")).collect()).unwrap();
         assert_eq!(log.trim_before(30).unwrap(), 2);
         log.append(vec![record(6, "y")]).unwrap();
-        let reopened = ShardLog::open(&path, 1).unwrap();
-        assert_eq!(reopened.records.iter().map(|r| r.sequence).collect::<Vec<_>>(), [3, 4, 5, 6]);
+        let reopened = ShardLog::open(&path, 1, Payloads::OnDisk).unwrap();
+        assert_eq!(reopened.entries().iter().map(|r| r.sequence).collect::<Vec<_>>(), [3, 4, 5, 6]);
+    }
+
+    #[test]
+    fn payloads_on_disk_and_in_memory_read_retain_and_trim_alike() {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, payloads) in [("disk.log", Payloads::OnDisk), ("memory.log", Payloads::InMemory)] {
+            let path = dir.path().join(name);
+            let mut log = ShardLog::open(&path, 1, payloads).unwrap();
+            log.append((1..=4).map(|i| record(i, &format!("r{i}"))).collect()).unwrap();
+            log.append(vec![record(5, "r5"), record(6, "")]).unwrap();
+            assert_eq!(log.read(1..3).unwrap(), vec![record(2, "r2"), record(3, "r3")], "{name}");
+            assert_eq!(log.entries()[4].size(), "k5r5".len() as u64);
+            assert_eq!(log.retain(|e| e.sequence % 2 == 0).unwrap(), 3);
+            assert_eq!(*log.records().unwrap(), vec![record(2, "r2"), record(4, "r4"), record(6, "")], "{name}");
+            assert_eq!(log.trim_before(41).unwrap(), 2);
+            log.append(vec![record(7, "r7")]).unwrap();
+            assert_eq!(*log.records().unwrap(), vec![record(6, ""), record(7, "r7")], "{name}");
+            let reopened = ShardLog::open(&path, 1, payloads).unwrap();
+            assert_eq!(*reopened.records().unwrap(), vec![record(6, ""), record(7, "r7")], "{name}");
+            assert_eq!(reopened.next_sequence(), 8);
+        }
     }
 }

@@ -30,11 +30,12 @@ use crate::clock::Clock;
 use crate::error::{Result, closest};
 use crate::service_err;
 use crate::workspace::{Workspace, read_json, write_json};
-use log::{ShardLog, StoredRecord};
+use log::{Entry, Payloads, ShardLog, StoredRecord};
 
 // `impl Streams` continues by concern: writes, reads, resharding.
 mod put;
 mod read;
+pub use read::ShardCut;
 mod reshard;
 
 /// Kinesis' defaults and bounds.
@@ -308,7 +309,7 @@ impl Streams {
         for stream in streams.values() {
             std::fs::create_dir_all(dir.join(&stream.name)).map_err(|source| crate::Error::Io { path: dir.join(&stream.name), source })?;
             for shard in &stream.shards {
-                let log = ShardLog::open(&shard_path(&dir, &stream.name, &shard.shard_id), shard.expired_through + 1)?;
+                let log = ShardLog::open(&shard_path(&dir, &stream.name, &shard.shard_id), shard.expired_through + 1, Payloads::OnDisk)?;
                 logs.insert((stream.name.clone(), shard.shard_id.clone()), log);
             }
         }
@@ -382,7 +383,7 @@ impl Streams {
     fn add_shard(&self, state: &mut State, stream: &mut StreamDescription, range: (u128, u128), parents: (Option<String>, Option<String>)) -> Result<()> {
         let number = stream.next_shard;
         let shard_id = format!("shardId-{number:012}");
-        let log = ShardLog::open(&shard_path(&self.dir, &stream.name, &shard_id), 1)?;
+        let log = ShardLog::open(&shard_path(&self.dir, &stream.name, &shard_id), 1, Payloads::OnDisk)?;
         state.logs.insert((stream.name.clone(), shard_id.clone()), log);
         stream.shards.push(Shard {
             shard_id,
@@ -468,14 +469,14 @@ impl Streams {
             .iter()
             .map(|shard| {
                 let log = &state.logs[&(name.to_string(), shard.shard_id.clone())];
-                let bytes = log.records.iter().map(|r| (r.data.len() + r.partition_key.len()) as u64).sum();
-                let seq = |r: Option<&StoredRecord>| r.map(|r| sequence_string(shard.number(), r.sequence));
+                let bytes = log.entries().iter().map(Entry::size).sum();
+                let seq = |e: Option<&Entry>| e.map(|e| sequence_string(shard.number(), e.sequence));
                 ShardStats {
                     shard_id: shard.shard_id.clone(),
-                    records: log.records.len() as u64,
+                    records: log.len() as u64,
                     bytes,
-                    first_sequence: seq(log.records.first()),
-                    last_sequence: seq(log.records.last()),
+                    first_sequence: seq(log.entries().first()),
+                    last_sequence: seq(log.entries().last()),
                 }
             })
             .collect())
@@ -558,13 +559,13 @@ impl Streams {
         let mut changed = false;
         for shard in &mut description.shards {
             let Some(log) = state.logs.get_mut(&(name.to_string(), shard.shard_id.clone())) else { continue };
-            if log.records.first().is_none_or(|r| r.arrival_ms >= cutoff) {
+            if log.entries().first().is_none_or(|r| r.arrival_ms >= cutoff) {
                 continue;
             }
             let next = log.next_sequence();
             let dropped = log.trim_before(cutoff)?;
             expired += dropped as u64;
-            if log.records.is_empty() {
+            if log.is_empty() {
                 shard.expired_through = next - 1;
                 changed = true;
             }
@@ -589,11 +590,12 @@ struct ShardRead {
 
 /// Up to `limit` records (and ≤ 10 MiB) of `log` from counter `next`.
 fn read_shard(shard: &Shard, log: &ShardLog, next: u64, limit: usize, now: i64) -> ShardRead {
-    let start = log.records.partition_point(|r| r.sequence < next);
+    let entries = log.entries();
+    let start = entries.partition_point(|r| r.sequence < next);
     let mut end = start;
     let mut bytes = 0usize;
-    for record in log.records[start..].iter().take(limit) {
-        let size = record.data.len() + record.partition_key.len();
+    for entry in entries[start..].iter().take(limit) {
+        let size = entry.size() as usize;
         if bytes + size > MAX_GET_RECORDS_BYTES && end > start {
             break;
         }
@@ -601,12 +603,12 @@ fn read_shard(shard: &Shard, log: &ShardLog, next: u64, limit: usize, now: i64) 
         end += 1;
     }
     let last = match end > start {
-        true => log.records[end - 1].sequence,
-        false => next.saturating_sub(1).max(log.records.get(start).map_or(0, |r| r.sequence.saturating_sub(1))),
+        true => entries[end - 1].sequence,
+        false => next.saturating_sub(1).max(entries.get(start).map_or(0, |r| r.sequence.saturating_sub(1))),
     };
     let next = last + 1;
     let drained = next >= log.next_sequence();
-    let millis_behind_latest = match log.records.get(end) {
+    let millis_behind_latest = match entries.get(end) {
         Some(unread) if !drained => (now - unread.arrival_ms).max(0),
         _ => 0,
     };

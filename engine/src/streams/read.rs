@@ -12,13 +12,13 @@ impl Streams {
         let shard = shard(&state, name, shard_id)?;
         let log = &state.logs[&(name.to_string(), shard_id.to_string())];
         let next = match start {
-            IteratorStart::TrimHorizon => log.records.first().map_or(log.next_sequence(), |r| r.sequence),
+            IteratorStart::TrimHorizon => log.entries().first().map_or(log.next_sequence(), |r| r.sequence),
             IteratorStart::Latest => log.next_sequence(),
             IteratorStart::AtSequenceNumber(s) => parse_sequence(&s, shard.number())?,
             IteratorStart::AfterSequenceNumber(s) => parse_sequence(&s, shard.number())? + 1,
             IteratorStart::AtTimestamp(t) => {
                 let ms = t.timestamp_millis();
-                log.records.iter().find(|r| r.arrival_ms >= ms).map_or(log.next_sequence(), |r| r.sequence)
+                log.entries().iter().find(|r| r.arrival_ms >= ms).map_or(log.next_sequence(), |r| r.sequence)
             }
         };
         Ok(encode_iterator(name, shard_id, next, self.clock.now().timestamp_millis()))
@@ -69,7 +69,7 @@ impl Streams {
         let shard = shard(state, &name, &shard_id)?;
         let log = &state.logs[&(name.clone(), shard_id.clone())];
         let output = read_shard(shard, log, next, limit, now);
-        let records = log.records[output.range].iter().map(|r| record_of(shard, r)).collect();
+        let records = log.read(output.range)?.iter().map(|r| record_of(shard, r)).collect();
         let next_shard_iterator = output.next.map(|next| encode_iterator(&name, &shard_id, next, now));
         if limits {
             state.meters.charge_read(&name, &shard_id, reader, output.bytes, now);
@@ -90,11 +90,55 @@ impl Streams {
             let log = &state.logs[&(name.to_string(), shard.shard_id.clone())];
             let start = match from {
                 ReadFrom::TrimHorizon => 0,
-                ReadFrom::Latest => log.records.len(),
-                ReadFrom::AtTimestamp(t) => log.records.partition_point(|r| r.arrival_ms < t.timestamp_millis()),
+                ReadFrom::Latest => log.len(),
+                ReadFrom::AtTimestamp(t) => log.entries().partition_point(|r| r.arrival_ms < t.timestamp_millis()),
             };
-            out.extend(log.records[start..].iter().map(|r| (shard.shard_id.clone(), record_of(shard, r))));
+            out.extend(log.read(start..log.len())?.iter().map(|r| (shard.shard_id.clone(), record_of(shard, r))));
         }
         Ok(out)
     }
+
+    /// Where each shard's retained records start and end (first and last sequence counter),
+    /// in parent-before-child order: a snapshot to read with [`Streams::read_between`]
+    /// chunk by chunk (what SQL over a stream scans).
+    pub fn cuts(&self, name: &str) -> Result<Vec<ShardCut>> {
+        let mut state = self.lock();
+        self.expire_stream(&mut state, name)?;
+        let description = stream(&state, name)?;
+        let mut shards: Vec<&Shard> = description.shards.iter().collect();
+        shards.sort_by_key(|s| s.number());
+        Ok(shards
+            .into_iter()
+            .filter_map(|shard| {
+                let log = &state.logs[&(name.to_string(), shard.shard_id.clone())];
+                let (first, last) = (log.entries().first()?, log.entries().last()?);
+                Some(ShardCut { shard_id: shard.shard_id.clone(), first: first.sequence, last: last.sequence })
+            })
+            .collect())
+    }
+
+    /// Up to `limit` records of a cut's shard with counters from `from` through the cut's
+    /// last (records expired since the cut was taken are skipped), and the counter to read
+    /// from next (past the cut's last when it is all read).
+    pub fn read_between(&self, name: &str, cut: &ShardCut, from: u64, limit: usize) -> Result<(Vec<Record>, u64)> {
+        let state = self.lock();
+        let shard = shard(&state, name, &cut.shard_id)?;
+        let log = &state.logs[&(name.to_string(), cut.shard_id.clone())];
+        let entries = log.entries();
+        let start = entries.partition_point(|e| e.sequence < from);
+        let end = entries.partition_point(|e| e.sequence <= cut.last).min(start + limit).max(start);
+        let next = match end > start {
+            true => entries[end - 1].sequence + 1,
+            false => cut.last + 1,
+        };
+        Ok((log.read(start..end)?.iter().map(|r| record_of(shard, r)).collect(), next))
+    }
+}
+
+/// One shard's retained records at a moment: counters `first` through `last`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShardCut {
+    pub shard_id: String,
+    pub first: u64,
+    pub last: u64,
 }
