@@ -18,7 +18,8 @@ use bytes::Bytes;
 use lakebook_engine::catalog::CrawlerConfig;
 use lakebook_engine::dashboards::build::rows_of;
 use lakebook_engine::dashboards::{DatasetSpec, Mode, Source};
-use lakebook_engine::firehose::{Config, Trigger};
+use lakebook_engine::firehose::{Config, RedshiftDestination, Trigger};
+use lakebook_engine::streams::{PutEntry, ReadFrom};
 use lakebook_engine::{Lakebook, S3Uri};
 use serde_json::Value;
 
@@ -35,7 +36,7 @@ struct Case {
     check: Check,
 }
 
-const CASES: [Case; 8] = [
+const CASES: [Case; 11] = [
     Case { name: "catalog", setup: setup_lake, change: catalog_change, check: catalog_check },
     Case { name: "crawler", setup: crawler_setup, change: crawler_change, check: crawler_check },
     Case { name: "msck", setup: msck_setup, change: msck_change, check: msck_check },
@@ -44,6 +45,9 @@ const CASES: [Case; 8] = [
     Case { name: "firehose", setup: firehose_setup, change: firehose_change, check: firehose_check },
     Case { name: "redshift", setup: redshift_setup, change: redshift_change, check: redshift_check },
     Case { name: "spice", setup: spice_setup, change: spice_change, check: spice_check },
+    Case { name: "reshard", setup: reshard_setup, change: reshard_change, check: reshard_check },
+    Case { name: "snapshot", setup: snapshot_setup, change: snapshot_change, check: snapshot_check },
+    Case { name: "firehose_copy", setup: firehose_copy_setup, change: firehose_copy_change, check: firehose_copy_check },
 ];
 
 fn block<F: std::future::Future>(f: F) -> F::Output {
@@ -328,6 +332,177 @@ fn spice_check(lb: &Lakebook, acked: u64) -> Result<(), String> {
         return Err(format!("the snapshot reads {count} rows"));
     }
     spice_change(lb, acked)
+}
+
+// Stream resharding: each change puts 10 records, then splits the lowest open shard (even
+// changes) or merges the two children the last split made (odd ones).
+fn reshard_setup(lb: &Lakebook) {
+    lb.streams().create("s", Some(1), None).expect("stream");
+}
+
+fn reshard_change(lb: &Lakebook, n: u64) -> Result<(), String> {
+    let streams = lb.streams();
+    let entries = (0..10).map(|i| PutEntry { partition_key: format!("k{i}"), data: Bytes::from(format!("{n}-{i}")), explicit_hash_key: None }).collect();
+    let put = streams.put_records("s", entries).map_err(|e| e.to_string())?;
+    if let Some(Err(e)) = put.into_iter().find(Result::is_err) {
+        return Err(format!("put {n}: {e}"));
+    }
+    reshard_step(lb, n)
+}
+
+fn reshard_step(lb: &Lakebook, n: u64) -> Result<(), String> {
+    let streams = lb.streams();
+    let description = streams.describe("s").map_err(|e| e.to_string())?;
+    let mut open: Vec<_> = description.open_shards().cloned().collect();
+    open.sort_by_key(|s| s.hash_range().0);
+    let result = match n % 2 {
+        0 => streams.split("s", &open[0].shard_id, None),
+        _ => streams.merge("s", &open[0].shard_id, &open[1].shard_id),
+    };
+    result.map(drop).map_err(|e| format!("reshard {n}: {e}"))
+}
+
+fn reshard_check(lb: &Lakebook, acked: u64) -> Result<(), String> {
+    let streams = lb.streams();
+    // Every acknowledged record once; of the interrupted change, all or none.
+    let mut seen: BTreeMap<String, u64> = BTreeMap::new();
+    for (_, record) in streams.read("s", &ReadFrom::TrimHorizon).map_err(|e| e.to_string())? {
+        *seen.entry(String::from_utf8_lossy(&record.data).into_owned()).or_default() += 1;
+    }
+    let expected = |changes: u64| (0..changes).flat_map(|n| (0..10).map(move |i| (format!("{n}-{i}"), 1))).collect::<BTreeMap<_, _>>();
+    let put_again = if seen == expected(acked) {
+        true
+    } else if seen == expected(acked + 1) {
+        false
+    } else {
+        return Err(format!("{acked} acknowledged: records {seen:?}"));
+    };
+    // The open shards tile the hash space; every closed shard has children.
+    let description = streams.describe("s").map_err(|e| e.to_string())?;
+    let mut ranges: Vec<(u128, u128)> = description.open_shards().map(|s| s.hash_range()).collect();
+    ranges.sort();
+    let tiled = ranges.first().is_some_and(|r| r.0 == 0) && ranges.last().is_some_and(|r| r.1 == u128::MAX) && ranges.windows(2).all(|w| w[0].1 + 1 == w[1].0);
+    let open = ranges.len() as u64;
+    if !tiled || !(1..=2).contains(&open) {
+        return Err(format!("{acked} acknowledged: open shards {ranges:?}"));
+    }
+    for shard in description.shards.iter().filter(|s| !s.is_open()) {
+        if !description.shards.iter().any(|c| [&c.parent_shard_id, &c.adjacent_parent_shard_id].iter().any(|p| p.as_deref() == Some(shard.shard_id.as_str()))) {
+            return Err(format!("closed shard {} has no child", shard.shard_id));
+        }
+    }
+    // The interrupted change, finished: its put if it was lost, then the reshard the shape
+    // still needs (two open shards after an even change's split, one after an odd's merge).
+    if put_again {
+        return reshard_change(lb, acked);
+    }
+    let resharded = (acked % 2 == 0) == (open == 2);
+    if !resharded {
+        reshard_step(lb, acked)?;
+    }
+    Ok(())
+}
+
+// Redshift snapshots and restores: each change inserts a row, snapshots the cluster as s<n>
+// and, every third change, restores that snapshot as cluster r<n>.
+fn snapshot_setup(lb: &Lakebook) {
+    lb.redshift().create_cluster("wh", 2, 1).expect("cluster");
+    block(lb.redshift().run("wh", "CREATE TABLE t (n bigint)")).expect("table");
+}
+
+fn snapshot_change(lb: &Lakebook, n: u64) -> Result<(), String> {
+    block(lb.redshift().run("wh", &format!("INSERT INTO t VALUES ({n})"))).map_err(|e| e.to_string())?;
+    snapshot_rest(lb, n)
+}
+
+fn snapshot_rest(lb: &Lakebook, n: u64) -> Result<(), String> {
+    let redshift = lb.redshift();
+    if !redshift.snapshots(Some("wh")).iter().any(|s| s.id == format!("s{n}")) {
+        redshift.create_snapshot("wh", &format!("s{n}")).map_err(|e| e.to_string())?;
+    }
+    if n % 3 == 2 && redshift.describe(&format!("r{n}")).is_err() {
+        redshift.restore(&format!("s{n}"), &format!("r{n}")).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+fn count_of(lb: &Lakebook, cluster: &str) -> Result<(u64, u64), String> {
+    let outcome = block(lb.redshift().run(cluster, "SELECT count(*), coalesce(max(n), -1) FROM t")).map_err(|e| format!("{cluster}: {e}"))?.pop().ok_or("no result")?;
+    let row = rows_of(&outcome.batches).pop().ok_or("no row")?;
+    Ok((row[0].as_u64().unwrap_or(u64::MAX), row[1].as_i64().map_or(u64::MAX, |m| (m + 1) as u64)))
+}
+
+fn snapshot_check(lb: &Lakebook, acked: u64) -> Result<(), String> {
+    let redshift = lb.redshift();
+    let (rows, upto) = count_of(lb, "wh")?;
+    if rows != upto || (rows != acked && rows != acked + 1) {
+        return Err(format!("{acked} acknowledged: {rows} rows up to {upto}"));
+    }
+    let ids: Vec<String> = redshift.snapshots(Some("wh")).iter().map(|s| s.id.clone()).collect();
+    let expected = |count: u64| (0..count).map(|n| format!("s{n}")).collect::<Vec<_>>();
+    if ids != expected(acked) && ids != expected(acked + 1) {
+        return Err(format!("{acked} acknowledged: snapshots {ids:?}"));
+    }
+    // Every restored cluster holds its snapshot's rows; the newest snapshot restores whole.
+    for n in (0..acked).filter(|n| n % 3 == 2) {
+        if count_of(lb, &format!("r{n}"))? != (n + 1, n + 1) {
+            return Err(format!("cluster r{n} does not hold snapshot s{n}'s {} rows", n + 1));
+        }
+    }
+    if let Some(last) = ids.last() {
+        redshift.restore(last, "check").map_err(|e| e.to_string())?;
+        let n: u64 = last[1..].parse().map_err(|_| last.clone())?;
+        if count_of(lb, "check")? != (n + 1, n + 1) {
+            return Err(format!("snapshot {last} restores torn"));
+        }
+    }
+    // The interrupted change, finished.
+    if rows == acked {
+        return snapshot_change(lb, acked);
+    }
+    snapshot_rest(lb, acked)
+}
+
+// Firehose to Redshift: puts buffered, each delivery staged in S3 with a manifest and COPYed
+// into the cluster; every acknowledged record loaded once.
+fn firehose_copy_setup(lb: &Lakebook) {
+    lb.lake().create_bucket("stage").expect("bucket");
+    lb.redshift().create_cluster("wh", 2, 1).expect("cluster");
+    block(lb.redshift().run("wh", "CREATE TABLE t (n bigint)")).expect("table");
+    let redshift = RedshiftDestination { cluster: "wh".into(), table: "t".into(), copy_options: "JSON 'auto'".into(), retry_duration_s: 3600 };
+    let config = Config { redshift: Some(redshift), bucket: "stage".into(), prefix: "fh/".into(), buffer_interval_s: Some(60), newline: true, ..Config::default() };
+    lb.firehose().create("fc", config).expect("delivery stream");
+}
+
+fn firehose_copy_change(lb: &Lakebook, n: u64) -> Result<(), String> {
+    let put = block(lb.firehose().put("fc", vec![Bytes::from(format!("{{\"n\":{n}}}"))])).map_err(|e| e.to_string())?;
+    if !put.results.iter().all(Result::is_ok) {
+        return Err(format!("put {n}: {:?}", put.results));
+    }
+    if n % 3 == 2 {
+        let delivered = block(lb.firehose().deliver("fc", Trigger::Force)).map_err(|e| e.to_string())?;
+        if let Some(failed) = delivered.copies.iter().find(|c| c.error.is_some()) {
+            return Err(format!("COPY after {n}: {failed}"));
+        }
+    }
+    Ok(())
+}
+
+fn firehose_copy_check(lb: &Lakebook, acked: u64) -> Result<(), String> {
+    let delivered = block(lb.firehose().deliver("fc", Trigger::Force)).map_err(|e| e.to_string())?;
+    if let Some(failed) = delivered.copies.iter().find(|c| c.error.is_some()) {
+        return Err(format!("COPY after the restart: {failed}"));
+    }
+    let pending = lb.firehose().describe("fc").map_err(|e| e.to_string())?.0.pending_copies.len();
+    let outcome = block(lb.redshift().run("wh", "SELECT n, count(*) FROM t GROUP BY n")).map_err(|e| e.to_string())?.pop().ok_or("no result")?;
+    let loaded: BTreeMap<u64, u64> = rows_of(&outcome.batches).iter().map(|r| (r[0].as_u64().unwrap_or(u64::MAX), r[1].as_u64().unwrap_or(0))).collect();
+    let twice: Vec<&u64> = loaded.iter().filter(|(_, c)| **c > 1).map(|(n, _)| n).collect();
+    let missing: Vec<u64> = (0..acked).filter(|n| !loaded.contains_key(n)).collect();
+    let unknown: Vec<&u64> = loaded.keys().filter(|n| **n > acked).collect();
+    if pending > 0 || !twice.is_empty() || !missing.is_empty() || !unknown.is_empty() {
+        return Err(format!("{acked} acknowledged: {pending} COPY(s) pending, loaded twice {twice:?}, missing {missing:?}, never sent {unknown:?}"));
+    }
+    Ok(())
 }
 
 /// The child: opens the workspace and makes the case's changes until it is killed.

@@ -220,6 +220,13 @@ async fn firehose_copies_each_staged_batch_and_retries_then_skips_a_failed_copy(
     assert!(copies[0].contains("loaded 2 row(s)") && copies[1].contains("loaded 1 row(s)"), "{copies:?}");
     let rows = one(&sql(&lb, "SELECT page FROM clicks ORDER BY n").await);
     assert_eq!(strings(&rows, 0), vec![Some("/a".into()), Some("/b".into()), Some("/c".into())]);
+    // Each staged object the COPYs loaded is in stl_load_commits (what a Firehose killed
+    // between a COPY's commit and its own note checks before running that COPY again).
+    let commits = one(&sql(&lb, "SELECT filename, lines_scanned, errors, status FROM stl_load_commits ORDER BY query").await);
+    let staged = [first.objects[0].uri.clone(), second.objects[0].uri.clone()];
+    assert_eq!(strings(&commits, 0), staged.iter().map(|u| Some(u.clone())).collect::<Vec<_>>());
+    let text = arrow_cast::pretty::pretty_format_batches(std::slice::from_ref(&commits)).unwrap().to_string();
+    assert!(text.contains("| 2             | 0      | 1      |") && text.contains("| 1             | 0      | 1      |"), "{text}");
 
     // A batch whose COPY keeps failing (bad rows, MAXERROR 0) is skipped when its retry
     // duration is over, and survives a restart while it waits.

@@ -37,8 +37,15 @@ impl Firehose {
             }
             pending.attempts += 1;
             let sql = format!("COPY {} FROM '{}' MANIFEST {}", dest.table, pending.manifest, dest.copy_options);
-            let (error, result) = match self.redshift.run(&dest.cluster, &sql).await {
-                Ok(outcomes) => (None, CopyResult::Loaded { rows: outcomes.iter().filter_map(|o| o.rows_loaded).sum() }),
+            // A COPY that committed before a killed kernel could note it is not run again:
+            // the cluster's stl_load_commits says whether its files are loaded.
+            let already = self.redshift.manifest_loaded(&dest.cluster, &dest.table, &pending.manifest).await.ok().flatten();
+            let run = match already {
+                Some(rows) => Ok(rows),
+                None => self.redshift.run(&dest.cluster, &sql).await.map(|outcomes| outcomes.iter().filter_map(|o| o.rows_loaded).sum()),
+            };
+            let (error, result) = match run {
+                Ok(rows) => (None, CopyResult::Loaded { rows }),
                 Err(e) => {
                     pending.last_error = Some(e.to_string());
                     let retry_until = pending.first_attempt + chrono::Duration::seconds(dest.retry_duration_s as i64);

@@ -13,7 +13,7 @@ use datafusion::arrow::compute::{CastOptions, cast_with_options, filter_record_b
 use datafusion::sql::sqlparser::ast::{self, CopyLegacyOption};
 use serde::Deserialize;
 
-use super::model::{LOAD_ERRORS_KEPT, LoadError, Outcome, TableMeta};
+use super::model::{LOAD_ERRORS_KEPT, LoadCommit, LoadError, Outcome, TableMeta};
 use super::parse::quoted;
 use super::types::{cast_column, char_length};
 use super::{Redshift, find, message};
@@ -56,19 +56,25 @@ impl Redshift {
         let now = self.clock.now();
         let mut loaded = Vec::new();
         let mut errors = Vec::new();
+        let mut commits = Vec::new();
         for object_uri in &objects {
             let filename = object_uri.to_string();
             let raw = self.lake.get(object_uri).await?;
             let raw = format.decompress(raw, &filename)?;
             let rows = match &format.kind {
                 Kind::Parquet => {
-                    loaded.extend(parquet_rows(&raw, &schema, &targets, &filename)?);
+                    let batches = parquet_rows(&raw, &schema, &targets, &filename)?;
+                    let lines = batches.iter().map(|b| b.num_rows() as u64).sum();
+                    commits.push(LoadCommit { query: query_id, tbl: format!("{}.{}", t.schema, t.name), filename, lines_scanned: lines, errors: 0, curtime: now });
+                    loaded.extend(batches);
                     continue;
                 }
                 Kind::Text(text) => text_rows(&raw, text, targets.len()),
                 Kind::Json { ignore_case, .. } => json_rows(&raw, &targets, *ignore_case, json_paths.as_deref()),
             };
             let (batch, bad) = rows_to_batch(&rows, &schema, &targets, &t, &format, &filename, query_id, now)?;
+            let lines = (batch.num_rows() + bad.len()) as u64;
+            commits.push(LoadCommit { query: query_id, tbl: format!("{}.{}", t.schema, t.name), filename, lines_scanned: lines, errors: bad.len() as u64, curtime: now });
             errors.extend(bad);
             loaded.push(batch);
         }
@@ -104,7 +110,11 @@ impl Redshift {
         }
         let mut all = self.rows_of(cluster, &format!("SELECT * FROM {}", quoted(&t))).await?;
         all.extend(loaded);
-        self.commit(&c, meta, Some(&t), &all)?;
+        self.commit_noting(&c, meta, Some(&t), &all, |cl| {
+            cl.load_commits.extend(commits);
+            let excess = cl.load_commits.len().saturating_sub(LOAD_ERRORS_KEPT);
+            cl.load_commits.drain(..excess);
+        })?;
         let skipped = if error_count > 0 { format!(" {error_count} record(s) could not be loaded (see stl_load_errors).") } else { String::new() };
         let mut outcome = message(&format!(
             "Load into table '{}' completed, {loaded_rows} record(s) loaded successfully from {} file(s).{skipped}",
@@ -138,6 +148,29 @@ impl Redshift {
     /// The files a COPY … MANIFEST loads: the manifest's `entries`, each `{"url": "s3://…",
     /// "mandatory": bool}`. A mandatory file that is missing fails the COPY; an optional one
     /// is skipped.
+    /// Whether a COPY of `table` already committed every file `manifest` names (all or none
+    /// are, a COPY commits whole), as `stl_load_commits` says; the rows it loaded if so. A
+    /// loader that lost track of a COPY (Firehose killed between the commit and noting it)
+    /// asks before running it again.
+    pub async fn manifest_loaded(&self, cluster: &str, table: &str, manifest: &str) -> Result<Option<u64>> {
+        let files = self.manifest_entries(&S3Uri::parse(manifest)?).await?;
+        let c = self.describe(cluster)?;
+        let (schema, name) = match table.split_once('.') {
+            Some((schema, name)) => (schema.to_lowercase(), name.to_lowercase()),
+            None => ("public".to_string(), table.to_lowercase()),
+        };
+        let tbl = format!("{schema}.{name}");
+        let mut rows = 0;
+        for file in &files {
+            let file = file.to_string();
+            match c.load_commits.iter().rev().find(|l| l.tbl == tbl && l.filename == file) {
+                Some(commit) => rows += commit.lines_scanned - commit.errors,
+                None => return Ok(None),
+            }
+        }
+        Ok((!files.is_empty()).then_some(rows))
+    }
+
     async fn manifest_entries(&self, manifest: &S3Uri) -> Result<Vec<S3Uri>> {
         #[derive(Deserialize)]
         struct Manifest {

@@ -120,6 +120,7 @@ impl Redshift {
                 load_errors: Vec::new(),
                 last_query: 0,
                 unload_log: Vec::new(),
+                load_commits: Vec::new(),
                 automated_retention_days: retention_days,
                 last_automated: Some(now),
                 changed_bytes: 0,

@@ -137,6 +137,23 @@ pub struct Cluster {
     /// The files UNLOAD wrote (`stl_unload_log`), the last [`LOAD_ERRORS_KEPT`].
     #[serde(default)]
     pub unload_log: Vec<UnloadLog>,
+    /// The files COPY loaded (`stl_load_commits`), the last [`LOAD_ERRORS_KEPT`]; recorded
+    /// in the same state write as the rows they loaded.
+    #[serde(default)]
+    pub load_commits: Vec<LoadCommit>,
+}
+
+/// One row of `stl_load_commits`: a file a committed COPY loaded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoadCommit {
+    pub query: u64,
+    /// The table loaded (`schema.table`; not a column of the system table, which joins on
+    /// the query).
+    pub tbl: String,
+    pub filename: String,
+    pub lines_scanned: u64,
+    pub errors: u64,
+    pub curtime: DateTime<Utc>,
 }
 
 /// One row of `stl_unload_log`: a file an UNLOAD wrote.

@@ -88,6 +88,7 @@ impl Redshift {
         restored.last_automated = Some(now);
         restored.changed_bytes = 0;
         restored.load_errors.clear();
+        restored.load_commits.clear();
         for t in &restored.tables {
             let version = format!("v{}", t.version);
             link_dir(&self.snapshot_dir(id).join(format!("{}.{}", t.schema, t.name)).join(&version), &self.table_dir(cluster, t).join(&version))?;

@@ -134,7 +134,13 @@ impl Redshift {
     }
 
     /// Lays `batches` out as the table's next version and commits it; replaces `previous`.
-    pub(super) fn commit(&self, c: &Cluster, mut meta: TableMeta, previous: Option<&TableMeta>, batches: &[RecordBatch]) -> Result<TableMeta> {
+    pub(super) fn commit(&self, c: &Cluster, meta: TableMeta, previous: Option<&TableMeta>, batches: &[RecordBatch]) -> Result<TableMeta> {
+        self.commit_noting(c, meta, previous, batches, |_| {})
+    }
+
+    /// [`commit`](Self::commit), making `note`'s change to the cluster's state (a COPY's
+    /// `stl_load_commits` rows) in the same atomic state write as the new table version.
+    pub(super) fn commit_noting(&self, c: &Cluster, mut meta: TableMeta, previous: Option<&TableMeta>, batches: &[RecordBatch], note: impl FnOnce(&mut Cluster)) -> Result<TableMeta> {
         let schema = meta.arrow_schema()?;
         meta.version = previous.map_or(1, |p| p.version + 1);
         let dir = self.table_dir(&c.name, &meta).join(format!("v{}", meta.version));
@@ -181,6 +187,7 @@ impl Redshift {
                 Some(i) => cl.tables[i] = meta,
                 None => cl.tables.push(meta),
             }
+            note(cl);
             Ok(())
         })?;
         if let Some(p) = previous {

@@ -1,4 +1,4 @@
-//! The system tables a query sees in `public` (`stl_load_errors`, `svv_table_info`,
+//! The system tables a query sees in `public` (`stl_load_errors`, `stl_load_commits`, `svv_table_info`,
 //! `stl_unload_log`, `pg_table_def`, Spectrum's `svv_external_*`) and `pg_last_query_id()`.
 
 use std::sync::Arc;
@@ -72,6 +72,16 @@ pub(super) fn system_tables(c: &Cluster, catalog: &Catalog) -> Result<Vec<(&'sta
         ("transfer_size", Arc::new(arrow_array::Int64Array::from_iter_values(u.iter().map(|l| l.transfer_size as i64)))),
     ])
     .map_err(|e| internal_err!("{e}"))?;
+    let l = &c.load_commits;
+    let commits = RecordBatch::try_from_iter(vec![
+        ("query", Arc::new(arrow_array::Int64Array::from_iter_values(l.iter().map(|l| l.query as i64))) as ArrayRef),
+        ("filename", strings(l.iter().map(|l| l.filename.clone()).collect())),
+        ("lines_scanned", Arc::new(arrow_array::Int64Array::from_iter_values(l.iter().map(|l| l.lines_scanned as i64)))),
+        ("errors", Arc::new(arrow_array::Int64Array::from_iter_values(l.iter().map(|l| l.errors as i64)))),
+        ("status", Arc::new(arrow_array::Int32Array::from_iter_values(l.iter().map(|_| 1)))),
+        ("curtime", Arc::new(arrow_array::TimestampMicrosecondArray::from_iter_values(l.iter().map(|l| l.curtime.timestamp_micros())))),
+    ])
+    .map_err(|e| internal_err!("{e}"))?;
     // pg_table_def: a row per column of every table, with its type as Redshift names it and
     // its place in the distribution and sort keys.
     let columns: Vec<(&TableMeta, &Column)> = t.iter().flat_map(|t| t.columns.iter().map(move |c| (t, c))).collect();
@@ -84,7 +94,7 @@ pub(super) fn system_tables(c: &Cluster, catalog: &Catalog) -> Result<Vec<(&'sta
         ("sortkey", Arc::new(arrow_array::Int32Array::from_iter_values(columns.iter().map(|(t, c)| t.sortkey.iter().position(|k| k == &c.name).map_or(0, |p| p as i32 + 1))))),
     ])
     .map_err(|e| internal_err!("{e}"))?;
-    let mut tables = vec![("stl_load_errors", errors), ("svv_table_info", info), ("stl_unload_log", unloads), ("pg_table_def", table_def)];
+    let mut tables = vec![("stl_load_errors", errors), ("svv_table_info", info), ("stl_unload_log", unloads), ("stl_load_commits", commits), ("pg_table_def", table_def)];
     tables.extend(external_system_tables(c, catalog)?);
     Ok(tables)
 }

@@ -264,8 +264,8 @@ impl crate::sql::SqlEngine {
     }
 
     /// Appends rows to a catalog table as INSERT INTO does (columns by position, partition
-    /// keys last; new files named from `stem`); what continuous applications write to a
-    /// catalog sink. Returns the rows written.
+    /// keys last; new files named from `stem`, staged and committed under it); what
+    /// continuous applications write to a catalog sink. Returns the rows written.
     pub async fn append(&self, db: &str, name: &str, batch: &RecordBatch, stem: &str) -> Result<usize> {
         let table = self.catalog.table(db, name)?;
         let mut all_columns = table.definition.columns.clone();
@@ -274,14 +274,13 @@ impl crate::sql::SqlEngine {
             return Err(service_err!(InvalidRequestException, "{} column(s) for {db}.{name}, which has {}", batch.num_columns(), all_columns.len()));
         }
         let conformed = conform(batch, &write_schema(&all_columns)?)?;
-        let written = self.write_rows(&table, &conformed, stem).await?;
-        if !written.partitions.is_empty() {
-            self.catalog.add_partitions(db, name, written.partitions)?;
-        }
+        // Whole or not at all, as INSERT INTO: a step killed midway leaves no partial files
+        // for queries to see before the application runs the step again.
+        self.write_whole(&table, &conformed, stem, None).await?;
         Ok(conformed.num_rows())
     }
 
-    /// Writes rows as [`write_rows`](Self::write_rows) does, whole or not at all: staged,
+    /// Writes rows as [`write_rows_staged`](Self::write_rows_staged) does, whole or not at all: staged,
     /// noted, then moved in and registered (the table created from `create`, for a CTAS; the
     /// new partitions added) as one noted commit that a killed kernel's successor finishes.
     async fn write_whole(&self, table: &Table, batch: &RecordBatch, execution_id: &str, create: Option<TableDefinition>) -> Result<Written> {
@@ -305,14 +304,10 @@ impl crate::sql::SqlEngine {
         Ok(written)
     }
 
-    /// Writes rows (data columns, then partition values) as one new file per partition.
-    pub(super) async fn write_rows(&self, table: &Table, batch: &RecordBatch, execution_id: &str) -> Result<Written> {
-        self.write_rows_staged(table, batch, execution_id, None).await
-    }
-
-    /// [`write_rows`](Self::write_rows); with `staging`, each file is written under
-    /// `<folder>/_lakebook_staging/<staging>/` instead (hidden from scans, as `_` folders are)
-    /// and `Written::moves` says where it goes at commit.
+    /// Writes rows (data columns, then partition values) as one new file per partition; with
+    /// `staging`, each file is written under `<folder>/_lakebook_staging/<staging>/` instead
+    /// (hidden from scans, as `_` folders are) and `Written::moves` says where it goes at
+    /// commit.
     async fn write_rows_staged(&self, table: &Table, batch: &RecordBatch, execution_id: &str, staging: Option<&str>) -> Result<Written> {
         let keys = table.definition.partition_keys.len();
         let data_schema = write_schema(&table.definition.columns)?;
