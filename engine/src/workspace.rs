@@ -2,7 +2,7 @@
 //! two kernels never write the same files, and written only through atomic replace.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{Read, Write};
+use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -22,6 +22,15 @@ pub struct Workspace {
     _lock: File,
 }
 
+/// How long opening waits for the lock of a kernel that is no longer running.
+const STALE_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Whether the process a lock file names (`process <pid> (started …)`) has exited.
+fn holder_is_gone(holder: &str) -> bool {
+    let pid = holder.strip_prefix("process ").and_then(|rest| rest.split_whitespace().next()).and_then(|p| p.parse::<u32>().ok());
+    pid.is_some_and(|pid| pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists())
+}
+
 impl Workspace {
     /// Creates the directory if needed and takes its exclusive lock, or fails with
     /// `WorkspaceLocked` naming the process that holds it.
@@ -36,11 +45,28 @@ impl Workspace {
             .truncate(false)
             .open(&lock_path)
             .map_err(|e| Error::io(&lock_path, e))?;
-        match lock.try_lock() {
+        let mut waited = std::time::Duration::ZERO;
+        match loop {
+            let mut holder = String::new();
+            match lock.try_lock() {
+                Err(fs::TryLockError::WouldBlock) => {
+                    let _ = lock.read_to_string(&mut holder);
+                    let _ = lock.rewind();
+                    // A killed kernel's lock lingers while a process it was forking is
+                    // between fork and exec (the lock's descriptor closes at exec): wait
+                    // for that, but not for a holder that is alive.
+                    if holder_is_gone(&holder) && waited < STALE_LOCK_WAIT {
+                        std::thread::sleep(std::time::Duration::from_millis(20));
+                        waited += std::time::Duration::from_millis(20);
+                        continue;
+                    }
+                    break Err(fs::TryLockError::WouldBlock).map_err(|e| (e, holder));
+                }
+                other => break other.map_err(|e| (e, holder)),
+            }
+        } {
             Ok(()) => {}
-            Err(fs::TryLockError::WouldBlock) => {
-                let mut holder = String::new();
-                let _ = lock.read_to_string(&mut holder);
+            Err((fs::TryLockError::WouldBlock, holder)) => {
                 let holder = holder.trim();
                 let holder = if holder.is_empty() { "another process" } else { holder };
                 return Err(service_err!(
@@ -53,7 +79,7 @@ impl Workspace {
                      with LAKEBOOK_HOME",
                 ));
             }
-            Err(fs::TryLockError::Error(e)) => return Err(Error::io(&lock_path, e)),
+            Err((fs::TryLockError::Error(e), _)) => return Err(Error::io(&lock_path, e)),
         }
         let holder = format!("process {} (started {})", std::process::id(), chrono::Utc::now());
         lock.set_len(0).map_err(|e| Error::io(&lock_path, e))?;

@@ -18,6 +18,7 @@ use bytes::Bytes;
 use lakebook_engine::catalog::CrawlerConfig;
 use lakebook_engine::dashboards::build::rows_of;
 use lakebook_engine::dashboards::{DatasetSpec, Mode, Source};
+use lakebook_engine::emr::{ActionOnFailure, ClusterConfig, StepConfig, StepKind, StepState, StreamingStep};
 use lakebook_engine::firehose::{Config, RedshiftDestination, Trigger};
 use lakebook_engine::streams::{PutEntry, ReadFrom};
 use lakebook_engine::{Lakebook, S3Uri};
@@ -36,7 +37,7 @@ struct Case {
     check: Check,
 }
 
-const CASES: [Case; 11] = [
+const CASES: [Case; 12] = [
     Case { name: "catalog", setup: setup_lake, change: catalog_change, check: catalog_check },
     Case { name: "crawler", setup: crawler_setup, change: crawler_change, check: crawler_check },
     Case { name: "msck", setup: msck_setup, change: msck_change, check: msck_check },
@@ -48,6 +49,7 @@ const CASES: [Case; 11] = [
     Case { name: "reshard", setup: reshard_setup, change: reshard_change, check: reshard_check },
     Case { name: "snapshot", setup: snapshot_setup, change: snapshot_change, check: snapshot_check },
     Case { name: "firehose_copy", setup: firehose_copy_setup, change: firehose_copy_change, check: firehose_copy_check },
+    Case { name: "emr", setup: emr_setup, change: emr_change, check: emr_check },
 ];
 
 fn block<F: std::future::Future>(f: F) -> F::Output {
@@ -501,6 +503,79 @@ fn firehose_copy_check(lb: &Lakebook, acked: u64) -> Result<(), String> {
     let unknown: Vec<&u64> = loaded.keys().filter(|n| **n > acked).collect();
     if pending > 0 || !twice.is_empty() || !missing.is_empty() || !unknown.is_empty() {
         return Err(format!("{acked} acknowledged: {pending} COPY(s) pending, loaded twice {twice:?}, missing {missing:?}, never sent {unknown:?}"));
+    }
+    Ok(())
+}
+
+// EMR: each change runs a map-only streaming step (three splits, so three parts) into its own
+// output folder; the job commit is the state change.
+fn emr_setup(lb: &Lakebook) {
+    lb.clock().set_manual(Some(lakebook_engine::clock::parse_time("2026-01-01T00:00:00Z").expect("time"))).expect("clock");
+    setup_lake(lb);
+    for f in 0..3 {
+        let lines: String = (0..20).map(|i| format!("f{f} line {i}\n")).collect();
+        block(lb.lake().put(&S3Uri::parse(&format!("s3://lake/in/{f}.txt")).expect("uri"), Bytes::from(lines))).expect("input");
+    }
+    lb.emr().create_cluster("lab", ClusterConfig { core: 1, task: 0, slots_per_node: 2, ..ClusterConfig::default() }).expect("cluster");
+}
+
+fn emr_change(lb: &Lakebook, n: u64) -> Result<(), String> {
+    let mut spec = StreamingStep::new("cat", None, vec![S3Uri::parse("s3://lake/in/").expect("uri")], S3Uri::parse(&format!("s3://lake/out/{n}/")).expect("uri"));
+    spec.reducers = 0;
+    lb.emr().add_step("lab", StepConfig { name: format!("s{n}"), action_on_failure: ActionOnFailure::Continue, kind: StepKind::Streaming(spec) }).map_err(|e| e.to_string())?;
+    let ran = block(lb.emr().run_pending("lab", lb.sql(), &mut |_| {})).map_err(|e| e.to_string())?;
+    match ran.last() {
+        Some(step) if step.state == StepState::Completed => Ok(()),
+        other => Err(format!("step {n}: {other:?}")),
+    }
+}
+
+/// The lines of the part files under `out/<n>/` and whether `_SUCCESS` is there.
+fn emr_output(lb: &Lakebook, n: u64) -> Result<(Vec<String>, bool, usize), String> {
+    let listing = block(lb.lake().list(&S3Uri::parse(&format!("s3://lake/out/{n}/")).expect("uri"), true)).map_err(|e| e.to_string())?;
+    let mut lines = Vec::new();
+    let mut success = false;
+    for object in &listing.objects {
+        let name = object.key.rsplit('/').next().unwrap_or_default();
+        success |= name == "_SUCCESS";
+        if name.starts_with("part-") {
+            let body = block(lb.lake().get(&S3Uri { bucket: "lake".into(), key: object.key.clone() })).map_err(|e| e.to_string())?;
+            lines.extend(String::from_utf8_lossy(&body).lines().map(|l| l.trim_end().to_string()));
+        }
+    }
+    lines.sort();
+    Ok((lines, success, listing.objects.len()))
+}
+
+fn emr_check(lb: &Lakebook, acked: u64) -> Result<(), String> {
+    let mut input: Vec<String> = (0..3).flat_map(|f| (0..20).map(move |i| format!("f{f} line {i}"))).collect();
+    input.sort();
+    let steps = lb.emr().steps("lab").map_err(|e| e.to_string())?;
+    for n in 0..=acked {
+        let (lines, success, objects) = emr_output(lb, n)?;
+        let step = steps.iter().find(|s| s.name == format!("s{n}"));
+        let completed = step.is_some_and(|s| s.state == StepState::Completed);
+        if n < acked && !(completed && success && lines == input) {
+            return Err(format!("acknowledged step {n}: {:?}, _SUCCESS {success}, {} of {} lines", step.map(|s| s.state), lines.len(), input.len()));
+        }
+        if n == acked {
+            // The interrupted job: committed whole (and its step completed), or nothing written.
+            let whole = completed && success && lines == input;
+            if !whole && objects > 0 {
+                return Err(format!("interrupted step {n} ({:?}) left {objects} object(s) and _SUCCESS {success}: torn", step.map(|s| s.state)));
+            }
+            if !whole && step.is_some_and(|s| s.state == StepState::Pending) {
+                // Added before the kill, not started: it runs now.
+                let ran = block(lb.emr().run_pending("lab", lb.sql(), &mut |_| {})).map_err(|e| e.to_string())?;
+                return match ran.last() {
+                    Some(s) if s.state == StepState::Completed => Ok(()),
+                    other => Err(format!("pending step {n} after the restart: {other:?}")),
+                };
+            }
+            if !whole {
+                return emr_change(lb, acked);
+            }
+        }
     }
     Ok(())
 }

@@ -506,7 +506,7 @@ async fn auto_terminate_after_the_last_step_and_idle_timeout() {
 }
 
 #[tokio::test]
-async fn clusters_and_steps_survive_a_reopen_and_a_dead_kernel_fails_its_running_step() {
+async fn clusters_and_steps_survive_a_reopen_and_a_dead_kernel_s_running_step_ends_as_its_commit_did() {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("ws");
     let (id, step) = {
@@ -525,10 +525,21 @@ async fn clusters_and_steps_survive_a_reopen_and_a_dead_kernel_fails_its_running
     assert!(!lb.emr().logs(&id, &step.id).unwrap().is_empty());
     drop(lb);
 
-    // A kernel that died mid-step left it RUNNING on disk.
+    // A kernel that died mid-step left it RUNNING on disk: after its job committed
+    // (`_SUCCESS` is there) the step is completed…
     let path = home.join("emr").join("clusters.json");
-    let text = std::fs::read_to_string(&path).unwrap().replace("\"COMPLETED\"", "\"RUNNING\"").replace("\"WAITING\"", "\"RUNNING\"");
-    std::fs::write(&path, text).unwrap();
+    let running = || {
+        let text = std::fs::read_to_string(&path).unwrap().replace("\"COMPLETED\"", "\"RUNNING\"").replace("\"WAITING\"", "\"RUNNING\"");
+        std::fs::write(&path, text).unwrap();
+    };
+    running();
+    let lb = Lakebook::open(&home).unwrap();
+    let c = lb.emr().describe(&id).unwrap();
+    assert_eq!((c.state, c.steps[0].state), (ClusterState::Waiting, StepState::Completed));
+    // …before it, the step failed and the output is as it was before the job.
+    lb.lake().delete_prefix(&uri("s3://lake/o/")).await.unwrap();
+    drop(lb);
+    running();
     let lb = Lakebook::open(&home).unwrap();
     let c = lb.emr().describe(&id).unwrap();
     assert_eq!(c.state, ClusterState::Waiting);

@@ -117,9 +117,15 @@ impl Emr {
         let mut changed = false;
         for cluster in &mut state.clusters {
             for step in cluster.steps.iter_mut().filter(|s| s.state == StepState::Running) {
-                step.state = StepState::Failed;
+                // A streaming job that decided to commit is finished (its output whole, the
+                // step completed); one that did not leaves its output as it was.
+                let committed = match (&step.kind, &step.job_id) {
+                    (StepKind::Streaming(spec), Some(job)) => streaming::finish_commit(&lake, &spec.output, job)?,
+                    _ => false,
+                };
+                step.state = if committed { StepState::Completed } else { StepState::Failed };
                 step.ended = Some(now);
-                step.reason = Some(StateChangeReason::new("INTERNAL_ERROR", KERNEL_STOPPED));
+                step.reason = (!committed).then(|| StateChangeReason::new("INTERNAL_ERROR", KERNEL_STOPPED));
                 changed = true;
             }
             if cluster.state == ClusterState::Running {

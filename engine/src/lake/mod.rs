@@ -267,6 +267,16 @@ impl Lake {
         Ok(true)
     }
 
+    /// The keys of the objects directly in folder `uri` (no sub-folders), read from disk
+    /// without the object store: what a commit recovering at open needs.
+    pub fn keys_in(&self, uri: &S3Uri) -> Vec<String> {
+        let Ok(bucket) = self.bucket_dir(&uri.bucket) else { return Vec::new() };
+        let Ok(entries) = fs::read_dir(bucket.join(&uri.key)) else { return Vec::new() };
+        let mut keys: Vec<String> = entries.flatten().filter(|e| e.path().is_file()).map(|e| format!("{}{}", uri.key, e.file_name().to_string_lossy())).collect();
+        keys.sort();
+        keys
+    }
+
     /// Deletes every object under `uri` whose key has the folder `marker` in it (the staged
     /// files of a job run that did not commit); returns how many.
     pub fn delete_marked(&self, uri: &S3Uri, marker: &str) -> Result<usize> {

@@ -30,7 +30,9 @@
 //!   a node loss do not count. Every attempt's stderr is kept in the step's log directory.
 //! - Task output is committed to the step's work directory when the task succeeds (so, as
 //!   with `FileOutputCommitter`, it survives a node loss) and copied to the output location
-//!   when the job commits, followed by an empty `_SUCCESS`. A failed job writes nothing.
+//!   when the job commits: staged under `<output>/_temporary/<job>/`, decided by a `_COMMIT`
+//!   marker, renamed into place, the marker last as `_SUCCESS` ([`finish_commit`], which the
+//!   next open also runs for a step a killed kernel left running). A failed job writes nothing.
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
@@ -327,19 +329,52 @@ async fn run_inner(job: &Job<'_>, faults: &mut mpsc::UnboundedReceiver<ArmedLoss
     let mut sched = Scheduler::new(job, &splits);
     sched.run(&ctx, faults, report, on_event).await?;
 
-    // Job commit: the committed task outputs in task order, then _SUCCESS.
+    // Job commit: the committed task outputs staged under `_temporary/<job>/` (hidden), an
+    // empty `_COMMIT` once all are there (the decision), then moved into place.
     on_event(sched.progress(Phase::Commit));
     let parts = if spec.reducers == 0 { splits.len() } else { spec.reducers as usize };
+    let staging = staging_folder(&output, &job.job_id);
     for i in 0..parts {
         let name = part_name(i);
         let path = committed.join(&name);
         let data = std::fs::read(&path).map_err(|e| io(&path, e))?;
         report.counters.bytes_written += data.len() as u64;
-        job.lake.put(&output.join(&name), Bytes::from(data)).await?;
+        job.lake.put(&staging.join(&name), Bytes::from(data)).await?;
     }
-    job.lake.put(&output.join("_SUCCESS"), Bytes::new()).await?;
+    job.lake.put(&staging.join(COMMIT_MARKER), Bytes::new()).await?;
+    finish_commit(job.lake, &output, &job.job_id)?;
     on_event(sched.progress(Phase::Done));
     Ok(())
+}
+
+/// The marker a job's staging folder gets once every part is staged.
+const COMMIT_MARKER: &str = "_COMMIT";
+
+/// `<output>/_temporary/<job>/`.
+fn staging_folder(output: &S3Uri, job_id: &str) -> S3Uri {
+    output.clone().folder().join(&format!("_temporary/{job_id}/"))
+}
+
+/// Moves a decided job commit's staged parts into `output` and its `_COMMIT` marker to
+/// `_SUCCESS` (last: `_SUCCESS` means every part is in place), then removes the staging
+/// folder. Each move is a rename that is skipped once made, so a commit a killed kernel cut
+/// short is finished by the next open. False when the job never decided to commit: its
+/// staged parts are removed and `output` is left as it was before the job.
+pub(crate) fn finish_commit(lake: &Lake, output: &S3Uri, job_id: &str) -> Result<bool> {
+    let output = output.clone().folder();
+    let staging = staging_folder(&output, job_id);
+    let staged = lake.keys_in(&staging);
+    let marker = staging.join(COMMIT_MARKER);
+    let decided = staged.contains(&marker.key);
+    if decided {
+        for key in staged.iter().filter(|k| **k != marker.key) {
+            let name = key.rsplit('/').next().unwrap_or_default();
+            lake.rename(&S3Uri { bucket: output.bucket.clone(), key: key.clone() }, &output.join(name))?;
+        }
+        lake.rename(&marker, &output.join("_SUCCESS"))?;
+    }
+    lake.delete_marked(&output, "_temporary")?;
+    Ok(decided || lake.keys_in(&output).contains(&output.join("_SUCCESS").key))
 }
 
 /// `part-00007`.
