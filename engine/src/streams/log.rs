@@ -27,22 +27,13 @@ pub struct StoredRecord {
     pub data: Bytes,
 }
 
-/// What the log keeps in memory of each record: enough to seek, meter and expire it.
+/// A record as the log's index knows it: enough to seek, meter and expire it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Entry {
     pub sequence: u64,
     pub arrival_ms: i64,
-    /// Where its frame starts in the file.
-    offset: u64,
-    /// The frame's length, header included.
-    frame: u32,
-}
-
-impl Entry {
     /// Its metered size: data and partition key bytes.
-    pub fn size(&self) -> u64 {
-        u64::from(self.frame) - (HEADER + FIXED) as u64
-    }
+    pub size: u64,
 }
 
 /// Where a log's payloads live between reads.
@@ -55,12 +46,25 @@ pub enum Payloads {
     InMemory,
 }
 
+/// What memory holds per record: 16 bytes (a frame ends where the next begins, and sequence
+/// numbers are consecutive unless `sequences` lists them).
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    /// Where its frame starts in the file.
+    offset: u64,
+    arrival_ms: i64,
+}
+
 #[derive(Debug)]
 pub struct ShardLog {
     path: PathBuf,
     file: File,
     /// Every record still in the log, oldest first.
-    index: Vec<Entry>,
+    slots: Vec<Slot>,
+    /// The first record's sequence number; the others follow it one by one…
+    first: u64,
+    /// …unless records were removed from the middle (`retain`): then each one's.
+    sequences: Option<Vec<u64>>,
     /// The records themselves, when the log keeps them in memory.
     cache: Option<Vec<StoredRecord>>,
     /// Bytes of the file that hold complete frames.
@@ -82,13 +86,15 @@ impl ShardLog {
     pub fn open(path: &Path, next_at_least: u64, payloads: Payloads) -> Result<Self> {
         let mut file = OpenOptions::new().read(true).append(true).create(true).open(path).map_err(io(path))?;
         let size = file.metadata().map_err(io(path))?.len();
-        let mut index = Vec::new();
+        let mut slots = Vec::new();
+        let mut sequences = Vec::new();
         let mut cache = (payloads == Payloads::InMemory).then(Vec::new);
         let mut reader = BufReader::with_capacity(1 << 20, &file);
         let mut at = 0u64;
         let mut frame = Vec::new();
         while let Some(record) = read_frame(&mut reader, &mut frame, size - at) {
-            index.push(Entry { sequence: record.sequence, arrival_ms: record.arrival_ms, offset: at, frame: frame.len() as u32 });
+            slots.push(Slot { offset: at, arrival_ms: record.arrival_ms });
+            sequences.push(record.sequence);
             at += frame.len() as u64;
             if let Some(cache) = &mut cache {
                 cache.push(record);
@@ -101,8 +107,11 @@ impl ShardLog {
             file.sync_all().map_err(io(path))?;
         }
         file.seek(SeekFrom::End(0)).map_err(io(path))?;
-        let next = index.last().map_or(1, |e| e.sequence + 1).max(next_at_least);
-        Ok(Self { path: path.to_path_buf(), file, index, cache, len: at, next })
+        let next = sequences.last().map_or(1, |s| s + 1).max(next_at_least);
+        let first = sequences.first().copied().unwrap_or(next);
+        let consecutive = sequences.iter().enumerate().all(|(i, s)| *s == first + i as u64);
+        let sequences = (!consecutive).then_some(sequences);
+        Ok(Self { path: path.to_path_buf(), file, slots, first, sequences, cache, len: at, next })
     }
 
     /// The sequence number the next record gets.
@@ -110,17 +119,46 @@ impl ShardLog {
         self.next
     }
 
-    /// What is kept of every record, oldest first (positions here are what `read` takes).
-    pub fn entries(&self) -> &[Entry] {
-        &self.index
-    }
-
     pub fn len(&self) -> usize {
-        self.index.len()
+        self.slots.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.index.is_empty()
+        self.slots.is_empty()
+    }
+
+    fn sequence(&self, i: usize) -> u64 {
+        self.sequences.as_ref().map_or(self.first + i as u64, |s| s[i])
+    }
+
+    fn frame_len(&self, i: usize) -> u64 {
+        self.slots.get(i + 1).map_or(self.len, |s| s.offset) - self.slots[i].offset
+    }
+
+    /// The record at position `i` (oldest first) as the index knows it.
+    pub fn entry(&self, i: usize) -> Entry {
+        Entry { sequence: self.sequence(i), arrival_ms: self.slots[i].arrival_ms, size: self.frame_len(i) - (HEADER + FIXED) as u64 }
+    }
+
+    pub fn first(&self) -> Option<Entry> {
+        (!self.is_empty()).then(|| self.entry(0))
+    }
+
+    pub fn last(&self) -> Option<Entry> {
+        self.len().checked_sub(1).map(|i| self.entry(i))
+    }
+
+    /// The position of the first record numbered `sequence` or later.
+    pub fn position(&self, sequence: u64) -> usize {
+        match &self.sequences {
+            Some(s) => s.partition_point(|s| *s < sequence),
+            None => sequence.saturating_sub(self.first).min(self.len() as u64) as usize,
+        }
+    }
+
+    /// The position of the first record that arrived at `ms` or later.
+    pub fn position_at(&self, ms: i64) -> usize {
+        self.slots.iter().position(|s| s.arrival_ms >= ms).unwrap_or(self.len())
     }
 
     /// The records at positions `range` (one read of the file when they are not in memory).
@@ -128,16 +166,18 @@ impl ShardLog {
         if let Some(cache) = &self.cache {
             return Ok(cache[range].to_vec());
         }
-        let entries = &self.index[range];
-        let (Some(first), Some(last)) = (entries.first(), entries.last()) else { return Ok(Vec::new()) };
-        let bytes = self.read_bytes(first.offset, last.offset + u64::from(last.frame))?;
-        let mut out = Vec::with_capacity(entries.len());
-        for entry in entries {
-            let at = (entry.offset - first.offset) as usize;
-            let payload = bytes.slice(at + HEADER..at + entry.frame as usize);
+        if range.is_empty() {
+            return Ok(Vec::new());
+        }
+        let from = self.slots[range.start].offset;
+        let bytes = self.read_bytes(from, self.slots.get(range.end).map_or(self.len, |s| s.offset))?;
+        let mut out = Vec::with_capacity(range.len());
+        for i in range {
+            let at = (self.slots[i].offset - from) as usize;
+            let payload = bytes.slice(at + HEADER..at + self.frame_len(i) as usize);
             match decode_payload(payload) {
-                Some(record) if record.sequence == entry.sequence => out.push(record),
-                _ => return Err(crate::internal_err!("{}: the frame of record {} changed on disk", self.path.display(), entry.sequence)),
+                Some(record) if record.sequence == self.sequence(i) => out.push(record),
+                _ => return Err(crate::internal_err!("{}: the frame of record {} changed on disk", self.path.display(), self.sequence(i))),
             }
         }
         Ok(out)
@@ -147,7 +187,7 @@ impl ShardLog {
     pub fn records(&self) -> Result<Cow<'_, [StoredRecord]>> {
         match &self.cache {
             Some(cache) => Ok(Cow::Borrowed(cache)),
-            None => self.read(0..self.index.len()).map(Cow::Owned),
+            None => self.read(0..self.len()).map(Cow::Owned),
         }
     }
 
@@ -160,11 +200,10 @@ impl ShardLog {
     /// Appends records durably; they are in the log once this returns Ok.
     pub fn append(&mut self, batch: Vec<StoredRecord>) -> Result<()> {
         let mut buffer = Vec::with_capacity(batch.iter().map(|r| HEADER + FIXED + r.partition_key.len() + r.data.len()).sum());
-        let mut entries = Vec::with_capacity(batch.len());
+        let mut slots = Vec::with_capacity(batch.len());
         for record in &batch {
-            let at = buffer.len();
+            slots.push(Slot { offset: self.len + buffer.len() as u64, arrival_ms: record.arrival_ms });
             encode(record, &mut buffer);
-            entries.push(Entry { sequence: record.sequence, arrival_ms: record.arrival_ms, offset: self.len + at as u64, frame: (buffer.len() - at) as u32 });
         }
         let written = self.file.write_all(&buffer).and_then(|()| self.file.sync_data());
         if let Err(e) = written {
@@ -174,10 +213,22 @@ impl ShardLog {
             return Err(io(&self.path)(e));
         }
         self.len += buffer.len() as u64;
+        if self.is_empty() {
+            self.first = batch.first().map_or(self.next, |r| r.sequence);
+        }
+        for (record, slot) in batch.iter().zip(slots) {
+            let expected = self.first + self.len() as u64;
+            if self.sequences.is_none() && record.sequence != expected {
+                self.sequences = Some((0..self.len()).map(|i| self.first + i as u64).collect());
+            }
+            if let Some(sequences) = &mut self.sequences {
+                sequences.push(record.sequence);
+            }
+            self.slots.push(slot);
+        }
         if let Some(last) = batch.last() {
             self.next = last.sequence + 1;
         }
-        self.index.extend(entries);
         if let Some(cache) = &mut self.cache {
             cache.extend(batch);
         }
@@ -187,14 +238,14 @@ impl ShardLog {
     /// Keeps only the records `keep` accepts, rewriting the file atomically (numbering
     /// continues where it was).
     pub fn retain(&mut self, keep: impl Fn(&Entry) -> bool) -> Result<usize> {
-        let kept: Vec<bool> = self.index.iter().map(&keep).collect();
+        let kept: Vec<bool> = (0..self.len()).map(|i| keep(&self.entry(i))).collect();
         self.rewrite(&kept)
     }
 
     /// Drops records older than `cutoff_ms` (retention), rewriting the file atomically.
     pub fn trim_before(&mut self, cutoff_ms: i64) -> Result<usize> {
-        let keep_from = self.index.iter().position(|e| e.arrival_ms >= cutoff_ms).unwrap_or(self.index.len());
-        let kept: Vec<bool> = (0..self.index.len()).map(|i| i >= keep_from).collect();
+        let keep_from = self.position_at(cutoff_ms);
+        let kept: Vec<bool> = (0..self.len()).map(|i| i >= keep_from).collect();
         self.rewrite(&kept)
     }
 
@@ -206,16 +257,21 @@ impl ShardLog {
         }
         let bytes = self.read_bytes(0, self.len)?;
         let mut buffer = Vec::new();
-        let mut index = Vec::with_capacity(self.index.len() - dropped);
-        for (entry, _) in self.index.iter().zip(kept).filter(|(_, k)| **k) {
-            let from = entry.offset as usize;
-            index.push(Entry { offset: buffer.len() as u64, ..*entry });
-            buffer.extend_from_slice(&bytes[from..from + entry.frame as usize]);
+        let mut slots = Vec::with_capacity(self.len() - dropped);
+        let mut sequences = Vec::with_capacity(self.len() - dropped);
+        for i in (0..self.len()).filter(|i| kept[*i]) {
+            let from = self.slots[i].offset as usize;
+            slots.push(Slot { offset: buffer.len() as u64, arrival_ms: self.slots[i].arrival_ms });
+            sequences.push(self.sequence(i));
+            buffer.extend_from_slice(&bytes[from..from + self.frame_len(i) as usize]);
         }
         crate::workspace::atomic_write(&self.path, &buffer)?;
         self.file = OpenOptions::new().read(true).append(true).open(&self.path).map_err(io(&self.path))?;
         self.len = buffer.len() as u64;
-        self.index = index;
+        self.slots = slots;
+        self.first = sequences.first().copied().unwrap_or(self.next);
+        let consecutive = sequences.iter().enumerate().all(|(i, s)| *s == self.first + i as u64);
+        self.sequences = (!consecutive).then_some(sequences);
         if let Some(cache) = &mut self.cache {
             let mut keep = kept.iter();
             cache.retain(|_| keep.next().copied().unwrap_or(true));
@@ -376,7 +432,7 @@ mod tests {
         assert_eq!(log.trim_before(30).unwrap(), 2);
         log.append(vec![record(6, "y")]).unwrap();
         let reopened = ShardLog::open(&path, 1, Payloads::OnDisk).unwrap();
-        assert_eq!(reopened.entries().iter().map(|r| r.sequence).collect::<Vec<_>>(), [3, 4, 5, 6]);
+        assert_eq!((0..reopened.len()).map(|i| reopened.entry(i).sequence).collect::<Vec<_>>(), [3, 4, 5, 6]);
     }
 
     #[test]
@@ -388,7 +444,7 @@ mod tests {
             log.append((1..=4).map(|i| record(i, &format!("r{i}"))).collect()).unwrap();
             log.append(vec![record(5, "r5"), record(6, "")]).unwrap();
             assert_eq!(log.read(1..3).unwrap(), vec![record(2, "r2"), record(3, "r3")], "{name}");
-            assert_eq!(log.entries()[4].size(), "k5r5".len() as u64);
+            assert_eq!(log.entry(4).size, "k5r5".len() as u64);
             assert_eq!(log.retain(|e| e.sequence % 2 == 0).unwrap(), 3);
             assert_eq!(*log.records().unwrap(), vec![record(2, "r2"), record(4, "r4"), record(6, "")], "{name}");
             assert_eq!(log.trim_before(41).unwrap(), 2);

@@ -469,14 +469,14 @@ impl Streams {
             .iter()
             .map(|shard| {
                 let log = &state.logs[&(name.to_string(), shard.shard_id.clone())];
-                let bytes = log.entries().iter().map(Entry::size).sum();
-                let seq = |e: Option<&Entry>| e.map(|e| sequence_string(shard.number(), e.sequence));
+                let bytes = (0..log.len()).map(|i| log.entry(i).size).sum();
+                let seq = |e: Option<Entry>| e.map(|e| sequence_string(shard.number(), e.sequence));
                 ShardStats {
                     shard_id: shard.shard_id.clone(),
                     records: log.len() as u64,
                     bytes,
-                    first_sequence: seq(log.entries().first()),
-                    last_sequence: seq(log.entries().last()),
+                    first_sequence: seq(log.first()),
+                    last_sequence: seq(log.last()),
                 }
             })
             .collect())
@@ -559,7 +559,7 @@ impl Streams {
         let mut changed = false;
         for shard in &mut description.shards {
             let Some(log) = state.logs.get_mut(&(name.to_string(), shard.shard_id.clone())) else { continue };
-            if log.entries().first().is_none_or(|r| r.arrival_ms >= cutoff) {
+            if log.first().is_none_or(|r| r.arrival_ms >= cutoff) {
                 continue;
             }
             let next = log.next_sequence();
@@ -590,12 +590,11 @@ struct ShardRead {
 
 /// Up to `limit` records (and ≤ 10 MiB) of `log` from counter `next`.
 fn read_shard(shard: &Shard, log: &ShardLog, next: u64, limit: usize, now: i64) -> ShardRead {
-    let entries = log.entries();
-    let start = entries.partition_point(|r| r.sequence < next);
+    let start = log.position(next);
     let mut end = start;
     let mut bytes = 0usize;
-    for entry in entries[start..].iter().take(limit) {
-        let size = entry.size() as usize;
+    for i in (start..log.len()).take(limit) {
+        let size = log.entry(i).size as usize;
         if bytes + size > MAX_GET_RECORDS_BYTES && end > start {
             break;
         }
@@ -603,12 +602,12 @@ fn read_shard(shard: &Shard, log: &ShardLog, next: u64, limit: usize, now: i64) 
         end += 1;
     }
     let last = match end > start {
-        true => entries[end - 1].sequence,
-        false => next.saturating_sub(1).max(entries.get(start).map_or(0, |r| r.sequence.saturating_sub(1))),
+        true => log.entry(end - 1).sequence,
+        false => next.saturating_sub(1).max((start < log.len()).then(|| log.entry(start).sequence.saturating_sub(1)).unwrap_or(0)),
     };
     let next = last + 1;
     let drained = next >= log.next_sequence();
-    let millis_behind_latest = match entries.get(end) {
+    let millis_behind_latest = match (end < log.len()).then(|| log.entry(end)) {
         Some(unread) if !drained => (now - unread.arrival_ms).max(0),
         _ => 0,
     };

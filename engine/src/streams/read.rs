@@ -12,13 +12,14 @@ impl Streams {
         let shard = shard(&state, name, shard_id)?;
         let log = &state.logs[&(name.to_string(), shard_id.to_string())];
         let next = match start {
-            IteratorStart::TrimHorizon => log.entries().first().map_or(log.next_sequence(), |r| r.sequence),
+            IteratorStart::TrimHorizon => log.first().map_or(log.next_sequence(), |r| r.sequence),
             IteratorStart::Latest => log.next_sequence(),
             IteratorStart::AtSequenceNumber(s) => parse_sequence(&s, shard.number())?,
             IteratorStart::AfterSequenceNumber(s) => parse_sequence(&s, shard.number())? + 1,
             IteratorStart::AtTimestamp(t) => {
                 let ms = t.timestamp_millis();
-                log.entries().iter().find(|r| r.arrival_ms >= ms).map_or(log.next_sequence(), |r| r.sequence)
+                let at = log.position_at(ms);
+                if at < log.len() { log.entry(at).sequence } else { log.next_sequence() }
             }
         };
         Ok(encode_iterator(name, shard_id, next, self.clock.now().timestamp_millis()))
@@ -91,7 +92,7 @@ impl Streams {
             let start = match from {
                 ReadFrom::TrimHorizon => 0,
                 ReadFrom::Latest => log.len(),
-                ReadFrom::AtTimestamp(t) => log.entries().partition_point(|r| r.arrival_ms < t.timestamp_millis()),
+                ReadFrom::AtTimestamp(t) => log.position_at(t.timestamp_millis()),
             };
             out.extend(log.read(start..log.len())?.iter().map(|r| (shard.shard_id.clone(), record_of(shard, r))));
         }
@@ -111,7 +112,7 @@ impl Streams {
             .into_iter()
             .filter_map(|shard| {
                 let log = &state.logs[&(name.to_string(), shard.shard_id.clone())];
-                let (first, last) = (log.entries().first()?, log.entries().last()?);
+                let (first, last) = (log.first()?, log.last()?);
                 Some(ShardCut { shard_id: shard.shard_id.clone(), first: first.sequence, last: last.sequence })
             })
             .collect())
@@ -124,11 +125,10 @@ impl Streams {
         let state = self.lock();
         let shard = shard(&state, name, &cut.shard_id)?;
         let log = &state.logs[&(name.to_string(), cut.shard_id.clone())];
-        let entries = log.entries();
-        let start = entries.partition_point(|e| e.sequence < from);
-        let end = entries.partition_point(|e| e.sequence <= cut.last).min(start + limit).max(start);
+        let start = log.position(from);
+        let end = log.position(cut.last + 1).min(start + limit).max(start);
         let next = match end > start {
-            true => entries[end - 1].sequence + 1,
+            true => log.entry(end - 1).sequence + 1,
             false => cut.last + 1,
         };
         Ok((log.read(start..end)?.iter().map(|r| record_of(shard, r)).collect(), next))
