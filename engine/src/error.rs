@@ -50,6 +50,7 @@ impl Error {
     pub fn code(&self) -> &'static str {
         match self {
             Error::Service { code, .. } => code,
+            Error::Io { source, .. } if source.kind() == std::io::ErrorKind::StorageFull => DISK_FULL,
             Error::Io { .. } => "WorkspaceIOError",
             Error::Internal(_) => "InternalError",
         }
@@ -66,6 +67,7 @@ impl Error {
     pub fn hint(&self) -> Option<&str> {
         match self {
             Error::Service { hint, .. } => hint.as_deref(),
+            Error::Io { source, .. } if source.kind() == std::io::ErrorKind::StorageFull => Some(DISK_FULL_HINT),
             _ => None,
         }
     }
@@ -106,12 +108,30 @@ macro_rules! internal_err {
     };
 }
 
+/// The name of the error a full disk gives: the write was refused and nothing acknowledged
+/// before it is lost.
+pub const DISK_FULL: &str = "WorkspaceDiskFull";
+const DISK_FULL_HINT: &str = "the disk holding the workspace is full: free space on it (or set LAKEBOOK_HOME to a workspace on a larger one) and run the cell again; what was acknowledged before is kept";
+
+/// Whether an error, or one it was caused by, is "no space left on device".
+pub fn is_disk_full(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(err);
+    while let Some(e) = cause {
+        if e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::StorageFull) {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
+}
+
 impl From<object_store::Error> for Error {
     fn from(err: object_store::Error) -> Self {
         match err {
             object_store::Error::NotFound { path, .. } => {
                 Error::service("NoSuchKey", format!("the object {path} does not exist"))
             }
+            other if is_disk_full(&other) => Error::service(DISK_FULL, format!("no space left on the workspace's disk: {other}")).with_hint(DISK_FULL_HINT),
             other => Error::Internal(format!("object store: {other}")),
         }
     }
