@@ -8,7 +8,7 @@ jitter under the watermark delay, so none is late) and the same SQL — a keyed 
 count, `GROUP BY user_id, window_start, window_end` over `TUMBLE(… INTERVAL '1' MINUTE)` —
 run in the same run:
 
-1. Lakebook (`cargo run --example bench_analytics`): records loaded into a 2-shard stream,
+1. Lakebook (`cargo run --bin bench_analytics`): records loaded into a 2-shard stream,
    then the application started and drained into a JSON filesystem sink; timed from start
    to the drained stop.
 2. Apache Flink 2.3 (PyFlink, the cached venv of tests/flink_oracle.py, Java 17): the same
@@ -77,7 +77,7 @@ def records_file(count: int) -> Path:
 
 def lakebook(path: Path) -> dict:
     env = dict(os.environ, CARGO_TARGET_DIR=str(CACHE / "target"))
-    out = subprocess.run(["cargo", "run", "-q", "--example", "bench_analytics", "--", str(path)], cwd=ROOT, env=env, check=True, capture_output=True, text=True)
+    out = subprocess.run(["cargo", "run", "-q", "--bin", "bench_analytics", "--", str(path)], cwd=ROOT, env=env, check=True, capture_output=True, text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 

@@ -7,7 +7,7 @@ The same JSON lines files (events with `event_id`, `ts`, `user_id`, `event_type`
 `country` and one of 7 `day`s; about `--mb` MB in 8 files, made once under
 $LAKEBOOK_CACHE/bench-glue/) become Parquet partitioned by `day`, in the same run:
 
-1. Lakebook (`cargo run --example bench_glue`): the files in the lake as a JSON table, a
+1. Lakebook (`cargo run --bin bench_glue`): the files in the lake as a JSON table, a
    Glue Studio visual job (catalog source → S3 target, Parquet, snappy, PartitionKeys day);
    timed from StartJobRun to SUCCEEDED (staging and commit included).
 2. DuckDB (2 threads): `COPY (SELECT * FROM read_json(…, columns = …)) TO … (FORMAT parquet,
@@ -66,7 +66,7 @@ def json_files(mb: int) -> tuple[Path, int]:
 
 def lakebook(folder: Path) -> dict:
     env = dict(os.environ, CARGO_TARGET_DIR=str(CACHE / "target"))
-    out = subprocess.run(["cargo", "run", "-q", "--example", "bench_glue", "--", str(folder)], cwd=ROOT, env=env, check=True, capture_output=True, text=True)
+    out = subprocess.run(["cargo", "run", "-q", "--bin", "bench_glue", "--", str(folder)], cwd=ROOT, env=env, check=True, capture_output=True, text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 

@@ -3,7 +3,7 @@
 
     .venv/bin/python bench/streams.py [--records 1000000]
 
-1. In-process (`cargo run --example bench_streams`): PutRecords calls of
+1. In-process (`cargo run --bin bench_streams`): PutRecords calls of
    500, bulk loads in groups of 50,000 (what `%stream put --from FILE` does) and GetRecords,
    into a 4-shard stream with limits off, fsync before every acknowledgement. The peer, in
    the same run on the same disk: the same bytes appended with write + fdatasync per batch to
@@ -38,7 +38,7 @@ def in_process(records: int) -> dict:
     env = dict(os.environ, CARGO_TARGET_DIR=str(CACHE / "target"))
     work = CACHE / "bench-streams"
     out = subprocess.run(
-        ["cargo", "run", "-q", "--example", "bench_streams", "--", str(records), str(work)],
+        ["cargo", "run", "-q", "--bin", "bench_streams", "--", str(records), str(work)],
         cwd=ROOT, env=env, check=True, capture_output=True, text=True,
     )
     return json.loads(out.stdout.strip().splitlines()[-1])

@@ -7,7 +7,7 @@
   $LAKEBOOK_CACHE/tpch-sf1 (default ~/.cache/lakebook/tpch-sf1) and reused after that.
 - Queries: shared/bench/tpch/q*.sql (1, 3, 5, 6, 9, 18), unchanged.
 - DuckDB (PyPI `duckdb`): `SET threads=2`, one view per table over read_parquet of the files.
-- Lakebook: `cargo run --example bench_tpch`, which places the files in a
+- Lakebook: `cargo run --bin bench_tpch`, which places the files in a
   temporary lake, catalogues them with the crawler and runs every query through the engine
   (`Lakebook::sql().run`) and through bare DataFusion on the same files, on 2 Tokio workers.
   It is built with the dev profile: dependencies at opt-level 2, Lakebook's own code
@@ -99,8 +99,8 @@ def build_example() -> Path:
     """Builds the Rust side first, so compiling is never timed (nor counted as load)."""
     target = Path(os.environ.get("CARGO_TARGET_DIR") or cache_dir() / "target")
     env = dict(os.environ, CARGO_TARGET_DIR=str(target))
-    subprocess.run(["cargo", "build", "-q", "--example", "bench_tpch"], cwd=ROOT, env=env, check=True)
-    return target / "debug" / "examples" / "bench_tpch"
+    subprocess.run(["cargo", "build", "-q", "--bin", "bench_tpch"], cwd=ROOT, env=env, check=True)
+    return target / "debug" / "bench_tpch"
 
 
 def run_lakebook(binary: Path, data: Path, name: str, reps: int) -> dict:

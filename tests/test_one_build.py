@@ -10,7 +10,7 @@ import re
 
 from kernel_harness import REPO
 
-PLACES = ["README.md", "ARCHITECTURE.md", "install", "bench", "engine/examples", "tests/run.sh", ".ci"]
+PLACES = ["README.md", "ARCHITECTURE.md", "install", "bench", "engine/examples", "kernel/src/bin", "tests/run.sh", ".ci"]
 # a cargo invocation that selects one package: `cargo run -p x`, `["cargo", "build", "-p", …]`
 ONE_PACKAGE = re.compile(r"""cargo["',\s]+(?:run|build|test)\b[^\n]*?(?:\s|["'])(?:-p|--package)(?:\s|["'])""")
 
@@ -30,10 +30,18 @@ def test_no_documented_cargo_command_selects_one_package() -> None:
         for n, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
             if ONE_PACKAGE.search(line) and "leaves the kernel out" not in line:
                 offenders.append(f"{path.relative_to(REPO)}:{n}: {line.strip()}")
-    assert not offenders, "use the workspace-root form (`cargo run --example …`):\n" + "\n".join(offenders)
+    assert not offenders, "use the workspace-root form (`cargo run --bin bench_… `):\n" + "\n".join(offenders)
 
 
 def test_the_pattern_catches_both_spellings() -> None:
     assert ONE_PACKAGE.search("cargo run -p lakebook-engine --example bench_streams")
     assert ONE_PACKAGE.search('["cargo", "build", "-q", "-p", "lakebook-engine", "--example", "x"]')
-    assert not ONE_PACKAGE.search("cargo run --example bench_streams -- 100")
+    assert not ONE_PACKAGE.search("cargo run --bin bench_streams -- 100")
+
+
+def test_benchmarks_are_kernel_binaries_not_engine_examples() -> None:
+    """An engine example needs the engine's dev-dependencies and so other features than the
+    kernel build: the benchmarks live beside the kernel's own binary."""
+    examples = sorted(p.name for p in (REPO / "engine" / "examples").glob("bench_*.rs"))
+    assert not examples, f"benchmarks as engine examples: {examples}"
+    assert sorted(p.name for p in (REPO / "kernel" / "src" / "bin").glob("bench_*.rs"))

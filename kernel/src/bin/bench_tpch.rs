@@ -3,7 +3,7 @@
 //! object on stdout (progress goes to stderr); `bench/tpch.py` generates the data, runs
 //! DuckDB on the same files and prints the comparison.
 //!
-//!   cargo run --example bench_tpch -- DATA_DIR [--queries DIR] [--reps N] [--only qN,qM] [--explain] [--redshift]
+//!   cargo run --bin bench_tpch -- DATA_DIR [--queries DIR] [--reps N] [--only qN,qM] [--explain] [--redshift]
 //!
 //! DATA_DIR holds `<table>.parquet` (or `<table>/*.parquet`) as `tpchgen-cli parquet` writes it.
 //! The files are hard-linked (copied if that fails) into a temporary workspace's lake at

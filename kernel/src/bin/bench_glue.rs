@@ -1,7 +1,7 @@
 //! Glue visual-job throughput (not a test): JSON lines in the lake to Parquet partitioned by
 //! `day`, as a Glue Studio graph (a catalog source straight into an S3 target).
 //!
-//!     cargo run --example bench_glue -- DIR_OF_JSONL_FILES
+//!     cargo run --bin bench_glue -- DIR_OF_JSONL_FILES
 //!
 //! The files are put in the lake under `s3://raw/events/` and declared as a JSON table
 //! (`raw.events`: event_id, ts, user_id, event_type, amount, country, day); then a visual job

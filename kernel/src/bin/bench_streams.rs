@@ -1,6 +1,6 @@
 //! Stream ingest and read throughput, in-process (run by bench/streams.py; not a test).
 //!
-//!     cargo run --example bench_streams -- [RECORDS] [DIR]
+//!     cargo run --bin bench_streams -- [RECORDS] [DIR]
 //!
 //! 100-byte records with limits off into a 4-shard stream, durably (fsync before each
 //! acknowledgement):

@@ -1,8 +1,8 @@
 //! Benchmark (not a test): crawl 10,000 small JSON Lines files in 100 Hive partitions and
 //! print files/s. Target: the whole crawl under 2 s on a 2-core machine.
 //!
-//!   cargo run --example bench_crawl            # the test build
-//!   cargo run --example bench_crawl --release  # optimised
+//!   cargo run --bin bench_crawl            # the test build
+//!   cargo run --bin bench_crawl --release  # optimised
 
 use std::time::Instant;
 

@@ -1,7 +1,7 @@
 //! Continuous SQL throughput (not a test): a keyed tumbling-window count over JSON records,
 //! end to end from the stream to the sink.
 //!
-//!     cargo run --example bench_analytics -- RECORDS.jsonl
+//!     cargo run --bin bench_analytics -- RECORDS.jsonl
 //!
 //! The records (one JSON object a line, `user_id` and `ts`) are loaded into a 2-shard
 //! stream with limits off, then an application

@@ -1,6 +1,6 @@
 //! Firehose JSON → Parquet delivery throughput (not a test).
 //!
-//!     cargo run --example bench_firehose -- [RECORDS]
+//!     cargo run --bin bench_firehose -- [RECORDS]
 //!
 //! Clickstream-style JSON records (the generator's template, seeded) are put into a delivery
 //! stream that converts to Parquet with a catalog table's schema, then one forced delivery

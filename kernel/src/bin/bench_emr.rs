@@ -1,6 +1,6 @@
 //! EMR streaming word count against the shell pipeline (not a test).
 //!
-//!     cargo run --example bench_emr -- [MEGABYTES]
+//!     cargo run --bin bench_emr -- [MEGABYTES]
 //!
 //! Writes a deterministic English-like text of MEGABYTES (default 200) into the lake, then runs
 //! the word count of notebooks/05-emr (the same Python mapper and reducer) three ways in one
