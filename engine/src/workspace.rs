@@ -22,13 +22,35 @@ pub struct Workspace {
     _lock: File,
 }
 
+impl Drop for Workspace {
+    fn drop(&mut self) {
+        let mut open = open_here();
+        if let Some(i) = open.iter().position(|r| *r == self.root) {
+            open.remove(i);
+        }
+    }
+}
+
 /// How long opening waits for the lock of a kernel that is no longer running.
 const STALE_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// Whether the process a lock file names (`process <pid> (started …)`) has exited.
-fn holder_is_gone(holder: &str) -> bool {
+/// The workspaces this process holds open (by canonical path).
+static OPEN_HERE: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+fn open_here() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
+    OPEN_HERE.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Whether the lock file's holder (`process <pid> (started …)`) no longer holds the
+/// workspace: it has exited, or it is this process and the workspace was closed here. The
+/// lock can still be held for a moment then, by a child being forked (by the dead kernel, or
+/// by another thread of this one) that has not yet reached exec, where the descriptor closes.
+fn holder_is_gone(holder: &str, root: &Path) -> bool {
     let pid = holder.strip_prefix("process ").and_then(|rest| rest.split_whitespace().next()).and_then(|p| p.parse::<u32>().ok());
-    pid.is_some_and(|pid| pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists())
+    pid.is_some_and(|pid| match pid == std::process::id() {
+        true => !open_here().iter().any(|r| r == root),
+        false => !Path::new(&format!("/proc/{pid}")).exists(),
+    })
 }
 
 impl Workspace {
@@ -52,10 +74,10 @@ impl Workspace {
                 Err(fs::TryLockError::WouldBlock) => {
                     let _ = lock.read_to_string(&mut holder);
                     let _ = lock.rewind();
-                    // A killed kernel's lock lingers while a process it was forking is
-                    // between fork and exec (the lock's descriptor closes at exec): wait
-                    // for that, but not for a holder that is alive.
-                    if holder_is_gone(&holder) && waited < STALE_LOCK_WAIT {
+                    // A closed or killed holder's lock lingers while a child it (or another
+                    // thread here) was forking is between fork and exec: wait for that, but
+                    // not for a holder that still has the workspace open.
+                    if holder_is_gone(&holder, &root) && waited < STALE_LOCK_WAIT {
                         std::thread::sleep(std::time::Duration::from_millis(20));
                         waited += std::time::Duration::from_millis(20);
                         continue;
@@ -84,6 +106,7 @@ impl Workspace {
         let holder = format!("process {} (started {})", std::process::id(), chrono::Utc::now());
         lock.set_len(0).map_err(|e| Error::io(&lock_path, e))?;
         lock.write_all(holder.as_bytes()).map_err(|e| Error::io(&lock_path, e))?;
+        open_here().push(root.clone());
         Ok(Self { root, _lock: lock })
     }
 
@@ -175,6 +198,24 @@ mod tests {
         assert!(err.message().contains(&format!("process {}", std::process::id())));
         drop(first);
         Workspace::open(dir.path().to_path_buf()).expect("lock released on drop");
+    }
+
+    #[test]
+    fn a_lock_lingering_after_close_is_waited_for() {
+        // A child forked by another thread holds the closed workspace's lock until its exec;
+        // here another descriptor of the lock file stands in for it for 200 ms.
+        let dir = tempfile::tempdir().unwrap();
+        drop(Workspace::open(dir.path().to_path_buf()).unwrap());
+        let lingering = File::options().read(true).write(true).open(dir.path().join(LOCK_FILE)).unwrap();
+        lingering.lock().unwrap();
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            drop(lingering);
+        });
+        let started = std::time::Instant::now();
+        Workspace::open(dir.path().to_path_buf()).expect("opened once the lingering lock is gone");
+        assert!(started.elapsed() >= std::time::Duration::from_millis(150));
+        release.join().unwrap();
     }
 
     #[test]
