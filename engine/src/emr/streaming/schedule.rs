@@ -203,7 +203,9 @@ impl Scheduler {
             tokio::select! {
                 Some(outcome) = running.next() => self.finish(ctx, outcome, report, on_event)?,
                 fault = faults.recv(), if faults_open => match fault {
-                    Some(loss) if loss.after_maps <= self.map_successes => self.lose(ctx, loss.kind, report, on_event)?,
+                    Some(loss) if loss.after_maps <= self.map_successes => {
+                        self.lose(ctx, loss.kind, report, on_event, false)?;
+                    }
                     Some(loss) => self.armed.push(loss),
                     None => faults_open = false,
                 },
@@ -249,9 +251,14 @@ impl Scheduler {
                 }
                 let phase = if self.maps.iter().all(|t| t.done_on.is_some()) && !self.reduces.is_empty() { Phase::Reduce } else { Phase::Map };
                 on_event(self.progress(phase));
-                while let Some(i) = self.armed.iter().position(|a| a.after_maps <= self.map_successes) {
-                    let loss = self.armed.remove(i);
-                    self.lose(ctx, loss.kind, report, on_event)?;
+                // A loss armed for "after N maps" waits, if need be, until a node of its kind
+                // holds work: a spot interruption of an idle node would show nothing.
+                let (due, later): (Vec<ArmedLoss>, Vec<ArmedLoss>) = std::mem::take(&mut self.armed).into_iter().partition(|a| a.after_maps <= self.map_successes);
+                self.armed = later;
+                for loss in due {
+                    if !self.lose(ctx, loss.kind, report, on_event, true)? {
+                        self.armed.push(loss);
+                    }
                 }
             }
             Err(error) => {
@@ -305,7 +312,9 @@ impl Scheduler {
     /// Takes a node of `kind` away: the node that ran the latest map if it is of that kind,
     /// else the last live one. Its running attempts are killed and, with reducers, the map
     /// outputs on its disk are lost, so those maps run again.
-    pub(super) fn lose(&mut self, ctx: &Ctx<'_>, kind: NodeKind, report: &mut JobReport, on_event: &mut (dyn FnMut(Event<'_>) + Send)) -> Result<()> {
+    /// Loses a node of `kind` (the last map's, else the busiest); with `when_it_costs`, only
+    /// if that node holds work (running attempts or finished map outputs). Whether it did.
+    pub(super) fn lose(&mut self, ctx: &Ctx<'_>, kind: NodeKind, report: &mut JobReport, on_event: &mut (dyn FnMut(Event<'_>) + Send), when_it_costs: bool) -> Result<bool> {
         let preferred = self.last_map_node.as_ref().and_then(|id| self.nodes.iter().position(|n| &n.id == id && n.alive && n.kind == kind));
         // Otherwise the node with the most work on it (running attempts, finished map outputs),
         // so a loss always costs something: the last node of the list may have none yet.
@@ -314,8 +323,11 @@ impl Scheduler {
             self.nodes.iter().enumerate().filter(|(_, n)| n.alive && n.kind == kind).max_by_key(|&(i, n)| (work(n), i)).map(|(i, _)| i)
         };
         let Some(index) = preferred.or_else(busiest) else {
-            return Ok(());
+            return Ok(true);
         };
+        if when_it_costs && preferred.is_none() && work(&self.nodes[index]) == 0 {
+            return Ok(false);
+        }
         let node = &mut self.nodes[index];
         node.alive = false;
         node.lost.send_replace(true);
@@ -342,6 +354,6 @@ impl Scheduler {
             return Err(service_err!(NodeLost, "the last core node, {id}, was lost: HDFS is gone and the cluster with it")
                 .with_hint("create a new cluster with more core nodes; put spot capacity in task nodes"));
         }
-        Ok(())
+        Ok(true)
     }
 }
