@@ -155,13 +155,19 @@ pub fn disk_usage(dir: &Path) -> u64 {
 /// Replaces `path` with `bytes` atomically: a reader sees the old or the new file, never a
 /// torn one, even if the process dies mid-write.
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
+    atomic_write_with(path, |file| file.write_all(bytes))
+}
+
+/// [`atomic_write`] with the content written by `write` (a file too large to build in memory
+/// first).
+pub fn atomic_write_with(path: &Path, write: impl FnOnce(&mut File) -> std::io::Result<()>) -> Result<()> {
     let dir = path.parent().ok_or_else(|| crate::internal_err!("{} has no parent", path.display()))?;
     fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let mut tmp = tempfile::Builder::new()
         .prefix(".tmp-")
         .tempfile_in(dir)
         .map_err(|e| Error::io(dir, e))?;
-    tmp.write_all(bytes).map_err(|e| Error::io(tmp.path(), e))?;
+    write(tmp.as_file_mut()).map_err(|e| Error::io(tmp.path(), e))?;
     tmp.as_file().sync_all().map_err(|e| Error::io(tmp.path(), e))?;
     tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
     Ok(())

@@ -148,6 +148,12 @@ impl ShardLog {
         self.len().checked_sub(1).map(|i| self.entry(i))
     }
 
+    /// The metered size of every record together (data and partition keys): the frames'
+    /// bytes less their fixed parts.
+    pub fn bytes(&self) -> u64 {
+        self.len - (self.len() * (HEADER + FIXED)) as u64
+    }
+
     /// The position of the first record numbered `sequence` or later.
     pub fn position(&self, sequence: u64) -> usize {
         match &self.sequences {
@@ -255,19 +261,37 @@ impl ShardLog {
         if dropped == 0 {
             return Ok(0);
         }
-        let bytes = self.read_bytes(0, self.len)?;
-        let mut buffer = Vec::new();
+        // The kept frames as runs of consecutive bytes, copied through a bounded buffer (a
+        // day of a stream's records need not fit in memory).
+        let mut runs: Vec<(u64, u64)> = Vec::new();
         let mut slots = Vec::with_capacity(self.len() - dropped);
         let mut sequences = Vec::with_capacity(self.len() - dropped);
+        let mut written = 0u64;
         for i in (0..self.len()).filter(|i| kept[*i]) {
-            let from = self.slots[i].offset as usize;
-            slots.push(Slot { offset: buffer.len() as u64, arrival_ms: self.slots[i].arrival_ms });
+            let (from, len) = (self.slots[i].offset, self.frame_len(i));
+            match runs.last_mut() {
+                Some(run) if run.0 + run.1 == from => run.1 += len,
+                _ => runs.push((from, len)),
+            }
+            slots.push(Slot { offset: written, arrival_ms: self.slots[i].arrival_ms });
             sequences.push(self.sequence(i));
-            buffer.extend_from_slice(&bytes[from..from + self.frame_len(i) as usize]);
+            written += len;
         }
-        crate::workspace::atomic_write(&self.path, &buffer)?;
+        let source = &self.file;
+        crate::workspace::atomic_write_with(&self.path, |out| {
+            let mut buffer = vec![0; (1 << 20).min(written as usize)];
+            for (mut from, mut left) in runs {
+                while left > 0 {
+                    let n = (left as usize).min(buffer.len());
+                    source.read_exact_at(&mut buffer[..n], from)?;
+                    out.write_all(&buffer[..n])?;
+                    (from, left) = (from + n as u64, left - n as u64);
+                }
+            }
+            Ok(())
+        })?;
         self.file = OpenOptions::new().read(true).append(true).open(&self.path).map_err(io(&self.path))?;
-        self.len = buffer.len() as u64;
+        self.len = written;
         self.slots = slots;
         self.first = sequences.first().copied().unwrap_or(self.next);
         let consecutive = sequences.iter().enumerate().all(|(i, s)| *s == self.first + i as u64);
@@ -445,6 +469,7 @@ mod tests {
             log.append(vec![record(5, "r5"), record(6, "")]).unwrap();
             assert_eq!(log.read(1..3).unwrap(), vec![record(2, "r2"), record(3, "r3")], "{name}");
             assert_eq!(log.entry(4).size, "k5r5".len() as u64);
+            assert_eq!(log.bytes(), (0..log.len()).map(|i| log.entry(i).size).sum::<u64>());
             assert_eq!(log.retain(|e| e.sequence % 2 == 0).unwrap(), 3);
             assert_eq!(*log.records().unwrap(), vec![record(2, "r2"), record(4, "r4"), record(6, "")], "{name}");
             assert_eq!(log.trim_before(41).unwrap(), 2);

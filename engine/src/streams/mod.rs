@@ -469,7 +469,7 @@ impl Streams {
             .iter()
             .map(|shard| {
                 let log = &state.logs[&(name.to_string(), shard.shard_id.clone())];
-                let bytes = (0..log.len()).map(|i| log.entry(i).size).sum();
+                let bytes = log.bytes();
                 let seq = |e: Option<Entry>| e.map(|e| sequence_string(shard.number(), e.sequence));
                 ShardStats {
                     shard_id: shard.shard_id.clone(),
