@@ -127,6 +127,9 @@ pub fn is_disk_full(err: &(dyn std::error::Error + 'static)) -> bool {
 
 impl From<object_store::Error> for Error {
     fn from(err: object_store::Error) -> Self {
+        if let Some(err) = s3_error(&err) {
+            return err;
+        }
         match err {
             object_store::Error::NotFound { path, .. } => {
                 Error::service("NoSuchKey", format!("the object {path} does not exist"))
@@ -134,5 +137,86 @@ impl From<object_store::Error> for Error {
             other if is_disk_full(&other) => Error::service(DISK_FULL, format!("no space left on the workspace's disk: {other}")).with_hint(DISK_FULL_HINT),
             other => Error::Internal(format!("object store: {other}")),
         }
+    }
+}
+
+/// A service's error name as a `&'static str`: each distinct name a store sends is kept once.
+fn intern(code: &str) -> &'static str {
+    static NAMES: std::sync::Mutex<std::collections::BTreeSet<&'static str>> = std::sync::Mutex::new(std::collections::BTreeSet::new());
+    let mut names = NAMES.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(name) = names.get(code) {
+        return name;
+    }
+    let name: &'static str = Box::leak(code.to_string().into_boxed_str());
+    names.insert(name);
+    name
+}
+
+/// A failed request to an S3-compatible store, named as S3 names it: the `<Code>` of its
+/// error document (`NoSuchBucket`, `AccessDenied`, `SlowDown` …), or botocore's
+/// `EndpointConnectionError` when the store could not be reached (after the retries).
+fn s3_error(err: &object_store::Error) -> Option<Error> {
+    let (object_store::Error::Generic { store: "S3", .. }
+    | object_store::Error::NotFound { .. }
+    | object_store::Error::PermissionDenied { .. }
+    | object_store::Error::Unauthenticated { .. }
+    | object_store::Error::Precondition { .. }
+    | object_store::Error::AlreadyExists { .. }) = err
+    else {
+        return None;
+    };
+    let mut text = String::new();
+    let mut connect = None;
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = cause {
+        text.push_str(&e.to_string());
+        text.push('\n');
+        if let Some(http) = e.downcast_ref::<object_store::client::HttpError>() {
+            connect = Some(http.kind());
+        }
+        cause = e.source();
+    }
+    let code = text.split("<Code>").nth(1).and_then(|rest| rest.split("</Code>").next());
+    let message = text.split("<Message>").nth(1).and_then(|rest| rest.split("</Message>").next());
+    let first_line = text.lines().next().unwrap_or_default().to_string();
+    match (code, connect) {
+        (Some("NoSuchKey"), _) => None,
+        (Some(code), _) if !code.is_empty() && code.bytes().all(|b| b.is_ascii_alphanumeric()) => {
+            let mut error = Error::service(intern(code), message.map_or(first_line, str::to_string));
+            if matches!(code, "AccessDenied" | "InvalidAccessKeyId" | "SignatureDoesNotMatch" | "ExpiredToken") {
+                error = error.with_hint("the lake's S3 credentials come from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, else the AWS_PROFILE profile of ~/.aws/credentials");
+            }
+            Some(error)
+        }
+        (_, Some(object_store::client::HttpErrorKind::Connect | object_store::client::HttpErrorKind::Timeout)) => Some(
+            Error::service("EndpointConnectionError", format!("could not reach the lake's S3 endpoint: {first_line}"))
+                .with_hint("the request was retried with backoff; check the endpoint (`%lake info`) and the network, then run the cell again"),
+        ),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s3(body: &str) -> object_store::Error {
+        object_store::Error::Generic { store: "S3", source: Box::new(std::io::Error::other(format!("Server returned non-2xx status code: 403 Forbidden: {body}"))) }
+    }
+
+    #[test]
+    fn s3_errors_carry_the_name_of_s3s_error_document() {
+        let denied: Error = s3("<?xml version=\"1.0\"?><Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>").into();
+        assert_eq!((denied.code(), denied.message().as_str()), ("AccessDenied", "Access Denied"));
+        assert!(denied.hint().is_some_and(|h| h.contains("AWS_ACCESS_KEY_ID")));
+        let slow: Error = s3("<Error><Code>SlowDown</Code></Error>").into();
+        assert_eq!(slow.code(), "SlowDown");
+        assert!(std::ptr::eq(intern("SlowDown"), slow.code()), "a name is kept once");
+        // no error document: a bug report, not a guessed name; a missing key stays NoSuchKey
+        assert_eq!(Error::from(s3("oops")).code(), "InternalError");
+        let missing: Error = object_store::Error::NotFound { path: "b/k".into(), source: Box::new(std::io::Error::other("<Code>NoSuchKey</Code>")) }.into();
+        assert_eq!(missing.code(), "NoSuchKey");
+        let no_bucket: Error = object_store::Error::NotFound { path: "b/k".into(), source: Box::new(std::io::Error::other("<Code>NoSuchBucket</Code><Message>The specified bucket does not exist</Message>")) }.into();
+        assert_eq!(no_bucket.code(), "NoSuchBucket");
     }
 }

@@ -101,15 +101,30 @@ impl Lakebook {
     /// closed (saving what it batches), everything under the workspace except its lock and
     /// the kernel's input history is deleted, and the services are opened again, empty. The
     /// lock is held throughout, so no other kernel can step in. The clock goes back to the
-    /// system clock, as in a new workspace.
+    /// system clock, as in a new workspace. A lake on S3 (`%lake connect`) stays connected and
+    /// its objects stay: they are not the workspace's to delete.
     pub fn reset(self) -> Result<Self> {
+        let workspace = self.close()?;
+        // A lake on S3 is not the workspace's to empty: its setting and its objects stay.
+        workspace.clear(&[workspace::KERNEL_DIR, lake::SETTING_FILE, lake::RECORDS_FILE])?;
+        Self::open_in(workspace)
+    }
+
+    /// Closes every service and opens it again: what follows `Lake::connect` (`%lake
+    /// connect`), so every service works over the lake now configured. Catalog, streams and
+    /// the rest stay as they were; their tables' locations now name objects in that lake.
+    pub fn reopen(self) -> Result<Self> {
+        let workspace = self.close()?;
+        Self::open_in(workspace)
+    }
+
+    /// Closes every service (saving what it batches) and hands back the workspace, still
+    /// locked.
+    fn close(self) -> Result<Workspace> {
         let Self { workspace, clock, lake, catalog, sql, streams, firehose, emr, redshift, analytics, glue, dashboards } = self;
         glue.close();
         drop((dashboards, glue, analytics, sql, firehose, emr, redshift, streams, catalog, lake, clock));
-        let workspace = Arc::try_unwrap(workspace)
-            .map_err(|_| crate::internal_err!("a service still holds the workspace while it is being reset"))?;
-        workspace.clear(&[workspace::KERNEL_DIR])?;
-        Self::open_in(workspace)
+        Arc::try_unwrap(workspace).map_err(|_| crate::internal_err!("a service still holds the workspace while it is being closed"))
     }
 
     /// What the workspace holds, per service (`%workspace info`).

@@ -1,15 +1,17 @@
-//! The data lake: `s3://bucket/key` objects stored as plain files under `<workspace>/lake`,
-//! read and written through `object_store` (atomic puts), so DuckDB, pandas or Spark can read
-//! the same files and a real S3 store can later stand in. Only this module knows the layout.
+//! The data lake: `s3://bucket/key` objects, read and written through `object_store`, either
+//! as plain files under `<workspace>/lake` (`disk.rs`: DuckDB, pandas or Spark read the same
+//! files) or under a prefix of a real S3-compatible store (`remote.rs`, chosen in
+//! `connect.rs`). Only this module knows either layout; services see buckets and keys.
 //!
-//! Deviations from S3, on purpose: object timestamps follow the engine clock (so notebooks
-//! on the manual clock are deterministic); a bucket is a directory.
+//! Deviations from S3, on purpose, on disk: object timestamps follow the engine clock (so
+//! notebooks on the manual clock are deterministic); a bucket is a directory.
 
+mod connect;
+mod disk;
 mod model;
+mod remote;
 
-use std::collections::BTreeMap;
-use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -18,34 +20,73 @@ use object_store::local::LocalFileSystem;
 use object_store::path::Path as StorePath;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 
+pub use connect::{LAKE_ENV, LakeSetting, SETTING_FILE, SettingSource};
+pub use remote::RECORDS_FILE;
 pub use model::{BucketCreated, BucketInfo, LakeInfo, Listing, ObjectInfo, S3Uri, validate_bucket_name, validate_key, validate_legacy_bucket_name};
 
 use crate::clock::Clock;
 use crate::error::{Error, Result};
-use crate::workspace::{Workspace, read_json, write_json};
+use crate::workspace::Workspace;
 use crate::{internal_err, service_err};
+use disk::Disk;
+use remote::Remote;
+
+/// Where the objects are.
+#[derive(Debug)]
+enum Backend {
+    Disk(Disk),
+    Remote(Remote),
+}
 
 #[derive(Debug)]
 pub struct Lake {
     workspace: PathBuf,
-    root: PathBuf,
-    buckets_file: PathBuf,
-    store: Arc<LocalFileSystem>,
+    backend: Backend,
+    store: Arc<dyn ObjectStore>,
     clock: Arc<Clock>,
 }
 
 impl Lake {
+    /// Opens the workspace's lake: on S3 when `LAKEBOOK_LAKE` or `%lake connect` says so,
+    /// else in the workspace's `lake` folder.
     pub fn open(workspace: &Workspace, clock: Arc<Clock>) -> Result<Self> {
+        if let Some((setting, source)) = connect::configured(workspace.root())? {
+            let remote = Remote::open(workspace.root(), setting, source)?;
+            return Ok(Self { workspace: workspace.root().to_path_buf(), store: remote.store(), backend: Backend::Remote(remote), clock });
+        }
         let root = workspace.dir("lake")?;
         let store = LocalFileSystem::new_with_prefix(&root)
             .map_err(|e| internal_err!("cannot open the lake at {}: {e}", root.display()))?;
         Ok(Self {
             workspace: workspace.root().to_path_buf(),
-            buckets_file: workspace.root().join("lake-buckets.json"),
-            root,
+            backend: Backend::Disk(Disk::new(root, workspace.root().join("lake-buckets.json"))),
             store: Arc::new(store),
             clock,
         })
+    }
+
+    /// Checks that a lake on S3 answers and lets us in (one listing), then keeps the setting
+    /// in the workspace (None: back to the local lake). The services must be reopened to use
+    /// it (`Lakebook::connect_lake`).
+    pub fn connect(workspace: &Workspace, setting: Option<&LakeSetting>) -> Result<()> {
+        if std::env::var(LAKE_ENV).is_ok_and(|v| !v.is_empty()) {
+            return Err(service_err!(InvalidArgument, "the environment variable {LAKE_ENV} decides where this kernel's lake is")
+                .with_hint(format!("unset {LAKE_ENV} in the kernel's environment to choose with %lake connect")));
+        }
+        if let Some(setting) = setting {
+            Remote::open(workspace.root(), setting.clone(), SettingSource::Workspace)?
+                .probe()
+                .map_err(|e| e.with_hint(format!("the lake stays where it was; check the URL, endpoint and AWS credentials for {}", setting.describe())))?;
+        }
+        connect::save(workspace.root(), setting)
+    }
+
+    /// The S3 lake in use, and where its setting came from (None: the local lake).
+    pub fn remote(&self) -> Option<(&LakeSetting, SettingSource)> {
+        match &self.backend {
+            Backend::Remote(remote) => Some((&remote.setting, remote.source)),
+            Backend::Disk(_) => None,
+        }
     }
 
     /// The store behind the lake, rooted so that `bucket/key` is an object path.
@@ -56,8 +97,7 @@ impl Lake {
     /// A store rooted at one bucket, so `s3://bucket/key` URLs resolve to `key` (what SQL
     /// scans register for `s3://bucket`).
     pub fn bucket_store(&self, bucket: &str) -> Arc<dyn ObjectStore> {
-        let root: Arc<dyn ObjectStore> = self.store.clone();
-        Arc::new(object_store::prefix::PrefixStore::new(root, bucket))
+        Arc::new(object_store::prefix::PrefixStore::new(self.store.clone(), bucket))
     }
 
     /// ≙ CreateBucket. Creating a bucket you already own succeeds (as in us-east-1).
@@ -74,58 +114,45 @@ impl Lake {
     }
 
     fn make_bucket(&self, name: &str) -> Result<BucketCreated> {
-        let dir = self.root.join(name);
-        if dir.is_dir() {
-            return Ok(BucketCreated::AlreadyOwnedByYou);
+        match &self.backend {
+            Backend::Disk(disk) => disk.make_bucket(name, self.clock.now()),
+            Backend::Remote(remote) => remote.make_bucket(name, self.clock.now()),
         }
-        fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-        let mut buckets = self.bucket_records()?;
-        buckets.insert(name.to_string(), self.clock.now());
-        write_json(&self.buckets_file, &buckets)?;
-        Ok(BucketCreated::Created)
     }
 
     /// ≙ DeleteBucket; with `force`, deletes the objects first (like `aws s3 rb --force`).
     /// Returns how many objects were deleted.
     pub async fn delete_bucket(&self, name: &str, force: bool) -> Result<u64> {
-        let dir = self.bucket_dir(name)?;
+        self.check_bucket(name)?;
         let listing = self.list(&S3Uri { bucket: name.to_string(), key: String::new() }, true).await?;
         if !listing.objects.is_empty() && !force {
             return Err(service_err!(BucketNotEmpty, "the bucket {name} holds {} objects", listing.objects.len())
                 .with_hint("delete them first, or use --force"));
         }
-        fs::remove_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-        let mut buckets = self.bucket_records()?;
-        buckets.remove(name);
-        write_json(&self.buckets_file, &buckets)?;
+        match &self.backend {
+            Backend::Disk(disk) => disk.forget_bucket(name)?,
+            Backend::Remote(remote) => {
+                for object in &listing.objects {
+                    self.store.delete(&store_path(name, &object.key)?).await?;
+                }
+                remote.forget_bucket(name)?;
+            }
+        }
         Ok(listing.objects.len() as u64)
     }
 
     /// ≙ ListBuckets.
     pub fn list_buckets(&self) -> Result<Vec<BucketInfo>> {
-        let records = self.bucket_records()?;
-        let mut buckets = Vec::new();
-        for entry in fs::read_dir(&self.root).map_err(|e| Error::io(&self.root, e))? {
-            let entry = entry.map_err(|e| Error::io(&self.root, e))?;
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if !entry.path().is_dir() || validate_legacy_bucket_name(&name).is_err() {
-                continue;
-            }
-            // A bucket made by hand (a folder copied in) has no record: use its mtime.
-            let created = match records.get(&name) {
-                Some(t) => *t,
-                None => entry.metadata().and_then(|m| m.modified()).map(Into::into).unwrap_or_default(),
-            };
-            buckets.push(BucketInfo { name, created });
+        match &self.backend {
+            Backend::Disk(disk) => disk.list_buckets(),
+            Backend::Remote(remote) => remote.list_buckets(self.clock.now()),
         }
-        buckets.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(buckets)
     }
 
     /// ≙ ListObjectsV2 with a string prefix; without `recursive`, `/` is the delimiter and
     /// folders come back as common prefixes.
     pub async fn list(&self, uri: &S3Uri, recursive: bool) -> Result<Listing> {
-        self.bucket_dir(&uri.bucket)?;
+        self.check_bucket(&uri.bucket)?;
         // object_store lists by directory; S3 prefixes are plain string prefixes, so list the
         // directory part and filter on the rest.
         let dir = match uri.key.rfind('/') {
@@ -170,20 +197,21 @@ impl Lake {
         Ok(listing)
     }
 
-    /// ≙ PutObject: atomic, timestamped by the engine clock.
+    /// ≙ PutObject: atomic (a rename on disk; a single PUT on S3), timestamped by the engine
+    /// clock on disk and by the store on S3.
     pub async fn put(&self, uri: &S3Uri, data: Bytes) -> Result<ObjectInfo> {
         validate_key(&uri.key, false)?;
-        self.bucket_dir(&uri.bucket)?;
+        self.check_bucket(&uri.bucket)?;
         let path = store_path(&uri.bucket, &uri.key)?;
         let size = data.len() as u64;
         self.store.put(&path, PutPayload::from_bytes(data)).await?;
-        let last_modified = self.stamp(uri)?;
+        let last_modified = self.stamp(uri).await?;
         Ok(ObjectInfo { bucket: uri.bucket.clone(), key: uri.key.clone(), size, last_modified })
     }
 
     /// ≙ GetObject.
     pub async fn get(&self, uri: &S3Uri) -> Result<Bytes> {
-        self.bucket_dir(&uri.bucket)?;
+        self.check_bucket(&uri.bucket)?;
         let path = store_path(&uri.bucket, &uri.key)?;
         match self.store.get(&path).await {
             Ok(result) => Ok(result.bytes().await?),
@@ -204,10 +232,12 @@ impl Lake {
 
     /// ≙ HeadObject.
     pub async fn head(&self, uri: &S3Uri) -> Result<ObjectInfo> {
-        self.bucket_dir(&uri.bucket)?;
+        self.check_bucket(&uri.bucket)?;
         let path = store_path(&uri.bucket, &uri.key)?;
         match self.store.head(&path).await {
-            Ok(meta) => self.object_info(&uri.bucket, &meta),
+            // Named from the request: a `PrefixStore` (the lake on S3 under a prefix) hands
+            // back the store's full location from a HEAD, not the prefixed one.
+            Ok(meta) => Ok(ObjectInfo { bucket: uri.bucket.clone(), key: uri.key.clone(), size: meta.size, last_modified: meta.last_modified }),
             Err(object_store::Error::NotFound { .. }) => Err(no_such_key(uri)),
             Err(e) => Err(e.into()),
         }
@@ -221,7 +251,9 @@ impl Lake {
             Err(e) => return Err(e),
         }
         self.store.delete(&store_path(&uri.bucket, &uri.key)?).await?;
-        self.prune_empty_dirs(uri);
+        if let Backend::Disk(disk) = &self.backend {
+            disk.prune_empty_dirs(uri);
+        }
         Ok(true)
     }
 
@@ -242,135 +274,62 @@ impl Lake {
     pub async fn copy(&self, from: &S3Uri, to: &S3Uri) -> Result<ObjectInfo> {
         validate_key(&to.key, false)?;
         let source = self.head(from).await?;
-        self.bucket_dir(&to.bucket)?;
+        self.check_bucket(&to.bucket)?;
         self.store.copy(&store_path(&from.bucket, &from.key)?, &store_path(&to.bucket, &to.key)?).await?;
-        let last_modified = self.stamp(to)?;
+        let last_modified = self.stamp(to).await?;
         Ok(ObjectInfo { bucket: to.bucket.clone(), key: to.key.clone(), size: source.size, last_modified })
     }
 
-    /// Moves an object within its bucket by a rename on disk (atomic), stamping it with the
-    /// engine clock; false when the source is gone (moved already). A job's commit.
+    /// Moves an object (a job's commit): a rename on disk (atomic), a copy and a delete on
+    /// S3; false when the source is gone (moved already), so a commit can be finished twice.
     pub fn rename(&self, from: &S3Uri, to: &S3Uri) -> Result<bool> {
         validate_key(&to.key, false)?;
-        let bucket = self.bucket_dir(&from.bucket)?;
-        let source = bucket.join(&from.key);
-        if !source.is_file() {
-            return Ok(false);
+        match &self.backend {
+            Backend::Disk(disk) => disk.rename(from, to, self.clock.now()),
+            Backend::Remote(remote) => remote.rename(from, to),
         }
-        let target = self.bucket_dir(&to.bucket)?.join(&to.key);
-        if let Some(dir) = target.parent() {
-            fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        }
-        fs::rename(&source, &target).map_err(|e| Error::io(&source, e))?;
-        self.stamp(to)?;
-        self.prune_empty_dirs(from);
-        Ok(true)
     }
 
-    /// The keys of the objects directly in folder `uri` (no sub-folders), read from disk
-    /// without the object store: what a commit recovering at open needs.
-    pub fn keys_in(&self, uri: &S3Uri) -> Vec<String> {
-        let Ok(bucket) = self.bucket_dir(&uri.bucket) else { return Vec::new() };
-        let Ok(entries) = fs::read_dir(bucket.join(&uri.key)) else { return Vec::new() };
-        let mut keys: Vec<String> = entries.flatten().filter(|e| e.path().is_file()).map(|e| format!("{}{}", uri.key, e.file_name().to_string_lossy())).collect();
-        keys.sort();
-        keys
+    /// The keys of the objects directly in folder `uri` (no sub-folders): what a commit
+    /// recovering at open needs (it runs outside any async runtime).
+    pub fn keys_in(&self, uri: &S3Uri) -> Result<Vec<String>> {
+        match &self.backend {
+            Backend::Disk(disk) => Ok(disk.keys_in(uri)),
+            Backend::Remote(remote) => remote.keys_in(uri),
+        }
     }
 
     /// Deletes every object under `uri` whose key has the folder `marker` in it (the staged
     /// files of a job run that did not commit); returns how many.
     pub fn delete_marked(&self, uri: &S3Uri, marker: &str) -> Result<usize> {
-        let Ok(bucket) = self.bucket_dir(&uri.bucket) else { return Ok(0) };
-        let mut found = Vec::new();
-        let mut stack = vec![bucket.join(&uri.key)];
-        while let Some(dir) = stack.pop() {
-            let Ok(entries) = fs::read_dir(&dir) else { continue };
-            for entry in entries.flatten() {
-                let path = entry.path();
-                if path.is_dir() {
-                    if path.ends_with(marker) {
-                        found.push(path);
-                    } else {
-                        stack.push(path);
-                    }
-                }
-            }
+        match &self.backend {
+            Backend::Disk(disk) => disk.delete_marked(uri, marker),
+            Backend::Remote(remote) => remote.delete_marked(uri, marker),
         }
-        let mut deleted = 0;
-        for dir in found {
-            deleted += fs::read_dir(&dir).map(|d| d.count()).unwrap_or(0);
-            fs::remove_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-            if let Ok(key) = dir.strip_prefix(&bucket) {
-                self.prune_empty_dirs(&S3Uri { bucket: uri.bucket.clone(), key: format!("{}/x", key.display()) });
-            }
-        }
-        Ok(deleted)
     }
 
     /// Sizes for `%lake info`.
     pub fn info(&self) -> Result<LakeInfo> {
-        fn walk(dir: &Path, objects: &mut u64, bytes: &mut u64) -> std::io::Result<()> {
-            for entry in fs::read_dir(dir)? {
-                let entry = entry?;
-                let meta = entry.metadata()?;
-                if meta.is_dir() {
-                    walk(&entry.path(), objects, bytes)?;
-                } else {
-                    *objects += 1;
-                    *bytes += meta.len();
-                }
-            }
-            Ok(())
-        }
         let buckets = self.list_buckets()?;
-        let (mut objects, mut bytes) = (0, 0);
-        for bucket in &buckets {
-            let dir = self.root.join(&bucket.name);
-            walk(&dir, &mut objects, &mut bytes).map_err(|e| Error::io(&dir, e))?;
-        }
-        Ok(LakeInfo {
-            workspace: self.workspace.clone(),
-            lake_dir: self.root.clone(),
-            buckets: buckets.len(),
-            objects,
-            bytes,
-        })
+        let ((objects, bytes), location) = match &self.backend {
+            Backend::Disk(disk) => (disk.totals(&buckets)?, disk.root.display().to_string()),
+            Backend::Remote(remote) => (remote.totals(&buckets)?, remote.setting.describe()),
+        };
+        Ok(LakeInfo { workspace: self.workspace.clone(), location, remote: self.remote().map(|(_, source)| source), buckets: buckets.len(), objects, bytes })
     }
 
-    fn bucket_dir(&self, bucket: &str) -> Result<PathBuf> {
-        validate_legacy_bucket_name(bucket)?;
-        let dir = self.root.join(bucket);
-        if dir.is_dir() {
-            Ok(dir)
-        } else {
-            Err(service_err!(NoSuchBucket, "the bucket {bucket} does not exist")
-                .with_hint(format!("create it with `%lake mb s3://{bucket}`")))
+    fn check_bucket(&self, bucket: &str) -> Result<()> {
+        match &self.backend {
+            Backend::Disk(disk) => disk.bucket_dir(bucket).map(|_| ()),
+            Backend::Remote(remote) => remote.check_bucket(bucket),
         }
     }
 
-    /// Sets the object's timestamp to the engine clock's now.
-    fn stamp(&self, uri: &S3Uri) -> Result<chrono::DateTime<chrono::Utc>> {
-        let now = self.clock.now();
-        let file = self.root.join(&uri.bucket).join(&uri.key);
-        fs::File::options()
-            .write(true)
-            .open(&file)
-            .and_then(|f| f.set_modified(now.into()))
-            .map_err(|e| Error::io(&file, e))?;
-        Ok(now)
-    }
-
-    /// Removes folders left empty by a delete, up to (not including) the bucket.
-    fn prune_empty_dirs(&self, uri: &S3Uri) {
-        let bucket_dir = self.root.join(&uri.bucket);
-        let mut dir = bucket_dir.join(&uri.key);
-        while dir.pop() && dir != bucket_dir && dir.starts_with(&bucket_dir) {
-            match fs::remove_dir(&dir) {
-                Ok(()) => {}
-                // Gone already (the folder a caller just removed): its parents may be empty now.
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(_) => break,
-            }
+    /// The object's time: the engine clock's now on disk, the store's on S3.
+    async fn stamp(&self, uri: &S3Uri) -> Result<chrono::DateTime<chrono::Utc>> {
+        match &self.backend {
+            Backend::Disk(disk) => disk.stamp(uri, self.clock.now()),
+            Backend::Remote(_) => Ok(self.store.head(&store_path(&uri.bucket, &uri.key)?).await?.last_modified),
         }
     }
 
@@ -381,10 +340,6 @@ impl Lake {
             size: meta.size,
             last_modified: meta.last_modified,
         })
-    }
-
-    fn bucket_records(&self) -> Result<BTreeMap<String, chrono::DateTime<chrono::Utc>>> {
-        Ok(read_json(&self.buckets_file)?.unwrap_or_default())
     }
 }
 

@@ -165,7 +165,10 @@ pub struct Listing {
 #[derive(Debug, Clone)]
 pub struct LakeInfo {
     pub workspace: std::path::PathBuf,
-    pub lake_dir: std::path::PathBuf,
+    /// The lake's folder, or its S3 URL (with endpoint and region when given).
+    pub location: String,
+    /// Where the S3 setting came from; None for the local lake.
+    pub remote: Option<super::SettingSource>,
     pub buckets: usize,
     pub objects: u64,
     pub bytes: u64,

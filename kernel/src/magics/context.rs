@@ -72,6 +72,19 @@ impl Workspace {
 
     /// Empties the workspace (`%workspace reset --yes`) and opens it again, empty.
     pub async fn reset(&mut self) -> Result<Arc<Lakebook>, CellError> {
+        // Counted even if the reset fails midway: what lives beside the engine starts again.
+        self.resets += 1;
+        self.rebuild(Lakebook::reset).await
+    }
+
+    /// Closes every service and opens it again (after `%lake connect` moved the lake).
+    pub async fn reopen(&mut self) -> Result<Arc<Lakebook>, CellError> {
+        self.rebuild(Lakebook::reopen).await
+    }
+
+    /// Takes the engine back from the background work that shares it, rebuilds it, and
+    /// starts that work again over the new one.
+    async fn rebuild(&mut self, rebuild: impl FnOnce(Lakebook) -> lakebook_engine::Result<Lakebook>) -> Result<Arc<Lakebook>, CellError> {
         let mut engine = self.engine()?;
         self.engine = None;
         // The system-clock loop holds the engine while due work runs; wait for it to let go.
@@ -89,8 +102,7 @@ impl Workspace {
                 }
             }
         };
-        self.resets += 1;
-        let engine = Arc::new(owned.reset()?);
+        let engine = Arc::new(rebuild(owned)?);
         self.engine = Some(engine.clone());
         spawn_system_clock_work(Arc::downgrade(&engine));
         Ok(engine)

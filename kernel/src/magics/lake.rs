@@ -9,7 +9,7 @@ use arrow_schema::{DataType, Field, Schema, TimeUnit};
 use bytes::Bytes;
 use clap::{CommandFactory, Parser, Subcommand};
 use lakebook_engine::S3Uri;
-use lakebook_engine::lake::{BucketCreated, ObjectInfo};
+use lakebook_engine::lake::{BucketCreated, Lake, LakeSetting, ObjectInfo, SettingSource};
 
 use super::{Body, Ctx, Form, MagicSpec};
 use crate::render::Bundle;
@@ -18,7 +18,7 @@ use crate::error::CellError;
 
 pub const SPEC: MagicSpec = MagicSpec {
     name: "lake",
-    summary: "The data lake: buckets and objects at s3://bucket/key, kept as files in the workspace",
+    summary: "The data lake: buckets and objects at s3://bucket/key, kept as files in the workspace or on S3 (connect)",
     form: Form::LineAndCell,
     command: LakeArgs::command,
     body: Body::Data,
@@ -27,8 +27,10 @@ pub const SPEC: MagicSpec = MagicSpec {
 
 #[derive(Debug, Parser)]
 #[command(
-    about = "The data lake: buckets and objects at s3://bucket/key, kept as files in the workspace",
-    after_help = "Objects are ordinary files under <workspace>/lake/<bucket>/<key>; DuckDB, pandas or Spark can read them directly."
+    about = "The data lake: buckets and objects at s3://bucket/key, kept as files in the workspace or on an S3-compatible store",
+    after_help = "Objects are ordinary files under <workspace>/lake/<bucket>/<key>; DuckDB, pandas or Spark can read them directly.\n\
+                  After `%lake connect s3://BUCKET/PREFIX [--endpoint URL]` (or with LAKEBOOK_LAKE set) they are the objects\n\
+                  s3://BUCKET/PREFIX/<bucket>/<key> of that store, and every service works over them unchanged."
 )]
 pub struct LakeArgs {
     #[command(subcommand)]
@@ -37,8 +39,22 @@ pub struct LakeArgs {
 
 #[derive(Debug, Subcommand)]
 enum Verb {
-    /// Where the workspace is and how much the lake holds
+    /// Where the workspace and the lake are, and how much the lake holds
     Info,
+    /// Put the lake on an S3-compatible store: every bucket b becomes s3://BUCKET/PREFIX/b/
+    /// there; credentials from the AWS environment or profile (never stored)
+    Connect {
+        /// s3://bucket[/prefix] of the store
+        url: String,
+        /// An S3-compatible endpoint (MinIO, moto, Ceph …), e.g. http://127.0.0.1:9000
+        #[arg(long)]
+        endpoint: Option<String>,
+        /// The store's region (else AWS_REGION, the profile's, or us-east-1)
+        #[arg(long)]
+        region: Option<String>,
+    },
+    /// Put the lake back in the workspace's own folder (objects on S3 stay there)
+    Disconnect,
     /// Make a bucket (≙ CreateBucket)
     Mb {
         /// s3://bucket
@@ -101,18 +117,47 @@ enum Verb {
 }
 
 pub async fn run(args: LakeArgs, mut ctx: Ctx<'_>) -> Result<Option<Bundle>, CellError> {
-    let engine = ctx.engine()?;
-    let lake = engine.lake();
-    let out = ctx.out;
     if ctx.body.is_some() && !matches!(args.verb, Verb::Put { .. }) {
         return Err(CellError::usage("only `%%lake put s3://bucket/key` takes a cell body"));
     }
     match args.verb {
+        Verb::Connect { url, endpoint, region } => {
+            let setting = LakeSetting::new(&url, endpoint, region)?;
+            Lake::connect(ctx.engine()?.workspace(), Some(&setting))?;
+            ctx.workspace.reopen().await?;
+            ctx.out.stdout(&format!("the lake is on {}: bucket b is {}\n", setting.describe(), setting.real_url("b", "")));
+            Ok(None)
+        }
+        Verb::Disconnect => {
+            let before = ctx.engine()?.lake().remote().map(|(s, _)| s.describe());
+            Lake::connect(ctx.engine()?.workspace(), None)?;
+            ctx.workspace.reopen().await?;
+            match before {
+                Some(was) => ctx.out.stdout(&format!("the lake is in the workspace again; the objects on {was} stay there\n")),
+                None => ctx.out.stdout("the lake was in the workspace already\n"),
+            }
+            Ok(None)
+        }
+        verb => run_verb(verb, ctx).await,
+    }
+}
+
+async fn run_verb(verb: Verb, mut ctx: Ctx<'_>) -> Result<Option<Bundle>, CellError> {
+    let engine = ctx.engine()?;
+    let lake = engine.lake();
+    let out = ctx.out;
+    match verb {
+        Verb::Connect { .. } | Verb::Disconnect => Err(CellError::usage("connect and disconnect are handled before the lake is used")),
         Verb::Info => {
             let info = lake.info()?;
+            let place = match info.remote {
+                None => ("lake directory", info.location.clone()),
+                Some(SettingSource::Workspace) => ("lake (S3, %lake connect)", info.location.clone()),
+                Some(SettingSource::Environment) => ("lake (S3, $LAKEBOOK_LAKE)", info.location.clone()),
+            };
             let rows = [
                 ("workspace", info.workspace.display().to_string()),
-                ("lake directory", info.lake_dir.display().to_string()),
+                (place.0, place.1),
                 ("buckets", info.buckets.to_string()),
                 ("objects", info.objects.to_string()),
                 ("size", render::human_bytes(info.bytes)),

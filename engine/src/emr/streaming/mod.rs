@@ -363,7 +363,7 @@ fn staging_folder(output: &S3Uri, job_id: &str) -> S3Uri {
 pub(crate) fn finish_commit(lake: &Lake, output: &S3Uri, job_id: &str) -> Result<bool> {
     let output = output.clone().folder();
     let staging = staging_folder(&output, job_id);
-    let staged = lake.keys_in(&staging);
+    let staged = lake.keys_in(&staging)?;
     let marker = staging.join(COMMIT_MARKER);
     let decided = staged.contains(&marker.key);
     if decided {
@@ -374,7 +374,7 @@ pub(crate) fn finish_commit(lake: &Lake, output: &S3Uri, job_id: &str) -> Result
         lake.rename(&marker, &output.join("_SUCCESS"))?;
     }
     lake.delete_marked(&output, "_temporary")?;
-    Ok(decided || lake.keys_in(&output).contains(&output.join("_SUCCESS").key))
+    Ok(decided || lake.keys_in(&output)?.contains(&output.join("_SUCCESS").key))
 }
 
 /// `part-00007`.
