@@ -7,6 +7,8 @@
 #   install/setup.sh --lab       set up, then open JupyterLab on notebooks/ (127.0.0.1 only)
 #   install/setup.sh --no-rust   (with any of the above) skip building the Rust-cell worker;
 #                                plain cells then say how to get it, magics work as ever
+#   install/setup.sh --cluster   (with any of the above) also build the Ballista cluster binary
+#                                (`lakebook cluster start`, `%sql engine connect`; ~20 min once)
 #
 # Idempotent: the venv is created once and re-populated only when install/requirements.txt
 # changes; cargo only rebuilds what changed.
@@ -17,13 +19,15 @@
 #   PYTHON            interpreter used to create the venv (default python3, needs >= 3.10)
 set -euo pipefail
 
-usage() { sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
 run_tour=1
 open_lab=0
 build_rust=1
+build_cluster=0
 for arg in "$@"; do
   case "$arg" in
+    --cluster) build_cluster=1 ;;
     --no-tour) run_tour=0 ;;
     --lab) run_tour=0 open_lab=1 ;;
     --no-rust) build_rust=0 ;;
@@ -132,6 +136,13 @@ if ((build_rust)); then
     [[ -d $(rustc --print sysroot)/lib/rustlib/src/rust/library/std ]] ||
       say "note: no rust-src component: in Rust cells, write the types of variables kept across cells"
   fi
+fi
+
+# --- the Ballista cluster (its own workspace cluster/; ~20 min the first time) --------------
+if ((build_cluster)); then
+  say "building the Ballista cluster (target dir $LAKEBOOK_CACHE/cluster-target)"
+  (cd "$repo/cluster" && CARGO_TARGET_DIR=$LAKEBOOK_CACHE/cluster-target cargo build --quiet --locked)
+  [[ -x $LAKEBOOK_CACHE/cluster-target/debug/lakebook-cluster ]] || die "cargo build succeeded but lakebook-cluster is missing"
 fi
 
 LAKEBOOK_RUST_WORKER=$rust_worker VIRTUAL_ENV=$venv "$lakebook" install --sys-prefix >/dev/null

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The one command that runs every test: build + install (install/setup.sh --no-tour), the Rust
+# The one command that runs every test: build + install (install/setup.sh --no-tour --cluster), the Rust
 # tests, then the Python kernel/notebook tests against the real binary.
 #
 #   tests/run.sh                 everything
@@ -14,7 +14,7 @@ if ! command -v cargo >/dev/null 2>&1 && [[ -x ${CARGO_HOME:-$HOME/.cargo}/bin/c
   export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
 fi
 
-install/setup.sh --no-tour
+install/setup.sh --no-tour --cluster
 
 failed=()
 printf '\033[1m==> cargo test --workspace\033[0m\n' >&2

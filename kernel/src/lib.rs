@@ -15,6 +15,7 @@
 //! - [`install`]  the kernelspec.
 
 pub mod cell;
+pub mod cluster;
 pub mod dispatch;
 pub mod error;
 pub mod history;

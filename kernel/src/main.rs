@@ -64,6 +64,42 @@ enum Command {
         #[arg(long, required_unless_present = "partition_key")]
         partition_key_field: Option<String>,
     },
+    /// A Ballista cluster on this machine: start, stop, status
+    Cluster {
+        #[command(subcommand)]
+        action: ClusterAction,
+    },
+}
+
+/// `lakebook cluster …`
+#[derive(Debug, Subcommand)]
+enum ClusterAction {
+    /// Start an Apache DataFusion Ballista scheduler and executors on 127.0.0.1, in the
+    /// background, for `%sql engine connect ballista://127.0.0.1:PORT`
+    Start {
+        /// Executor processes
+        #[arg(long, default_value_t = 2)]
+        executors: usize,
+        /// The scheduler's port
+        #[arg(long, default_value_t = 50050)]
+        port: u16,
+        /// Tasks each executor runs at once
+        #[arg(long, default_value_t = 1)]
+        concurrent_tasks: usize,
+        /// The workspace whose cluster/ folder keeps the pids and logs (default: $LAKEBOOK_HOME, else ./lakebook-data)
+        #[arg(long)]
+        home: Option<PathBuf>,
+    },
+    /// Stop the cluster `start` started
+    Stop {
+        #[arg(long)]
+        home: Option<PathBuf>,
+    },
+    /// Whether it runs, and where
+    Status {
+        #[arg(long)]
+        home: Option<PathBuf>,
+    },
 }
 
 /// Where a kernelspec goes, as `jupyter kernelspec install` names it.
@@ -114,6 +150,7 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Cluster { action } => run_cluster(action),
         Command::PutRecords { stream, home, partition_key, partition_key_field } => {
             let home = home.unwrap_or_else(lakebook_engine::Lakebook::default_home);
             let key = match (partition_key, partition_key_field) {
@@ -128,6 +165,31 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+    }
+}
+
+fn run_cluster(action: ClusterAction) -> ExitCode {
+    use lakebook_kernel::cluster;
+    let dir = |home: Option<PathBuf>| home.unwrap_or_else(lakebook_engine::Lakebook::default_home).join("cluster");
+    let done = match action {
+        ClusterAction::Start { executors, port, concurrent_tasks, home } => cluster::start(&dir(home), port, executors.max(1), concurrent_tasks.max(1)).map(|state| {
+            let pids: Vec<String> = state.executors.iter().map(|e| e.pid.to_string()).collect();
+            let address = state.scheduler.trim_start_matches("df://");
+            println!("Ballista scheduler {} (pid {}) with {} executor(s) (pids {})", state.scheduler, state.scheduler_pid, pids.len(), pids.join(", "));
+            println!("use it from a notebook with: %sql engine connect ballista://{address}");
+        }),
+        ClusterAction::Stop { home } => cluster::stop(&dir(home)).map(|stopped| println!("{}", if stopped { "cluster stopped" } else { "no cluster was running" })),
+        ClusterAction::Status { home } => cluster::status(&dir(home)).map(|state| match state {
+            Some(state) => println!("running: scheduler {} (pid {}), {} executor(s)", state.scheduler, state.scheduler_pid, state.executors.iter().filter(|e| cluster::alive(e.pid)).count()),
+            None => println!("not running"),
+        }),
+    };
+    match done {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("lakebook cluster: {e}");
+            ExitCode::FAILURE
         }
     }
 }

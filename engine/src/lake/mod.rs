@@ -89,6 +89,18 @@ impl Lake {
         }
     }
 
+    /// Where another engine (a Ballista cluster) reads an object or folder: its S3 URL for a
+    /// lake on S3, a `file://` URL for the local lake (engines on this machine).
+    pub fn url_for(&self, uri: &S3Uri) -> String {
+        match &self.backend {
+            Backend::Disk(disk) => {
+                let root = std::path::absolute(&disk.root).unwrap_or_else(|_| disk.root.clone());
+                format!("file://{}/{}/{}", root.display(), uri.bucket, uri.key)
+            }
+            Backend::Remote(remote) => remote.setting.real_url(&uri.bucket, &uri.key),
+        }
+    }
+
     /// The store behind the lake, rooted so that `bucket/key` is an object path.
     pub fn object_store(&self) -> Arc<dyn ObjectStore> {
         self.store.clone()

@@ -16,6 +16,7 @@
 
 pub(crate) mod ddl;
 pub use ddl::{STAGING, StagedWrite, TargetSpec};
+pub mod cluster;
 mod exchange;
 mod workgroup;
 

@@ -134,6 +134,8 @@ pub struct State {
     pub sql_workgroup: String,
     /// The Redshift cluster `%sql` runs on (`%redshift connect NAME`); None = Athena.
     pub redshift_cluster: Option<String>,
+    /// The Ballista scheduler (HOST:PORT) queries run on (`%sql engine connect`); None = local.
+    pub sql_engine: Option<String>,
     /// The last result shown as a table, which `%chart` draws.
     pub last_result: Option<RecordBatch>,
     /// Whether a chart's HTML has carried plotly.js yet in this kernel session.
@@ -154,6 +156,7 @@ impl Default for State {
             sql_database: lakebook_engine::catalog::DEFAULT_DATABASE.to_string(),
             sql_workgroup: lakebook_engine::sql::PRIMARY_WORKGROUP.to_string(),
             redshift_cluster: None,
+            sql_engine: None,
             last_result: None,
             plotly_loaded: false,
             variables: BTreeMap::new(),

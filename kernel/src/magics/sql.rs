@@ -5,6 +5,7 @@
 use clap::{CommandFactory, Parser, Subcommand};
 use lakebook_engine::query::{QueryProgress, Watch};
 use lakebook_engine::sql::QueryResult;
+use lakebook_engine::sql::cluster::ClusterTarget;
 
 use super::{Body, Ctx, Form, MagicSpec, Running};
 use crate::render::Bundle;
@@ -45,6 +46,10 @@ pub struct SqlArgs {
     /// Run on this Redshift cluster instead of Athena (`%redshift connect NAME` makes it the default)
     #[arg(long, value_name = "NAME", conflicts_with_all = ["workgroup", "database", "output"])]
     cluster: Option<String>,
+    /// Run this query on a Ballista cluster (ballista://HOST:PORT) or on the local engine (local);
+    /// `%sql engine connect ballista://HOST:PORT` makes a cluster the default
+    #[arg(long, value_name = "ENGINE", conflicts_with_all = ["cluster", "output", "explain"])]
+    engine: Option<String>,
     #[command(flatten)]
     chart: ChartArgs,
     /// The SQL (line form)
@@ -54,8 +59,9 @@ pub struct SqlArgs {
     verb: Option<SqlVerb>,
 }
 
-/// The word after `%sql` that starts a command instead of SQL.
+/// The words after `%sql` that start a command instead of SQL.
 pub const WORKGROUP: &str = "workgroup";
+pub const ENGINE: &str = "engine";
 
 #[derive(Debug, Subcommand)]
 enum SqlVerb {
@@ -64,6 +70,19 @@ enum SqlVerb {
         #[command(subcommand)]
         verb: Option<WorkgroupVerb>,
     },
+    /// Where queries run: the local engine, or an Apache DataFusion Ballista cluster (`%sql engine` shows it)
+    Engine {
+        #[command(subcommand)]
+        verb: Option<EngineVerb>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum EngineVerb {
+    /// Run this kernel's queries on the Ballista scheduler at ballista://HOST:PORT (`lakebook cluster start` runs one here)
+    Connect { url: String },
+    /// Run queries on the local engine again
+    Local,
 }
 
 #[derive(Debug, Subcommand)]
@@ -102,10 +121,10 @@ pub async fn run(mut ctx: Ctx<'_>) -> Result<Option<Bundle>, CellError> {
     let mut flags: Vec<String> = shlex::split(&flag_text).ok_or_else(|| CellError::usage("unbalanced quotes in the %sql flags"))?;
     // `%sql workgroup …` is a command, parsed with the flags by clap.
     let first = sql.split_whitespace().next().unwrap_or("");
-    let command = ctx.body.is_none() && first.eq_ignore_ascii_case(WORKGROUP);
+    let command = ctx.body.is_none() && (first.eq_ignore_ascii_case(WORKGROUP) || first.eq_ignore_ascii_case(ENGINE));
     if command {
-        let words = shlex::split(sql.trim_start()[first.len()..].trim()).ok_or_else(|| CellError::usage("unbalanced quotes in the %sql workgroup command"))?;
-        flags.push(WORKGROUP.to_string());
+        let words = shlex::split(sql.trim_start()[first.len()..].trim()).ok_or_else(|| CellError::usage(format!("unbalanced quotes in the %sql {first} command")))?;
+        flags.push(first.to_lowercase());
         flags.extend(words);
     }
     let args: SqlArgs = super::parse(&SPEC, &flags)?;
@@ -113,7 +132,10 @@ pub async fn run(mut ctx: Ctx<'_>) -> Result<Option<Bundle>, CellError> {
         return Err(CellError::usage(format!("%%sql takes its SQL from the cell body, not {:?}", args.sql.join(" "))));
     }
     if args.verb.is_some() && !command {
-        return Err(CellError::usage("`%sql workgroup …` is a line of its own, not a %%sql cell's first line"));
+        return Err(CellError::usage("`%sql workgroup …` and `%sql engine …` are lines of their own, not a %%sql cell's first line"));
+    }
+    if let Some(SqlVerb::Engine { verb }) = args.verb {
+        return engine_command(verb, ctx);
     }
     let engine = ctx.engine()?;
     if let Some(SqlVerb::Workgroup { verb }) = args.verb {
@@ -141,6 +163,19 @@ pub async fn run(mut ctx: Ctx<'_>) -> Result<Option<Bundle>, CellError> {
     }
     let database = args.database.clone().unwrap_or_else(|| ctx.state.sql_database.clone());
     let workgroup = args.workgroup.clone().unwrap_or_else(|| ctx.state.sql_workgroup.clone());
+    let ballista = match args.engine.as_deref() {
+        Some("local") => None,
+        Some(url) => Some(ballista_address(url)?),
+        None => ctx.state.sql_engine.clone(),
+    };
+    if let Some(scheduler) = ballista {
+        let client = crate::cluster::binary().map_err(|e| CellError::new("ClusterUnavailable", e))?;
+        let target = ClusterTarget { scheduler: scheduler.clone(), client };
+        let result = engine.sql().run_on_cluster(&target, &sql, &database, &workgroup).await?;
+        let mut footer = footer(&result);
+        footer.extra.push(format!("on Ballista at {scheduler}"));
+        return show(concat(&result), footer, args.view(), ctx);
+    }
     // A query running longer than `sql.progress_after` shows its progress, updated in place.
     let mut live = LiveProgress::new(ctx.out);
     let mut report = |p: &QueryProgress| live.report(p);
@@ -290,6 +325,36 @@ impl<'o> LiveProgress<'o> {
             None => self.out.stdout(text),
         }
     }
+}
+
+/// `ballista://HOST:PORT` → `HOST:PORT`.
+fn ballista_address(url: &str) -> Result<String, CellError> {
+    let address = url.strip_prefix("ballista://").or_else(|| url.strip_prefix("df://")).unwrap_or("");
+    match address.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => Ok(address.trim_end_matches('/').to_string()),
+        _ => Err(CellError::usage(format!("{url:?} is not an engine: write ballista://HOST:PORT (a Ballista scheduler) or local"))),
+    }
+}
+
+/// `%sql engine [connect ballista://HOST:PORT | local]`.
+fn engine_command(verb: Option<EngineVerb>, ctx: Ctx<'_>) -> Result<Option<Bundle>, CellError> {
+    match verb {
+        Some(EngineVerb::Connect { url }) => {
+            let address = ballista_address(&url)?;
+            crate::cluster::binary().map_err(|e| CellError::new("ClusterUnavailable", e))?;
+            ctx.state.sql_engine = Some(address.clone());
+            ctx.out.stdout(&format!("queries run on the Ballista cluster at {address} (`%sql engine local` to go back)\n"));
+        }
+        Some(EngineVerb::Local) => {
+            ctx.state.sql_engine = None;
+            ctx.out.stdout("queries run on the local engine\n");
+        }
+        None => match &ctx.state.sql_engine {
+            Some(address) => ctx.out.stdout(&format!("queries run on the Ballista cluster at {address}\n")),
+            None => ctx.out.stdout("queries run on the local engine\n"),
+        },
+    }
+    Ok(None)
 }
 
 fn footer(result: &QueryResult) -> Footer {
