@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from kernel_harness import Kernel, binary_path, prefer_venv_kernelspecs  # noqa: E402
+from kernel_harness import Kernel, binary_path, prefer_venv_kernelspecs, table_rows  # noqa: E402
 from tpch import TABLES, cache_dir, generate, read_queries  # noqa: E402
 
 
@@ -43,14 +43,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def timed(kernel: Kernel, code: str, reps: int) -> float:
+def timed(kernel: Kernel, code: str, reps: int) -> tuple[float, list[list[str]]]:
+    """The median wall time of `reps` runs after a warm-up, and the rows the last one showed."""
     kernel.ok(code, timeout=1800)  # warm-up
     times = []
     for _ in range(reps):
         start = time.perf_counter()
-        kernel.ok(code, timeout=1800)
+        shown = kernel.ok(code, timeout=1800)
         times.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times)
+    return statistics.median(times), table_rows(shown.result["text/plain"])
 
 
 def main() -> None:
@@ -73,8 +74,9 @@ def main() -> None:
             source = data / f"{table}.parquet"
             kernel.ok(f"%lake cp {source} s3://tpch/{table}/{table}.parquet", timeout=600)
         kernel.ok("%crawl s3://tpch/ --database tpch", timeout=600)
+        answers: dict[str, list[list[str]]] = {}
         for name, sql in queries.items():
-            results[name]["embedded"] = timed(kernel, f"%%sql -d tpch --engine local\n{sql.rstrip(';')}", args.reps)
+            results[name]["embedded"], answers[name] = timed(kernel, f"%%sql -d tpch --engine local\n{sql.rstrip(';')}", args.reps)
         for executors in (1, 2):
             home, port = work / f"cluster-{executors}", free_port()
             start = [str(binary_path()), "cluster", "start", "--executors", str(executors), "--port", str(port), "--home", str(home)]
@@ -82,12 +84,14 @@ def main() -> None:
             try:
                 for name, sql in queries.items():
                     code = f"%%sql -d tpch --engine ballista://127.0.0.1:{port}\n{sql.rstrip(';')}"
-                    results[name][f"ballista-{executors}"] = timed(kernel, code, args.reps)
+                    results[name][f"ballista-{executors}"], rows = timed(kernel, code, args.reps)
+                    if rows != answers[name]:
+                        sys.exit(f"{name} on {executors} executor(s) answered other rows than the embedded engine")
             finally:
                 subprocess.run([str(binary_path()), "cluster", "stop", "--home", str(home)], check=True, capture_output=True)
     finally:
         kernel.stop()
-    print(f"TPC-H SF1, {os.cpu_count()} cores, medians of {args.reps} (ms); ratios to the embedded engine")
+    print(f"TPC-H SF1, {os.cpu_count()} cores, medians of {args.reps} (ms); ratios to the embedded engine; same rows on every engine")
     print(f"{'query':<6} {'embedded':>10} {'1 executor':>12} {'ratio':>6} {'2 executors':>12} {'ratio':>6}")
     ratios: dict[str, list[float]] = {"ballista-1": [], "ballista-2": []}
     for name, r in results.items():

@@ -16,6 +16,10 @@ from pathlib import Path
 import pytest
 from kernel_harness import REPO, Kernel, binary_path, cache_dir
 from kernel_harness import table_rows as rows
+from test_s3_lake import CREDENTIALS, connect, s3  # noqa: F401  (s3: moto's S3 server, a fixture)
+
+# a cluster start, TPC-H loaded and crawled, then queries on two engines: longer than the default
+pytestmark = pytest.mark.timeout(600)
 
 QUERIES = REPO.parent / "shared" / "bench" / "tpch"
 TABLES = ["region", "nation", "supplier", "customer", "part", "partsupp", "orders", "lineitem"]
@@ -89,7 +93,7 @@ def test_tpch_on_a_ballista_cluster_returns_the_embedded_engines_rows(start_kern
     kernel = start_kernel(env={"LAKEBOOK_CLUSTER_BIN": str(cluster_binary())})
     load_tpch(kernel, tpch)
     said = kernel.ok(f"%sql engine connect {cluster.url}").stream()
-    assert f"queries run on the Ballista cluster at 127.0.0.1:{cluster.port}" in said, said
+    assert f"run on the Ballista cluster at 127.0.0.1:{cluster.port}" in said, said
     answered = []
     for path in sorted(QUERIES.glob("q*.sql"), key=lambda p: int(p.stem[1:])):
         sql = path.read_text().strip().rstrip(";")
@@ -108,12 +112,93 @@ def test_tpch_on_a_ballista_cluster_returns_the_embedded_engines_rows(start_kern
     kernel.failing("%%sql -d tpch\nCREATE TABLE tpch.copy AS SELECT * FROM tpch.region", "NOT_SUPPORTED")
     kernel.failing("%sql -d tpch SELECT * FROM no_such_table", "TABLE_NOT_FOUND")
 
+    # an EMR SQL step runs its query on the cluster; its table is written here
+    kernel.ok("%clock manual --at 2026-05-04T08:00:00Z")
+    kernel.failing("%sql -d tpch SELECT now() AS t", "NOT_SUPPORTED")  # the cluster's clock is its own
+    kernel.ok("%emr create etl --core 1")
+    kernel.ok("%clock advance 90s")
+    query = "SELECT n_name, count(*) AS suppliers FROM tpch.supplier JOIN tpch.nation ON s_nationkey = n_nationkey GROUP BY n_name"
+    step = kernel.ok(f"%%emr step etl --type sql --name suppliers --output s3://tpch/out/suppliers/ --table tpch.suppliers\n{query}", timeout=180)
+    assert "COMPLETED → s3://tpch/out/suppliers/" in step.stream(), step.describe()
+    ran = step.result["text/plain"]
+    assert f"ballista://127.0.0.1:{cluster.port}" in ran and "CREATE TABLE tpch.suppliers" in ran, ran
+    written = kernel.ok("%%sql -d tpch --engine local\nSELECT * FROM suppliers ORDER BY n_name").result["text/plain"]
+    expected = kernel.ok(f"%%sql -d tpch --engine local\n{query} ORDER BY n_name").result["text/plain"]
+    assert rows(written) == rows(expected) and len(rows(written)) == 25, written
+    # with no scheduler answering, the step fails by name
+    kernel.ok(f"%sql engine connect ballista://127.0.0.1:{free_port()}")
+    failed = kernel.failing(f"%%emr step etl --type sql --name again\n{query}", "StepFailed", timeout=180)
+    assert "ClusterUnavailable" in failed.error["evalue"] or "no Ballista scheduler" in failed.error["evalue"], failed.describe()
+
+
+def test_the_cluster_reads_the_files_this_engine_reads(start_kernel, cluster: Cluster, tmp_path: Path) -> None:
+    import gzip
+
+    kernel = start_kernel(env={"LAKEBOOK_CLUSTER_BIN": str(cluster_binary())})
+    kernel.ok(f"%sql engine connect {cluster.url}")
+    kernel.ok("%lake mb s3://clicks")
+    files = {
+        "gz/part-0.json.gz": gzip.compress("".join(f'{{"n": {i}}}\n' for i in range(10)).encode()),
+        "events/e.json": "".join(f'{{"userId": {i}, "clicks": {i}}}\n' for i in range(4)).encode(),
+        "p/year=2024/a.json": b'{"n": 1}\n',
+        "p/year=2025/b.json": b'{"n": 2}\n',
+    }
+
+    def put(key: str) -> None:
+        local = tmp_path / key.replace("/", "_")
+        local.write_bytes(files.get(key, b""))
+        kernel.ok(f"%lake put s3://clicks/{key} --from {local}")
+
+    for key in list(files)[:3]:
+        put(key)
+    kernel.ok("%crawl s3://clicks/ --database clicks", timeout=120)
+    # gzip-compressed JSON lines: the plan Ballista sends its executors does not carry a text
+    # file's compression (DataFusion 55), so the cluster would read gzip bytes: refused by name
+    failed = kernel.failing("%sql SELECT sum(n) AS total FROM clicks.gz", "NOT_SUPPORTED", timeout=120)
+    assert "gzip" in failed.error["evalue"], failed.describe()
+    # a Parquet table beside a Hadoop _SUCCESS marker: the cluster is given the table's files
+    kernel.ok("%%sql --engine local\nCREATE TABLE clicks.sq WITH (format = 'PARQUET', external_location = 's3://clicks/sq/') AS SELECT n, n * n AS square FROM clicks.gz")
+    put("sq/_SUCCESS")
+    assert rows(kernel.ok("%sql SELECT sum(square) AS s FROM clicks.sq", timeout=120).result["text/plain"]) == [["285"]]
+    # keys in mixed case would be NULLs on the cluster: refused by name
+    failed = kernel.failing("%sql SELECT sum(clicks) AS c FROM clicks.events", "NOT_SUPPORTED", timeout=120)
+    assert "userId" in failed.error["evalue"], failed.describe()
+    # a partition the catalog does not know yet would be read by the cluster alone
+    put("p/year=2025/b.json")
+    failed = kernel.failing("%sql SELECT sum(n) AS n FROM clicks.p", "NOT_SUPPORTED", timeout=120)
+    assert "year=2025" in failed.error["evalue"], failed.describe()
+    kernel.ok("%%sql --engine local\nMSCK REPAIR TABLE clicks.p")
+    assert rows(kernel.ok("%sql SELECT sum(n) AS n FROM clicks.p", timeout=120).result["text/plain"]) == [["3"]]
+    # a view kept with --output stays on this engine
+    kernel.ok("%%sql --engine local --output small\nSELECT n FROM clicks.gz WHERE n < 3")
+    kernel.failing("%sql SELECT count(*) AS c FROM small", "NOT_SUPPORTED", timeout=120)
+
+
+def test_on_the_s3_lake_the_executors_read_s3_themselves(start_kernel, cluster: Cluster, s3, tmp_path: Path) -> None:
+    s3.client.create_bucket(Bucket="team")
+    kernel = start_kernel(env={**CREDENTIALS, "LAKEBOOK_CLUSTER_BIN": str(cluster_binary())})
+    connect(kernel, s3)
+    kernel.ok("%lake mb s3://sales")
+    for i in range(3):
+        body = "".join(f'{{"region": "r{(i + j) % 4}", "amount": {10 * i + j}}}\n' for j in range(25))
+        (tmp_path / f"{i}.json").write_text(body)
+        kernel.ok(f"%lake put s3://sales/orders/{i}.json --from {tmp_path / f'{i}.json'}")
+    kernel.ok("%crawl s3://sales/ --database sales", timeout=120)
+    # the files are on the S3 server, under the connected prefix: the executors read them there
+    assert len(s3.keys("team", "lakebook/sales/orders/")) == 3
+    kernel.ok(f"%sql engine connect {cluster.url}")
+    query = "SELECT region, sum(amount) AS total, count(*) AS n FROM sales.orders GROUP BY region ORDER BY region"
+    remote = kernel.ok(f"%sql {query}", timeout=180).result["text/plain"]
+    local = kernel.ok(f"%sql --engine local {query}", timeout=180).result["text/plain"]
+    assert rows(remote) == rows(local) and len(rows(local)) == 4, (remote, local)
+    assert f"on Ballista at 127.0.0.1:{cluster.port}" in remote, remote
+
 
 def test_a_lost_executor_gives_a_retry_or_a_clear_error_and_the_kernel_stays_up(start_kernel, cluster: Cluster, tpch: Path) -> None:
     kernel = start_kernel(env={"LAKEBOOK_CLUSTER_BIN": str(cluster_binary())})
     load_tpch(kernel, tpch)
     kernel.ok(f"%sql engine connect {cluster.url}")
-    # a join that runs for several seconds on two executors (2.6 s with % 10 here)
+    # a join that runs for several seconds on two executors
     slow = "%%sql -d tpch\nSELECT count(*) AS n FROM lineitem a JOIN lineitem b ON a.l_suppkey % 4 = b.l_suppkey % 4 WHERE a.l_quantity < b.l_quantity"
     msg_id = kernel.execute_async(slow)
     time.sleep(1.5)
@@ -123,7 +208,6 @@ def test_a_lost_executor_gives_a_retry_or_a_clear_error_and_the_kernel_stays_up(
     os.kill(victim, 9)
     reply = kernel.reply(msg_id, timeout=240)
     content = reply["content"]
-    print("after the loss:", content["status"], content.get("ename"), content.get("evalue", "")[:300])
     if content["status"] == "error":
         assert content["ename"] in ("ClusterQueryFailed", "ClusterUnavailable"), content
         assert "Ballista" in content["evalue"], content

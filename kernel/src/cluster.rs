@@ -103,8 +103,16 @@ pub fn start(dir: &Path, port: u16, executors: usize, concurrent_tasks: usize) -
     if let Some(running) = status(dir)? {
         return Err(format!("a cluster is running already ({}); stop it first with `lakebook cluster stop`", running.scheduler));
     }
+    // What an earlier start left (its scheduler gone, executors perhaps not) ends first.
+    stop(dir)?;
     let binary = binary()?;
+    // A port in use would look like our scheduler answering.
+    std::net::TcpListener::bind(("127.0.0.1", port)).map_err(|e| format!("127.0.0.1:{port} is not free for the scheduler: {e} (choose another with --port)"))?;
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let save = |state: &ClusterState| {
+        let text = serde_json::to_vec_pretty(state).map_err(|e| e.to_string())?;
+        lakebook_engine::workspace::atomic_write(&dir.join(STATE_FILE), &text).map_err(|e| e.to_string())
+    };
     let log = dir.join("scheduler.log");
     // One machine: an executor that dies is noticed in seconds (heartbeats every 2 s, dead
     // after 10 s without one), not the 3 minutes a networked cluster waits.
@@ -115,7 +123,9 @@ pub fn start(dir: &Path, port: u16, executors: usize, concurrent_tasks: usize) -
     .map(String::from);
     let scheduler_pid = spawn(&binary, &args, &log)?;
     let mut state = ClusterState { scheduler: format!("df://127.0.0.1:{port}"), scheduler_pid, executors: Vec::new() };
+    // Recorded as each process starts, so `stop` finds whatever an interrupted start left.
     let started = (|| {
+        save(&state)?;
         wait_for_port(port, scheduler_pid, "scheduler", &log)?;
         for i in 0..executors {
             let (flight_port, grpc_port) = (free_port()?, free_port()?);
@@ -131,16 +141,16 @@ pub fn start(dir: &Path, port: u16, executors: usize, concurrent_tasks: usize) -
             .map(String::from);
             let pid = spawn(&binary, &args, &log)?;
             state.executors.push(ExecutorState { pid, flight_port, grpc_port });
+            save(&state)?;
             wait_for_port(flight_port, pid, "executor", &log)?;
         }
         Ok::<(), String>(())
     })();
     if let Err(e) = started {
         stop_processes(&state);
+        let _ = std::fs::remove_file(dir.join(STATE_FILE));
         return Err(e);
     }
-    let text = serde_json::to_vec_pretty(&state).map_err(|e| e.to_string())?;
-    lakebook_engine::workspace::atomic_write(&dir.join(STATE_FILE), &text).map_err(|e| e.to_string())?;
     Ok(state)
 }
 

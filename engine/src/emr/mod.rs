@@ -430,32 +430,52 @@ impl Drop for StepGuard<'_> {
 }
 
 /// Runs a SQL step; with `output`, as CTAS (into `table`, or into a temporary table that is
-/// dropped again, leaving the Parquet files). Returns the execution ids.
+/// dropped again, leaving the Parquet files). Returns the execution ids. With a Ballista
+/// cluster connected (`%sql engine connect`) the query runs there and its rows are written
+/// here; what the cluster does not run (DDL, stream tables) runs here, and a cluster that
+/// does not answer fails the step.
 async fn run_sql(step: &Step, spec: &SqlStep, sql: &crate::sql::SqlEngine) -> std::result::Result<Vec<String>, (Vec<String>, crate::Error)> {
+    let mut ids = Vec::new();
+    match Box::pin(sql_statements(step, spec, sql, &mut ids)).await {
+        Ok(()) => Ok(ids),
+        Err(e) => Err((ids, e)),
+    }
+}
+
+async fn sql_statements(step: &Step, spec: &SqlStep, sql: &crate::sql::SqlEngine, ids: &mut Vec<String>) -> Result<()> {
     let query = spec.sql.trim().trim_end_matches(';').trim();
     let db = crate::catalog::DEFAULT_DATABASE;
-    let mut ids = Vec::new();
-    let run = async |text: &str, ids: &mut Vec<String>| -> Result<()> {
-        let results = sql.run(text, db).await?;
-        ids.extend(results.iter().map(|r| r.execution.id.clone()));
-        Ok(())
-    };
-    let result = match &spec.output {
-        None => run(query, &mut ids).await,
-        Some(output) => {
-            let location = output.clone().folder();
-            let (table, temporary) = match &spec.table {
-                Some(t) => (t.clone(), false),
-                None => (format!("{db}.emr_{}", step.id.to_lowercase().replace('-', "_")), true),
-            };
-            let ctas = format!("CREATE TABLE {table} WITH (format = 'PARQUET', external_location = '{location}') AS {query}");
-            match run(&ctas, &mut ids).await {
-                Ok(()) if temporary => run(&format!("DROP TABLE {table}"), &mut ids).await,
-                other => other,
+    let on_cluster = match sql.cluster() {
+        Some(target) => match sql.run_on_cluster(&target, query, db, crate::sql::PRIMARY_WORKGROUP).await {
+            Ok(result) => {
+                ids.push(result.execution.id.clone());
+                Some(result)
             }
-        }
+            Err(e) if e.code() == "NOT_SUPPORTED" => None,
+            Err(e) => return Err(e),
+        },
+        None => None,
     };
-    result.map(|()| ids.clone()).map_err(|e| (ids, e))
+    let Some(output) = &spec.output else {
+        if on_cluster.is_none() {
+            ids.extend(sql.run(query, db).await?.iter().map(|r| r.execution.id.clone()));
+        }
+        return Ok(());
+    };
+    let location = output.clone().folder();
+    let (table, temporary) = match &spec.table {
+        Some(t) => (t.clone(), false),
+        None => (format!("{db}.emr_{}", step.id.to_lowercase().replace('-', "_")), true),
+    };
+    let created = match on_cluster {
+        Some(rows) => vec![sql.create_table_from_rows(&table, Some(&location.to_string()), rows.schema, rows.batches, db).await?],
+        None => sql.run(&format!("CREATE TABLE {table} WITH (format = 'PARQUET', external_location = '{location}') AS {query}"), db).await?,
+    };
+    ids.extend(created.iter().map(|r| r.execution.id.clone()));
+    if temporary {
+        ids.extend(sql.run(&format!("DROP TABLE {table}"), db).await?.iter().map(|r| r.execution.id.clone()));
+    }
+    Ok(())
 }
 
 /// Applies every transition due at `now`, each at the moment it was due; returns reports.

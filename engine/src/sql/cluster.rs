@@ -20,8 +20,9 @@ use std::time::Instant;
 
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::common::tree_node::TreeNodeRecursion;
-use datafusion::logical_expr::LogicalPlan;
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::logical_expr::{Expr, LogicalPlan};
+use datafusion::prelude::SessionContext;
 use serde::Serialize;
 
 use super::{CATALOG_NAME, QueryResult, QueryState, SqlEngine};
@@ -53,8 +54,9 @@ impl SqlEngine {
     pub async fn run_on_cluster(&self, target: &ClusterTarget, sql: &str, database: &str, workgroup: &str) -> Result<QueryResult> {
         let workgroup = self.workgroups.get(workgroup)?;
         let mut execution = self.new_execution(sql, database, &workgroup);
+        execution.engine = Some(format!("ballista://{}", target.scheduler));
         let started = Instant::now();
-        let outcome = self.cluster_query(target, sql, database).await;
+        let outcome = self.cluster_query(target, sql, database, &workgroup).await;
         execution.engine_ms = started.elapsed().as_millis() as u64;
         execution.completed = Some(self.clock.now());
         match outcome {
@@ -75,7 +77,7 @@ impl SqlEngine {
         }
     }
 
-    async fn cluster_query(&self, target: &ClusterTarget, sql: &str, database: &str) -> Result<(SchemaRef, Vec<RecordBatch>, u64)> {
+    async fn cluster_query(&self, target: &ClusterTarget, sql: &str, database: &str, workgroup: &super::Workgroup) -> Result<(SchemaRef, Vec<RecordBatch>, u64)> {
         let ctx = self.context_for(database, None)?;
         let fail = |e| self.suggest_table(sql_error(e, sql));
         // Planned, not run: `SessionContext::sql` would carry out DDL here at once.
@@ -89,12 +91,26 @@ impl SqlEngine {
         }
         let mut tables = BTreeSet::new();
         let mut unsupported = None;
+        let manual_clock = self.clock.mode() == crate::clock::ClockMode::Manual;
         plan.apply_with_subqueries(|node| {
+            // The cluster's now() is its system clock: a manual engine clock's time stays here.
+            if manual_clock {
+                node.apply_expressions(|e| {
+                    e.apply(|e| {
+                        if matches!(e, Expr::ScalarFunction(f) if f.name() == "now") {
+                            unsupported = Some("now() on the manual engine clock".to_string());
+                        }
+                        Ok(TreeNodeRecursion::Continue)
+                    })
+                })?;
+            }
             if let LogicalPlan::TableScan(scan) = node {
                 let name = &scan.table_name;
                 match (name.catalog(), name.schema()) {
                     (Some(c), _) if c != CATALOG_NAME => unsupported = Some(name.to_string()),
                     (_, Some(crate::query::streams::SCHEMA)) => unsupported = Some(name.to_string()),
+                    // a temporary view (`--output NAME`) shadows a table of its name; `t$partitions`
+                    _ if self.is_temp_view(name.table()) || name.table().contains('$') => unsupported = Some(name.to_string()),
                     (_, schema) => {
                         tables.insert((schema.unwrap_or(database).to_string(), name.table().to_string()));
                     }
@@ -103,20 +119,31 @@ impl SqlEngine {
             Ok(TreeNodeRecursion::Continue)
         })
         .map_err(fail)?;
-        if let Some(name) = unsupported {
-            return Err(service_err!(NOT_SUPPORTED, "{name} is not a Data Catalog table: a Ballista cluster reads catalog tables only")
-                .with_hint("stream tables and temporary views are read by the local engine: `%%sql --engine local`"));
+        match unsupported {
+            Some(name) if name.starts_with("now()") => {
+                return Err(service_err!(NOT_SUPPORTED, "{name}: a Ballista cluster's now() is its own system clock")
+                    .with_hint("run it with `%%sql --engine local`, or use `%clock system`"));
+            }
+            Some(name) => {
+                return Err(service_err!(NOT_SUPPORTED, "{name} is not a Data Catalog table: a Ballista cluster reads catalog tables only")
+                    .with_hint("stream tables and temporary views are read by the local engine: `%%sql --engine local`"));
+            }
+            None => {}
         }
         let df = ctx.execute_logical_plan(plan.clone()).await.map_err(fail)?;
         let physical = df.create_physical_plan().await.map_err(fail)?;
         let scanned = bytes_scanned(physical.as_ref());
+        // The cluster does not report bytes as it reads: the limit applies to what the scans cover.
+        if let Some(limit) = workgroup.bytes_scanned_cutoff.filter(|limit| scanned > *limit) {
+            return Err(super::scan_limit_error(workgroup, limit, scanned));
+        }
         let mut setup = Vec::new();
         for db in tables.iter().map(|(db, _)| db).collect::<BTreeSet<_>>() {
             setup.push(format!("CREATE SCHEMA IF NOT EXISTS {}", quote(db)));
         }
         for (db, name) in &tables {
             let table = self.catalog.table(db, name)?;
-            setup.push(self.declare(&table)?);
+            setup.push(self.declare(&ctx, &table).await?);
         }
         setup.push(format!("SET datafusion.catalog.default_schema = '{}'", database.replace('\'', "''")));
         let request = Request { options: self.cluster_options(), setup, sql: sql.to_string() };
@@ -124,8 +151,12 @@ impl SqlEngine {
         Ok((schema, batches, scanned))
     }
 
-    /// `CREATE EXTERNAL TABLE` for a catalog table, over where its files really are.
-    fn declare(&self, table: &Table) -> Result<String> {
+    /// `CREATE EXTERNAL TABLE` for a catalog table, over exactly the files this engine reads
+    /// for it: the files themselves when it has no partitions; its folder when it has (the
+    /// cluster reads partition values from `k=v` folder names), and only if what a listing of
+    /// that folder finds is what this engine reads. Anything else would be a different answer,
+    /// so it is refused by name.
+    async fn declare(&self, ctx: &SessionContext, table: &Table) -> Result<String> {
         let definition = &table.definition;
         if table.locations().len() > 1 {
             return Err(service_err!(NOT_SUPPORTED, "{} has partitions outside its location, which a listing table on the cluster cannot read", table.qualified_name()));
@@ -138,35 +169,115 @@ impl SqlEngine {
             })?;
             columns.push(format!("{} {sql_type}", quote(&column.name)));
         }
-        let (stored, options) = match &definition.format {
-            Format::Parquet => ("PARQUET", Vec::new()),
-            Format::Json => ("JSON", Vec::new()),
-            Format::Csv { delimiter, header, .. } => ("CSV", vec![("format.has_header", header.to_string()), ("format.delimiter", delimiter.to_string())]),
+        let mut options = Vec::new();
+        let stored = match &definition.format {
+            Format::Parquet => "PARQUET",
+            Format::Json => "JSON",
+            Format::Csv { delimiter, header, .. } => {
+                options.push(("format.has_header", header.to_string()));
+                options.push(("format.delimiter", delimiter.to_string()));
+                "CSV"
+            }
             other => {
                 return Err(service_err!(NOT_SUPPORTED, "{} is stored as {other:?}, which the cluster does not read", table.qualified_name()));
             }
         };
-        let mut text = format!("CREATE EXTERNAL TABLE {}.{} ({}) STORED AS {stored}", quote(&table.database), quote(&table.name), columns.join(", "));
-        if let Some(compression) = definition.compression.as_deref().filter(|c| *c == "gzip") {
-            text.push_str(&format!(" COMPRESSION TYPE {}", compression.to_uppercase()));
+        // Parquet's compression is inside the file. A compressed text file's is not, and
+        // DataFusion 55's plan format (what the scheduler sends executors) drops it: the
+        // executors would read gzip bytes as text.
+        if let Some(compression) = definition.compression.as_deref().filter(|_| stored != "PARQUET") {
+            return Err(service_err!(NOT_SUPPORTED, "{} is {compression}-compressed {stored}, which Ballista's executors cannot be told to decompress", table.qualified_name())
+                .with_hint("run it with `%%sql --engine local`, or convert the table to Parquet with a CTAS"));
         }
+        let mut text = format!("CREATE EXTERNAL TABLE {}.{} ({}) STORED AS {stored}", quote(&table.database), quote(&table.name), columns.join(", "));
         if !definition.partition_keys.is_empty() {
-            let keys: Vec<String> = definition.partition_keys.iter().map(|k| quote(&k.name)).collect();
+            // DataFusion's PARTITIONED BY keeps quotes as part of the name: bare names only.
+            if let Some(key) = definition.partition_keys.iter().find(|k| !k.name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')) {
+                return Err(service_err!(NOT_SUPPORTED, "the partition key {:?} of {} is not a plain name, which a table declared on the cluster cannot have", key.name, table.qualified_name()));
+            }
+            let keys: Vec<String> = definition.partition_keys.iter().map(|k| k.name.clone()).collect();
             text.push_str(&format!(" PARTITIONED BY ({})", keys.join(", ")));
         }
-        let location = self.lake.url_for(&S3Uri::parse(&definition.location)?.folder());
-        text.push_str(&format!(" LOCATION '{}'", location.replace('\'', "''")));
+        let folder = S3Uri::parse(&definition.location)?.folder();
+        let files = self.files_read(ctx, table).await?;
+        let location = if definition.partition_keys.is_empty() && !files.is_empty() {
+            let urls: Vec<String> = files.iter().map(|key| sql_string(&self.lake.url_for(&S3Uri { bucket: folder.bucket.clone(), key: key.clone() }))).collect();
+            format!("({})", urls.join(", "))
+        } else {
+            self.same_files_below(&folder, &files, table).await?;
+            sql_string(&self.lake.url_for(&folder))
+        };
+        text.push_str(&format!(" LOCATION {location}"));
         if !options.is_empty() {
-            let options: Vec<String> = options.iter().map(|(k, v)| format!("'{k}' '{}'", v.replace('\'', "''"))).collect();
+            let options: Vec<String> = options.iter().map(|(k, v)| format!("{} {}", sql_string(k), sql_string(v))).collect();
             text.push_str(&format!(" OPTIONS ({})", options.join(", ")));
         }
         Ok(text)
     }
 
+    /// The keys of the files this engine reads for the whole table (its registered partitions,
+    /// without the files it skips), from a plan of `SELECT *`. Column names its files spell
+    /// in mixed case are refused: the cluster matches names exactly, and would read NULLs.
+    async fn files_read(&self, ctx: &SessionContext, table: &Table) -> Result<BTreeSet<String>> {
+        let sql = format!("SELECT * FROM {}.{}", quote(&table.database), quote(&table.name));
+        let fail = |e| sql_error(e, &sql);
+        let physical = ctx.sql(&sql).await.map_err(fail)?.create_physical_plan().await.map_err(fail)?;
+        let mut files = BTreeSet::new();
+        let mut mixed_case = None;
+        scans(physical.as_ref(), &mut |config| {
+            files.extend(config.file_groups.iter().flat_map(|g| g.iter()).map(|f| f.object_meta.location.to_string()));
+            if let Some(field) = config.file_schema().fields().iter().find(|f| f.name().chars().any(char::is_uppercase)) {
+                mixed_case = Some(field.name().clone());
+            }
+        });
+        if let Some(name) = mixed_case {
+            return Err(service_err!(NOT_SUPPORTED, "the files of {} spell the column {name:?} in mixed case, which a table declared on the cluster would read as NULL", table.qualified_name())
+                .with_hint("run it with `%%sql --engine local`, or rewrite the table with lower-case names (a CTAS)"));
+        }
+        Ok(files)
+    }
+
+    /// Refuses a partitioned (or empty) table when a listing of its folder, as the cluster
+    /// lists it (files directly in it or below `k=v` folders only), differs from the files
+    /// this engine reads: an unregistered partition, a `_SUCCESS` marker, a folder not named `k=v`.
+    async fn same_files_below(&self, folder: &S3Uri, files: &BTreeSet<String>, table: &Table) -> Result<()> {
+        let listing = self.lake.list(folder, true).await?;
+        let parquet = table.definition.format == Format::Parquet;
+        let listed: BTreeSet<String> = listing
+            .objects
+            .into_iter()
+            .filter(|o| !o.key.ends_with('/') && (parquet || o.size > 0))
+            .filter(|o| {
+                let rest = o.key.strip_prefix(folder.key.as_str()).unwrap_or(&o.key);
+                let mut parts: Vec<&str> = rest.split('/').collect();
+                parts.pop();
+                parts.iter().all(|p| p.contains('='))
+            })
+            .map(|o| o.key)
+            .collect();
+        let bucket = &folder.bucket;
+        if let Some(extra) = listed.difference(files).next() {
+            return Err(service_err!(NOT_SUPPORTED, "the cluster would read s3://{bucket}/{extra} for {}, which this engine does not read (an unregistered partition, or a file such as _SUCCESS)", table.qualified_name())
+                .with_hint("register partitions with MSCK REPAIR TABLE, or run it with `%%sql --engine local`"));
+        }
+        if let Some(missing) = files.difference(&listed).next() {
+            return Err(service_err!(NOT_SUPPORTED, "{} reads s3://{bucket}/{missing}, which the cluster would not find (a partition outside k=v folders)", table.qualified_name())
+                .with_hint("run it with `%%sql --engine local`"));
+        }
+        Ok(())
+    }
+
+    fn is_temp_view(&self, name: &str) -> bool {
+        self.temp_views.lock().unwrap_or_else(|p| p.into_inner()).contains_key(name)
+    }
+
     /// How the cluster reaches the lake on S3: ballista-core's `s3.*` session options (the
     /// endpoint and region of `%lake connect`, the credentials of this kernel's environment).
     fn cluster_options(&self) -> Vec<(String, String)> {
-        let mut options = Vec::new();
+        // Ballista 55's adaptive planner (its default) leaves a job hanging when an executor is
+        // lost mid-stage (seen here: the stage is rolled back, then its tasks' updates are
+        // refused); the static planner reruns the lost tasks on the executors left.
+        let mut options = vec![("ballista.planner.adaptive.enabled".to_string(), "false".to_string())];
         if let Some((setting, _)) = self.lake.remote() {
             let endpoint = setting.endpoint.clone().or_else(|| std::env::var("AWS_ENDPOINT_URL").ok());
             if let Some(endpoint) = endpoint {
@@ -184,6 +295,23 @@ impl SqlEngine {
         }
         options
     }
+}
+
+/// Calls `visit` with the file scan of every data source in a physical plan.
+fn scans(plan: &dyn datafusion::physical_plan::ExecutionPlan, visit: &mut dyn FnMut(&datafusion::datasource::physical_plan::FileScanConfig)) {
+    use datafusion::datasource::physical_plan::FileScanConfig;
+    use datafusion::datasource::source::DataSourceExec;
+    if let Some(config) = plan.downcast_ref::<DataSourceExec>().and_then(|exec| exec.data_source().downcast_ref::<FileScanConfig>()) {
+        visit(config);
+    }
+    for child in plan.children() {
+        scans(child.as_ref(), visit);
+    }
+}
+
+/// A SQL string literal.
+fn sql_string(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
 }
 
 fn quote(name: &str) -> String {
@@ -225,8 +353,14 @@ async fn run_client(target: &ClusterTarget, request: &Request) -> Result<(Schema
     let mut guard = KillOnDrop(Some(child.id()));
     let output = tokio::task::spawn_blocking(move || {
         // The client reads the whole request before it answers: no deadlock on the pipes.
-        if let Some(mut stdin) = child.stdin.take() {
-            stdin.write_all(&body)?;
+        // A client that ended before reading it (a bad request) says why on stderr: still wait.
+        if let Some(mut stdin) = child.stdin.take()
+            && let Err(e) = stdin.write_all(&body)
+            && e.kind() != std::io::ErrorKind::BrokenPipe
+        {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(e);
         }
         child.wait_with_output()
     })

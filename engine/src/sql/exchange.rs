@@ -9,7 +9,7 @@ use datafusion::arrow::ipc::reader::FileReader;
 use datafusion::arrow::ipc::writer::FileWriter;
 use datafusion::datasource::MemTable;
 
-use super::SqlEngine;
+use super::{QueryResult, SqlEngine};
 use crate::error::Result;
 use crate::internal_err;
 
@@ -43,17 +43,28 @@ impl SqlEngine {
     /// over the rows, so it lands where Athena's CTAS lands and is in the catalog. Returns the
     /// rows written.
     pub async fn create_table_from_arrow_file(&self, name: &str, path: &Path, database: &str) -> Result<u64> {
+        let (schema, batches) = read_arrow_file(path)?;
+        let count: usize = batches.iter().map(RecordBatch::num_rows).sum();
+        self.create_table_from_rows(name, None, schema, batches, database).await?;
+        Ok(count as u64)
+    }
+
+    /// A CTAS over rows computed elsewhere (a DataFrame, a query a Ballista cluster ran): a
+    /// new Parquet table `name` at `location` (or where Athena's CTAS puts it). Returns the
+    /// CTAS's result.
+    pub async fn create_table_from_rows(&self, name: &str, location: Option<&str>, schema: SchemaRef, batches: Vec<RecordBatch>, database: &str) -> Result<QueryResult> {
         let (db, table) = name.split_once('.').unwrap_or((database, name));
         crate::catalog::validate_name("database", db)?;
         crate::catalog::validate_name("table", table)?;
-        let (schema, batches) = read_arrow_file(path)?;
-        let count: usize = batches.iter().map(RecordBatch::num_rows).sum();
         let view = format!("lakebook_rows_{}", uuid::Uuid::new_v4().simple());
-        let rows = MemTable::try_new(schema, vec![batches]).map_err(|e| internal_err!("{}: {e}", path.display()))?;
+        let rows = MemTable::try_new(schema, vec![batches]).map_err(|e| internal_err!("rows for {name}: {e}"))?;
         self.temp_views.lock().unwrap_or_else(|p| p.into_inner()).insert(view.clone(), std::sync::Arc::new(rows));
-        let created = self.run(&format!("CREATE TABLE {db}.{table} WITH (format = 'PARQUET') AS SELECT * FROM {view}"), database).await;
+        let with = match location {
+            Some(location) => format!("format = 'PARQUET', external_location = '{}'", location.replace('\'', "''")),
+            None => "format = 'PARQUET'".to_string(),
+        };
+        let created = self.run(&format!("CREATE TABLE {db}.{table} WITH ({with}) AS SELECT * FROM {view}"), database).await;
         self.temp_views.lock().unwrap_or_else(|p| p.into_inner()).remove(&view);
-        created?;
-        Ok(count as u64)
+        created?.pop().ok_or_else(|| internal_err!("a CTAS ran but returned no result"))
     }
 }

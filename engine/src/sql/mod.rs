@@ -130,6 +130,20 @@ impl From<Error> for Failure {
     }
 }
 
+/// A query cancelled for reading more than its workgroup's per-query limit.
+fn scan_limit_error(workgroup: &Workgroup, limit: u64, scanned: u64) -> Error {
+    Error::Service {
+        code: SCAN_LIMIT,
+        message: format!(
+            "Query cancelled! : Bytes scanned limit was exceeded (workgroup {} allows {} per query; this one read {})",
+            workgroup.name,
+            crate::human_bytes(limit),
+            crate::human_bytes(scanned)
+        ),
+        hint: Some("filter on partition keys or select fewer columns to scan less, or use another --workgroup".into()),
+    }
+}
+
 /// One query execution (≙ GetQueryExecution).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct QueryExecution {
@@ -150,6 +164,9 @@ pub struct QueryExecution {
     pub rows_written: u64,
     pub output_location: Option<String>,
     pub error: Option<String>,
+    /// Where it ran: None = this engine, `ballista://HOST:PORT` = a Ballista cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<String>,
 }
 
 impl QueryExecution {
@@ -183,6 +200,8 @@ pub struct SqlEngine {
     path: PathBuf,
     executions: Mutex<Vec<QueryExecution>>,
     workgroups: Workgroups,
+    /// The Ballista cluster EMR SQL steps run on (`%sql engine connect`); None = here.
+    cluster: Mutex<Option<cluster::ClusterTarget>>,
 }
 
 impl SqlEngine {
@@ -204,7 +223,7 @@ impl SqlEngine {
             Arc::new(GlueCatalogProvider { catalog: catalog.clone(), lake: lake.clone(), temp_views: temp_views.clone(), streams: streams.clone(), bookmarks: None }),
         );
         let workgroups = Workgroups::open(workspace)?;
-        let engine = Self { ctx, catalog, lake, clock, temp_views, streams, path, executions: Mutex::new(executions), workgroups };
+        let engine = Self { ctx, catalog, lake, clock, temp_views, streams, path, executions: Mutex::new(executions), workgroups, cluster: Mutex::default() };
         engine.recover_writes()?;
         Ok(engine)
     }
@@ -219,6 +238,16 @@ impl SqlEngine {
     /// with it to measure the engine's own overhead).
     pub fn session_config(&self) -> SessionConfig {
         self.ctx.copied_config()
+    }
+
+    /// Makes `target` the cluster that SQL steps (EMR) run their queries on; None = here.
+    pub fn use_cluster(&self, target: Option<cluster::ClusterTarget>) {
+        *self.cluster.lock().unwrap_or_else(|p| p.into_inner()) = target;
+    }
+
+    /// The cluster SQL steps run on, if one is connected.
+    pub fn cluster(&self) -> Option<cluster::ClusterTarget> {
+        self.cluster.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Runs every statement of `sql` in order against `database` in the `primary` workgroup;
@@ -530,19 +559,7 @@ impl SqlEngine {
         let over_limit = |physical: &dyn ExecutionPlan| -> std::result::Result<(), Failure> {
             let scanned = bytes_scanned(physical);
             match workgroup.bytes_scanned_cutoff {
-                Some(limit) if scanned > limit => Err(Failure {
-                    error: Error::Service {
-                        code: SCAN_LIMIT,
-                        message: format!(
-                            "Query cancelled! : Bytes scanned limit was exceeded (workgroup {} allows {} per query; this one read {})",
-                            workgroup.name,
-                            crate::human_bytes(limit),
-                            crate::human_bytes(scanned)
-                        ),
-                        hint: Some("filter on partition keys or select fewer columns to scan less, or use another --workgroup".into()),
-                    },
-                    bytes_scanned: scanned,
-                }),
+                Some(limit) if scanned > limit => Err(Failure { error: scan_limit_error(workgroup, limit, scanned), bytes_scanned: scanned }),
                 _ => Ok(()),
             }
         };
@@ -579,6 +596,7 @@ impl SqlEngine {
             rows_written: 0,
             output_location: None,
             error: None,
+            engine: None,
         }
     }
 

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use arrow_array::RecordBatch;
 use lakebook_engine::Lakebook;
+use lakebook_engine::sql::cluster::ClusterTarget;
 
 use crate::error::CellError;
 use crate::output::Output;
@@ -38,11 +39,27 @@ pub struct Workspace {
     /// How many times it was reset: what lives beside the engine (the Rust worker, whose
     /// build directory a reset deletes) starts again when this moves.
     resets: u64,
+    /// The Ballista cluster queries run on (`%sql engine connect`); None = the local engine.
+    /// Kept here, not in the engine, so it outlives a reset or a `%lake connect`.
+    cluster: Option<ClusterTarget>,
 }
 
 impl Workspace {
     pub fn new(home: PathBuf) -> Self {
-        Self { home, engine: None, resets: 0 }
+        Self { home, engine: None, resets: 0, cluster: None }
+    }
+
+    /// Where queries run: a Ballista cluster, or None for the local engine.
+    pub fn cluster(&self) -> Option<&ClusterTarget> {
+        self.cluster.as_ref()
+    }
+
+    /// Sends queries (and EMR SQL steps) to `cluster`, or back to the local engine.
+    pub fn use_cluster(&mut self, cluster: Option<ClusterTarget>) {
+        if let Some(engine) = &self.engine {
+            engine.sql().use_cluster(cluster.clone());
+        }
+        self.cluster = cluster;
     }
 
     pub fn home(&self) -> &Path {
@@ -65,6 +82,7 @@ impl Workspace {
             return Ok(engine.clone());
         }
         let engine = Arc::new(Lakebook::open(self.home.clone())?);
+        engine.sql().use_cluster(self.cluster.clone());
         self.engine = Some(engine.clone());
         spawn_system_clock_work(Arc::downgrade(&engine));
         Ok(engine)
@@ -103,6 +121,7 @@ impl Workspace {
             }
         };
         let engine = Arc::new(rebuild(owned)?);
+        engine.sql().use_cluster(self.cluster.clone());
         self.engine = Some(engine.clone());
         spawn_system_clock_work(Arc::downgrade(&engine));
         Ok(engine)
@@ -134,8 +153,6 @@ pub struct State {
     pub sql_workgroup: String,
     /// The Redshift cluster `%sql` runs on (`%redshift connect NAME`); None = Athena.
     pub redshift_cluster: Option<String>,
-    /// The Ballista scheduler (HOST:PORT) queries run on (`%sql engine connect`); None = local.
-    pub sql_engine: Option<String>,
     /// The last result shown as a table, which `%chart` draws.
     pub last_result: Option<RecordBatch>,
     /// Whether a chart's HTML has carried plotly.js yet in this kernel session.
@@ -156,7 +173,6 @@ impl Default for State {
             sql_database: lakebook_engine::catalog::DEFAULT_DATABASE.to_string(),
             sql_workgroup: lakebook_engine::sql::PRIMARY_WORKGROUP.to_string(),
             redshift_cluster: None,
-            sql_engine: None,
             last_result: None,
             plotly_loaded: false,
             variables: BTreeMap::new(),

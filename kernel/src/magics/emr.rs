@@ -427,6 +427,7 @@ fn executions_table(engine: &Lakebook, step: &Step, elapsed: std::time::Duration
         ("bytes_scanned", Arc::new(UInt64Array::from_iter_values(runs.iter().map(|r| r.bytes_scanned)))),
         ("engine_ms", Arc::new(UInt64Array::from_iter_values(runs.iter().map(|r| r.engine_ms)))),
         ("query", strings(runs.iter().map(|r| r.query.clone()))),
+        ("engine", strings(runs.iter().map(|r| r.engine.clone().unwrap_or_else(|| "local".into())))),
     ])?;
     let footer = Footer { elapsed: Some(elapsed), extra: vec![format!("step {} {}", step.id, serde_name(&step.state))], ..Footer::default() };
     Ok(render::table(&table, &TableOptions::plain(), &footer))

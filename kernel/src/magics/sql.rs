@@ -48,7 +48,7 @@ pub struct SqlArgs {
     cluster: Option<String>,
     /// Run this query on a Ballista cluster (ballista://HOST:PORT) or on the local engine (local);
     /// `%sql engine connect ballista://HOST:PORT` makes a cluster the default
-    #[arg(long, value_name = "ENGINE", conflicts_with_all = ["cluster", "output", "explain"])]
+    #[arg(long, value_name = "ENGINE", conflicts_with = "cluster")]
     engine: Option<String>,
     #[command(flatten)]
     chart: ChartArgs,
@@ -157,7 +157,7 @@ pub async fn run(mut ctx: Ctx<'_>) -> Result<Option<Bundle>, CellError> {
         return Ok(None);
     }
     let sql = if args.explain { format!("EXPLAIN {sql}") } else { sql.to_string() };
-    let on_athena = args.workgroup.is_some() || args.database.is_some() || args.output.is_some();
+    let on_athena = args.workgroup.is_some() || args.database.is_some() || args.output.is_some() || args.engine.is_some();
     if let Some(cluster) = args.cluster.clone().or_else(|| ctx.state.redshift_cluster.clone().filter(|_| !on_athena)) {
         return super::redshift::sql(&engine, &cluster, &sql, args.view(), ctx).await;
     }
@@ -165,15 +165,16 @@ pub async fn run(mut ctx: Ctx<'_>) -> Result<Option<Bundle>, CellError> {
     let workgroup = args.workgroup.clone().unwrap_or_else(|| ctx.state.sql_workgroup.clone());
     let ballista = match args.engine.as_deref() {
         Some("local") => None,
-        Some(url) => Some(ballista_address(url)?),
-        None => ctx.state.sql_engine.clone(),
+        Some(url) => Some(cluster_target(url)?),
+        None => ctx.workspace.cluster().cloned(),
     };
-    if let Some(scheduler) = ballista {
-        let client = crate::cluster::binary().map_err(|e| CellError::new("ClusterUnavailable", e))?;
-        let target = ClusterTarget { scheduler: scheduler.clone(), client };
+    if let Some(target) = ballista {
         let result = engine.sql().run_on_cluster(&target, &sql, &database, &workgroup).await?;
+        if let Some(name) = &args.output {
+            engine.sql().keep_as_view(name, &result)?;
+        }
         let mut footer = footer(&result);
-        footer.extra.push(format!("on Ballista at {scheduler}"));
+        footer.extra.push(format!("on Ballista at {}", target.scheduler));
         return show(concat(&result), footer, args.view(), ctx);
     }
     // A query running longer than `sql.progress_after` shows its progress, updated in place.
@@ -336,21 +337,27 @@ fn ballista_address(url: &str) -> Result<String, CellError> {
     }
 }
 
+/// A Ballista cluster to send queries to: `ballista://HOST:PORT`, and the client program.
+fn cluster_target(url: &str) -> Result<ClusterTarget, CellError> {
+    let scheduler = ballista_address(url)?;
+    let client = crate::cluster::binary().map_err(|e| CellError::new("ClusterUnavailable", e))?;
+    Ok(ClusterTarget { scheduler, client })
+}
+
 /// `%sql engine [connect ballista://HOST:PORT | local]`.
 fn engine_command(verb: Option<EngineVerb>, ctx: Ctx<'_>) -> Result<Option<Bundle>, CellError> {
     match verb {
         Some(EngineVerb::Connect { url }) => {
-            let address = ballista_address(&url)?;
-            crate::cluster::binary().map_err(|e| CellError::new("ClusterUnavailable", e))?;
-            ctx.state.sql_engine = Some(address.clone());
-            ctx.out.stdout(&format!("queries run on the Ballista cluster at {address} (`%sql engine local` to go back)\n"));
+            let target = cluster_target(&url)?;
+            ctx.out.stdout(&format!("queries and EMR SQL steps run on the Ballista cluster at {} (`%sql engine local` to go back)\n", target.scheduler));
+            ctx.workspace.use_cluster(Some(target));
         }
         Some(EngineVerb::Local) => {
-            ctx.state.sql_engine = None;
+            ctx.workspace.use_cluster(None);
             ctx.out.stdout("queries run on the local engine\n");
         }
-        None => match &ctx.state.sql_engine {
-            Some(address) => ctx.out.stdout(&format!("queries run on the Ballista cluster at {address}\n")),
+        None => match ctx.workspace.cluster() {
+            Some(target) => ctx.out.stdout(&format!("queries and EMR SQL steps run on the Ballista cluster at {}\n", target.scheduler)),
             None => ctx.out.stdout("queries run on the local engine\n"),
         },
     }
@@ -443,6 +450,7 @@ fn history(engine: &lakebook_engine::Lakebook) -> Result<Option<Bundle>, CellErr
         ("bytes_scanned", Arc::new(UInt64Array::from_iter_values(runs.iter().map(|r| r.bytes_scanned)))),
         ("engine_ms", Arc::new(UInt64Array::from_iter_values(runs.iter().map(|r| r.engine_ms)))),
         ("output", strings(runs.iter().map(|r| r.output_location.clone().unwrap_or_default()))),
+        ("engine", strings(runs.iter().map(|r| r.engine.clone().unwrap_or_else(|| "local".into())))),
         ("error", strings(runs.iter().map(|r| r.error.clone().unwrap_or_default()))),
     ])?;
     Ok(Some(render::table(&batch, &TableOptions::plain(), &Footer::default())))
