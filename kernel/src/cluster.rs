@@ -118,7 +118,7 @@ pub fn start(dir: &Path, port: u16, executors: usize, concurrent_tasks: usize) -
     // after 10 s without one), not the 3 minutes a networked cluster waits.
     let args = [
         "scheduler", "--bind-host", "127.0.0.1", "--external-host", "127.0.0.1", "--bind-port", &port.to_string(),
-        "--executor-timeout-seconds", "10", "--expire-dead-executor-interval-seconds", "2",
+        "--executor-timeout-seconds", "10", "--expire-dead-executor-interval-seconds", "2", "--scheduler-policy", "pull-staged",
     ]
     .map(String::from);
     let scheduler_pid = spawn(&binary, &args, &log)?;
@@ -136,7 +136,7 @@ pub fn start(dir: &Path, port: u16, executors: usize, concurrent_tasks: usize) -
                 "executor", "--bind-host", "127.0.0.1", "--external-host", "127.0.0.1", "--scheduler-host", "127.0.0.1",
                 "--scheduler-port", &port.to_string(), "--bind-port", &flight_port.to_string(), "--bind-grpc-port", &grpc_port.to_string(),
                 "--concurrent-tasks", &concurrent_tasks.to_string(), "--work-dir", &work.display().to_string(),
-                "--executor-heartbeat-interval-seconds", "2",
+                "--executor-heartbeat-interval-seconds", "2", "--task-scheduling-policy", "pull-staged",
             ]
             .map(String::from);
             let pid = spawn(&binary, &args, &log)?;
