@@ -208,12 +208,13 @@ def test_a_lost_executor_gives_a_retry_or_a_clear_error_and_the_kernel_stays_up(
     os.kill(victim, 9)
     reply = kernel.reply(msg_id, timeout=240)
     content = reply["content"]
+    shown = [m for m in kernel.iopub_until_idle(msg_id) if m["msg_type"] == "execute_result"]
     if content["status"] == "error":
         assert content["ename"] in ("ClusterQueryFailed", "ClusterUnavailable"), content
         assert "Ballista" in content["evalue"], content
     else:  # Ballista ran the lost tasks again on the executor left
+        assert shown, content
         local = kernel.ok(slow.replace("%%sql -d tpch", "%%sql -d tpch --engine local"), timeout=240)
-        shown = [m for m in kernel.iopub_until_idle(msg_id) if m["msg_type"] == "execute_result"]
         assert rows(shown[0]["content"]["data"]["text/plain"]) == rows(local.result["text/plain"])
     # the kernel goes on, on the cluster (one executor left) and locally
     assert rows(kernel.ok("%%sql -d tpch\nSELECT count(*) AS n FROM region", timeout=120).result["text/plain"]) == [["5"]]

@@ -413,7 +413,7 @@ def test_complete_buckets(start_kernel, lake_home) -> None:
 
 @pytest.mark.parametrize(
     ("code", "expected"),
-    [("%la", {"%lake"}), ("%%la", {"%%lake", "%%lakebook-allow-error"}), ("%lake c", {"cat", "cp"}), ("%lake rm s3://x --r", {"--recursive"})],
+    [("%la", {"%lake"}), ("%%la", {"%%lake", "%%lakebook-allow-error"}), ("%lake c", {"cat", "connect", "cp"}), ("%lake rm s3://x --r", {"--recursive"})],
 )
 def test_complete_magics_verbs_flags(kernel: Kernel, code: str, expected: set[str]) -> None:
     c = _complete(kernel, code)
