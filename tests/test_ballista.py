@@ -194,6 +194,7 @@ def test_on_the_s3_lake_the_executors_read_s3_themselves(start_kernel, cluster: 
     assert f"on Ballista at 127.0.0.1:{cluster.port}" in remote, remote
 
 
+@pytest.mark.timeout(900)
 def test_a_lost_executor_gives_a_retry_or_a_clear_error_and_the_kernel_stays_up(start_kernel, cluster: Cluster, tpch: Path) -> None:
     kernel = start_kernel(env={"LAKEBOOK_CLUSTER_BIN": str(cluster_binary())})
     load_tpch(kernel, tpch)
@@ -206,7 +207,9 @@ def test_a_lost_executor_gives_a_retry_or_a_clear_error_and_the_kernel_stays_up(
     assert not kernel.has_reply(msg_id), "the query ended before an executor could be lost: make it longer"
     victim = cluster.executor_pids()[0]
     os.kill(victim, 9)
-    reply = kernel.reply(msg_id, timeout=240)
+    # the rerun of the lost tasks on one executor with one task slot takes ~50 s here when idle,
+    # minutes when the machine is loaded; a hang still fails
+    reply = kernel.reply(msg_id, timeout=480)
     content = reply["content"]
     shown = [m for m in kernel.iopub_until_idle(msg_id) if m["msg_type"] == "execute_result"]
     if content["status"] == "error":
