@@ -156,23 +156,23 @@ pub fn start(dir: &Path, port: u16, executors: usize, concurrent_tasks: usize) -
 
 /// The cluster `start` recorded in `dir`, if its scheduler still runs.
 pub fn status(dir: &Path) -> Result<Option<ClusterState>, String> {
+    Ok(recorded(dir)?.filter(|state| alive(state.scheduler_pid)))
+}
+
+/// What `start` recorded in `dir`, whether or not it still runs.
+fn recorded(dir: &Path) -> Result<Option<ClusterState>, String> {
     let file = dir.join(STATE_FILE);
-    let state: ClusterState = match std::fs::read(&file) {
-        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| format!("{} is not a cluster record: {e}", file.display()))?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(format!("cannot read {}: {e}", file.display())),
-    };
-    Ok(alive(state.scheduler_pid).then_some(state))
+    match std::fs::read(&file) {
+        Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| format!("{} is not a cluster record: {e}", file.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(format!("cannot read {}: {e}", file.display())),
+    }
 }
 
 /// `lakebook cluster stop`: SIGTERM, then SIGKILL what lingers; false when nothing ran.
 pub fn stop(dir: &Path) -> Result<bool, String> {
+    let Some(state) = recorded(dir)? else { return Ok(false) };
     let file = dir.join(STATE_FILE);
-    let state: ClusterState = match std::fs::read(&file) {
-        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| format!("{} is not a cluster record: {e}", file.display()))?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
-        Err(e) => return Err(format!("cannot read {}: {e}", file.display())),
-    };
     let any = alive(state.scheduler_pid) || state.executors.iter().any(|e| alive(e.pid));
     stop_processes(&state);
     std::fs::remove_file(&file).map_err(|e| format!("cannot remove {}: {e}", file.display()))?;
