@@ -6,6 +6,12 @@
 //! EXTERNAL TABLE … LOCATION 's3://…'`), the S3 settings, and the query — runs the query on the
 //! scheduler, and writes the result as an Arrow IPC stream on stdout. A failure is one JSON
 //! line on stderr, `{"error": …, "kind": …}`, and exit status 1.
+//!
+//! Two guards around the job: the executors the scheduler lists (its REST API) before and
+//! after the query — an executor that left meanwhile fails the query (`ExecutorLost`: Ballista
+//! 55 reruns a lost executor's tasks, but its answers after such a rerun have been wrong), so
+//! no rows reach the kernel from such a job; and a deadline (`timeout_secs`) past which, or on
+//! SIGTERM (an interrupted cell), the job is cancelled on the scheduler, not left running.
 
 use std::io::{Read, Write};
 use std::sync::Arc;
@@ -54,6 +60,9 @@ struct Request {
     #[serde(default)]
     setup: Vec<String>,
     sql: String,
+    /// Cancel the job and fail after this many seconds.
+    #[serde(default)]
+    timeout_secs: Option<u64>,
 }
 
 fn main() {
@@ -137,14 +146,163 @@ async fn query(scheduler: &str) -> Outcome {
     }
     let frame = ctx.sql(&request.sql).await.map_err(|e| ("Planning".to_string(), e.to_string()))?;
     let schema = Arc::new(frame.schema().as_arrow().clone());
-    let mut stream = frame.execute_stream().await.map_err(|e| ("Execution".to_string(), e.to_string()))?;
+    let task_ctx = frame.task_ctx();
+    let plan = frame.create_physical_plan().await.map_err(|e| ("Planning".to_string(), e.to_string()))?;
+    let before = executors(address).await;
+    let job = plan.clone();
+    let run = async move {
+        let mut stream = datafusion::physical_plan::execute_stream(job, Arc::new(task_ctx)).map_err(|e| ("Execution".to_string(), e.to_string()))?;
+        let mut batches = Vec::new();
+        while let Some(batch) = stream.next().await {
+            batches.push(batch.map_err(|e| ("Execution".to_string(), e.to_string()))?);
+        }
+        Ok::<_, (String, String)>(batches)
+    };
+    let deadline = async {
+        match request.timeout_secs {
+            Some(secs) => tokio::time::sleep(std::time::Duration::from_secs(secs)).await,
+            None => std::future::pending().await,
+        }
+    };
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).map_err(|e| ("Runtime".to_string(), e.to_string()))?;
+    // An executor the scheduler drops while the job runs fails the query at once.
+    let watch = async {
+        let Some(before) = &before else { return std::future::pending().await };
+        loop {
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            if let Some(lost) = lost(before, address).await {
+                return lost;
+            }
+        }
+    };
+    tokio::pin!(run);
+    let mut ran = false;
+    let outcome = tokio::select! {
+        outcome = &mut run => {
+            ran = true;
+            outcome
+        }
+        lost = watch => Err(lost),
+        _ = deadline => Err(("Timeout".to_string(), format!("the query ran longer than {} s", request.timeout_secs.unwrap_or_default()))),
+        _ = terminate.recv() => Err(("Cancelled".to_string(), "the query was interrupted".to_string())),
+    };
+    // The job's answer (or its failure) stands only if every executor it started with is still there.
+    let recheck = outcome.as_ref().err().is_none_or(|(kind, _)| kind == "Execution");
+    let outcome = match &before {
+        Some(before) if recheck => match lost(before, address).await {
+            Some(lost) => Err(lost),
+            None => outcome,
+        },
+        _ => outcome,
+    };
+    if outcome.is_err() {
+        // Ballista's client learns the job id from the job's first status update (push mode),
+        // which a job waiting for busy executors may not have sent: the submission goes on
+        // for a moment, then the job is looked up by its name.
+        let waiting = std::time::Instant::now();
+        while !ran && job_id(plan.as_ref()).is_none() && waiting.elapsed() < std::time::Duration::from_secs(1) {
+            tokio::select! {
+                _ = &mut run => ran = true,
+                _ = tokio::time::sleep(std::time::Duration::from_millis(20)) => {}
+            }
+        }
+        let name = request.options.iter().find(|(key, _)| key == "ballista.job.name").map(|(_, name)| name.as_str());
+        cancel(address, plan.as_ref(), name).await;
+    }
+    let batches = outcome?;
     let stdout = std::io::stdout().lock();
     let mut writer = arrow_ipc::writer::StreamWriter::try_new(std::io::BufWriter::new(stdout), &schema).map_err(|e| ("Output".to_string(), e.to_string()))?;
-    while let Some(batch) = stream.next().await {
-        let batch = batch.map_err(|e| ("Execution".to_string(), e.to_string()))?;
-        writer.write(&batch).map_err(|e| ("Output".to_string(), e.to_string()))?;
+    for batch in &batches {
+        writer.write(batch).map_err(|e| ("Output".to_string(), e.to_string()))?;
     }
     writer.finish().map_err(|e| ("Output".to_string(), e.to_string()))?;
     writer.into_inner().and_then(|mut w| w.flush().map_err(Into::into)).map_err(|e| ("Output".to_string(), e.to_string()))?;
     Ok(())
+}
+
+/// `ExecutorLost` if an executor of `before` is no longer in the scheduler's list.
+async fn lost(before: &std::collections::BTreeSet<String>, address: &str) -> Option<(String, String)> {
+    let now = executors(address).await?;
+    let names: Vec<&str> = before.difference(&now).map(String::as_str).collect();
+    (!names.is_empty()).then(|| {
+        (
+            "ExecutorLost".to_string(),
+            format!(
+                "executor {} left the cluster while the query ran; the job was cancelled (Ballista 55 reruns a lost executor's tasks, but its answers after such a rerun have been wrong)",
+                names.join(", ")
+            ),
+        )
+    })
+}
+
+/// The ids of the executors the scheduler lists (`GET /api/executors`); None when it has no
+/// REST API (a scheduler built without it, or started with it disabled) or does not answer.
+async fn executors(address: &str) -> Option<std::collections::BTreeSet<String>> {
+    #[derive(Deserialize)]
+    struct Executor {
+        id: String,
+    }
+    let client = reqwest::Client::builder().timeout(std::time::Duration::from_secs(10)).build().ok()?;
+    let response = client.get(format!("http://{address}/api/executors")).send().await.ok()?;
+    if !response.status().is_success() {
+        return None;
+    }
+    let body = response.bytes().await.ok()?;
+    let listed: Vec<Executor> = serde_json::from_slice(&body).ok()?;
+    Some(listed.into_iter().map(|e| e.id).collect())
+}
+
+/// The scheduler's id for the job of Ballista's distributed plan, once it has accepted it.
+fn job_id(plan: &dyn datafusion::physical_plan::ExecutionPlan) -> Option<String> {
+    use ballista_core::execution_plans::DistributedQueryExec;
+    use datafusion_proto::protobuf::LogicalPlanNode;
+    plan.downcast_ref::<DistributedQueryExec<LogicalPlanNode>>().and_then(|exec| exec.job_id()).map(|id| id.to_string())
+}
+
+/// Cancels the plan's job on the scheduler (gRPC `CancelJob`, which every scheduler has): by
+/// the id Ballista's client got, else by the job's unique name in the scheduler's job list
+/// (REST). A failure is only reported: the query has failed already.
+async fn cancel(address: &str, plan: &dyn datafusion::physical_plan::ExecutionPlan, name: Option<&str>) {
+    use ballista_core::serde::protobuf::CancelJobParams;
+    use ballista_core::serde::protobuf::scheduler_grpc_client::SchedulerGrpcClient;
+    let mut ids: Vec<String> = job_id(plan).into_iter().collect();
+    if ids.is_empty()
+        && let Some(name) = name
+    {
+        ids = unfinished_jobs_named(address, name).await;
+    }
+    if ids.is_empty() {
+        return;
+    }
+    match SchedulerGrpcClient::connect(format!("http://{address}")).await {
+        Ok(mut scheduler) => {
+            for job_id in ids {
+                if let Err(e) = scheduler.cancel_job(CancelJobParams { job_id: job_id.clone() }).await {
+                    eprintln!("cancelling job {job_id}: {e}");
+                }
+            }
+        }
+        Err(e) => eprintln!("cancelling the job: {e}"),
+    }
+}
+
+/// The ids of the queued or running jobs called `name` in the scheduler's job list.
+async fn unfinished_jobs_named(address: &str, name: &str) -> Vec<String> {
+    #[derive(Deserialize)]
+    struct Job {
+        job_id: String,
+        job_name: String,
+        status: String,
+    }
+    let Ok(client) = reqwest::Client::builder().timeout(std::time::Duration::from_secs(10)).build() else {
+        return Vec::new();
+    };
+    let Ok(response) = client.get(format!("http://{address}/api/jobs")).send().await else {
+        return Vec::new();
+    };
+    let Ok(body) = response.bytes().await else {
+        return Vec::new();
+    };
+    let jobs: Vec<Job> = serde_json::from_slice(&body).unwrap_or_default();
+    jobs.into_iter().filter(|j| j.job_name == name && matches!(j.status.as_str(), "Queued" | "Running")).map(|j| j.job_id).collect()
 }

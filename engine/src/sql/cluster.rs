@@ -39,7 +39,13 @@ pub struct ClusterTarget {
     pub scheduler: String,
     /// The `lakebook-cluster` binary.
     pub client: PathBuf,
+    /// A query running longer fails with `QueryTimeout` and its job is cancelled.
+    pub timeout: std::time::Duration,
 }
+
+/// How long a cluster query may run unless `%sql engine connect … --timeout` says otherwise:
+/// Athena's default DML query timeout.
+pub const DEFAULT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30 * 60);
 
 /// What `lakebook-cluster query` reads on stdin.
 #[derive(Debug, Serialize)]
@@ -47,6 +53,7 @@ struct Request {
     options: Vec<(String, String)>,
     setup: Vec<String>,
     sql: String,
+    timeout_secs: u64,
 }
 
 impl SqlEngine {
@@ -55,8 +62,12 @@ impl SqlEngine {
         let workgroup = self.workgroups.get(workgroup)?;
         let mut execution = self.new_execution(sql, database, &workgroup);
         execution.engine = Some(format!("ballista://{}", target.scheduler));
+        execution.state = QueryState::Running;
+        // Dropping this future (an interrupt) records the execution as CANCELLED; the client,
+        // stopped then, cancels the job on the scheduler.
+        let mut guard = super::Recorder { engine: self, execution: Some(execution.clone()) };
         let started = Instant::now();
-        let outcome = self.cluster_query(target, sql, database, &workgroup).await;
+        let outcome = self.cluster_query(target, sql, database, &workgroup, &execution.id).await;
         execution.engine_ms = started.elapsed().as_millis() as u64;
         execution.completed = Some(self.clock.now());
         match outcome {
@@ -65,19 +76,19 @@ impl SqlEngine {
                 execution.rows = batches.iter().map(|b| b.num_rows() as u64).sum();
                 execution.output_location = self.write_result(&execution, &workgroup, &schema, &batches).await.ok();
                 execution.state = QueryState::Succeeded;
-                self.record(execution.clone())?;
+                guard.finish(execution.clone())?;
                 Ok(QueryResult { execution, schema, batches, messages: false })
             }
             Err(error) => {
                 execution.state = QueryState::Failed;
                 execution.error = Some(error.to_string());
-                self.record(execution)?;
+                guard.finish(execution)?;
                 Err(error)
             }
         }
     }
 
-    async fn cluster_query(&self, target: &ClusterTarget, sql: &str, database: &str, workgroup: &super::Workgroup) -> Result<(SchemaRef, Vec<RecordBatch>, u64)> {
+    async fn cluster_query(&self, target: &ClusterTarget, sql: &str, database: &str, workgroup: &super::Workgroup, execution_id: &str) -> Result<(SchemaRef, Vec<RecordBatch>, u64)> {
         let ctx = self.context_for(database, None)?;
         let fail = |e| self.suggest_table(sql_error(e, sql));
         // Planned, not run: `SessionContext::sql` would carry out DDL here at once.
@@ -146,7 +157,10 @@ impl SqlEngine {
             setup.push(self.declare(&ctx, &table).await?);
         }
         setup.push(format!("SET datafusion.catalog.default_schema = '{}'", database.replace('\'', "''")));
-        let request = Request { options: self.cluster_options(), setup, sql: sql.to_string() };
+        let mut options = self.cluster_options();
+        // The scheduler's job list (its REST API and web UI) names the job after the execution.
+        options.push(("ballista.job.name".to_string(), format!("lakebook {execution_id}")));
+        let request = Request { options, setup, sql: sql.to_string(), timeout_secs: target.timeout.as_secs().max(1) };
         let (schema, batches) = run_client(target, &request).await?;
         Ok((schema, batches, scanned))
     }
@@ -378,6 +392,10 @@ async fn run_client(target: &ClusterTarget, request: &Request) -> Result<(Schema
         return Err(match kind.as_str() {
             "SchedulerUnavailable" => service_err!(ClusterUnavailable, "no Ballista scheduler answers at {}: {message}", target.scheduler)
                 .with_hint("start one with `lakebook cluster start`, or connect to another with `%sql engine connect ballista://HOST:PORT`"),
+            "Timeout" => service_err!(QueryTimeout, "the query ran longer than its timeout on the Ballista cluster at {}; its job was cancelled", target.scheduler)
+                .with_hint("give queries more time with `%sql engine connect ballista://HOST:PORT --timeout 2h`"),
+            "ExecutorLost" => service_err!(ClusterQueryFailed, "the Ballista cluster at {} lost an executor during the query: {message}", target.scheduler)
+                .with_hint("run the query again: it runs on the executors the cluster has now"),
             _ => service_err!(ClusterQueryFailed, "the query failed on the Ballista cluster at {}: {message}", target.scheduler),
         });
     }
@@ -388,15 +406,34 @@ async fn run_client(target: &ClusterTarget, request: &Request) -> Result<(Schema
     Ok((schema, batches))
 }
 
-/// Kills the client if the query is dropped (an interrupted cell) before it answers.
+/// Stops the client if the query is dropped (an interrupted cell) before it answers: SIGTERM,
+/// on which it cancels its job on the scheduler, then SIGKILL if it has not ended 5 s later.
 struct KillOnDrop(Option<u32>);
 
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
         if let Some(pid) = self.0 {
-            let _ = std::process::Command::new("kill").args(["-KILL", &pid.to_string()]).stderr(Stdio::null()).status();
+            let pid = pid.to_string();
+            let signal = |name: &str| std::process::Command::new("kill").args([name, &pid]).stderr(Stdio::null()).status().is_ok_and(|s| s.success());
+            if signal("-TERM") {
+                std::thread::spawn(move || {
+                    let alive = || std::path::Path::new(&format!("/proc/{pid}")).exists() && !zombie(&pid);
+                    let deadline = Instant::now() + std::time::Duration::from_secs(5);
+                    while alive() && Instant::now() < deadline {
+                        std::thread::sleep(std::time::Duration::from_millis(50));
+                    }
+                    if alive() {
+                        let _ = std::process::Command::new("kill").args(["-KILL", &pid]).stderr(Stdio::null()).status();
+                    }
+                });
+            }
         }
     }
+}
+
+/// Whether a process has ended but not been reaped (state Z in /proc/PID/stat).
+fn zombie(pid: &str) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| stat.rsplit_once(") ").is_some_and(|(_, rest)| rest.starts_with('Z')))
 }
 
 #[cfg(test)]

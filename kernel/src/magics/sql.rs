@@ -80,7 +80,12 @@ enum SqlVerb {
 #[derive(Debug, Subcommand)]
 enum EngineVerb {
     /// Run this kernel's queries on the Ballista scheduler at ballista://HOST:PORT (`lakebook cluster start` runs one here)
-    Connect { url: String },
+    Connect {
+        url: String,
+        /// Fail a query running longer (QueryTimeout) and cancel its job, e.g. 90s, 10m, 2h (default 30m, as Athena)
+        #[arg(long)]
+        timeout: Option<String>,
+    },
     /// Run queries on the local engine again
     Local,
 }
@@ -165,7 +170,11 @@ pub async fn run(mut ctx: Ctx<'_>) -> Result<Option<Bundle>, CellError> {
     let workgroup = args.workgroup.clone().unwrap_or_else(|| ctx.state.sql_workgroup.clone());
     let ballista = match args.engine.as_deref() {
         Some("local") => None,
-        Some(url) => Some(cluster_target(url)?),
+        // The connected cluster's timeout holds for a `--engine` naming it; another gets the default.
+        Some(url) => Some(match ctx.workspace.cluster() {
+            Some(target) if Some(&target.scheduler) == ballista_address(url).ok().as_ref() => target.clone(),
+            _ => cluster_target(url, None)?,
+        }),
         None => ctx.workspace.cluster().cloned(),
     };
     if let Some(target) = ballista {
@@ -337,19 +346,34 @@ fn ballista_address(url: &str) -> Result<String, CellError> {
     }
 }
 
-/// A Ballista cluster to send queries to: `ballista://HOST:PORT`, and the client program.
-fn cluster_target(url: &str) -> Result<ClusterTarget, CellError> {
+/// A Ballista cluster to send queries to: `ballista://HOST:PORT`, the client program, and
+/// how long a query may run there.
+fn cluster_target(url: &str, timeout: Option<&str>) -> Result<ClusterTarget, CellError> {
     let scheduler = ballista_address(url)?;
+    let timeout = match timeout {
+        Some(text) => {
+            let timeout = lakebook_engine::clock::parse_duration(text)?;
+            if timeout < std::time::Duration::from_secs(1) {
+                return Err(CellError::usage(format!("--timeout {text}: a query needs at least 1s")));
+            }
+            timeout
+        }
+        None => lakebook_engine::sql::cluster::DEFAULT_TIMEOUT,
+    };
     let client = crate::cluster::binary().map_err(|e| CellError::new("ClusterUnavailable", e))?;
-    Ok(ClusterTarget { scheduler, client })
+    Ok(ClusterTarget { scheduler, client, timeout })
 }
 
 /// `%sql engine [connect ballista://HOST:PORT | local]`.
 fn engine_command(verb: Option<EngineVerb>, ctx: Ctx<'_>) -> Result<Option<Bundle>, CellError> {
     match verb {
-        Some(EngineVerb::Connect { url }) => {
-            let target = cluster_target(&url)?;
-            ctx.out.stdout(&format!("queries and EMR SQL steps run on the Ballista cluster at {} (`%sql engine local` to go back)\n", target.scheduler));
+        Some(EngineVerb::Connect { url, timeout }) => {
+            let target = cluster_target(&url, timeout.as_deref())?;
+            ctx.out.stdout(&format!(
+                "queries and EMR SQL steps run on the Ballista cluster at {} (timeout {}; `%sql engine local` to go back)\n",
+                target.scheduler,
+                lakebook_engine::clock::format_duration(target.timeout)
+            ));
             ctx.workspace.use_cluster(Some(target));
         }
         Some(EngineVerb::Local) => {
@@ -357,7 +381,11 @@ fn engine_command(verb: Option<EngineVerb>, ctx: Ctx<'_>) -> Result<Option<Bundl
             ctx.out.stdout("queries run on the local engine\n");
         }
         None => match ctx.workspace.cluster() {
-            Some(target) => ctx.out.stdout(&format!("queries and EMR SQL steps run on the Ballista cluster at {}\n", target.scheduler)),
+            Some(target) => ctx.out.stdout(&format!(
+                "queries and EMR SQL steps run on the Ballista cluster at {} (timeout {})\n",
+                target.scheduler,
+                lakebook_engine::clock::format_duration(target.timeout)
+            )),
             None => ctx.out.stdout("queries run on the local engine\n"),
         },
     }
