@@ -134,7 +134,7 @@ impl Firehose {
                         for (i, why) in failures {
                             errors.push((&records[i], "format-conversion-failed".into(), why));
                         }
-                        (file.map(|f| f.to_vec()), ".parquet", records.len() - failed.len())
+                        (file, ".parquet", records.len() - failed.len())
                     }
                     None => {
                         let mut body = Vec::with_capacity(records.iter().map(|r| r.data.len() + 1).sum());
@@ -144,15 +144,16 @@ impl Firehose {
                                 body.push(b'\n');
                             }
                         }
-                        (Some(body), stream.compression.extension(), records.len())
+                        (Some(Bytes::from(body)), stream.compression.extension(), records.len())
                     }
                 };
                 if let Some(body) = body {
                     let (key, entry) = object_key(stream, &stream.prefix, None, partition, records, ext)?;
-                    let data = if stream.conversion.is_some() { body } else { stream.compression.compress(&body, &entry)? };
+                    let data = if stream.conversion.is_some() { body } else { Bytes::from(stream.compression.compress(&body, &entry)?) };
                     let uri = S3Uri { bucket: stream.bucket.clone(), key };
-                    self.lake.put(&uri, Bytes::from(data.clone())).await?;
-                    objects.push(DeliveredObject { uri: uri.to_string(), records: count as u64, bytes: data.len() as u64, error_output_type: None, delivered: now });
+                    let bytes = data.len() as u64;
+                    self.lake.put(&uri, data).await?;
+                    objects.push(DeliveredObject { uri: uri.to_string(), records: count as u64, bytes, error_output_type: None, delivered: now });
                 }
             }
         }

@@ -124,8 +124,39 @@ pub type Rejected = (usize, String);
 
 /// Converts JSON records to one Parquet file with `schema`. Returns the file (None when no
 /// record converted) and, for each record that does not fit, its index and why.
+///
+/// Both halves use every core: the records are decoded in contiguous slices, one thread each,
+/// and the Parquet columns are encoded on as many threads (parquet's `ArrowColumnWriter`s), so
+/// the file is the one a single `ArrowWriter` would write.
 pub fn to_parquet(schema: &SchemaRef, records: &[Bytes]) -> Result<(Option<Bytes>, Vec<Rejected>)> {
-    let decode = |lines: &[&Bytes]| -> std::result::Result<Vec<RecordBatch>, String> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
+    // Below a few thousand records a thread costs more than it saves.
+    let slice = records.len().div_ceil(threads).max(4096);
+    let decoded: Vec<(Vec<RecordBatch>, Vec<Rejected>)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = records
+            .chunks(slice)
+            .enumerate()
+            .map(|(n, part)| scope.spawn(move || decode_part(schema, part, n * slice)))
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap_or_else(|_| Err(crate::internal_err!("a JSON decoding thread panicked")))).collect::<Result<Vec<_>>>()
+    })?;
+    let mut batches = Vec::new();
+    let mut failures = Vec::new();
+    for (part, rejected) in decoded {
+        batches.extend(part);
+        failures.extend(rejected);
+    }
+    let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+    if rows == 0 {
+        return Ok((None, failures));
+    }
+    Ok((Some(Bytes::from(encode_parquet(schema, &batches, threads, ROW_GROUP_ROWS)?)), failures))
+}
+
+/// Decodes one slice of records (`first` is the index of its first record), setting aside the
+/// ones that do not fit.
+fn decode_part(schema: &SchemaRef, records: &[Bytes], first: usize) -> Result<(Vec<RecordBatch>, Vec<Rejected>)> {
+    let decode = |lines: &mut dyn Iterator<Item = &Bytes>| -> std::result::Result<Vec<RecordBatch>, String> {
         let mut text = Vec::new();
         for line in lines {
             text.extend_from_slice(line);
@@ -139,39 +170,117 @@ pub fn to_parquet(schema: &SchemaRef, records: &[Bytes]) -> Result<(Option<Bytes
             .collect::<std::result::Result<Vec<_>, _>>()
             .map_err(|e| e.to_string())
     };
-    let mut failures = Vec::new();
-    let all: Vec<&Bytes> = records.iter().collect();
-    let batches = match decode(&all) {
-        Ok(batches) => batches,
-        Err(_) => {
-            // Find the records that do not fit one by one; convert the rest together.
-            let mut good = Vec::new();
-            for (i, record) in records.iter().enumerate() {
-                let is_object = serde_json::from_slice::<Value>(record).is_ok_and(|v| v.is_object());
-                match decode(&[record]) {
-                    Ok(_) if is_object => good.push(record),
-                    Ok(_) => failures.push((i, "the record is not a JSON object".to_string())),
-                    Err(e) => failures.push((i, e)),
-                }
-            }
-            decode(&good).map_err(|e| crate::internal_err!("records that converted alone failed together: {e}"))?
-        }
-    };
-    let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
-    if rows == 0 {
-        return Ok((None, failures));
+    if let Ok(batches) = decode(&mut records.iter()) {
+        return Ok((batches, Vec::new()));
     }
+    // Find the records that do not fit one by one; convert the rest together.
+    let mut failures = Vec::new();
+    let mut good = Vec::new();
+    for (i, record) in records.iter().enumerate() {
+        let is_object = serde_json::from_slice::<Value>(record).is_ok_and(|v| v.is_object());
+        match decode(&mut std::iter::once(record)) {
+            Ok(_) if is_object => good.push(record),
+            Ok(_) => failures.push((first + i, "the record is not a JSON object".to_string())),
+            Err(e) => failures.push((first + i, e)),
+        }
+    }
+    let batches = decode(&mut good.into_iter()).map_err(|e| crate::internal_err!("records that converted alone failed together: {e}"))?;
+    Ok((batches, failures))
+}
+
+/// Rows per Parquet row group of a converted delivery.
+const ROW_GROUP_ROWS: usize = 1 << 20;
+
+/// Writes `batches` as one Snappy-compressed Parquet file of row groups of `group_rows`, its
+/// columns encoded on up to `threads` threads.
+fn encode_parquet(schema: &SchemaRef, batches: &[RecordBatch], threads: usize, group_rows: usize) -> Result<Vec<u8>> {
+    use parquet::arrow::arrow_writer::{ArrowColumnChunk, ArrowColumnWriter, ArrowRowGroupWriterFactory, compute_leaves};
+    let parquet_err = |e: parquet::errors::ParquetError| crate::internal_err!("parquet: {e}");
     let props = parquet::file::properties::WriterProperties::builder()
         .set_compression(parquet::basic::Compression::SNAPPY)
-        .set_max_row_group_row_count(Some(1 << 20))
+        .set_max_row_group_row_count(Some(group_rows))
         .build();
     let mut out = Vec::new();
-    let mut writer = parquet::arrow::ArrowWriter::try_new(&mut out, schema.clone(), Some(props)).map_err(|e| crate::internal_err!("parquet: {e}"))?;
-    for b in &batches {
-        writer.write(b).map_err(|e| crate::internal_err!("parquet: {e}"))?;
+    let writer = parquet::arrow::ArrowWriter::try_new(&mut out, schema.clone(), Some(props)).map_err(parquet_err)?;
+    let (mut file, factory): (_, ArrowRowGroupWriterFactory) = writer.into_serialized_writer().map_err(parquet_err)?;
+    // Leaf columns per field (a struct or list field has several), in the writers' order.
+    let leaves: Vec<usize> = schema.fields().iter().map(|f| parquet_leaves(f.data_type())).collect();
+    for (group, rows) in row_groups(batches, group_rows).into_iter().enumerate() {
+        let mut writers = factory.create_column_writers(group).map_err(parquet_err)?.into_iter();
+        let mut fields: Vec<(usize, Vec<ArrowColumnWriter>)> = leaves.iter().enumerate().map(|(i, n)| (i, writers.by_ref().take(*n).collect())).collect();
+        // Fields dealt round-robin to the threads; each encodes its fields for the whole group.
+        let mut shares: Vec<Vec<(usize, Vec<ArrowColumnWriter>)>> = (0..threads.min(fields.len()).max(1)).map(|_| Vec::new()).collect();
+        let count = shares.len();
+        for (n, field) in fields.drain(..).enumerate() {
+            shares[n % count].push(field);
+        }
+        let rows = &rows;
+        let encoded: Vec<Vec<(usize, Vec<ArrowColumnChunk>)>> = std::thread::scope(|scope| {
+            let workers: Vec<_> = shares
+                .into_iter()
+                .map(|share| {
+                    scope.spawn(move || -> Result<Vec<(usize, Vec<ArrowColumnChunk>)>> {
+                        let mut done = Vec::new();
+                        for (field, mut writers) in share {
+                            for batch in rows {
+                                let column = batch.column(field);
+                                let leaves = compute_leaves(schema.field(field), column).map_err(parquet_err)?;
+                                for (writer, leaf) in writers.iter_mut().zip(leaves) {
+                                    writer.write(&leaf).map_err(parquet_err)?;
+                                }
+                            }
+                            done.push((field, writers.into_iter().map(|w| w.close()).collect::<std::result::Result<Vec<_>, _>>().map_err(parquet_err)?));
+                        }
+                        Ok(done)
+                    })
+                })
+                .collect();
+            workers.into_iter().map(|w| w.join().unwrap_or_else(|_| Err(crate::internal_err!("a Parquet encoding thread panicked")))).collect::<Result<Vec<_>>>()
+        })?;
+        let mut chunks: Vec<(usize, Vec<ArrowColumnChunk>)> = encoded.into_iter().flatten().collect();
+        chunks.sort_by_key(|(field, _)| *field);
+        let mut row_group = file.next_row_group().map_err(parquet_err)?;
+        for chunk in chunks.into_iter().flat_map(|(_, chunks)| chunks) {
+            chunk.append_to_row_group(&mut row_group).map_err(parquet_err)?;
+        }
+        row_group.close().map_err(parquet_err)?;
     }
-    writer.close().map_err(|e| crate::internal_err!("parquet: {e}"))?;
-    Ok((Some(Bytes::from(out)), failures))
+    file.close().map_err(parquet_err)?;
+    Ok(out)
+}
+
+/// The number of Parquet leaf columns an Arrow type becomes.
+fn parquet_leaves(data_type: &DataType) -> usize {
+    match data_type {
+        DataType::Struct(fields) => fields.iter().map(|f| parquet_leaves(f.data_type())).sum(),
+        DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _) | DataType::ListView(f) | DataType::LargeListView(f) => parquet_leaves(f.data_type()),
+        DataType::Map(entries, _) => parquet_leaves(entries.data_type()),
+        DataType::Dictionary(_, value) => parquet_leaves(value),
+        DataType::RunEndEncoded(_, value) => parquet_leaves(value.data_type()),
+        _ => 1,
+    }
+}
+
+/// The batches cut into row groups of at most `max` rows (slices share the batches' buffers).
+fn row_groups(batches: &[RecordBatch], max: usize) -> Vec<Vec<RecordBatch>> {
+    let mut groups = vec![Vec::new()];
+    let mut filled = 0;
+    for batch in batches {
+        let mut offset = 0;
+        while offset < batch.num_rows() {
+            if filled == max {
+                groups.push(Vec::new());
+                filled = 0;
+            }
+            let take = (batch.num_rows() - offset).min(max - filled);
+            if let Some(group) = groups.last_mut() {
+                group.push(batch.slice(offset, take));
+            }
+            offset += take;
+            filled += take;
+        }
+    }
+    groups
 }
 
 /// S3 compression of a delivered object.
@@ -300,6 +409,40 @@ mod tests {
         let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file.unwrap()).unwrap().build().unwrap();
         let rows: usize = reader.map(|b| b.unwrap().num_rows()).sum();
         assert_eq!(rows, 2);
+    }
+
+    #[test]
+    fn parallel_conversion_writes_what_one_writer_writes() {
+        // nested fields (several Parquet leaves each), bad records in every slice, 3 row groups
+        let point = arrow_schema::Fields::from(vec![Field::new("x", DataType::Int64, true), Field::new("tags", DataType::new_list(DataType::Utf8, true), true)]);
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, true),
+            Field::new("p", DataType::Struct(point), true),
+            Field::new("name", DataType::Utf8, true),
+        ]));
+        let records: Vec<Bytes> = (0..20_000)
+            .map(|i| match i % 997 {
+                0 => Bytes::from(format!(r#"{{"id":"bad {i}"}}"#)),
+                _ => Bytes::from(format!(r#"{{"id":{i},"p":{{"x":{},"tags":["t{i}","u"]}},"name":"n{}"}}"#, i * 2, i % 13)),
+            })
+            .collect();
+        let (file, failures) = to_parquet(&schema, &records).unwrap();
+        let bad: Vec<usize> = (0..20_000).filter(|i| i % 997 == 0).collect();
+        assert_eq!(failures.iter().map(|(i, _)| *i).collect::<Vec<_>>(), bad);
+        let read = |file: Bytes| -> Vec<RecordBatch> {
+            parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).unwrap().build().unwrap().map(|b| b.unwrap()).collect()
+        };
+        let got = datafusion::arrow::compute::concat_batches(&schema, &read(file.unwrap())).unwrap();
+        let good: Vec<u8> = records.iter().enumerate().filter(|(i, _)| i % 997 != 0).flat_map(|(_, r)| [&r[..], b"\n"].concat()).collect();
+        let want: Vec<RecordBatch> = arrow_json::ReaderBuilder::new(schema.clone()).build(Cursor::new(good)).unwrap().map(|b| b.unwrap()).collect();
+        assert_eq!(got, datafusion::arrow::compute::concat_batches(&schema, &want).unwrap());
+        // row groups cut at their size, whatever the batches
+        let groups = row_groups(&want, 7_000);
+        assert_eq!(groups.iter().map(|g| g.iter().map(RecordBatch::num_rows).sum::<usize>()).collect::<Vec<_>>(), [7_000, 7_000, 19_979 - 14_000]);
+        let file = Bytes::from(encode_parquet(&schema, &want, 3, 7_000).unwrap());
+        let groups = parquet::file::reader::FileReader::metadata(&parquet::file::serialized_reader::SerializedFileReader::new(file.clone()).unwrap()).num_row_groups();
+        assert_eq!(groups, 3);
+        assert_eq!(datafusion::arrow::compute::concat_batches(&schema, &read(file)).unwrap(), got);
     }
 
     #[test]
