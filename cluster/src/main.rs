@@ -242,14 +242,18 @@ async fn executors(address: &str) -> Option<std::collections::BTreeSet<String>> 
     struct Executor {
         id: String,
     }
+    let listed: Vec<Executor> = rest_get(address, "/api/executors").await?;
+    Some(listed.into_iter().map(|e| e.id).collect())
+}
+
+/// A JSON answer of the scheduler's REST API; None if it has none or does not answer.
+async fn rest_get<T: serde::de::DeserializeOwned>(address: &str, path: &str) -> Option<T> {
     let client = reqwest::Client::builder().timeout(std::time::Duration::from_secs(10)).build().ok()?;
-    let response = client.get(format!("http://{address}/api/executors")).send().await.ok()?;
+    let response = client.get(format!("http://{address}{path}")).send().await.ok()?;
     if !response.status().is_success() {
         return None;
     }
-    let body = response.bytes().await.ok()?;
-    let listed: Vec<Executor> = serde_json::from_slice(&body).ok()?;
-    Some(listed.into_iter().map(|e| e.id).collect())
+    serde_json::from_slice(&response.bytes().await.ok()?).ok()
 }
 
 /// The scheduler's id for the job of Ballista's distributed plan, once it has accepted it.
@@ -294,15 +298,6 @@ async fn unfinished_jobs_named(address: &str, name: &str) -> Vec<String> {
         job_name: String,
         status: String,
     }
-    let Ok(client) = reqwest::Client::builder().timeout(std::time::Duration::from_secs(10)).build() else {
-        return Vec::new();
-    };
-    let Ok(response) = client.get(format!("http://{address}/api/jobs")).send().await else {
-        return Vec::new();
-    };
-    let Ok(body) = response.bytes().await else {
-        return Vec::new();
-    };
-    let jobs: Vec<Job> = serde_json::from_slice(&body).unwrap_or_default();
+    let jobs: Vec<Job> = rest_get(address, "/api/jobs").await.unwrap_or_default();
     jobs.into_iter().filter(|j| j.job_name == name && matches!(j.status.as_str(), "Queued" | "Running")).map(|j| j.job_id).collect()
 }
