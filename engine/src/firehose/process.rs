@@ -203,15 +203,18 @@ fn encode_parquet(schema: &SchemaRef, batches: &[RecordBatch], threads: usize, g
     let mut out = Vec::new();
     let writer = parquet::arrow::ArrowWriter::try_new(&mut out, schema.clone(), Some(props)).map_err(parquet_err)?;
     let (mut file, factory): (_, ArrowRowGroupWriterFactory) = writer.into_serialized_writer().map_err(parquet_err)?;
-    // Leaf columns per field (a struct or list field has several), in the writers' order.
-    let leaves: Vec<usize> = schema.fields().iter().map(|f| parquet_leaves(f.data_type())).collect();
+    // The field each leaf column belongs to (a struct or list field has several leaves).
+    let roots: Vec<usize> = (0..file.schema_descr().num_columns()).map(|leaf| file.schema_descr().get_column_root_idx(leaf)).collect();
+    let count = threads.min(schema.fields().len()).max(1);
     for (group, rows) in row_groups(batches, group_rows).into_iter().enumerate() {
-        let mut writers = factory.create_column_writers(group).map_err(parquet_err)?.into_iter();
-        let mut fields: Vec<(usize, Vec<ArrowColumnWriter>)> = leaves.iter().enumerate().map(|(i, n)| (i, writers.by_ref().take(*n).collect())).collect();
-        // Fields dealt round-robin to the threads; each encodes its fields for the whole group.
-        let mut shares: Vec<Vec<(usize, Vec<ArrowColumnWriter>)>> = (0..threads.min(fields.len()).max(1)).map(|_| Vec::new()).collect();
-        let count = shares.len();
-        for (n, field) in fields.drain(..).enumerate() {
+        // Fields dealt round-robin to the threads, each with its leaves' writers; each thread
+        // encodes its fields for the whole group.
+        let mut fields: Vec<(usize, Vec<ArrowColumnWriter>)> = (0..schema.fields().len()).map(|i| (i, Vec::new())).collect();
+        for (writer, root) in factory.create_column_writers(group).map_err(parquet_err)?.into_iter().zip(&roots) {
+            fields[*root].1.push(writer);
+        }
+        let mut shares: Vec<Vec<(usize, Vec<ArrowColumnWriter>)>> = (0..count).map(|_| Vec::new()).collect();
+        for (n, field) in fields.into_iter().enumerate() {
             shares[n % count].push(field);
         }
         let rows = &rows;
@@ -247,18 +250,6 @@ fn encode_parquet(schema: &SchemaRef, batches: &[RecordBatch], threads: usize, g
     }
     file.close().map_err(parquet_err)?;
     Ok(out)
-}
-
-/// The number of Parquet leaf columns an Arrow type becomes.
-fn parquet_leaves(data_type: &DataType) -> usize {
-    match data_type {
-        DataType::Struct(fields) => fields.iter().map(|f| parquet_leaves(f.data_type())).sum(),
-        DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _) | DataType::ListView(f) | DataType::LargeListView(f) => parquet_leaves(f.data_type()),
-        DataType::Map(entries, _) => parquet_leaves(entries.data_type()),
-        DataType::Dictionary(_, value) => parquet_leaves(value),
-        DataType::RunEndEncoded(_, value) => parquet_leaves(value.data_type()),
-        _ => 1,
-    }
 }
 
 /// The batches cut into row groups of at most `max` rows (slices share the batches' buffers).

@@ -49,12 +49,7 @@ fn main() {
     let json_bytes: usize = data.iter().map(Bytes::len).sum();
     if let Some(path) = &json_out {
         // the same records as JSON lines, for a peer to convert
-        let mut text = Vec::with_capacity(json_bytes + records);
-        for line in &data {
-            text.extend_from_slice(line);
-            text.push(b'\n');
-        }
-        std::fs::write(path, text).expect("writing --json FILE");
+        std::fs::write(path, json_lines(&data)).expect("writing --json FILE");
     }
 
     let config = Config {
@@ -88,11 +83,7 @@ fn main() {
     };
     // the bare conversion on one thread: arrow-json decode + one ArrowWriter, as Firehose did
     let started = Instant::now();
-    let mut text = Vec::with_capacity(json_bytes + records);
-    for line in &data {
-        text.extend_from_slice(line);
-        text.push(b'\n');
-    }
+    let text = json_lines(&data);
     let batches: Vec<_> = arrow_json::ReaderBuilder::new(schema.clone()).with_batch_size(8192).build(std::io::Cursor::new(text)).unwrap().map(|b| b.unwrap()).collect();
     let props = parquet::file::properties::WriterProperties::builder().set_compression(parquet::basic::Compression::SNAPPY).build();
     let mut file = Vec::new();
@@ -110,11 +101,7 @@ fn main() {
 
     // the conversion's halves: arrow-json's decode alone
     let started = Instant::now();
-    let mut text = Vec::with_capacity(json_bytes + records);
-    for line in &data {
-        text.extend_from_slice(line);
-        text.push(b'\n');
-    }
+    let text = json_lines(&data);
     let decoded: usize = arrow_json::ReaderBuilder::new(schema.clone())
         .with_batch_size(8192)
         .build(std::io::Cursor::new(text))
@@ -140,4 +127,14 @@ fn main() {
             "delivery_s": delivery,
         })
     );
+}
+
+/// The records as one JSON-lines text.
+fn json_lines(data: &[Bytes]) -> Vec<u8> {
+    let mut text = Vec::with_capacity(data.iter().map(|d| d.len() + 1).sum());
+    for line in data {
+        text.extend_from_slice(line);
+        text.push(b'\n');
+    }
+    text
 }
