@@ -33,10 +33,19 @@ impl Firehose {
             if due.is_empty() {
                 return Ok(Vec::new());
             }
+            let every = due.len() == state.fills[name].len();
             let mut groups: BTreeMap<GroupKey, Vec<StoredRecord>> = due.into_iter().map(|k| (k.clone(), Vec::new())).collect();
-            for record in state.buffers[name].records()?.iter() {
-                if let Some(group) = groups.get_mut(&group_key(record)) {
-                    group.push(record.clone());
+            let records = state.buffers[name].records()?;
+            let single = every && groups.len() == 1;
+            match groups.values_mut().next() {
+                // one buffer, due: it holds every record
+                Some(group) if single => group.extend(records.iter().cloned()),
+                _ => {
+                    for record in records.iter() {
+                        if let Some(group) = groups.get_mut(&group_key(record)) {
+                            group.push(record.clone());
+                        }
+                    }
                 }
             }
             (stream, groups)
@@ -46,6 +55,7 @@ impl Firehose {
         let mut failed: BTreeMap<String, u64> = BTreeMap::new();
         let mut source_done: BTreeMap<String, String> = BTreeMap::new();
         let mut oldest_ms = i64::MAX;
+        let mut spent = Vec::new();
         for ((error_type, partition), records) in groups {
             if error_type.is_none() {
                 oldest_ms = records.iter().map(|r| r.arrival_ms).fold(oldest_ms, i64::min);
@@ -57,8 +67,9 @@ impl Firehose {
                 }
             }
             delivered.extend(objects);
-            for record in &records {
-                done.push(record.sequence);
+            done.extend(records.iter().map(|r| r.sequence));
+            // where each source shard's delivered records end
+            for record in records.iter().filter(|_| matches!(stream.source, Source::Stream { .. })) {
                 if let Some((shard, sequence)) = meta_of(record).src.as_deref().and_then(|s| s.split_once('/')) {
                     let entry = source_done.entry(shard.to_string()).or_default();
                     if sequence > entry.as_str() {
@@ -66,7 +77,10 @@ impl Firehose {
                     }
                 }
             }
+            spent.push(records);
         }
+        // Freeing the copies of a large buffer's records takes a while: off the delivery's path.
+        std::thread::spawn(move || drop(spent));
         if delivered.is_empty() {
             return Ok(delivered);
         }
@@ -103,7 +117,12 @@ impl Firehose {
         self.save(&mut state)?;
         done.sort_unstable();
         if let Some(log) = state.buffers.get_mut(name) {
-            log.retain(|r| done.binary_search(&r.sequence).is_err())?;
+            // both in sequence order: walked together
+            let mut delivered = done.iter().peekable();
+            log.retain(|r| {
+                while delivered.next_if(|s| **s < r.sequence).is_some() {}
+                delivered.next_if(|s| **s == r.sequence).is_none()
+            })?;
             let fills = fills_of(&log.records()?);
             state.fills.insert(name.to_string(), fills);
         }
@@ -128,8 +147,7 @@ impl Firehose {
                 let (body, ext, count) = match &stream.conversion {
                     Some(conversion) => {
                         let schema = self.conversion_schema(&conversion.table)?;
-                        let datas: Vec<Bytes> = records.iter().map(|r| r.data.clone()).collect();
-                        let (file, failures) = process::to_parquet(&schema, &datas)?;
+                        let (file, failures) = process::to_parquet(&schema, records)?;
                         let failed: Vec<usize> = failures.iter().map(|(i, _)| *i).collect();
                         for (i, why) in failures {
                             errors.push((&records[i], "format-conversion-failed".into(), why));

@@ -4,6 +4,8 @@
 //! compression.
 
 use std::io::{Cursor, Write};
+
+use parquet::arrow::arrow_writer::{ArrowColumnChunk, ArrowColumnWriter, compute_leaves};
 use std::sync::Arc;
 
 use arrow_array::{Array, Int64Array, RecordBatch, StringArray, TimestampMillisecondArray};
@@ -125,153 +127,153 @@ pub type Rejected = (usize, String);
 /// Converts JSON records to one Parquet file with `schema`. Returns the file (None when no
 /// record converted) and, for each record that does not fit, its index and why.
 ///
-/// Both halves use every core: the records are decoded in contiguous slices, one thread each,
-/// and the Parquet columns are encoded on as many threads (parquet's `ArrowColumnWriter`s), so
-/// the file is the one a single `ArrowWriter` would write.
-pub fn to_parquet(schema: &SchemaRef, records: &[Bytes]) -> Result<(Option<Bytes>, Vec<Rejected>)> {
+/// Every core works on its own contiguous slice of the records from JSON to encoded Parquet
+/// columns (decoded in blocks that stay in cache and encoded as they come, no barrier between
+/// decoding and encoding); each slice is one row group, appended in order. Row groups are at
+/// most `ROW_GROUP_ROWS` rows (DuckDB, the peer in `bench/firehose.py`, also writes several).
+pub fn to_parquet<R: AsRef<[u8]> + Sync>(schema: &SchemaRef, records: &[R]) -> Result<(Option<Bytes>, Vec<Rejected>)> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
     // Below a few thousand records a thread costs more than it saves.
-    let slice = records.len().div_ceil(threads).max(4096);
-    let decoded: Vec<(Vec<RecordBatch>, Vec<Rejected>)> = std::thread::scope(|scope| {
-        let workers: Vec<_> = records
-            .chunks(slice)
-            .enumerate()
-            .map(|(n, part)| scope.spawn(move || decode_part(schema, part, n * slice)))
-            .collect();
-        workers.into_iter().map(|w| w.join().unwrap_or_else(|_| Err(crate::internal_err!("a JSON decoding thread panicked")))).collect::<Result<Vec<_>>>()
-    })?;
-    let mut batches = Vec::new();
-    let mut failures = Vec::new();
-    for (part, rejected) in decoded {
-        batches.extend(part);
-        failures.extend(rejected);
-    }
-    let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
-    if rows == 0 {
-        return Ok((None, failures));
-    }
-    Ok((Some(Bytes::from(encode_parquet(schema, &batches, threads, ROW_GROUP_ROWS)?)), failures))
+    convert(schema, records, records.len().div_ceil(threads).clamp(MIN_GROUP_ROWS, ROW_GROUP_ROWS))
 }
 
-/// Decodes one slice of records (`first` is the index of its first record), setting aside the
-/// ones that do not fit.
-fn decode_part(schema: &SchemaRef, records: &[Bytes], first: usize) -> Result<(Vec<RecordBatch>, Vec<Rejected>)> {
-    let decode = |lines: &mut dyn Iterator<Item = &Bytes>| -> std::result::Result<Vec<RecordBatch>, String> {
-        let mut text = Vec::new();
-        for line in lines {
-            text.extend_from_slice(line);
-            text.push(b'\n');
-        }
-        arrow_json::ReaderBuilder::new(schema.clone())
-            .with_batch_size(8192)
-            .with_coerce_primitive(false)
-            .build(Cursor::new(text))
-            .map_err(|e| e.to_string())?
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(|e| e.to_string())
-    };
-    if let Ok(batches) = decode(&mut records.iter()) {
-        return Ok((batches, Vec::new()));
-    }
-    // Find the records that do not fit one by one; convert the rest together.
-    let mut failures = Vec::new();
-    let mut good = Vec::new();
-    for (i, record) in records.iter().enumerate() {
-        let is_object = serde_json::from_slice::<Value>(record).is_ok_and(|v| v.is_object());
-        match decode(&mut std::iter::once(record)) {
-            Ok(_) if is_object => good.push(record),
-            Ok(_) => failures.push((first + i, "the record is not a JSON object".to_string())),
-            Err(e) => failures.push((first + i, e)),
-        }
-    }
-    let batches = decode(&mut good.into_iter()).map_err(|e| crate::internal_err!("records that converted alone failed together: {e}"))?;
-    Ok((batches, failures))
-}
-
-/// Rows per Parquet row group of a converted delivery.
+/// Rows per Parquet row group of a converted delivery, at most…
 const ROW_GROUP_ROWS: usize = 1 << 20;
+/// …and at least, unless the delivery is smaller.
+const MIN_GROUP_ROWS: usize = 4096;
+/// Records decoded at a time: a block of text and its batch stay in cache while encoded.
+const BLOCK_RECORDS: usize = 8192;
 
-/// Writes `batches` as one Snappy-compressed Parquet file of row groups of `group_rows`, its
-/// columns encoded on up to `threads` threads.
-fn encode_parquet(schema: &SchemaRef, batches: &[RecordBatch], threads: usize, group_rows: usize) -> Result<Vec<u8>> {
-    use parquet::arrow::arrow_writer::{ArrowColumnChunk, ArrowColumnWriter, ArrowRowGroupWriterFactory, compute_leaves};
-    let parquet_err = |e: parquet::errors::ParquetError| crate::internal_err!("parquet: {e}");
-    let props = parquet::file::properties::WriterProperties::builder()
-        .set_compression(parquet::basic::Compression::SNAPPY)
-        .set_max_row_group_row_count(Some(group_rows))
-        .build();
+/// `to_parquet` with row groups of `group_rows` records, one thread each.
+fn convert<R: AsRef<[u8]> + Sync>(schema: &SchemaRef, records: &[R], group_rows: usize) -> Result<(Option<Bytes>, Vec<Rejected>)> {
+    use parquet::arrow::arrow_writer::ArrowRowGroupWriterFactory;
+    let props = parquet::file::properties::WriterProperties::builder().set_compression(parquet::basic::Compression::SNAPPY).build();
     let mut out = Vec::new();
     let writer = parquet::arrow::ArrowWriter::try_new(&mut out, schema.clone(), Some(props)).map_err(parquet_err)?;
     let (mut file, factory): (_, ArrowRowGroupWriterFactory) = writer.into_serialized_writer().map_err(parquet_err)?;
     // The field each leaf column belongs to (a struct or list field has several leaves).
     let roots: Vec<usize> = (0..file.schema_descr().num_columns()).map(|leaf| file.schema_descr().get_column_root_idx(leaf)).collect();
-    let count = threads.min(schema.fields().len()).max(1);
-    for (group, rows) in row_groups(batches, group_rows).into_iter().enumerate() {
-        // Fields dealt round-robin to the threads, each with its leaves' writers; each thread
-        // encodes its fields for the whole group.
-        let mut fields: Vec<(usize, Vec<ArrowColumnWriter>)> = (0..schema.fields().len()).map(|i| (i, Vec::new())).collect();
-        for (writer, root) in factory.create_column_writers(group).map_err(parquet_err)?.into_iter().zip(&roots) {
-            fields[*root].1.push(writer);
+    let mut slices = Vec::new();
+    for (n, part) in records.chunks(group_rows.max(1)).enumerate() {
+        let mut fields: Vec<Vec<ArrowColumnWriter>> = (0..schema.fields().len()).map(|_| Vec::new()).collect();
+        for (writer, root) in factory.create_column_writers(n).map_err(parquet_err)?.into_iter().zip(&roots) {
+            fields[*root].push(writer);
         }
-        let mut shares: Vec<Vec<(usize, Vec<ArrowColumnWriter>)>> = (0..count).map(|_| Vec::new()).collect();
-        for (n, field) in fields.into_iter().enumerate() {
-            shares[n % count].push(field);
+        slices.push((n * group_rows, part, fields));
+    }
+    let parts: Vec<Part> = std::thread::scope(|scope| {
+        let workers: Vec<_> = slices.into_iter().map(|(first, part, fields)| scope.spawn(move || convert_slice(schema, part, first, fields))).collect();
+        workers.into_iter().map(|w| w.join().unwrap_or_else(|_| Err(crate::internal_err!("a JSON → Parquet thread panicked")))).collect::<Result<Vec<_>>>()
+    })?;
+    let mut failures = Vec::new();
+    let mut rows = 0;
+    for part in parts {
+        failures.extend(part.rejected);
+        if part.rows == 0 {
+            continue;
         }
-        let rows = &rows;
-        let encoded: Vec<Vec<(usize, Vec<ArrowColumnChunk>)>> = std::thread::scope(|scope| {
-            let workers: Vec<_> = shares
-                .into_iter()
-                .map(|share| {
-                    scope.spawn(move || -> Result<Vec<(usize, Vec<ArrowColumnChunk>)>> {
-                        let mut done = Vec::new();
-                        for (field, mut writers) in share {
-                            for batch in rows {
-                                let column = batch.column(field);
-                                let leaves = compute_leaves(schema.field(field), column).map_err(parquet_err)?;
-                                for (writer, leaf) in writers.iter_mut().zip(leaves) {
-                                    writer.write(&leaf).map_err(parquet_err)?;
-                                }
-                            }
-                            done.push((field, writers.into_iter().map(|w| w.close()).collect::<std::result::Result<Vec<_>, _>>().map_err(parquet_err)?));
-                        }
-                        Ok(done)
-                    })
-                })
-                .collect();
-            workers.into_iter().map(|w| w.join().unwrap_or_else(|_| Err(crate::internal_err!("a Parquet encoding thread panicked")))).collect::<Result<Vec<_>>>()
-        })?;
-        let mut chunks: Vec<(usize, Vec<ArrowColumnChunk>)> = encoded.into_iter().flatten().collect();
-        chunks.sort_by_key(|(field, _)| *field);
+        rows += part.rows;
         let mut row_group = file.next_row_group().map_err(parquet_err)?;
-        for chunk in chunks.into_iter().flat_map(|(_, chunks)| chunks) {
+        for chunk in part.chunks {
             chunk.append_to_row_group(&mut row_group).map_err(parquet_err)?;
         }
         row_group.close().map_err(parquet_err)?;
     }
+    if rows == 0 {
+        return Ok((None, failures));
+    }
     file.close().map_err(parquet_err)?;
-    Ok(out)
+    Ok((Some(Bytes::from(out)), failures))
 }
 
-/// The batches cut into row groups of at most `max` rows (slices share the batches' buffers).
-fn row_groups(batches: &[RecordBatch], max: usize) -> Vec<Vec<RecordBatch>> {
-    let mut groups = vec![Vec::new()];
-    let mut filled = 0;
-    for batch in batches {
-        let mut offset = 0;
-        while offset < batch.num_rows() {
-            if filled == max {
-                groups.push(Vec::new());
-                filled = 0;
+fn parquet_err(e: parquet::errors::ParquetError) -> crate::Error {
+    crate::internal_err!("parquet: {e}")
+}
+
+/// One slice converted: its row group's column chunks (in leaf order), and its rejects.
+struct Part {
+    chunks: Vec<ArrowColumnChunk>,
+    rows: usize,
+    rejected: Vec<Rejected>,
+}
+
+/// Decodes one slice of records (`first` is the index of its first record) block by block,
+/// each block's batch written to `fields` (each field's leaf writers) as it comes. A block
+/// that does not decode whole is redone record by record and the records that do not fit
+/// set aside.
+fn convert_slice<R: AsRef<[u8]>>(schema: &SchemaRef, records: &[R], first: usize, mut fields: Vec<Vec<ArrowColumnWriter>>) -> Result<Part> {
+    let mut rejected = Vec::new();
+    let mut rows = 0;
+    let mut blocks = Blocks::new(schema);
+    for (b, block) in records.chunks(BLOCK_RECORDS).enumerate() {
+        let batch = match blocks.decode(block.iter()) {
+            Ok(batch) if batch.num_rows() == block.len() => batch,
+            _ => {
+                let mut good = Vec::new();
+                for (i, record) in block.iter().enumerate() {
+                    let is_object = serde_json::from_slice::<Value>(record.as_ref()).is_ok_and(|v| v.is_object());
+                    match blocks.decode(std::iter::once(record)) {
+                        Ok(one) if is_object && one.num_rows() == 1 => good.push(record),
+                        Ok(_) => rejected.push((first + b * BLOCK_RECORDS + i, "the record is not one JSON object".to_string())),
+                        Err(e) => rejected.push((first + b * BLOCK_RECORDS + i, e)),
+                    }
+                }
+                blocks.decode(good.into_iter()).map_err(|e| crate::internal_err!("records that converted alone failed together: {e}"))?
             }
-            let take = (batch.num_rows() - offset).min(max - filled);
-            if let Some(group) = groups.last_mut() {
-                group.push(batch.slice(offset, take));
+        };
+        rows += batch.num_rows();
+        for (field, writers) in fields.iter_mut().enumerate() {
+            let leaves = compute_leaves(schema.field(field), batch.column(field)).map_err(parquet_err)?;
+            for (writer, leaf) in writers.iter_mut().zip(leaves) {
+                writer.write(&leaf).map_err(parquet_err)?;
             }
-            offset += take;
-            filled += take;
         }
     }
-    groups
+    let chunks = fields.into_iter().flatten().map(ArrowColumnWriter::close).collect::<std::result::Result<Vec<_>, _>>().map_err(parquet_err)?;
+    Ok(Part { chunks, rows, rejected })
+}
+
+/// Decodes blocks of at most `BLOCK_RECORDS` records (JSON lines once joined), reusing its
+/// text buffer and arrow-json decoder from block to block.
+struct Blocks<'s> {
+    schema: &'s SchemaRef,
+    text: Vec<u8>,
+    /// None after an error (its state is then unknown): built again for the next block.
+    decoder: Option<arrow_json::reader::Decoder>,
+}
+
+impl<'s> Blocks<'s> {
+    fn new(schema: &'s SchemaRef) -> Self {
+        Self { schema, text: Vec::new(), decoder: None }
+    }
+
+    /// The records as one batch; a record holding several JSON values gives several rows.
+    fn decode<'a, R: AsRef<[u8]> + 'a>(&mut self, lines: impl Iterator<Item = &'a R>) -> std::result::Result<RecordBatch, String> {
+        self.text.clear();
+        for line in lines {
+            self.text.extend_from_slice(line.as_ref());
+            self.text.push(b'\n');
+        }
+        let mut decoder = match self.decoder.take() {
+            Some(decoder) => decoder,
+            None => arrow_json::ReaderBuilder::new(self.schema.clone())
+                .with_batch_size(BLOCK_RECORDS)
+                .with_coerce_primitive(false)
+                .build_decoder()
+                .map_err(|e| e.to_string())?,
+        };
+        let mut rest = &self.text[..];
+        while !rest.is_empty() {
+            let used = decoder.decode(rest).map_err(|e| e.to_string())?;
+            if used == 0 {
+                return Err("a record holds more than one JSON value".into());
+            }
+            rest = &rest[used..];
+        }
+        let batch = decoder.flush().map_err(|e| e.to_string())?.unwrap_or_else(|| RecordBatch::new_empty(self.schema.clone()));
+        self.decoder = Some(decoder);
+        Ok(batch)
+    }
 }
 
 /// S3 compression of a delivered object.
@@ -404,7 +406,7 @@ mod tests {
 
     #[test]
     fn parallel_conversion_writes_what_one_writer_writes() {
-        // nested fields (several Parquet leaves each), bad records in every slice, 3 row groups
+        // nested fields (several Parquet leaves each), bad records in every slice and block
         let point = arrow_schema::Fields::from(vec![Field::new("x", DataType::Int64, true), Field::new("tags", DataType::new_list(DataType::Utf8, true), true)]);
         let schema = Arc::new(Schema::new(vec![
             Field::new("id", DataType::Int64, true),
@@ -414,26 +416,32 @@ mod tests {
         let records: Vec<Bytes> = (0..20_000)
             .map(|i| match i % 997 {
                 0 => Bytes::from(format!(r#"{{"id":"bad {i}"}}"#)),
+                // two objects in one record: not one row
+                500 => Bytes::from(format!(r#"{{"id":{i}}} {{"id":{i}}}"#)),
                 _ => Bytes::from(format!(r#"{{"id":{i},"p":{{"x":{},"tags":["t{i}","u"]}},"name":"n{}"}}"#, i * 2, i % 13)),
             })
             .collect();
-        let (file, failures) = to_parquet(&schema, &records).unwrap();
-        let bad: Vec<usize> = (0..20_000).filter(|i| i % 997 == 0).collect();
-        assert_eq!(failures.iter().map(|(i, _)| *i).collect::<Vec<_>>(), bad);
-        let read = |file: Bytes| -> Vec<RecordBatch> {
-            parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).unwrap().build().unwrap().map(|b| b.unwrap()).collect()
+        let bad: Vec<usize> = (0..20_000).filter(|i| i % 997 == 0 || i % 997 == 500).collect();
+        let read = |file: Bytes| -> (usize, RecordBatch) {
+            let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).unwrap();
+            let groups = reader.metadata().num_row_groups();
+            let batches: Vec<RecordBatch> = reader.build().unwrap().map(|b| b.unwrap()).collect();
+            (groups, datafusion::arrow::compute::concat_batches(&schema, &batches).unwrap())
         };
-        let got = datafusion::arrow::compute::concat_batches(&schema, &read(file.unwrap())).unwrap();
-        let good: Vec<u8> = records.iter().enumerate().filter(|(i, _)| i % 997 != 0).flat_map(|(_, r)| [&r[..], b"\n"].concat()).collect();
+        let good: Vec<u8> = records.iter().enumerate().filter(|(i, _)| !bad.contains(i)).flat_map(|(_, r)| [&r[..], b"\n"].concat()).collect();
         let want: Vec<RecordBatch> = arrow_json::ReaderBuilder::new(schema.clone()).build(Cursor::new(good)).unwrap().map(|b| b.unwrap()).collect();
-        assert_eq!(got, datafusion::arrow::compute::concat_batches(&schema, &want).unwrap());
-        // row groups cut at their size, whatever the batches
-        let groups = row_groups(&want, 7_000);
-        assert_eq!(groups.iter().map(|g| g.iter().map(RecordBatch::num_rows).sum::<usize>()).collect::<Vec<_>>(), [7_000, 7_000, 19_979 - 14_000]);
-        let file = Bytes::from(encode_parquet(&schema, &want, 3, 7_000).unwrap());
-        let groups = parquet::file::reader::FileReader::metadata(&parquet::file::serialized_reader::SerializedFileReader::new(file.clone()).unwrap()).num_row_groups();
-        assert_eq!(groups, 3);
-        assert_eq!(datafusion::arrow::compute::concat_batches(&schema, &read(file)).unwrap(), got);
+        let want = datafusion::arrow::compute::concat_batches(&schema, &want).unwrap();
+        // row groups of 7,000 records on 3 threads, of all of them on one, and of the least size
+        for (rows, groups) in [(7_000, 3), (20_000, 1), (MIN_GROUP_ROWS, 5)] {
+            let (file, failures) = convert(&schema, &records, rows).unwrap();
+            assert_eq!(failures.iter().map(|(i, _)| *i).collect::<Vec<_>>(), bad);
+            assert_eq!(read(file.unwrap()), (groups, want.clone()), "row groups of {rows}");
+        }
+        let (file, _) = to_parquet(&schema, &records).unwrap();
+        assert_eq!(read(file.unwrap()).1, want);
+        // nothing converts: no file, every record rejected
+        let (file, failures) = convert(&schema, &records[..1], 7_000).unwrap();
+        assert!(file.is_none() && failures.len() == 1);
     }
 
     #[test]

@@ -27,6 +27,13 @@ pub struct StoredRecord {
     pub data: Bytes,
 }
 
+/// A record's bytes are its data.
+impl AsRef<[u8]> for StoredRecord {
+    fn as_ref(&self) -> &[u8] {
+        &self.data
+    }
+}
+
 /// A record as the log's index knows it: enough to seek, meter and expire it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Entry {
@@ -241,9 +248,9 @@ impl ShardLog {
         Ok(())
     }
 
-    /// Keeps only the records `keep` accepts, rewriting the file atomically (numbering
-    /// continues where it was).
-    pub fn retain(&mut self, keep: impl Fn(&Entry) -> bool) -> Result<usize> {
+    /// Keeps only the records `keep` accepts (asked oldest first), rewriting the file
+    /// atomically (numbering continues where it was).
+    pub fn retain(&mut self, mut keep: impl FnMut(&Entry) -> bool) -> Result<usize> {
         let kept: Vec<bool> = (0..self.len()).map(|i| keep(&self.entry(i))).collect();
         self.rewrite(&kept)
     }
@@ -290,7 +297,10 @@ impl ShardLog {
             }
             Ok(())
         })?;
-        self.file = OpenOptions::new().read(true).append(true).open(&self.path).map_err(io(&self.path))?;
+        let replaced = std::mem::replace(&mut self.file, OpenOptions::new().read(true).append(true).open(&self.path).map_err(io(&self.path))?);
+        // Closing the replaced file frees its blocks and cached pages (~0.15 s for 100 MB):
+        // done off the caller's path.
+        std::thread::spawn(move || drop(replaced));
         self.len = written;
         self.slots = slots;
         self.first = sequences.first().copied().unwrap_or(self.next);
