@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """TPC-H benchmark: Lakebook's engine next to DuckDB and bare DataFusion, in one run (not a test).
 
-    .venv/bin/python bench/tpch.py [--reps 5] [--only q1,q6] [--data DIR]
+    .venv/bin/python bench/tpch.py [--reps 5] [--only q1,q6] [--data DIR] [--builds dev,release]
 
 - Data: TPC-H scale factor 1 as Parquet from `tpchgen-cli` (PyPI), generated once into
   $LAKEBOOK_CACHE/tpch-sf1 (default ~/.cache/lakebook/tpch-sf1) and reused after that.
@@ -10,8 +10,12 @@
 - Lakebook: `cargo run --bin bench_tpch`, which places the files in a
   temporary lake, catalogues them with the crawler and runs every query through the engine
   (`Lakebook::sql().run`) and through bare DataFusion on the same files, on 2 Tokio workers.
-  It is built with the dev profile: dependencies at opt-level 2, Lakebook's own code
-  unoptimised, which is how the kernel is built for users.
+  `--builds` names the cargo profiles to measure in the same run: `dev` (dependencies and the
+  engine at opt-level 2, what `install/setup.sh` builds) and/or `release` (opt-level 3, thin
+  LTO); with both, the table adds the release build's times and release/dev.
+- Results: the engine's rows must equal DuckDB's on every query (numbers to 1e-6, or 1e-12 of
+  their size: DataFusion's avg of a decimal is a decimal of scale 6, DuckDB's a double); a
+  mismatch is printed and the run exits with status 1.
 
 Every query runs once to warm up, then --reps times (DuckDB, then the Rust side, query by
 query); the table shows medians (--stat best: the fastest run) and warns when other processes
@@ -22,6 +26,7 @@ engine/DuckDB geometric mean <= 1.5 (goal 1.0), engine/bare DataFusion <= 1.05.
 from __future__ import annotations
 
 import argparse
+import decimal
 import json
 import math
 import os
@@ -86,21 +91,48 @@ def duckdb_connection(data: Path) -> duckdb.DuckDBPyConnection:
 
 
 def run_duckdb(con: duckdb.DuckDBPyConnection, sql: str, reps: int) -> dict:
-    rows = len(con.execute(sql).fetchall())  # warm-up
+    result = con.execute(sql).fetchall()  # warm-up
     times = []
     for _ in range(reps):
         start = time.perf_counter()
         con.execute(sql).fetchall()
         times.append((time.perf_counter() - start) * 1e3)
-    return {"median_ms": statistics.median(times), "best_ms": min(times), "rows": rows}
+    return {"median_ms": statistics.median(times), "best_ms": min(times), "rows": len(result), "result": result}
 
 
-def build_example() -> Path:
+def same_value(duck: object, text: str | None) -> bool:
+    """DuckDB's value against the engine's text of it (see the docstring: numbers to 1e-6)."""
+    if duck is None or text is None:
+        return duck is None and text is None
+    if isinstance(duck, (int, float, decimal.Decimal)) and not isinstance(duck, bool):
+        try:
+            ours = decimal.Decimal(text)
+        except decimal.InvalidOperation:
+            return False
+        theirs = decimal.Decimal(str(duck))
+        return abs(ours - theirs) <= decimal.Decimal("1e-6") + abs(theirs) * decimal.Decimal("1e-12")
+    return str(duck) == text
+
+
+def result_mismatch(duck: list[tuple], ours: list[list] | None) -> str | None:
+    """Why the engine's rows differ from DuckDB's, or None when they are the same."""
+    if ours is None:
+        return "no result"
+    if len(duck) != len(ours):
+        return f"{len(ours)} rows vs DuckDB's {len(duck)}"
+    for i, (theirs, mine) in enumerate(zip(duck, ours)):
+        if len(theirs) != len(mine) or not all(same_value(a, b) for a, b in zip(theirs, mine)):
+            return f"row {i + 1}: {mine} vs DuckDB's {list(theirs)}"
+    return None
+
+
+def build_example(build: str = "dev") -> Path:
     """Builds the Rust side first, so compiling is never timed (nor counted as load)."""
     target = Path(os.environ.get("CARGO_TARGET_DIR") or cache_dir() / "target")
     env = dict(os.environ, CARGO_TARGET_DIR=str(target))
-    subprocess.run(["cargo", "build", "-q", "--bin", "bench_tpch"], cwd=ROOT, env=env, check=True)
-    return target / "debug" / "bench_tpch"
+    flags = ["--release"] if build == "release" else []
+    subprocess.run(["cargo", "build", "-q", *flags, "--bin", "bench_tpch"], cwd=ROOT, env=env, check=True)
+    return target / ("release" if build == "release" else "debug") / "bench_tpch"
 
 
 def run_lakebook(binary: Path, data: Path, name: str, reps: int) -> dict:
@@ -144,7 +176,11 @@ def main() -> None:
     parser.add_argument("--stat", choices=["median", "best"], default="median", help="which run per query to compare")
     parser.add_argument("--only", help="comma-separated query names, e.g. q1,q6")
     parser.add_argument("--data", type=Path, help="TPC-H Parquet directory (default: generated in the cache)")
+    parser.add_argument("--builds", default="dev", help="cargo profiles to measure in one run: dev, release or dev,release")
     args = parser.parse_args()
+    builds = args.builds.split(",")
+    if not builds or any(b not in ("dev", "release") for b in builds) or len(set(builds)) != len(builds):
+        sys.exit(f"--builds takes dev, release or dev,release, not {args.builds!r}")
 
     data = args.data or cache_dir() / "tpch-sf1"
     if args.data is None:
@@ -153,33 +189,40 @@ def main() -> None:
     if not queries:
         sys.exit(f"no queries in {QUERIES}")
 
-    binary = build_example()
+    binaries = {b: build_example(b) for b in builds}
     con = duckdb_connection(data)
     meter = LoadMeter()
-    # Query by query, DuckDB then Lakebook, so both see the machine in the same state.
-    duck, lake = {}, {}
+    # Query by query, DuckDB then Lakebook (each build), so all see the machine in the same state.
+    duck: dict[str, dict] = {}
+    runs: dict[str, dict[str, dict]] = {b: {} for b in builds}
     for name, sql in queries.items():
         duck[name] = run_duckdb(con, sql, args.reps)
-        run = run_lakebook(binary, data, name, args.reps)
-        lake[name] = run["queries"][name]
-        print(f"{name}: duckdb {duck[name]['median_ms']:.0f} ms, engine "
-              f"{lake[name].get('engine', {}).get('median_ms', float('nan')):.0f} ms", file=sys.stderr, flush=True)
+        for build, binary in binaries.items():
+            run = run_lakebook(binary, data, name, args.reps)
+            runs[build][name] = run["queries"][name]
+            print(f"{name}: duckdb {duck[name]['median_ms']:.0f} ms, engine ({build}) "
+                  f"{runs[build][name].get('engine', {}).get('median_ms', float('nan')):.0f} ms", file=sys.stderr, flush=True)
     others = meter.others_share()
+    lake = runs[builds[0]]
 
     size = sum(f.stat().st_size for f in data.rglob("*.parquet")) / 1e6
     print(f"TPC-H SF1 Parquet from tpchgen-cli {metadata.version('tpchgen-cli')} ({size:.0f} MB in {data})")
     print(f"DuckDB {duckdb.__version__} vs Lakebook's engine (DataFusion) vs bare DataFusion, "
           f"{THREADS} threads each (DuckDB threads={THREADS}; Tokio workers={run['tokio_workers']}, "
           f"target_partitions={run['target_partitions']})")
-    print(f"Lakebook built with the {run['profile']}")
+    print(f"Lakebook built with the {' and the '.join(builds)} profile(s); the first columns are {builds[0]}'s")
     print(f"{args.stat} of {args.reps} runs after 1 warm-up, in ms; 'bare DF' uses the engine's session config, "
           "'DF defaults' DataFusion's")
     print()
-    header = f"{'query':<6}{'duckdb':>9}{'engine':>9}{'bare DF':>9}{'DF defaults':>13}{'engine/duckdb':>15}{'engine/bare DF':>16}  check"
+    extra = builds[1] if len(builds) > 1 else None
+    header = (f"{'query':<6}{'duckdb':>9}{'engine':>9}{'bare DF':>9}{'DF defaults':>13}{'engine/duckdb':>15}{'engine/bare DF':>16}"
+              + (f"{extra:>9}{extra + '/duckdb':>16}{extra + '/' + builds[0]:>14}" if extra else "") + "  check")
     print(header)
     print("-" * len(header))
     key = f"{args.stat}_ms"
     vs_duck, vs_bare, failures = [], [], []
+    extra_duck, extra_first = [], []
+    mismatches = []
     for name in queries:
         d = duck[name]
         q = lake[name]
@@ -190,8 +233,11 @@ def main() -> None:
         notes = []
         if not q.get("results_agree", False):
             notes.append("engine and DataFusion results differ")
-        if "rows" in engine and engine["rows"] != d["rows"]:
-            notes.append(f"rows {engine['rows']} vs DuckDB {d['rows']}")
+        for build in builds:
+            why = result_mismatch(d["result"], runs[build][name].get("engine", {}).get("result"))
+            if why:
+                notes.append(f"{build} result differs from DuckDB's: {why}")
+                mismatches.append(name)
 
         def ms(r: dict) -> str:
             return f"{r[key]:.0f}" if key in r else "FAILED"
@@ -203,12 +249,25 @@ def main() -> None:
             if key in bare:
                 vs_bare.append(engine[key] / bare[key])
                 r_bare = f"{vs_bare[-1]:.2f}x"
-        print(f"{name:<6}{d[key]:>9.0f}{ms(engine):>9}{ms(bare):>9}{ms(defaults):>13}{r_duck:>15}{r_bare:>16}"
-              f"  {'; '.join(notes) or 'ok'}")
+        cells = ""
+        if extra:
+            other = runs[extra][name].get("engine", {})
+            r_extra_duck = r_extra_first = "-"
+            if key in other:
+                extra_duck.append(other[key] / d[key])
+                r_extra_duck = f"{extra_duck[-1]:.2f}x"
+                if key in engine:
+                    extra_first.append(other[key] / engine[key])
+                    r_extra_first = f"{extra_first[-1]:.2f}x"
+            cells = f"{ms(other):>9}{r_extra_duck:>16}{r_extra_first:>14}"
+        print(f"{name:<6}{d[key]:>9.0f}{ms(engine):>9}{ms(bare):>9}{ms(defaults):>13}{r_duck:>15}{r_bare:>16}{cells}"
+              f"  {'; '.join(notes) or 'same rows as DuckDB'}")
     print("-" * len(header))
     g_duck, g_bare = geomean(vs_duck), geomean(vs_bare)
     print(f"geometric mean  engine/duckdb {g_duck:.2f}x (target <= {TARGET_DUCKDB}x, goal <= 1.0x)   "
           f"engine/bare DataFusion {g_bare:.2f}x (target <= {TARGET_BARE}x)")
+    if extra:
+        print(f"geometric mean  {extra}/duckdb {geomean(extra_duck):.2f}x   {extra}/{builds[0]} {geomean(extra_first):.2f}x")
     for failure in failures:
         print(f"FAILED {failure}")
     if others > 0.05:
@@ -216,6 +275,8 @@ def main() -> None:
               "the times are unreliable (rerun on an idle machine)")
     else:
         print(f"other processes used {others:.0%} of the machine's CPU during the run")
+    if mismatches or failures:
+        sys.exit(f"results differ from DuckDB's on {', '.join(sorted(set(mismatches)))}" if mismatches else "some queries failed")
 
 
 if __name__ == "__main__":
