@@ -166,6 +166,17 @@ class LoadMeter:
         return max(0.0, (busy1 - busy0) - (ours1 - ours0)) / max(total1 - total0, 1e-9)
 
 
+def ratios(key: str, run: dict, *against: tuple[dict, list[float]]) -> list[str]:
+    """`run`'s time over each other run's, appended to that run's list of ratios and printed
+    ("-" where a time is missing; none when `run` has none)."""
+    shown = ["-"] * len(against)
+    for i, (other, into) in enumerate(against):
+        if key in run and key in other:
+            into.append(run[key] / other[key])
+            shown[i] = f"{into[-1]:.2f}x"
+    return shown
+
+
 def geomean(values: list[float]) -> float:
     return math.exp(sum(math.log(v) for v in values) / len(values)) if values else float("nan")
 
@@ -242,23 +253,11 @@ def main() -> None:
         def ms(r: dict) -> str:
             return f"{r[key]:.0f}" if key in r else "FAILED"
 
-        r_duck = r_bare = "-"
-        if key in engine:
-            vs_duck.append(engine[key] / d[key])
-            r_duck = f"{vs_duck[-1]:.2f}x"
-            if key in bare:
-                vs_bare.append(engine[key] / bare[key])
-                r_bare = f"{vs_bare[-1]:.2f}x"
+        r_duck, r_bare = ratios(key, engine, (d, vs_duck), (bare, vs_bare))
         cells = ""
         if extra:
             other = runs[extra][name].get("engine", {})
-            r_extra_duck = r_extra_first = "-"
-            if key in other:
-                extra_duck.append(other[key] / d[key])
-                r_extra_duck = f"{extra_duck[-1]:.2f}x"
-                if key in engine:
-                    extra_first.append(other[key] / engine[key])
-                    r_extra_first = f"{extra_first[-1]:.2f}x"
+            r_extra_duck, r_extra_first = ratios(key, other, (d, extra_duck), (engine, extra_first))
             cells = f"{ms(other):>9}{r_extra_duck:>16}{r_extra_first:>14}"
         print(f"{name:<6}{d[key]:>9.0f}{ms(engine):>9}{ms(bare):>9}{ms(defaults):>13}{r_duck:>15}{r_bare:>16}{cells}"
               f"  {'; '.join(notes) or 'same rows as DuckDB'}")
