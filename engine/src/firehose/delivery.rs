@@ -33,12 +33,11 @@ impl Firehose {
             if due.is_empty() {
                 return Ok(Vec::new());
             }
-            let every = due.len() == state.fills[name].len();
+            // one buffer in all, and due: it holds every record
+            let single = due.len() == 1 && state.fills[name].len() == 1;
             let mut groups: BTreeMap<GroupKey, Vec<StoredRecord>> = due.into_iter().map(|k| (k.clone(), Vec::new())).collect();
             let records = state.buffers[name].records()?;
-            let single = every && groups.len() == 1;
             match groups.values_mut().next() {
-                // one buffer, due: it holds every record
                 Some(group) if single => group.extend(records.iter().cloned()),
                 _ => {
                     for record in records.iter() {

@@ -630,9 +630,6 @@ fn manifest_body<'a>(urls: impl Iterator<Item = &'a str>) -> Bytes {
 }
 
 fn meta_of(record: &StoredRecord) -> Meta {
-    if record.partition_key == "{}" {
-        return Meta::default();
-    }
     serde_json::from_str(&record.partition_key).unwrap_or_default()
 }
 
