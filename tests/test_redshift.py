@@ -46,6 +46,11 @@ def test_copy_reports_bad_rows_and_respects_maxerror(kernel: Kernel) -> None:
     assert "2 node(s), 4 slices" in described.stream()
     per_slice = rows(described.result["text/plain"])[0][4].split()
     assert len(per_slice) == 4 and sorted(per_slice) in (["0", "1", "1", "2"], ["0", "0", "2", "2"], ["0", "0", "1", "3"]), per_slice
+    # the planner knows the slices are hash partitioned on the DISTKEY: grouping by it moves no rows
+    plan = kernel.ok("%%sql --cluster wh\nEXPLAIN SELECT customer, count(*) FROM sales GROUP BY customer").result["text/plain"]
+    assert "AggregateExec" in plan and "RepartitionExec: partitioning=Hash" not in plan, plan
+    plan = kernel.ok("%%sql --cluster wh\nEXPLAIN SELECT id, count(*) FROM sales GROUP BY id").result["text/plain"]
+    assert "RepartitionExec: partitioning=Hash" in plan, plan
 
 
 def test_dml_unload_and_spectrum(kernel: Kernel) -> None:

@@ -80,6 +80,13 @@ async fn layouts_follow_the_distribution_style_and_sort_key() {
         }
     }
     assert_eq!(seen.len(), 7);
+    // the planner is told the slices are hash partitioned on the key: grouping on it moves no
+    // rows, where grouping the EVEN table does
+    let explain = |o: &Outcome| strings(&one(o), 1).into_iter().flatten().collect::<Vec<_>>().join("\n");
+    let plan = explain(&sql(&lb, "EXPLAIN SELECT k, count(*) FROM keyed GROUP BY k").await);
+    assert!(!plan.contains("RepartitionExec: partitioning=Hash"), "{plan}");
+    let plan = explain(&sql(&lb, "EXPLAIN SELECT k, count(*) FROM even GROUP BY k").await);
+    assert!(plan.contains("RepartitionExec: partitioning=Hash"), "{plan}");
 
     sql(&lb, "CREATE TABLE everywhere (n bigint) DISTSTYLE ALL").await;
     sql(&lb, "INSERT INTO everywhere VALUES (1), (2), (3)").await;

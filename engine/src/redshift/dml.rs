@@ -178,7 +178,7 @@ impl Redshift {
         if let Some(ast::CreateTableLikeKind::Parenthesized(like) | ast::CreateTableLikeKind::Plain(like)) = &create.like {
             let (from_schema, from_name) = split_name(&like.name);
             let source = c.table(&from_schema, &from_name).cloned().ok_or_else(|| missing_table(&c, &from_schema, &from_name))?;
-            let meta = TableMeta { schema, name, version: 0, slice_rows: vec![0; c.slices() as usize], bytes: 0, created: self.clock.now(), ..source };
+            let meta = TableMeta { schema, name, version: 0, slice_rows: vec![0; c.slices() as usize], bytes: 0, created: self.clock.now(), placement: None, ..source };
             self.commit(&c, meta, None, &[])?;
             return Ok(message("CREATE TABLE"));
         }
@@ -265,6 +265,7 @@ impl Redshift {
             slice_rows: vec![0; c.slices() as usize],
             bytes: 0,
             created: self.clock.now(),
+            placement: None,
         };
         let rows_loaded = match rows {
             Some(batches) => {

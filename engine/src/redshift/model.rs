@@ -65,6 +65,12 @@ pub struct TableMeta {
     pub slice_rows: Vec<u64>,
     pub bytes: u64,
     pub created: DateTime<Utc>,
+    /// For a KEY table: how the build that wrote this version places rows in slices (a
+    /// fingerprint of DataFusion's hash repartitioning over a probe of the key's type). A query
+    /// tells DataFusion the slices are hash partitioned on the key only while its own build
+    /// gives the same fingerprint. Absent: not declared (versions from before, other styles).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placement: Option<u32>,
 }
 
 impl TableMeta {

@@ -5,16 +5,22 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use arrow_array::{RecordBatch, UInt64Array};
+use arrow_array::cast::AsArray;
+use arrow_array::types::UInt64Type;
+use arrow_array::{ArrayRef, Int32Array, Int64Array, RecordBatch, UInt64Array};
 use arrow_schema::{DataType, Field, Schema};
 use bytes::Bytes;
-use datafusion::arrow::compute::{SortColumn, concat_batches, lexsort_to_indices, take};
-use datafusion::arrow::row::{RowConverter, SortField};
+use datafusion::arrow::compute::{SortColumn, cast, concat_batches, lexsort_to_indices, take};
 use datafusion::catalog::{CatalogProvider, MemoryCatalogProvider, MemorySchemaProvider, SchemaProvider};
+use datafusion::common::Column as ColumnName;
 use datafusion::datasource::MemTable;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
+use datafusion::logical_expr::{Expr, Partitioning};
+use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::metrics::Time;
+use datafusion::physical_plan::repartition::BatchPartitioner;
 use datafusion::prelude::{SessionContext, col};
 use datafusion::sql::sqlparser::ast;
 
@@ -75,7 +81,10 @@ impl Redshift {
             .with_default_catalog_and_schema(DATABASE, DEFAULT_SCHEMA)
             .with_create_default_catalog_and_schema(false)
             .with_information_schema(true)
-            // One partition per slice, as the cluster's slices each scan their own data.
+            // One partition per slice, as the cluster's slices each scan their own data. KEY
+            // tables declare Hash partitioning with this count (see `declared_key`); nothing
+            // may turn on `preserve_file_partitions`, which would declare Hive-partitioned lake
+            // scans Hash partitioned too without their rows being placed by the hash.
             .with_target_partitions(c.slices() as usize)
             .with_collect_statistics(true);
         let ctx = SessionContext::new_with_config_rt(config, crate::query::memory::runtime());
@@ -121,15 +130,14 @@ impl Redshift {
         if !t.sortkey.is_empty() && t.diststyle != DistStyle::All {
             options = options.with_file_sort_order(vec![t.sortkey.iter().map(|k| col(k).sort(true, false)).collect()]);
         }
-        // Strings are scanned as views (cheaper to decode and to group by), as the lake's
-        // tables are; `expand_views_at_output` gives results plain strings.
-        let schema = t.arrow_schema()?;
-        let fields: Vec<Field> = schema
-            .fields()
-            .iter()
-            .map(|f| if f.data_type() == &DataType::Utf8 { f.as_ref().clone().with_data_type(DataType::Utf8View) } else { f.as_ref().clone() })
-            .collect();
-        let config = ListingTableConfig::new(url).with_listing_options(options).with_schema(Arc::new(Schema::new(fields)));
+        let schema = scan_schema(t.arrow_schema()?.as_ref());
+        if let Some(key) = declared_key(c, t, &schema, &dir) {
+            // Slice file i holds exactly the rows DataFusion's hash repartitioning sends to
+            // partition i, so joins and aggregations on the key need not move rows.
+            let slices = t.slice_rows.len();
+            options = options.with_output_partitioning(Some(Partitioning::Hash(vec![Expr::Column(ColumnName::new_unqualified(key))], slices)));
+        }
+        let config = ListingTableConfig::new(url).with_listing_options(options).with_schema(schema);
         Ok(Arc::new(ListingTable::try_new(config).map_err(|e| internal_err!("{e}"))?))
     }
 
@@ -153,6 +161,10 @@ impl Redshift {
         let all = concat_batches(&schema, &batches).map_err(|e| internal_err!("{e}"))?;
         let slices = if meta.diststyle == DistStyle::All { 1 } else { c.slices() as usize };
         let assignment = distribute(&meta, &all, slices)?;
+        meta.placement = match (meta.diststyle, &meta.distkey) {
+            (DistStyle::Key, Some(key)) => scan_schema(&schema).field_with_name(key).ok().and_then(|f| placement(f.data_type(), slices)),
+            _ => None,
+        };
         meta.slice_rows = vec![0; slices];
         meta.bytes = 0;
         for (s, rows) in assignment.iter().enumerate() {
@@ -166,7 +178,8 @@ impl Redshift {
                 slice = RecordBatch::try_new(schema.clone(), columns).map_err(|e| internal_err!("{e}"))?;
             }
             meta.slice_rows[s] = slice.num_rows() as u64;
-            if slice.num_rows() == 0 {
+            // A declared partitioning maps the i-th file to slice i: KEY tables keep empty slices.
+            if slice.num_rows() == 0 && meta.placement.is_none() {
                 continue;
             }
             let bytes = parquet_bytes(&slice, ROW_GROUP_ROWS)?;
@@ -208,18 +221,28 @@ impl Redshift {
     }
 }
 
-/// Which rows go to which slice.
+/// The table as queries scan it: strings as views (cheaper to decode and to group by), as
+/// the lake's tables are; `expand_views_at_output` gives results plain strings.
+fn scan_schema(schema: &Schema) -> Arc<Schema> {
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| if f.data_type() == &DataType::Utf8 { f.as_ref().clone().with_data_type(DataType::Utf8View) } else { f.as_ref().clone() })
+        .collect();
+    Arc::new(Schema::new(fields))
+}
+
+/// Which rows go to which slice. KEY places a row where DataFusion's hash repartitioning
+/// into `slices` partitions would send its key (as the scan reads it), so a query can take
+/// the slices as hash partitioned on the key.
 fn distribute(meta: &TableMeta, all: &RecordBatch, slices: usize) -> Result<Vec<Vec<u64>>> {
     let mut out = vec![Vec::new(); slices];
     match (meta.diststyle, &meta.distkey) {
         (DistStyle::Key, Some(key)) => {
             let column = all.column_by_name(key).cloned().ok_or_else(|| internal_err!("DISTKEY {key} is not a column"))?;
-            let converter = RowConverter::new(vec![SortField::new(column.data_type().clone())]).map_err(|e| internal_err!("{e}"))?;
-            let rows = converter.convert_columns(&[column]).map_err(|e| internal_err!("{e}"))?;
-            for (i, row) in rows.iter().enumerate() {
-                let slice = crc32fast::hash(row.as_ref()) as usize % slices;
-                out[slice].push(i as u64);
-            }
+            let scanned = scan_schema(&all.schema());
+            let column = cast(&column, scanned.field_with_name(key).map_err(|e| internal_err!("{e}"))?.data_type()).map_err(|e| internal_err!("{e}"))?;
+            out = hash_slices(&column, slices)?;
         }
         (DistStyle::All, _) => out[0] = (0..all.num_rows() as u64).collect(),
         _ => {
@@ -229,6 +252,63 @@ fn distribute(meta: &TableMeta, all: &RecordBatch, slices: usize) -> Result<Vec<
         }
     }
     Ok(out)
+}
+
+/// The rows of `keys` each of `slices` partitions gets from DataFusion's hash repartitioning
+/// (the partitioner its `RepartitionExec` uses), as row numbers in order.
+fn hash_slices(keys: &ArrayRef, slices: usize) -> Result<Vec<Vec<u64>>> {
+    let df = |e: datafusion::error::DataFusionError| internal_err!("distributing by key: {e}");
+    let schema = Arc::new(Schema::new(vec![Field::new("k", keys.data_type().clone(), true), Field::new("i", DataType::UInt64, false)]));
+    let rows = Arc::new(UInt64Array::from_iter_values(0..keys.len() as u64));
+    let batch = RecordBatch::try_new(schema, vec![keys.clone(), rows]).map_err(|e| internal_err!("{e}"))?;
+    let mut partitioner = BatchPartitioner::new_hash_partitioner(vec![Arc::new(Column::new("k", 0))], slices, Time::new()).map_err(df)?;
+    let mut out = vec![Vec::new(); slices];
+    partitioner
+        .partition(batch, |p, part| {
+            out[p].extend_from_slice(part.column(1).as_primitive::<UInt64Type>().values());
+            Ok(())
+        })
+        .map_err(df)?;
+    Ok(out)
+}
+
+/// How this build places keys of type `key` in `slices` slices: a checksum of DataFusion's
+/// version and of where a fixed probe of such values goes (512 numbers in that type, strings
+/// longer than a view's 12 inline bytes, a null). `None` when the probe cannot be made in that
+/// type (then the partitioning is never declared).
+fn placement(key: &DataType, slices: usize) -> Option<u32> {
+    let wide: ArrayRef = Arc::new(Int64Array::from_iter_values(-256..256));
+    let narrow: ArrayRef = Arc::new(Int32Array::from_iter_values(-256..256));
+    let mut probe = vec![cast(&wide, key).or_else(|_| cast(&narrow, key)).ok()?];
+    if matches!(key, DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8) {
+        let long: ArrayRef = Arc::new(arrow_array::StringArray::from_iter_values((0..64).map(|i| format!("a longer key, number {i:04}"))));
+        probe.push(cast(&long, key).ok()?);
+    }
+    probe.push(arrow_array::new_null_array(key, 1));
+    let probe = datafusion::arrow::compute::concat(&probe.iter().map(AsRef::as_ref).collect::<Vec<_>>()).ok()?;
+    let placed = hash_slices(&probe, slices).ok()?;
+    let mut sum = crc32fast::Hasher::new();
+    sum.update(datafusion::DATAFUSION_VERSION.as_bytes());
+    for rows in placed {
+        sum.update(&(rows.len() as u64).to_le_bytes());
+        rows.iter().for_each(|r| sum.update(&r.to_le_bytes()));
+    }
+    Some(sum.finalize())
+}
+
+/// The DISTKEY a query may take the table as hash partitioned on: a KEY table placed the way
+/// this build places keys, whose version directory (`dir`) holds exactly one file per slice
+/// (the scan gives file i, in path order, to partition i).
+fn declared_key<'t>(c: &Cluster, t: &'t TableMeta, scanned: &Schema, dir: &std::path::Path) -> Option<&'t str> {
+    let key = t.distkey.as_deref().filter(|_| t.diststyle == DistStyle::Key && t.version > 0)?;
+    let slices = c.slices() as usize;
+    let written = t.placement?;
+    if t.slice_rows.len() != slices || placement(scanned.field_with_name(key).ok()?.data_type(), slices) != Some(written) {
+        return None;
+    }
+    let mut files: Vec<String> = std::fs::read_dir(dir).ok()?.filter_map(|e| e.ok()?.file_name().into_string().ok()).filter(|n| n.ends_with(".parquet")).collect();
+    files.sort();
+    (files.len() == slices && files.iter().enumerate().all(|(s, name)| *name == format!("slice-{s:04}.parquet"))).then_some(key)
 }
 
 pub(super) fn parquet_bytes(batch: &RecordBatch, row_group: usize) -> Result<Bytes> {
@@ -264,4 +344,73 @@ fn scanned(plan: &dyn ExecutionPlan) -> (u64, u64) {
         lake += s;
     }
     (local, lake)
+}
+
+#[cfg(test)]
+mod tests {
+    use datafusion::physical_plan::{collect, displayable};
+
+    use super::*;
+
+    async fn planned(ctx: &SessionContext, sql: &str) -> (String, String) {
+        let plan = ctx.sql(sql).await.unwrap().create_physical_plan().await.unwrap();
+        let text = displayable(plan.as_ref()).indent(true).to_string();
+        let rows = collect(plan, ctx.task_ctx()).await.unwrap();
+        (text, datafusion::arrow::util::pretty::pretty_format_batches(&rows).unwrap().to_string())
+    }
+
+    fn repartitions(plan: &str) -> usize {
+        plan.matches("RepartitionExec: partitioning=Hash").count()
+    }
+
+    /// A KEY table's slices are the partitions DataFusion's repartitioning would make: a join
+    /// with an EVEN table, in the partitioned mode, moves only the EVEN side's rows and finds
+    /// every match; a GROUP BY on a (string) key moves no rows and answers as over an EVEN copy;
+    /// a table whose recorded placement this build does not reproduce is scanned as before.
+    #[tokio::test]
+    async fn key_slices_are_declared_as_hash_partitions() {
+        let dir = tempfile::tempdir().unwrap();
+        let lb = crate::Lakebook::open(dir.path().join("ws")).unwrap();
+        let rs = lb.redshift();
+        rs.create_cluster("wh", 2, 1).unwrap();
+        for (table, style) in [("keyed", "DISTKEY(k)"), ("named", "DISTKEY(s)"), ("even", "DISTSTYLE EVEN")] {
+            rs.run("wh", &format!("CREATE TABLE {table} (k bigint, s varchar(8), n int) {style}")).await.unwrap();
+            rs.run("wh", &format!("INSERT INTO {table} SELECT value AS k, 'k' || (value % 89) AS s, value AS n FROM generate_series(1, 5000)")).await.unwrap();
+        }
+        let c = rs.describe("wh").unwrap();
+        let ctx = rs.context(&c).unwrap();
+        {
+            let state = ctx.state_ref();
+            let mut state = state.write();
+            let optimizer = &mut state.config_mut().options_mut().optimizer;
+            optimizer.hash_join_single_partition_threshold = 0;
+            optimizer.hash_join_single_partition_threshold_rows = 0;
+        }
+        let (plan, rows) = planned(&ctx, "SELECT count(*) AS c, sum(a.n + b.n) AS s FROM keyed a JOIN even b ON a.k = b.k").await;
+        assert!(plan.contains("mode=Partitioned"), "{plan}");
+        assert_eq!(repartitions(&plan), 1, "only the EVEN side moves:\n{plan}");
+        assert!(rows.contains("| 5000 | 25005000 |"), "every row finds its match:\n{rows}");
+
+        let by = |table: &str| format!("SELECT s, count(*) AS c, sum(n) AS total FROM {table} GROUP BY s ORDER BY s");
+        let (plan, by_key) = planned(&ctx, &by("named")).await;
+        assert_eq!(repartitions(&plan), 0, "{plan}");
+        let (plan, by_even) = planned(&ctx, &by("even")).await;
+        assert_eq!(repartitions(&plan), 1, "{plan}");
+        assert_eq!(by_key, by_even);
+        assert_eq!(by_key.lines().count(), 89 + 4);
+
+        let mut other = c.clone();
+        for t in other.tables.iter_mut() {
+            t.placement = t.placement.map(|p| p.wrapping_add(1));
+        }
+        let (plan, rows) = planned(&rs.context(&other).unwrap(), &by("named")).await;
+        assert_eq!(repartitions(&plan), 1, "a placement this build does not make is not declared:\n{plan}");
+        assert_eq!(rows, by_even);
+
+        // nor is a version whose slice files are not exactly one per slice
+        let dir = rs.table_dir("wh", c.table("public", "named").unwrap()).join(format!("v{}", c.table("public", "named").unwrap().version));
+        std::fs::rename(dir.join("slice-0001.parquet"), dir.join("slice-0009.parquet")).unwrap();
+        let (plan, _) = planned(&rs.context(&c).unwrap(), &by("named")).await;
+        assert_eq!(repartitions(&plan), 1, "{plan}");
+    }
 }
