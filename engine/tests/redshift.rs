@@ -161,6 +161,14 @@ async fn unload_names_files_per_slice_and_snapshots_expire() {
     assert_eq!(keys, vec!["out/t_0000_part_00", "out/t_0001_part_00", "out/t_0002_part_00", "out/t_0003_part_00"]);
     let first = lb.lake().get(&S3Uri::parse("s3://lake/out/t_0000_part_00").unwrap()).await.unwrap();
     assert_eq!(&first[..], b"1\n2\n3\n");
+    // Parquet: Snappy, UNLOAD's documented default; the table's own slices are LZ4
+    sql(&lb, "UNLOAD ('SELECT n FROM t') TO 's3://lake/pq/t_' FORMAT PARQUET").await;
+    let codec = |bytes: Bytes| parquet::file::reader::SerializedFileReader::new(bytes).map(|r| parquet::file::reader::FileReader::metadata(&r).row_group(0).column(0).compression()).unwrap();
+    let unloaded = lb.lake().get(&S3Uri::parse("s3://lake/pq/t_0000_part_00.parquet").unwrap()).await.unwrap();
+    assert_eq!(codec(unloaded), parquet::basic::Compression::SNAPPY);
+    let c = lb.redshift().describe("wh").unwrap();
+    let slice = lb.home().join("redshift/wh/public.t").join(format!("v{}", c.tables[0].version)).join("slice-0000.parquet");
+    assert_eq!(codec(Bytes::from(std::fs::read(slice).unwrap())), parquet::basic::Compression::LZ4_RAW);
 
     let r = lb.redshift();
     let t0 = parse_time("2026-01-01T00:00:00Z").unwrap();

@@ -92,7 +92,7 @@ impl Redshift {
                 }
                 let part = batch.slice(start.min(batch.num_rows()), per.min(batch.num_rows().saturating_sub(start)));
                 let body = if parquet {
-                    parquet_bytes(&part, 1 << 20)?
+                    parquet_bytes(&part, 1 << 20, parquet::basic::Compression::SNAPPY)?
                 } else if json {
                     json_lines(&part)?
                 } else if add_quotes || !null_as.is_empty() {
