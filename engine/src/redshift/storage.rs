@@ -162,7 +162,7 @@ impl Redshift {
         let slices = if meta.diststyle == DistStyle::All { 1 } else { c.slices() as usize };
         let assignment = distribute(&meta, &all, slices)?;
         meta.placement = match (meta.diststyle, &meta.distkey) {
-            (DistStyle::Key, Some(key)) => scan_schema(&schema).field_with_name(key).ok().and_then(|f| placement(f.data_type(), slices)),
+            (DistStyle::Key, Some(key)) => schema.field_with_name(key).ok().and_then(|f| placement(&scan_type(f.data_type()), slices)),
             _ => None,
         };
         meta.slice_rows = vec![0; slices];
@@ -224,12 +224,13 @@ impl Redshift {
 /// The table as queries scan it: strings as views (cheaper to decode and to group by), as
 /// the lake's tables are; `expand_views_at_output` gives results plain strings.
 fn scan_schema(schema: &Schema) -> Arc<Schema> {
-    let fields: Vec<Field> = schema
-        .fields()
-        .iter()
-        .map(|f| if f.data_type() == &DataType::Utf8 { f.as_ref().clone().with_data_type(DataType::Utf8View) } else { f.as_ref().clone() })
-        .collect();
+    let fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone().with_data_type(scan_type(f.data_type()))).collect();
     Arc::new(Schema::new(fields))
+}
+
+/// A column's type as the scan reads it (see [`scan_schema`]).
+fn scan_type(stored: &DataType) -> DataType {
+    if stored == &DataType::Utf8 { DataType::Utf8View } else { stored.clone() }
 }
 
 /// Which rows go to which slice. KEY places a row where DataFusion's hash repartitioning
@@ -240,8 +241,7 @@ fn distribute(meta: &TableMeta, all: &RecordBatch, slices: usize) -> Result<Vec<
     match (meta.diststyle, &meta.distkey) {
         (DistStyle::Key, Some(key)) => {
             let column = all.column_by_name(key).cloned().ok_or_else(|| internal_err!("DISTKEY {key} is not a column"))?;
-            let scanned = scan_schema(&all.schema());
-            let column = cast(&column, scanned.field_with_name(key).map_err(|e| internal_err!("{e}"))?.data_type()).map_err(|e| internal_err!("{e}"))?;
+            let column = cast(&column, &scan_type(column.data_type())).map_err(|e| internal_err!("{e}"))?;
             out = hash_slices(&column, slices)?;
         }
         (DistStyle::All, _) => out[0] = (0..all.num_rows() as u64).collect(),
