@@ -676,7 +676,7 @@ fn context(
     glue: &Arc<dyn CatalogProvider>,
     clock: Arc<Clock>,
 ) -> Result<SessionContext> {
-    let ctx = SessionContext::new_with_config_rt(crate::query::tuned_config().with_target_partitions(1), crate::query::memory::runtime());
+    let ctx = crate::query::context(crate::query::tuned_config().with_target_partitions(1));
     ctx.register_udf(crate::query::clock_fn::now_udf(clock));
     let df = |e: datafusion::error::DataFusionError| internal_err!("{e}");
     let default_catalog = ctx.copied_config().options().catalog.default_catalog.clone();

@@ -7,6 +7,7 @@ pub mod clock_fn;
 mod json;
 pub(crate) mod hive;
 mod provider;
+mod semi_joins;
 mod spelling;
 pub mod distinct_set;
 pub mod memory;
@@ -14,7 +15,7 @@ pub mod streams;
 
 use datafusion::error::DataFusionError;
 use datafusion::physical_plan::ExecutionPlan;
-use datafusion::prelude::SessionConfig;
+use datafusion::prelude::{SessionConfig, SessionContext};
 
 pub use provider::{Bookmarks, CatalogTable, GlueCatalogProvider, RUN_CATALOG, RUN_SCHEMA, TempViews};
 
@@ -141,7 +142,20 @@ pub fn tuned_config() -> SessionConfig {
         // GROUP BY l_orderkey: 20% faster).
         .set_str("datafusion.execution.skip_partial_aggregation_probe_ratio_threshold", "0.1")
     // Parquet filter pushdown (late materialisation) stays off, DataFusion's default: it
-    // made q3, q5, q6 and q9 1.2-2x slower here and helped only q18.
+    // made q3, q5, q6 and q9 1.2-2x slower here and helped only q18. So did turning it on
+    // only for scans filtered by nothing but join (dynamic) filters: q5 and q9 1.2-1.5x
+    // slower, their joins' key sets being large.
+}
+
+/// A session on `config` with Lakebook's memory pool and its planner rule (semi_joins.rs).
+pub fn context(config: SessionConfig) -> SessionContext {
+    let state = datafusion::execution::SessionStateBuilder::new()
+        .with_config(config)
+        .with_runtime_env(memory::runtime())
+        .with_default_features()
+        .with_optimizer_rule(std::sync::Arc::new(semi_joins::SemiJoinsDown))
+        .build();
+    SessionContext::new_with_state(state)
 }
 
 /// Bytes actually read: Parquet reports what it fetched after column and row-group

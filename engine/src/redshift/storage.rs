@@ -87,7 +87,7 @@ impl Redshift {
             // scans Hash partitioned too without their rows being placed by the hash.
             .with_target_partitions(c.slices() as usize)
             .with_collect_statistics(true);
-        let ctx = SessionContext::new_with_config_rt(config, crate::query::memory::runtime());
+        let ctx = crate::query::context(config);
         ctx.register_udf(crate::query::clock_fn::now_udf(self.clock.clone()));
         ctx.register_udf(last_query_udf(c.last_query.saturating_sub(1)));
         let catalog = MemoryCatalogProvider::new();

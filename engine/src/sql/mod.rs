@@ -213,7 +213,7 @@ impl SqlEngine {
             // The Glue catalog is registered below; a default in-memory one would shadow it.
             .with_create_default_catalog_and_schema(false)
             .with_information_schema(true);
-        let ctx = SessionContext::new_with_config_rt(config, crate::query::memory::runtime());
+        let ctx = crate::query::context(config);
         ctx.register_udf(clock_fn::now_udf(clock.clone()));
         // Athena (Trino) writes DATE('1992-02-01') as well as DATE '1992-02-01'.
         ctx.register_udf(datafusion::functions::datetime::to_date().as_ref().clone().with_aliases(["date"]));
