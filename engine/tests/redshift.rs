@@ -169,6 +169,28 @@ async fn unload_names_files_per_slice_and_snapshots_expire() {
     let c = lb.redshift().describe("wh").unwrap();
     let slice = lb.home().join("redshift/wh/public.t").join(format!("v{}", c.tables[0].version)).join("slice-0000.parquet");
     assert_eq!(codec(Bytes::from(std::fs::read(slice).unwrap())), parquet::basic::Compression::LZ4_RAW);
+    // A slice is one large row group of 16 Ki-row pages, the zone maps: the page index holds
+    // each page's min/max, and the sort key, all distinct values, is mostly plain-encoded (a
+    // whole row group's dictionary would be read for every zone a query keeps).
+    sql(&lb, "CREATE TABLE z (k bigint, s varchar(8)) DISTSTYLE EVEN SORTKEY(k)").await;
+    sql(&lb, "INSERT INTO z SELECT value, 'x' FROM generate_series(1, 200000)").await;
+    let c = lb.redshift().describe("wh").unwrap();
+    let version = c.tables.iter().find(|t| t.name == "z").unwrap().version;
+    let bytes = Bytes::from(std::fs::read(lb.home().join(format!("redshift/wh/public.z/v{version}/slice-0000.parquet"))).unwrap());
+    let options = parquet::file::serialized_reader::ReadOptionsBuilder::new().with_page_index().build();
+    let reader = parquet::file::reader::SerializedFileReader::new_with_options(bytes, options).unwrap();
+    let meta = parquet::file::reader::FileReader::metadata(&reader);
+    assert_eq!(meta.num_row_groups(), 1);
+    let rows = meta.row_group(0).num_rows() as usize;
+    let pages = &meta.offset_index().expect("a page index")[0][0].page_locations;
+    assert!(pages.len() >= rows / 16384 && pages.len() >= 3, "{} pages for {rows} rows", pages.len());
+    let starts: Vec<usize> = pages.iter().map(|p| p.first_row_index as usize).chain([rows]).collect();
+    // (parquet's writer checks the row limit as it goes, and the page after the dictionary's
+    // fallback to plain held 24 Ki rows here)
+    assert!(starts.windows(2).all(|w| w[1] - w[0] <= 2 * 16384), "{starts:?}");
+    assert!(starts.windows(2).filter(|w| w[1] - w[0] > 16384).count() <= 1, "{starts:?}");
+    let dictionary = meta.row_group(0).column(0).dictionary_page_offset().map(|d| (meta.row_group(0).column(0).data_page_offset() - d) as usize);
+    assert!(dictionary.unwrap_or(0) <= 80 << 10, "dictionary page of {dictionary:?} bytes");
 
     let r = lb.redshift();
     let t0 = parse_time("2026-01-01T00:00:00Z").unwrap();

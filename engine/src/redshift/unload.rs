@@ -12,12 +12,16 @@ use datafusion::sql::sqlparser::ast::{self, CopyLegacyOption};
 
 use super::model::{LOAD_ERRORS_KEPT, Outcome, UnloadLog};
 use super::parse::lower;
-use super::storage::parquet_bytes;
+use super::storage::{Layout, parquet_bytes};
 use super::{Redshift, find, message};
 use crate::error::Result;
 use crate::lake::S3Uri;
 use crate::query::Watch;
 use crate::{internal_err, service_err};
+
+/// UNLOAD's Parquet: parquet's default row groups, pages and dictionary, in Snappy (the
+/// UNLOAD docs' default codec).
+const UNLOAD_LAYOUT: Layout = Layout { row_group: 1 << 20, page_rows: usize::MAX, dictionary_bytes: 1 << 20, codec: parquet::basic::Compression::SNAPPY };
 
 impl Redshift {
     pub(super) async fn unload(&self, cluster: &str, sql: &str, to: &str, options: &[CopyLegacyOption], query_id: u64, watch: Option<&mut Watch<'_>>) -> Result<Outcome> {
@@ -92,7 +96,7 @@ impl Redshift {
                 }
                 let part = batch.slice(start.min(batch.num_rows()), per.min(batch.num_rows().saturating_sub(start)));
                 let body = if parquet {
-                    parquet_bytes(&part, 1 << 20, parquet::basic::Compression::SNAPPY)?
+                    parquet_bytes(&part, &UNLOAD_LAYOUT)?
                 } else if json {
                     json_lines(&part)?
                 } else if add_quotes || !null_as.is_empty() {
