@@ -423,6 +423,8 @@ async fn losing_a_spot_task_node_reruns_its_maps_elsewhere_with_the_same_output(
     // The lost node's finished map output was lost with it and its map ran again.
     assert!(lossy.counters.launched_map_tasks > 6, "{:?}", lossy.counters);
     assert!(lossy.counters.killed_map_tasks >= 1);
+    // An attempt on the lost node is killed, never failed (its files vanish with the node).
+    assert_eq!(lossy.counters.failed_map_tasks, 0, "{:?}", lossy.counters);
     let killed: Vec<_> = lossy.attempts.iter().filter(|a| a.state == AttemptState::Killed).collect();
     assert!(!killed.is_empty());
     let lost_node = killed[0].node.clone();

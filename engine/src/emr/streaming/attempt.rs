@@ -28,9 +28,14 @@ pub(super) async fn attempt(ctx: &Ctx<'_>, task: TaskRef, attempt_no: u32, node:
             AttemptInput::Reduce(parts) => reduce_attempt(ctx, index, parts, &task_id, &attempt_id, &node).await,
         }
     };
+    // The node's loss is checked first: losing a node removes its directory, so the script
+    // may fail on the missing files before the loss is seen, and an attempt on a lost node is
+    // KILLED, not FAILED (an unbiased select picked either at random: the EMR notebook then
+    // counted the lost node's running map as failed and "Killed map tasks" 0, once).
     let result = tokio::select! {
-        result = work => result,
+        biased;
         _ = lost.wait_for(|gone| *gone) => Ok((Done::Killed, None)),
+        result = work => result,
     };
     let mut record = record;
     let result = match result {
