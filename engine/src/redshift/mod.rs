@@ -8,8 +8,9 @@
 //! EVEN deals rows round-robin, KEY(col) by a hash of the key, ALL keeps one full copy (the
 //! copy every node holds; sizes count it once per node). Each slice is sorted by the SORTKEY
 //! and written in small data pages (16 K rows) whose min/max in Parquet's page index act as
-//! Redshift's zone maps (row groups are large: see storage.rs). Every write (INSERT, COPY, DELETE, UPDATE) builds the table's next version and then
-//! commits it by rewriting `clusters.json` (atomic rename); the old version is removed after.
+//! Redshift's zone maps (row groups are large: see storage.rs). Every write (INSERT, COPY,
+//! DELETE, UPDATE) builds the table's next version and then commits it by rewriting
+//! `clusters.json` (atomic rename); the old version is removed after.
 //! Queries run on DataFusion with one partition per slice.
 //!
 //! Deviations, on purpose: clusters are `available` at once (no creating/resizing delay);

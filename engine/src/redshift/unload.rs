@@ -96,7 +96,7 @@ impl Redshift {
                 }
                 let part = batch.slice(start.min(batch.num_rows()), per.min(batch.num_rows().saturating_sub(start)));
                 let body = if parquet {
-                    parquet_bytes(&part, &UNLOAD_LAYOUT)?
+                    parquet_bytes(&part, UNLOAD_LAYOUT)?
                 } else if json {
                     json_lines(&part)?
                 } else if add_quotes || !null_as.is_empty() {
