@@ -6,6 +6,7 @@
 pub mod clock_fn;
 mod json;
 pub(crate) mod hive;
+mod physical;
 mod provider;
 mod semi_joins;
 mod spelling;
@@ -147,13 +148,15 @@ pub fn tuned_config() -> SessionConfig {
     // slower, their joins' key sets being large.
 }
 
-/// A session on `config` with Lakebook's memory pool and its planner rule (semi_joins.rs).
+/// A session on `config` with Lakebook's memory pool, its planner rule (semi_joins.rs) and
+/// its last physical rule (physical/: faster expressions).
 pub fn context(config: SessionConfig) -> SessionContext {
     let state = datafusion::execution::SessionStateBuilder::new()
         .with_config(config)
         .with_runtime_env(memory::runtime())
         .with_default_features()
         .with_optimizer_rule(std::sync::Arc::new(semi_joins::SemiJoinsDown))
+        .with_physical_optimizer_rule(std::sync::Arc::new(physical::FasterExprs))
         .build();
     SessionContext::new_with_state(state)
 }
