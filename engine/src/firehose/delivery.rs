@@ -33,20 +33,21 @@ impl Firehose {
             if due.is_empty() {
                 return Ok(Vec::new());
             }
-            // one buffer in all, and due: it holds every record
+            // One buffer in all, and due: it holds every record, shared as they are (not
+            // copied record by record: 400,000 records took 25-55 ms to copy).
             let single = due.len() == 1 && state.fills[name].len() == 1;
-            let mut groups: BTreeMap<GroupKey, Vec<StoredRecord>> = due.into_iter().map(|k| (k.clone(), Vec::new())).collect();
-            let records = state.buffers[name].records()?;
-            match groups.values_mut().next() {
-                Some(group) if single => group.extend(records.iter().cloned()),
-                _ => {
-                    for record in records.iter() {
-                        if let Some(group) = groups.get_mut(&group_key(record)) {
-                            group.push(record.clone());
-                        }
+            let records = state.buffers[name].snapshot()?;
+            let groups: BTreeMap<GroupKey, Arc<Vec<StoredRecord>>> = if single {
+                due.into_iter().map(|k| (k.clone(), Arc::clone(&records))).collect()
+            } else {
+                let mut groups: BTreeMap<GroupKey, Vec<StoredRecord>> = due.into_iter().map(|k| (k.clone(), Vec::new())).collect();
+                for record in records.iter() {
+                    if let Some(group) = groups.get_mut(&group_key(record)) {
+                        group.push(record.clone());
                     }
                 }
-            }
+                groups.into_iter().map(|(k, g)| (k, Arc::new(g))).collect()
+            };
             (stream, groups)
         };
         let mut delivered = Vec::new();
@@ -78,8 +79,6 @@ impl Firehose {
             }
             spent.push(records);
         }
-        // Freeing the copies of a large buffer's records takes a while: off the delivery's path.
-        std::thread::spawn(move || drop(spent));
         if delivered.is_empty() {
             return Ok(delivered);
         }
@@ -116,15 +115,24 @@ impl Firehose {
         self.save(&mut state)?;
         done.sort_unstable();
         if let Some(log) = state.buffers.get_mut(name) {
-            // both in sequence order: walked together
-            let mut delivered = done.iter().peekable();
-            log.retain(|r| {
-                while delivered.next_if(|s| **s < r.sequence).is_some() {}
-                delivered.next_if(|s| **s == r.sequence).is_none()
-            })?;
+            let whole = done.len() == log.len() && done.first() == log.first().map(|e| e.sequence).as_ref() && done.last() == log.last().map(|e| e.sequence).as_ref();
+            if whole {
+                // every record delivered (each once in `done`): nothing to walk
+                log.clear()?;
+            } else {
+                // both in sequence order: walked together
+                let mut delivered = done.iter().peekable();
+                log.retain(|r| {
+                    while delivered.next_if(|s| **s < r.sequence).is_some() {}
+                    delivered.next_if(|s| **s == r.sequence).is_none()
+                })?;
+            }
             let fills = fills_of(&log.records()?);
             state.fills.insert(name.to_string(), fills);
         }
+        // Freeing a large buffer's records takes a while: off the delivery's path, once the
+        // log has let go of them too (`retain` leaves them to this last holder).
+        std::thread::spawn(move || drop(spent));
         Ok(delivered)
     }
 

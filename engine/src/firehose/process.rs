@@ -146,7 +146,15 @@ const BLOCK_RECORDS: usize = 8192;
 /// `to_parquet` with row groups of `group_rows` records, one thread each.
 fn convert<R: AsRef<[u8]> + Sync>(schema: &SchemaRef, records: &[R], group_rows: usize) -> Result<(Option<Bytes>, Vec<Rejected>)> {
     use parquet::arrow::arrow_writer::ArrowRowGroupWriterFactory;
-    let props = parquet::file::properties::WriterProperties::builder().set_compression(parquet::basic::Compression::SNAPPY).build();
+    // A column's dictionary stops at 64 KiB (parquet's default: 1 MiB): low-cardinality
+    // fields (event type, country) stay dictionary-encoded, and ids, sessions and addresses
+    // fall back to plain pages early instead of hashing ~50,000 distinct values first
+    // (bench/firehose.py: the first delivery 264 -> 296 MB/s over four runs each, files 0.6%
+    // smaller).
+    let props = parquet::file::properties::WriterProperties::builder()
+        .set_compression(parquet::basic::Compression::SNAPPY)
+        .set_dictionary_page_size_limit(64 * 1024)
+        .build();
     let mut out = Vec::new();
     let writer = parquet::arrow::ArrowWriter::try_new(&mut out, schema.clone(), Some(props)).map_err(parquet_err)?;
     let (mut file, factory): (_, ArrowRowGroupWriterFactory) = writer.into_serialized_writer().map_err(parquet_err)?;

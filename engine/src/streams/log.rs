@@ -13,6 +13,7 @@ use std::io::{BufReader, Read, Seek, SeekFrom, Write};
 use std::ops::Range;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use bytes::Bytes;
 
@@ -72,8 +73,9 @@ pub struct ShardLog {
     first: u64,
     /// …unless records were removed from the middle (`retain`): then each one's.
     sequences: Option<Vec<u64>>,
-    /// The records themselves, when the log keeps them in memory.
-    cache: Option<Vec<StoredRecord>>,
+    /// The records themselves, when the log keeps them in memory (shared with a delivery
+    /// that reads them while the log goes on: see `snapshot`).
+    cache: Option<Arc<Vec<StoredRecord>>>,
     /// Bytes of the file that hold complete frames.
     len: u64,
     /// The sequence number the next record gets.
@@ -118,7 +120,7 @@ impl ShardLog {
         let first = sequences.first().copied().unwrap_or(next);
         let consecutive = sequences.iter().enumerate().all(|(i, s)| *s == first + i as u64);
         let sequences = (!consecutive).then_some(sequences);
-        Ok(Self { path: path.to_path_buf(), file, slots, first, sequences, cache, len: at, next })
+        Ok(Self { path: path.to_path_buf(), file, slots, first, sequences, cache: cache.map(Arc::new), len: at, next })
     }
 
     /// The sequence number the next record gets.
@@ -204,6 +206,16 @@ impl ShardLog {
         }
     }
 
+    /// Every record in the log, to read after the log is unlocked: shared, not copied, when
+    /// they are in memory (a later append or removal then works on a copy of its own, or
+    /// on a new list, while the snapshot stays as it was).
+    pub fn snapshot(&self) -> Result<Arc<Vec<StoredRecord>>> {
+        match &self.cache {
+            Some(cache) => Ok(Arc::clone(cache)),
+            None => self.read(0..self.len()).map(Arc::new),
+        }
+    }
+
     fn read_bytes(&self, from: u64, to: u64) -> Result<Bytes> {
         let mut buffer = vec![0; (to - from) as usize];
         self.file.read_exact_at(&mut buffer, from).map_err(io(&self.path))?;
@@ -243,7 +255,7 @@ impl ShardLog {
             self.next = last.sequence + 1;
         }
         if let Some(cache) = &mut self.cache {
-            cache.extend(batch);
+            Arc::make_mut(cache).extend(batch);
         }
         Ok(())
     }
@@ -253,6 +265,12 @@ impl ShardLog {
     pub fn retain(&mut self, mut keep: impl FnMut(&Entry) -> bool) -> Result<usize> {
         let kept: Vec<bool> = (0..self.len()).map(|i| keep(&self.entry(i))).collect();
         self.rewrite(&kept)
+    }
+
+    /// Drops every record (a buffer delivered whole), rewriting the file atomically; the
+    /// numbering continues.
+    pub fn clear(&mut self) -> Result<usize> {
+        self.rewrite(&vec![false; self.len()])
     }
 
     /// Drops records older than `cutoff_ms` (retention), rewriting the file atomically.
@@ -308,7 +326,11 @@ impl ShardLog {
         self.sequences = (!consecutive).then_some(sequences);
         if let Some(cache) = &mut self.cache {
             let mut keep = kept.iter();
-            cache.retain(|_| keep.next().copied().unwrap_or(true));
+            match Arc::get_mut(cache) {
+                Some(records) => records.retain(|_| keep.next().copied().unwrap_or(true)),
+                // a snapshot still reads them: the kept ones in a list of their own
+                None => *cache = Arc::new(cache.iter().filter(|_| keep.next().copied().unwrap_or(true)).cloned().collect()),
+            }
         }
         Ok(dropped)
     }
@@ -390,6 +412,33 @@ mod tests {
         assert_eq!(log.next_sequence(), 4);
         log.append(vec![record(4, "four")]).unwrap();
         assert_eq!(ShardLog::open(&path, 1, Payloads::OnDisk).unwrap().len(), 4);
+    }
+
+    /// A snapshot is the records as they were taken: later appends, removals and a clear
+    /// leave it as it was, and the log goes on as if none were held; both kinds of log.
+    #[test]
+    fn a_snapshot_stays_as_taken_while_the_log_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, payloads) in [("disk.log", Payloads::OnDisk), ("memory.log", Payloads::InMemory)] {
+            let path = dir.path().join(name);
+            let mut log = ShardLog::open(&path, 1, payloads).unwrap();
+            log.append(vec![record(1, "one"), record(2, "two"), record(3, "three")]).unwrap();
+            let taken = log.snapshot().unwrap();
+            log.append(vec![record(4, "four")]).unwrap();
+            assert_eq!(log.retain(|e| e.sequence % 2 == 0).unwrap(), 2);
+            assert_eq!(*taken, vec![record(1, "one"), record(2, "two"), record(3, "three")], "{name}");
+            assert_eq!(*log.records().unwrap(), vec![record(2, "two"), record(4, "four")], "{name}");
+            let again = log.snapshot().unwrap();
+            assert_eq!(log.clear().unwrap(), 2);
+            assert!(log.records().unwrap().is_empty() && log.is_empty(), "{name}");
+            assert_eq!(*again, vec![record(2, "two"), record(4, "four")], "{name}");
+            // the numbering continues, and reopening finds the cleared file empty
+            assert_eq!(log.next_sequence(), 5);
+            log.append(vec![record(5, "five")]).unwrap();
+            drop(log);
+            let log = ShardLog::open(&path, 1, payloads).unwrap();
+            assert_eq!(*log.records().unwrap(), vec![record(5, "five")], "{name}");
+        }
     }
 
     #[test]

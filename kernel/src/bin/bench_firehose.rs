@@ -51,6 +51,9 @@ fn main() {
     if let Some(path) = &json_out {
         // the same records as JSON lines, for a peer to convert
         std::fs::write(path, json_lines(&data)).expect("writing --json FILE");
+        // on disk before anything is timed: its write-back would otherwise share the disk
+        // with the deliveries' fsyncs
+        std::fs::File::open(path).and_then(|f| f.sync_all()).expect("syncing --json FILE");
     }
 
     let config = Config {
