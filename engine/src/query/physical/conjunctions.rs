@@ -189,13 +189,8 @@ mod tests {
     #[test]
     fn a_conjunction_keeps_the_rows_the_and_chain_keeps() {
         let schema = Arc::new(Schema::new(vec![Field::new("a", DataType::Int64, true), Field::new("b", DataType::Int64, true), Field::new("c", DataType::Int64, true)]));
-        let mut seed = 11u64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut random = crate::streams::generator::rng(Some(11));
+        let mut next = move || rand::Rng::random::<u64>(&mut random);
         let mut narrowed = 0;
         for round in 0..60 {
             let rows = 1 + (next() % 3000) as usize;

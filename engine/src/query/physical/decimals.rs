@@ -213,13 +213,8 @@ mod tests {
     /// nulls, precision and scale; where it does not apply it declines.
     #[test]
     fn unchecked_arithmetic_equals_arrows_checked_kernels() {
-        let mut seed = 7u64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut random = crate::streams::generator::rng(Some(7));
+        let mut next = move || rand::Rng::random::<u64>(&mut random);
         let big = 10i128.pow(30);
         let mut computed = 0;
         for round in 0..200 {
