@@ -138,7 +138,9 @@ impl PhysicalExpr for Conjunction {
         let tail = &self.tails[next - 1];
         let mask = BooleanArray::new(selected, None);
         let columns = tail.columns.iter().map(|i| Arc::clone(batch.column(*i))).collect();
-        let mut narrowed = filter_record_batch(&RecordBatch::try_new(Arc::clone(&tail.schema), columns)?, &mask)?;
+        // (the row count is given: the remaining terms may read no column, as `random() < 0.5`)
+        let options = arrow_array::RecordBatchOptions::new().with_row_count(Some(rows));
+        let mut narrowed = filter_record_batch(&RecordBatch::try_new_with_options(Arc::clone(&tail.schema), columns, &options)?, &mask)?;
         let mut positions = UInt32Array::from_iter_values(mask.values().set_indices().map(|i| i as u32));
         for (k, term) in tail.terms.iter().enumerate() {
             let keep = BooleanArray::new(truthy(term.evaluate(&narrowed)?, narrowed.num_rows())?, None);

@@ -161,6 +161,8 @@ mod tests {
             "SELECT price * disc AS p, big - 1 AS q, maybe * 2 AS r FROM t WHERE price * disc > 100 AND qty > 40 AND maybe IS NOT NULL ORDER BY p, q LIMIT 20",
             "SELECT k, qty, price FROM t WHERE qty = 5 AND price > 10000 AND k <> '3' ORDER BY qty, k, price",
             "SELECT sum(big * big) FROM t",
+            // the terms after the first read no column
+            "SELECT count(*), sum(price) FROM t WHERE qty < 3 AND random() >= 0.0",
         ];
         for sql in queries {
             assert_eq!(rows(&ours, sql).await, rows(&plain, sql).await, "{sql}");
