@@ -113,25 +113,13 @@ impl Firehose {
             s.buffer_next = next;
         }
         self.save(&mut state)?;
-        done.sort_unstable();
         if let Some(log) = state.buffers.get_mut(name) {
-            let whole = done.len() == log.len() && done.first() == log.first().map(|e| e.sequence).as_ref() && done.last() == log.last().map(|e| e.sequence).as_ref();
-            if whole {
-                // every record delivered (each once in `done`): nothing to walk
-                log.clear()?;
-            } else {
-                // both in sequence order: walked together
-                let mut delivered = done.iter().peekable();
-                log.retain(|r| {
-                    while delivered.next_if(|s| **s < r.sequence).is_some() {}
-                    delivered.next_if(|s| **s == r.sequence).is_none()
-                })?;
-            }
+            log.remove(&done)?;
             let fills = fills_of(&log.records()?);
             state.fills.insert(name.to_string(), fills);
         }
         // Freeing a large buffer's records takes a while: off the delivery's path, once the
-        // log has let go of them too (`retain` leaves them to this last holder).
+        // log has let go of them too (`remove` leaves them to this last holder).
         std::thread::spawn(move || drop(spent));
         Ok(delivered)
     }
