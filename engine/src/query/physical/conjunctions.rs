@@ -89,7 +89,7 @@ impl Conjunction {
         Ok(Self { schema: Arc::clone(schema), terms, tails })
     }
 
-    /// The AND chain the terms came from, as DataFusion would build it (for display and bounds).
+    /// The AND chain the terms came from, as DataFusion would build it (for display and type).
     fn chain(&self) -> BinaryExpr {
         let mut terms = self.terms.iter().cloned();
         let (Some(first), Some(second)) = (terms.next(), terms.next()) else { unreachable!("a conjunction has two terms or more") };
@@ -126,12 +126,14 @@ impl PhysicalExpr for Conjunction {
     fn evaluate(&self, batch: &RecordBatch) -> Result<ColumnarValue> {
         let rows = batch.num_rows();
         let mut selected = truthy(self.terms[0].evaluate(batch)?, rows)?;
+        let mut count = selected.count_set_bits();
         let mut next = 1;
-        while next < self.terms.len() && selected.count_set_bits() * WHOLE_BATCH_SHARE > rows {
+        while next < self.terms.len() && count * WHOLE_BATCH_SHARE > rows {
             selected = &selected & &truthy(self.terms[next].evaluate(batch)?, rows)?;
+            count = selected.count_set_bits();
             next += 1;
         }
-        if next == self.terms.len() || selected.count_set_bits() == 0 {
+        if next == self.terms.len() || count == 0 {
             return Ok(ColumnarValue::Array(Arc::new(BooleanArray::new(selected, None))));
         }
         // The rest on the selected rows of the columns they read.

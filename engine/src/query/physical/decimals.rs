@@ -155,6 +155,8 @@ fn unchecked(op: Operator, left: &ColumnarValue, right: &ColumnarValue) -> Resul
         }
     };
     let (Some(l), Some(r)) = (operand(left), operand(right)) else { return Ok(None) };
+    // a difference is a sum with the right operand's multiplier negated
+    let right_signed = if op == Operator::Minus { -right_mul } else { right_mul };
     // The operands are below 2^63 in magnitude and the multipliers at most 10^18 < 2^60: a
     // product is below 2^126, a scaled sum or difference below 2^124. Nothing wraps (the
     // wrapping operations only spare the loops the overflow checks of a debug build).
@@ -167,25 +169,15 @@ fn unchecked(op: Operator, left: &ColumnarValue, right: &ColumnarValue) -> Resul
         }
         (Operator::Plus, Operand::Array(a), Operand::Array(b)) if left_mul == 1 && right_mul == 1 => binary(a, b, |x, y| x.wrapping_add(y))?,
         (Operator::Minus, Operand::Array(a), Operand::Array(b)) if left_mul == 1 && right_mul == 1 => binary(a, b, |x, y| x.wrapping_sub(y))?,
-        (Operator::Plus, Operand::Array(a), Operand::Array(b)) => binary(a, b, |x, y| x.wrapping_mul(left_mul).wrapping_add(y.wrapping_mul(right_mul)))?,
-        (Operator::Minus, Operand::Array(a), Operand::Array(b)) => binary(a, b, |x, y| x.wrapping_mul(left_mul).wrapping_sub(y.wrapping_mul(right_mul)))?,
-        (Operator::Plus, Operand::Array(a), Operand::Value(v)) => {
-            let v = v * right_mul;
+        (_, Operand::Array(a), Operand::Array(b)) => binary(a, b, |x, y| x.wrapping_mul(left_mul).wrapping_add(y.wrapping_mul(right_signed)))?,
+        (_, Operand::Array(a), Operand::Value(v)) => {
+            let v = v * right_signed;
             a.unary(|x| x.wrapping_mul(left_mul).wrapping_add(v))
         }
-        (Operator::Plus, Operand::Value(v), Operand::Array(b)) => {
+        (_, Operand::Value(v), Operand::Array(b)) => {
             let v = v * left_mul;
-            b.unary(|y| v.wrapping_add(y.wrapping_mul(right_mul)))
+            b.unary(|y| v.wrapping_add(y.wrapping_mul(right_signed)))
         }
-        (Operator::Minus, Operand::Array(a), Operand::Value(v)) => {
-            let v = v * right_mul;
-            a.unary(|x| x.wrapping_mul(left_mul).wrapping_sub(v))
-        }
-        (Operator::Minus, Operand::Value(v), Operand::Array(b)) => {
-            let v = v * left_mul;
-            b.unary(|y| v.wrapping_sub(y.wrapping_mul(right_mul)))
-        }
-        _ => return Ok(None),
     };
     let array: ArrayRef = Arc::new(array.with_precision_and_scale(precision, scale)?);
     Ok(Some(ColumnarValue::Array(array)))

@@ -1,7 +1,9 @@
 //! Faster evaluation of the expressions in a finished physical plan: the last of the physical
 //! optimizer's rules, so every other rule (filter pushdown into scans, pruning predicates,
 //! join selection) has seen DataFusion's own expressions. Each replacement computes exactly
-//! what it replaces and shows, bounds and orders as it does; only the work differs.
+//! what it replaces and shows as it does; only the work differs. A decimal expression also
+//! bounds and orders as the one it wraps; a filter takes a Conjunction only where its
+//! output's equivalences come out the same.
 //!
 //! - [`decimals`]: decimal `+ - *` without a per-value overflow check where none can overflow.
 //! - [`conjunctions`]: a filter's AND chain evaluated term by term on the rows still selected.
