@@ -8,13 +8,15 @@
 //! `DROP TABLE` on an external table leaves the data in place. Files are written whole through
 //! the lake (write, then rename), so a failed statement leaves no half-written object.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use arrow_array::{ArrayRef, RecordBatch, StringArray, UInt32Array};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use bytes::Bytes;
 use datafusion::arrow::compute::{cast, concat_batches, take};
+use datafusion::arrow::row::{RowConverter, SortField};
+use futures::StreamExt;
 use datafusion::sql::sqlparser::ast::{self, CreateTableOptions, Expr, ObjectName, ObjectType, SqlOption, Statement, TableObject};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};

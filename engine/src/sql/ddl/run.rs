@@ -312,6 +312,7 @@ impl crate::sql::SqlEngine {
         let keys = table.definition.partition_keys.len();
         let data_schema = write_schema(&table.definition.columns)?;
         let mut written = Written::default();
+        let mut files = Vec::new();
         for (n, (values, rows)) in split_partitions(batch, keys)?.into_iter().enumerate() {
             if rows.num_rows() == 0 {
                 continue;
@@ -325,28 +326,45 @@ impl crate::sql::SqlEngine {
                 None => partition_path(table, &values),
             };
             // A bucketed table gets a file per non-empty bucket, named by its number.
-            let files = match &table.definition.bucketing {
-                None => vec![(format!("{execution_id}-{n:05}"), rows)],
-                Some(b) => buckets(&rows, b)?.into_iter().map(|(bucket, rows)| (format!("{execution_id}-{n:05}_bucket-{bucket:05}"), rows)).collect(),
-            };
-            for (stem, rows) in files {
-                let (bytes, extension) = encode(&rows, &table.definition.format, table.definition.compression.as_deref())?;
-                let uri = S3Uri::parse(&folder)?.join(&format!("{stem}{extension}"));
-                match staging {
-                    Some(staging) => {
-                        let staged = S3Uri::parse(&folder)?.join(&format!("{STAGING}/{staging}/{stem}{extension}"));
-                        self.lake.put(&staged, bytes).await?;
-                        written.moves.push((format!("s3://{}/{}", staged.bucket, staged.key), format!("s3://{}/{}", uri.bucket, uri.key)));
-                    }
-                    None => {
-                        self.lake.put(&uri, bytes).await?;
+            match &table.definition.bucketing {
+                None => files.push((folder.clone(), format!("{execution_id}-{n:05}"), rows)),
+                Some(b) => {
+                    for (bucket, rows) in buckets(&rows, b)? {
+                        files.push((folder.clone(), format!("{execution_id}-{n:05}_bucket-{bucket:05}"), rows));
                     }
                 }
-                written.files += 1;
             }
             if keys > 0 {
                 written.partitions.push((values, folder));
             }
+        }
+        // The files are encoded on every core, as many at a time, and put in order.
+        let (format, compression) = (&table.definition.format, &table.definition.compression);
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let mut encoded = futures::stream::iter(files.into_iter().map(|(folder, stem, rows)| {
+            let (format, compression) = (format.clone(), compression.clone());
+            async move {
+                let encoded = tokio::task::spawn_blocking(move || encode(&rows, &format, compression.as_deref()))
+                    .await
+                    .map_err(|e| internal_err!("encoding {stem}: {e}"))??;
+                Ok::<_, crate::Error>((folder, stem, encoded))
+            }
+        }))
+        .buffered(cores);
+        while let Some(file) = encoded.next().await {
+            let (folder, stem, (bytes, extension)) = file?;
+            let uri = S3Uri::parse(&folder)?.join(&format!("{stem}{extension}"));
+            match staging {
+                Some(staging) => {
+                    let staged = S3Uri::parse(&folder)?.join(&format!("{STAGING}/{staging}/{stem}{extension}"));
+                    self.lake.put(&staged, bytes).await?;
+                    written.moves.push((format!("s3://{}/{}", staged.bucket, staged.key), format!("s3://{}/{}", uri.bucket, uri.key)));
+                }
+                None => {
+                    self.lake.put(&uri, bytes).await?;
+                }
+            }
+            written.files += 1;
         }
         Ok(written)
     }

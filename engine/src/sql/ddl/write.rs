@@ -33,30 +33,58 @@ pub(in crate::sql) fn conform(batch: &RecordBatch, schema: &SchemaRef) -> Result
     RecordBatch::try_new(schema.clone(), columns).map_err(|e| internal_err!("conforming rows to the table schema: {e}"))
 }
 
-/// Rows grouped by their partition values (the last `keys` columns), in order of first
-/// appearance; each group keeps only the data columns.
+/// Rows grouped by their partition values (the last `keys` columns) as their folder names
+/// print them, in key order; each group keeps only the data columns, its rows in their order.
 pub(in crate::sql) fn split_partitions(batch: &RecordBatch, keys: usize) -> Result<Vec<(Vec<String>, RecordBatch)>> {
     let data_columns = batch.num_columns() - keys;
     let data_schema = Arc::new(Schema::new(batch.schema().fields()[..data_columns].to_vec()));
     if keys == 0 {
         return Ok(vec![(Vec::new(), batch.project(&(0..data_columns).collect::<Vec<_>>()).map_err(|e| internal_err!("{e}"))?)]);
     }
-    let values: Vec<Vec<String>> = (data_columns..batch.num_columns())
-        .map(|i| partition_strings(batch.column(i)))
+    // Rows are grouped by their key values as text, compared as bytes in Arrow's row format:
+    // no string is made per row, only one per group.
+    let texts: Vec<ArrayRef> = batch.columns()[data_columns..]
+        .iter()
+        .map(|c| cast(c, &DataType::Utf8).map_err(|e| internal_err!("partition values as text: {e}")))
         .collect::<Result<_>>()?;
-    let mut groups: Vec<(Vec<String>, Vec<u32>)> = Vec::new();
-    let mut index: BTreeMap<Vec<String>, usize> = BTreeMap::new();
-    for row in 0..batch.num_rows() {
-        let key: Vec<String> = values.iter().map(|v| v[row].clone()).collect();
-        let slot = *index.entry(key.clone()).or_insert_with(|| {
-            groups.push((key, Vec::new()));
-            groups.len() - 1
-        });
-        groups[slot].1.push(row as u32);
+    let fields = texts.iter().map(|_| SortField::new(DataType::Utf8)).collect();
+    let converter = RowConverter::new(fields).map_err(|e| internal_err!("{e}"))?;
+    let rows = converter.convert_columns(&texts).map_err(|e| internal_err!("splitting partitions: {e}"))?;
+    let mut slots: HashMap<&[u8], usize> = HashMap::new();
+    let mut members: Vec<Vec<u32>> = Vec::new();
+    let mut last: Option<(&[u8], usize)> = None;
+    for (i, row) in rows.iter().enumerate() {
+        let key = row.data();
+        let slot = match last {
+            Some((previous, slot)) if previous == key => slot,
+            _ => {
+                let slot = *slots.entry(key).or_insert_with(|| {
+                    members.push(Vec::new());
+                    members.len() - 1
+                });
+                last = Some((key, slot));
+                slot
+            }
+        };
+        members[slot].push(i as u32);
     }
-    // In key order, not arrival order (which a parallel plan varies), so file numbers are
-    // the same on every run.
-    groups.sort_by(|a, b| a.0.cmp(&b.0));
+    // A NULL and the text of the default partition's name print the same: one group. In key
+    // order, not arrival order (which a parallel plan varies), so file numbers are the same on
+    // every run.
+    let mut groups: BTreeMap<Vec<String>, Vec<u32>> = BTreeMap::new();
+    for rows in members {
+        let first = rows[0] as usize;
+        let key = texts.iter().map(|t| partition_strings(&t.slice(first, 1)).map(|mut v| v.remove(0))).collect::<Result<Vec<_>>>()?;
+        match groups.entry(key) {
+            std::collections::btree_map::Entry::Vacant(slot) => {
+                slot.insert(rows);
+            }
+            std::collections::btree_map::Entry::Occupied(mut slot) => {
+                slot.get_mut().extend(rows);
+                slot.get_mut().sort_unstable();
+            }
+        }
+    }
     groups
         .into_iter()
         .map(|(key, rows)| {
@@ -255,5 +283,50 @@ mod bucket_tests {
         assert_eq!(by_n.iter().map(|(b, r)| (*b, r.num_rows())).collect::<Vec<_>>(), vec![(1, 1), (2, 1), (3, 1)]);
         let err = buckets(&batch, &crate::catalog::Bucketing { columns: vec!["nope".into()], count: 4 }).unwrap_err();
         assert!(err.message().contains("nope"), "{err}");
+    }
+}
+
+#[cfg(test)]
+mod partition_tests {
+    use super::*;
+    use rand::Rng;
+
+    /// What the rows' folders say, row by row: the reference the grouping must agree with.
+    fn by_row_strings(batch: &RecordBatch, keys: usize) -> Vec<(Vec<String>, Vec<i64>)> {
+        let data = batch.num_columns() - keys;
+        let texts: Vec<Vec<String>> = (data..batch.num_columns()).map(|i| partition_strings(batch.column(i)).unwrap()).collect();
+        let ids = batch.column(0).as_any().downcast_ref::<arrow_array::Int64Array>().unwrap();
+        let mut groups: BTreeMap<Vec<String>, Vec<i64>> = BTreeMap::new();
+        for row in 0..batch.num_rows() {
+            groups.entry(texts.iter().map(|t| t[row].clone()).collect()).or_default().push(ids.value(row));
+        }
+        groups.into_iter().collect()
+    }
+
+    #[test]
+    fn rows_split_by_what_their_folders_say_in_order() {
+        let mut rng = crate::streams::generator::rng(Some(31));
+        for case in 0..40 {
+            let n = rng.random_range(0..600);
+            let days = ["2026-01-01", "2026-01-02", NULL_PARTITION, "x/y", ""];
+            let day: StringArray = (0..n).map(|_| if rng.random_ratio(1, 6) { None } else { Some(days[rng.random_range(0..days.len())]) }).collect();
+            let hour: arrow_array::Int32Array = (0..n).map(|_| if rng.random_ratio(1, 9) { None } else { Some(rng.random_range(0..3)) }).collect();
+            let id = arrow_array::Int64Array::from_iter_values(0..n as i64);
+            let mut columns: Vec<(&str, ArrayRef)> = vec![("id", Arc::new(id)), ("day", Arc::new(day))];
+            if case % 2 == 0 {
+                columns.push(("hour", Arc::new(hour)));
+            }
+            let keys = columns.len() - 1;
+            let batch = RecordBatch::try_from_iter(columns).unwrap();
+            let split = split_partitions(&batch, keys).unwrap();
+            let got: Vec<(Vec<String>, Vec<i64>)> = split
+                .iter()
+                .map(|(key, rows)| {
+                    assert_eq!(rows.num_columns(), 1, "only the data columns");
+                    (key.clone(), rows.column(0).as_any().downcast_ref::<arrow_array::Int64Array>().unwrap().values().to_vec())
+                })
+                .collect();
+            assert_eq!(got, by_row_strings(&batch, keys), "case {case}");
+        }
     }
 }
