@@ -36,6 +36,8 @@ pub(in crate::sql) fn conform(batch: &RecordBatch, schema: &SchemaRef) -> Result
 /// Rows grouped by their partition values (the last `keys` columns) as their folder names
 /// print them, in key order; each group keeps only the data columns, its rows in their order.
 pub(in crate::sql) fn split_partitions(batch: &RecordBatch, keys: usize) -> Result<Vec<(Vec<String>, RecordBatch)>> {
+    use arrow_array::Array as _;
+    use arrow_array::cast::AsArray as _;
     let data_columns = batch.num_columns() - keys;
     let data_schema = Arc::new(Schema::new(batch.schema().fields()[..data_columns].to_vec()));
     if keys == 0 {
@@ -74,7 +76,13 @@ pub(in crate::sql) fn split_partitions(batch: &RecordBatch, keys: usize) -> Resu
     let mut groups: BTreeMap<Vec<String>, Vec<u32>> = BTreeMap::new();
     for rows in members {
         let first = rows[0] as usize;
-        let key = texts.iter().map(|t| partition_strings(&t.slice(first, 1)).map(|mut v| v.remove(0))).collect::<Result<Vec<_>>>()?;
+        let key = texts
+            .iter()
+            .map(|t| {
+                let t = t.as_string::<i32>();
+                if t.is_null(first) { NULL_PARTITION.to_string() } else { t.value(first).to_string() }
+            })
+            .collect();
         match groups.entry(key) {
             std::collections::btree_map::Entry::Vacant(slot) => {
                 slot.insert(rows);
@@ -96,12 +104,6 @@ pub(in crate::sql) fn split_partitions(batch: &RecordBatch, keys: usize) -> Resu
             Ok((key, part))
         })
         .collect()
-}
-
-pub(super) fn partition_strings(array: &ArrayRef) -> Result<Vec<String>> {
-    let strings = cast(array, &DataType::Utf8).map_err(|e| internal_err!("partition values as text: {e}"))?;
-    let strings = strings.as_any().downcast_ref::<StringArray>().ok_or_else(|| internal_err!("partition values are not text"))?;
-    Ok(strings.iter().map(|v| v.map_or_else(|| NULL_PARTITION.to_string(), str::to_string)).collect())
 }
 
 /// One file's bytes in the table's format.
@@ -290,6 +292,12 @@ mod bucket_tests {
 mod partition_tests {
     use super::*;
     use rand::Rng;
+
+    fn partition_strings(array: &ArrayRef) -> Result<Vec<String>> {
+        let strings = cast(array, &DataType::Utf8).map_err(|e| internal_err!("partition values as text: {e}"))?;
+        let strings = strings.as_any().downcast_ref::<StringArray>().ok_or_else(|| internal_err!("partition values are not text"))?;
+        Ok(strings.iter().map(|v| v.map_or_else(|| NULL_PARTITION.to_string(), str::to_string)).collect())
+    }
 
     /// What the rows' folders say, row by row: the reference the grouping must agree with.
     fn by_row_strings(batch: &RecordBatch, keys: usize) -> Vec<(Vec<String>, Vec<i64>)> {
