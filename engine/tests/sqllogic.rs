@@ -146,7 +146,11 @@ async fn run_scripts<D>(dir: &str, connect: impl Fn(Engine) -> D)
 where
     D: sqllogictest::AsyncDB<Error = SqlError, ColumnType = DefaultColumnType> + Send + 'static,
 {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests").join(dir);
+    // The scripts of the checkout being tested: cargo sets CARGO_MANIFEST_DIR when it runs a test,
+    // and a test binary another checkout built into the shared target dir (CI's clone, a worktree)
+    // must not read that checkout's scripts, or fail when it is gone.
+    let root = std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
+    let dir = root.join("tests").join(dir);
     let mut scripts: Vec<PathBuf> =
         std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "slt")).collect();
     scripts.sort();
