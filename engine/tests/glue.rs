@@ -289,6 +289,8 @@ async fn a_visual_job_maps_filters_renames_and_writes_a_partitioned_catalog_tabl
     let size = lb.lake().list(&S3Uri::parse("s3://raw/orders/").unwrap(), true).await.unwrap().objects[0].size;
     assert_eq!(first.nodes[0].bytes_read, size, "the source read the whole file: {:?}", first.nodes);
     assert_eq!(first.nodes[4].records_written, 2, "{:?}", first.nodes);
+    // The target's query read the source's rows: they count once, at the source.
+    assert_eq!((first.records_read(), first.records_written()), (3, 2), "{:?}", first.nodes);
     assert!(first.nodes.iter().all(|n| n.state == "SUCCEEDED"), "{:?}", first.nodes);
     assert_eq!(
         rows(&lb, "SELECT id, customer_name, amount, day FROM cur.orders ORDER BY id").await,
@@ -305,6 +307,7 @@ async fn a_visual_job_maps_filters_renames_and_writes_a_partitioned_catalog_tabl
     put(&lb, "s3://raw/orders/b.json", "{\"order_id\":\"4\",\"customer\":\"cid\",\"amount\":\"99\",\"day\":\"2026-12-03\",\"junk\":\"q\"}\n").await;
     let second = run(&lb, "clean", &[], None).await.remove(0);
     assert_eq!((second.nodes[0].records_read, second.nodes[4].records_written), (1, 1), "{:?}", second.nodes);
+    assert_eq!(second.records_read(), 1, "{:?}", second.nodes);
     assert_eq!(rows(&lb, "SELECT count(*), count(DISTINCT day) FROM cur.orders").await, ["3 3"]);
 }
 

@@ -215,6 +215,8 @@ impl JobRun {
         self.dpu_hours() * USD_PER_DPU_HOUR
     }
 
+    /// A SQL job's statements each read their own; a visual job's records are read by its
+    /// sources only (the nodes after them take their rows), so the sum counts each read once.
     pub fn records_read(&self) -> u64 {
         self.nodes.iter().map(|n| n.records_read).sum()
     }

@@ -97,13 +97,11 @@ impl Glue {
         for (i, node) in graph.nodes.iter().enumerate() {
             let Kind::Target(target) = &node.kind else { continue };
             let started = Instant::now();
-            let rows_before = bookmarks.rows_read();
             self.update(&run.id, |r| r.nodes[i].state = "RUNNING".into())?;
             let query = format!("WITH {} {}", named.join(", "), graph::transform_sql(node, &schemas, &choices)?);
             let mut report = |p: &QueryProgress| {
                 let _ = self.update(&run.id, |r| {
-                    r.nodes[i].records_read = bookmarks.rows_read() - rows_before;
-                    r.nodes[i].bytes_read = p.bytes_scanned;
+                    sources_read(graph, r, &bookmarks);
                     r.nodes[i].millis = p.elapsed.as_millis() as u64;
                 });
             };
@@ -134,7 +132,6 @@ impl Glue {
                         let n = &mut r.nodes[i];
                         n.state = "SUCCEEDED".into();
                         n.records_written = staged.rows;
-                        n.records_read = bookmarks.rows_read() - rows_before;
                         n.millis = millis;
                     })?;
                     writes.push(staged);
@@ -145,21 +142,10 @@ impl Glue {
                 }
             }
         }
-        // Sources read what their table's scans produced; transforms ran inside the targets.
+        // Transforms ran inside the targets' queries.
         self.update(&run.id, |r| {
+            sources_read(graph, r, &bookmarks);
             for (i, node) in graph.nodes.iter().enumerate() {
-                match &node.kind {
-                    Kind::CatalogSource { database, table } => {
-                        let source = format!("{database}.{table}");
-                        r.nodes[i].records_read = bookmarks.counter(&source).load(std::sync::atomic::Ordering::Relaxed);
-                        r.nodes[i].bytes_read = bookmarks.bytes_read(&source);
-                    }
-                    Kind::S3Source { .. } => {
-                        r.nodes[i].records_read = bookmarks.counter(&node.id).load(std::sync::atomic::Ordering::Relaxed);
-                        r.nodes[i].bytes_read = bookmarks.bytes_read(&node.id);
-                    }
-                    _ => {}
-                }
                 if !node.is_target() {
                     r.nodes[i].state = "SUCCEEDED".into();
                 }
@@ -180,5 +166,20 @@ fn in_node(label: String, e: Error) -> Error {
     match hint {
         Some(h) => named.with_hint(h),
         None => named,
+    }
+}
+
+/// Only sources read records (what their scans produced, each row once however many queries
+/// it went through); transforms and targets take their inputs' rows, so a run's records read
+/// is its sources'.
+fn sources_read(graph: &Graph, run: &mut JobRun, bookmarks: &Bookmarks) {
+    for (node, metrics) in graph.nodes.iter().zip(run.nodes.iter_mut()) {
+        let counted = match &node.kind {
+            Kind::CatalogSource { database, table } => format!("{database}.{table}"),
+            Kind::S3Source { .. } => node.id.clone(),
+            _ => continue,
+        };
+        metrics.records_read = bookmarks.counter(&counted).load(std::sync::atomic::Ordering::Relaxed);
+        metrics.bytes_read = bookmarks.bytes_read(&counted);
     }
 }
