@@ -50,7 +50,7 @@ fn main() {
         .unwrap();
     let glue = lb.glue().clone();
     glue.create_job(JobSpec { name: "to-parquet".into(), sql: Some(GRAPH.into()), visual: true, bookmark: BookmarkOption::Disable, ..Default::default() }).unwrap();
-    let started = Instant::now();
+    let (started, cpu_before) = (Instant::now(), cpu_seconds());
     let attempts = runtime
         .block_on(async {
             let run = glue.start_job_run("to-parquet", Default::default(), None)?;
@@ -58,6 +58,7 @@ fn main() {
         })
         .unwrap();
     let seconds = started.elapsed().as_secs_f64();
+    let cpu = cpu_seconds() - cpu_before;
     let run = attempts.last().unwrap();
     assert_eq!(run.state, RunState::Succeeded, "{run:?}");
     let listing = runtime.block_on(lb.lake().list(&S3Uri::parse("s3://curated/events/").unwrap(), true)).unwrap();
@@ -67,6 +68,7 @@ fn main() {
         serde_json::json!({
             "bytes_in": bytes_in,
             "seconds": seconds,
+            "cpu_seconds": cpu,
             "mb_per_s": bytes_in as f64 / 1e6 / seconds,
             "records_read": run.records_read(),
             "records_written": run.records_written(),
@@ -75,4 +77,13 @@ fn main() {
             "partitions": partitions.len(),
         })
     );
+}
+
+/// This process's user + system CPU time so far, from /proc (in clock ticks of 1/100 s).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // The fields after the command's closing parenthesis; utime and stime are the 12th and 13th.
+    let fields: Vec<&str> = stat.rsplit_once(')').map_or("", |(_, rest)| rest).split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
 }
