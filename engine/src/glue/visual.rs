@@ -107,8 +107,6 @@ impl Glue {
             };
             let mut watch = Watch { after: Duration::ZERO, every: Duration::from_millis(200), report: &mut report };
             let outcome = async {
-                let (schema, batches) = self.sql.collect_bookmarked(&query, DATABASE, Some(&mut watch), bookmarks.clone()).await?;
-                let batch = datafusion::arrow::compute::concat_batches(&schema, &batches).map_err(|e| crate::internal_err!("{e}"))?;
                 let location = match (&target.path, &target.catalog) {
                     (Some(path), _) => path.clone(),
                     (None, Some((db, table))) => self.sql_table_location(db, table)?,
@@ -122,7 +120,8 @@ impl Glue {
                     catalog: target.catalog.clone(),
                 };
                 self.staging_at(&run.id, &spec.location)?;
-                self.sql.write_target(&spec, &batch, &format!("{}-{}", run.id, node.id), &run.id).await
+                // The rows are written as the query produces them.
+                self.sql.write_target_query(&spec, &query, DATABASE, Some(&mut watch), bookmarks.clone(), &format!("{}-{}", run.id, node.id), &run.id).await
             }
             .await;
             let millis = started.elapsed().as_millis() as u64;

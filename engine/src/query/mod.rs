@@ -76,10 +76,30 @@ pub async fn collect_watched<E>(
     plan: &std::sync::Arc<dyn ExecutionPlan>,
     task: std::sync::Arc<datafusion::execution::TaskContext>,
     started: std::time::Instant,
+    watch: Option<&mut Watch<'_>>,
+    fail: impl Fn(DataFusionError) -> E,
+    check: impl FnMut(&dyn ExecutionPlan) -> Result<(), E>,
+) -> Result<Vec<arrow_array::RecordBatch>, E> {
+    let mut batches = Vec::new();
+    drive_watched(plan, task, started, watch, fail, check, |batch| {
+        batches.push(batch);
+        Ok(())
+    })
+    .await?;
+    Ok(batches)
+}
+
+/// Runs `plan` to the end as [`collect_watched`] does, handing each batch to `take` as it
+/// comes instead of keeping it.
+pub async fn drive_watched<E>(
+    plan: &std::sync::Arc<dyn ExecutionPlan>,
+    task: std::sync::Arc<datafusion::execution::TaskContext>,
+    started: std::time::Instant,
     mut watch: Option<&mut Watch<'_>>,
     fail: impl Fn(DataFusionError) -> E,
     mut check: impl FnMut(&dyn ExecutionPlan) -> Result<(), E>,
-) -> Result<Vec<arrow_array::RecordBatch>, E> {
+    mut take: impl FnMut(arrow_array::RecordBatch) -> Result<(), E>,
+) -> Result<(), E> {
     use futures::StreamExt;
     let mut stream = datafusion::physical_plan::execute_stream(plan.clone(), task).map_err(&fail)?;
     check(plan.as_ref())?;
@@ -98,7 +118,6 @@ pub async fn collect_watched<E>(
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         ticks
     });
-    let mut batches = Vec::new();
     loop {
         // The ticks come first, so a query that streams batches all the time still reports.
         let next = match ticks.as_mut() {
@@ -115,9 +134,9 @@ pub async fn collect_watched<E>(
                     (watch.report)(&progress_of(plan.as_ref(), started.elapsed()));
                 }
             }
-            Some(None) => return Ok(batches),
+            Some(None) => return Ok(()),
             Some(Some(batch)) => {
-                batches.push(batch.map_err(&fail)?);
+                take(batch.map_err(&fail)?)?;
                 check(plan.as_ref())?;
             }
         }

@@ -31,6 +31,7 @@ use crate::{internal_err, service_err};
 mod definition;
 mod journal;
 mod run;
+mod stream;
 mod write;
 
 pub(super) use crate::query::hive::{AddPartitions, external_definition, hive_partition, partition_path};

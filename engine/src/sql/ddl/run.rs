@@ -2,6 +2,11 @@
 //! INSERT INTO against the catalog and the lake.
 
 use super::*;
+use std::time::Instant;
+
+use datafusion::error::DataFusionError;
+
+use crate::query::{Bookmarks, Watch, collect_watched, drive_watched, sql_error};
 
 impl crate::sql::SqlEngine {
     /// Runs one of Athena's catalog-changing statements.
@@ -318,13 +323,7 @@ impl crate::sql::SqlEngine {
                 continue;
             }
             let rows = conform(&rows, &data_schema)?;
-            // An existing partition keeps its location (a crawled `2026/01/` layout too).
-            let id = values.join("/");
-            let folder = match table.partitions.get(&id).filter(|p| !p.deprecated) {
-                Some(p) => p.location.clone(),
-                None if keys == 0 => table.definition.location.clone(),
-                None => partition_path(table, &values),
-            };
+            let folder = partition_folder(table, &values);
             // A bucketed table gets a file per non-empty bucket, named by its number.
             match &table.definition.bucketing {
                 None => files.push((folder.clone(), format!("{execution_id}-{n:05}"), rows)),
@@ -353,20 +352,36 @@ impl crate::sql::SqlEngine {
         .buffered(cores);
         while let Some(file) = encoded.next().await {
             let (folder, stem, (bytes, extension)) = file?;
-            let uri = S3Uri::parse(&folder)?.join(&format!("{stem}{extension}"));
-            match staging {
-                Some(staging) => {
-                    let staged = S3Uri::parse(&folder)?.join(&format!("{STAGING}/{staging}/{stem}{extension}"));
-                    self.lake.put(&staged, bytes).await?;
-                    written.moves.push((format!("s3://{}/{}", staged.bucket, staged.key), format!("s3://{}/{}", uri.bucket, uri.key)));
-                }
-                None => {
-                    self.lake.put(&uri, bytes).await?;
-                }
-            }
-            written.files += 1;
+            self.put_file(&folder, &format!("{stem}{extension}"), bytes, staging, &mut written).await?;
         }
         Ok(written)
+    }
+
+    /// Puts one written file in its folder, or in the folder's staging area with its move noted.
+    async fn put_file(&self, folder: &str, name: &str, bytes: Bytes, staging: Option<&str>, written: &mut Written) -> Result<()> {
+        let uri = S3Uri::parse(folder)?.join(name);
+        match staging {
+            Some(staging) => {
+                let staged = S3Uri::parse(folder)?.join(&format!("{STAGING}/{staging}/{name}"));
+                self.lake.put(&staged, bytes).await?;
+                written.moves.push((format!("s3://{}/{}", staged.bucket, staged.key), format!("s3://{}/{}", uri.bucket, uri.key)));
+            }
+            None => {
+                self.lake.put(&uri, bytes).await?;
+            }
+        }
+        written.files += 1;
+        Ok(())
+    }
+}
+
+/// Where a partition's files go: an existing partition keeps its location (a crawled
+/// `2026/01/` layout too); a new one is `key=value/` under the table's.
+fn partition_folder(table: &Table, values: &[String]) -> String {
+    match table.partitions.get(&values.join("/")).filter(|p| !p.deprecated) {
+        Some(p) => p.location.clone(),
+        None if values.is_empty() => table.definition.location.clone(),
+        None => partition_path(table, values),
     }
 }
 
@@ -412,7 +427,68 @@ impl crate::sql::SqlEngine {
     /// name); otherwise the files go under `location` and, with `catalog`, the table is to be
     /// created from the rows' columns. Nothing is visible until [`commit_target`](Self::commit_target).
     pub async fn write_target(&self, target: &TargetSpec, batch: &RecordBatch, stem: &str, staging: &str) -> Result<StagedWrite> {
-        let fields: Vec<String> = batch.schema().fields().iter().map(|f| f.name().to_lowercase()).collect();
+        let (table, create, positions, schema) = self.target_table(target, &batch.schema())?;
+        let conformed = target_rows(batch, &positions, &schema)?;
+        let written = self.write_rows_staged(&table, &conformed, stem, Some(staging)).await?;
+        Ok(StagedWrite {
+            rows: conformed.num_rows() as u64,
+            moves: written.moves,
+            table: target.catalog.clone(),
+            create,
+            partitions: if table.definition.partition_keys.is_empty() { Vec::new() } else { written.partitions },
+        })
+    }
+
+    /// What [`write_target`](Self::write_target) writes, the rows coming from `query` as it
+    /// runs: a Parquet target's partitions are encoded while the query still decodes (the
+    /// same files, one per partition, numbered in key order); other formats and bucketed
+    /// tables collect the rows first.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn write_target_query(
+        &self,
+        target: &TargetSpec,
+        query: &str,
+        database: &str,
+        watch: Option<&mut Watch<'_>>,
+        bookmarks: Arc<Bookmarks>,
+        stem: &str,
+        staging: &str,
+    ) -> Result<StagedWrite> {
+        let ctx = self.context_for(database, Some(bookmarks))?;
+        let fail = |e: DataFusionError| self.suggest_table(sql_error(e, query));
+        let plan = ctx.sql(query).await.map_err(fail)?.create_physical_plan().await.map_err(fail)?;
+        let started = Instant::now();
+        let (table, create, positions, schema) = self.target_table(target, &plan.schema())?;
+        if table.definition.format != Format::Parquet || table.definition.bucketing.is_some() {
+            let batches = collect_watched(&plan, ctx.task_ctx(), started, watch, fail, |_| Ok(())).await?;
+            let batch = one_batch(&plan.schema(), &batches)?;
+            return self.write_target(target, &batch, stem, staging).await;
+        }
+        let keys = table.definition.partition_keys.len();
+        let props = parquet_properties(table.definition.compression.as_deref())?;
+        let mut files = super::stream::PartitionedParquet::new(keys, write_schema(&table.definition.columns)?, props);
+        drive_watched(&plan, ctx.task_ctx(), started, watch, fail, |_| Ok(()), |batch| {
+            files.push(target_rows(&batch, &positions, &schema)?);
+            Ok(())
+        })
+        .await?;
+        let rows = files.rows;
+        let mut written = Written::default();
+        for (n, (values, bytes)) in files.finish().await?.into_iter().enumerate() {
+            let folder = partition_folder(&table, &values);
+            self.put_file(&folder, &format!("{stem}-{n:05}.parquet"), bytes, Some(staging), &mut written).await?;
+            if keys > 0 {
+                written.partitions.push((values, folder));
+            }
+        }
+        Ok(StagedWrite { rows, moves: written.moves, table: target.catalog.clone(), create, partitions: written.partitions })
+    }
+
+    /// The table a target writes (its catalog table, or one made from the rows' columns,
+    /// `create` if the catalog is to get it), where each of its columns (data, then partition
+    /// keys) is among the rows', and their schema as written.
+    fn target_table(&self, target: &TargetSpec, rows: &SchemaRef) -> Result<(Table, Option<TableDefinition>, Vec<usize>, SchemaRef)> {
+        let fields: Vec<String> = rows.fields().iter().map(|f| f.name().to_lowercase()).collect();
         let position = |name: &str| {
             fields.iter().position(|f| f == &name.to_lowercase()).ok_or_else(|| {
                 let names: Vec<&str> = fields.iter().map(String::as_str).collect();
@@ -429,8 +505,7 @@ impl crate::sql::SqlEngine {
             Some(table) => table,
             None => {
                 let keys: Vec<usize> = target.partition_keys.iter().map(|k| position(k)).collect::<Result<_>>()?;
-                let columns: Vec<Column> = batch
-                    .schema()
+                let columns: Vec<Column> = rows
                     .fields()
                     .iter()
                     .enumerate()
@@ -455,18 +530,9 @@ impl crate::sql::SqlEngine {
         };
         let mut all_columns = table.definition.columns.clone();
         all_columns.extend(table.definition.partition_keys.iter().map(|k| Column::new(&k.name, "string")));
-        let arrays: Vec<ArrayRef> = all_columns.iter().map(|c| position(&c.name).map(|p| batch.column(p).clone())).collect::<Result<_>>()?;
-        let loose: Vec<Field> = all_columns.iter().zip(&arrays).map(|(c, a)| Field::new(&c.name, a.data_type().clone(), true)).collect();
-        let ordered = RecordBatch::try_new(Arc::new(Schema::new(loose)), arrays).map_err(|e| internal_err!("{e}"))?;
-        let conformed = conform(&ordered, &write_schema(&all_columns)?)?;
-        let written = self.write_rows_staged(&table, &conformed, stem, Some(staging)).await?;
-        Ok(StagedWrite {
-            rows: conformed.num_rows() as u64,
-            moves: written.moves,
-            table: target.catalog.clone(),
-            create,
-            partitions: if table.definition.partition_keys.is_empty() { Vec::new() } else { written.partitions },
-        })
+        let positions = all_columns.iter().map(|c| position(&c.name)).collect::<Result<_>>()?;
+        let schema = write_schema(&all_columns)?;
+        Ok((table, create, positions, schema))
     }
 
     /// Makes a staged write visible: its files moved to their names (a rename each), the
@@ -490,4 +556,12 @@ impl crate::sql::SqlEngine {
         }
         Ok(())
     }
+}
+
+/// A target's rows in its table's column order (data, then partition keys) and types.
+fn target_rows(batch: &RecordBatch, positions: &[usize], schema: &SchemaRef) -> Result<RecordBatch> {
+    let arrays: Vec<ArrayRef> = positions.iter().map(|&p| batch.column(p).clone()).collect();
+    let loose: Vec<Field> = schema.fields().iter().zip(&arrays).map(|(f, a)| Field::new(f.name(), a.data_type().clone(), true)).collect();
+    let ordered = RecordBatch::try_new(Arc::new(Schema::new(loose)), arrays).map_err(|e| internal_err!("{e}"))?;
+    conform(&ordered, schema)
 }

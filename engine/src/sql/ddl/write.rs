@@ -106,24 +106,28 @@ pub(in crate::sql) fn split_partitions(batch: &RecordBatch, keys: usize) -> Resu
         .collect()
 }
 
+/// How the lake's Parquet files are written: the table's compression (snappy by default).
+pub(in crate::sql) fn parquet_properties(compression: Option<&str>) -> Result<WriterProperties> {
+    let codec = match compression.unwrap_or("snappy") {
+        "snappy" => Compression::SNAPPY,
+        "gzip" => Compression::GZIP(Default::default()),
+        "zstd" => Compression::ZSTD(ZstdLevel::default()),
+        "none" | "uncompressed" => Compression::UNCOMPRESSED,
+        other => {
+            return Err(service_err!(InvalidRequestException, "NOT_SUPPORTED: write_compression '{other}' for Parquet")
+                .with_hint("SNAPPY (the default), GZIP, ZSTD or NONE"));
+        }
+    };
+    Ok(WriterProperties::builder().set_compression(codec).build())
+}
+
 /// One file's bytes in the table's format.
 pub(crate) fn encode(batch: &RecordBatch, format: &Format, compression: Option<&str>) -> Result<(Bytes, &'static str)> {
     let fail = |e: &dyn std::fmt::Display| internal_err!("writing {}: {e}", format.classification());
     match format {
         Format::Parquet => {
-            let codec = match compression.unwrap_or("snappy") {
-                "snappy" => Compression::SNAPPY,
-                "gzip" => Compression::GZIP(Default::default()),
-                "zstd" => Compression::ZSTD(ZstdLevel::default()),
-                "none" | "uncompressed" => Compression::UNCOMPRESSED,
-                other => {
-                    return Err(service_err!(InvalidRequestException, "NOT_SUPPORTED: write_compression '{other}' for Parquet")
-                        .with_hint("SNAPPY (the default), GZIP, ZSTD or NONE"));
-                }
-            };
-            let props = WriterProperties::builder().set_compression(codec).build();
             let mut out = Vec::new();
-            let mut writer = ArrowWriter::try_new(&mut out, batch.schema(), Some(props)).map_err(|e| fail(&e))?;
+            let mut writer = ArrowWriter::try_new(&mut out, batch.schema(), Some(parquet_properties(compression)?)).map_err(|e| fail(&e))?;
             writer.write(batch).map_err(|e| fail(&e))?;
             writer.close().map_err(|e| fail(&e))?;
             Ok((Bytes::from(out), ".parquet"))
