@@ -15,7 +15,7 @@ use futures::StreamExt;
 use parquet::arrow::ArrowWriter;
 use parquet::file::properties::WriterProperties;
 
-use super::{conform, split_partitions};
+use super::split_partitions;
 use crate::error::{Error, Result};
 use crate::internal_err;
 
@@ -77,17 +77,21 @@ impl PartitionedParquet {
         }));
     }
 
+    /// Waits for the chunk being encoded, if any.
+    async fn encoded(&mut self) -> Result<()> {
+        match self.encoding.take() {
+            Some(encoding) => encoding.await.map_err(|e| internal_err!("encoding partitions: {e}")),
+            None => Ok(()),
+        }
+    }
+
     /// Encodes what is left and closes the files (on every core): each partition's values and
     /// its file's bytes, in key order.
     pub(in crate::sql) async fn finish(mut self) -> Result<Vec<(Vec<String>, Bytes)>> {
-        if let Some(encoding) = self.encoding.take() {
-            encoding.await.map_err(|e| internal_err!("encoding partitions: {e}"))?;
-        }
+        self.encoded().await?;
         if !self.pending.is_empty() {
             self.encode_pending();
-            if let Some(encoding) = self.encoding.take() {
-                encoding.await.map_err(|e| internal_err!("encoding partitions: {e}"))?;
-            }
+            self.encoded().await?;
         }
         let files = std::mem::take(&mut *self.files.lock().unwrap_or_else(|p| p.into_inner()));
         if let Some(e) = files.failed {
@@ -141,7 +145,7 @@ fn write_chunk(open: &mut BTreeMap<Vec<String>, ArrowWriter<Vec<u8>>>, chunk: &[
             .into_iter()
             .map(|(values, mut writer, pieces)| {
                 for rows in &pieces {
-                    writer.write(&conform(rows, data_schema)?).map_err(|e| internal_err!("writing Parquet: {e}"))?;
+                    writer.write(rows).map_err(|e| internal_err!("writing Parquet: {e}"))?;
                 }
                 Ok((values, writer))
             })
